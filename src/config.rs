@@ -1,0 +1,481 @@
+//! Server configuration: the TOML file, its defaults, and validation into typed values.
+//!
+//! `RawConfig` mirrors the file (every key optional, unknown keys refused); `Config` is
+//! what the server uses. `config.example.toml` documents every key and is parsed by a
+//! test. Errors name the key and the problem. No sockets, no store.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use thiserror::Error;
+
+use crate::directory::dn::Dn;
+use crate::identity::password::Argon2Params;
+
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("config key {key}: {problem}")]
+    Invalid { key: &'static str, problem: String },
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub suffix: Dn,
+    pub schema_dir: Option<PathBuf>,
+    pub listen: Listen,
+    pub tls: Tls,
+    pub security: Security,
+    pub limits: Limits,
+    pub posix: Posix,
+    pub argon2: Argon2Params,
+    pub index: Vec<String>,
+    pub log: Log,
+}
+
+#[derive(Debug, Clone)]
+pub struct Listen {
+    pub ldaps: Option<SocketAddr>,
+    pub ldap: Option<SocketAddr>,
+    /// Absolute, or relative to the data directory.
+    pub ldapi: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Tls {
+    /// PEM certificate chain and key; when both are absent a private CA and server
+    /// certificate are generated once in `<data_dir>/tls/`.
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    /// Extra DNS names or addresses for the generated certificate.
+    pub hostnames: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AnonymousAccess {
+    /// rootDSE and subschema only.
+    RootDse,
+    /// Read like a bound reader.
+    Read,
+    /// Nothing, not even the rootDSE.
+    None,
+}
+
+#[derive(Debug, Clone)]
+pub struct Security {
+    pub require_tls_for_bind: bool,
+    pub anonymous: AnonymousAccess,
+    /// Peer uids on the LDAPI socket that are directory administrators (the server's own
+    /// uid is always one).
+    pub admin_uids: Vec<u32>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_connections: usize,
+    pub max_message_bytes_anonymous: usize,
+    pub max_message_bytes: usize,
+    pub tls_handshake_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub write_timeout: Duration,
+    pub max_outstanding_ops: usize,
+    pub max_filter_depth: usize,
+    pub max_filter_elements: usize,
+    pub size_limit: usize,
+    pub time_limit: Duration,
+    pub max_password_hashers: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct Posix {
+    pub uid_min: u32,
+    pub uid_max: u32,
+    pub gid_min: u32,
+    pub gid_max: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone)]
+pub struct Log {
+    pub format: LogFormat,
+    pub level: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    data_dir: Option<PathBuf>,
+    suffix: Option<String>,
+    schema_dir: Option<PathBuf>,
+    #[serde(default)]
+    listen: RawListen,
+    #[serde(default)]
+    tls: RawTls,
+    #[serde(default)]
+    security: RawSecurity,
+    #[serde(default)]
+    limits: RawLimits,
+    #[serde(default)]
+    posix: RawPosix,
+    argon2: Option<Argon2Params>,
+    #[serde(default)]
+    index: RawIndex,
+    #[serde(default)]
+    log: RawLog,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawListen {
+    ldaps: Option<String>,
+    ldap: Option<String>,
+    ldapi: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTls {
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+    hostnames: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSecurity {
+    require_tls_for_bind: Option<bool>,
+    anonymous: Option<AnonymousAccess>,
+    admin_uids: Option<Vec<u32>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    max_connections: Option<usize>,
+    max_message_bytes_anonymous: Option<usize>,
+    max_message_bytes: Option<usize>,
+    tls_handshake_timeout: Option<String>,
+    idle_timeout: Option<String>,
+    write_timeout: Option<String>,
+    max_outstanding_ops: Option<usize>,
+    max_filter_depth: Option<usize>,
+    max_filter_elements: Option<usize>,
+    size_limit: Option<usize>,
+    time_limit: Option<String>,
+    max_password_hashers: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPosix {
+    uid_min: Option<u32>,
+    uid_max: Option<u32>,
+    gid_min: Option<u32>,
+    gid_max: Option<u32>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawIndex {
+    attributes: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLog {
+    format: Option<LogFormat>,
+    level: Option<String>,
+}
+
+pub const DEFAULT_INDEX: &[&str] = &[
+    "objectClass",
+    "uid",
+    "cn",
+    "mail",
+    "uidNumber",
+    "gidNumber",
+    "member",
+    "memberUid",
+    "entryUUID",
+];
+
+impl Config {
+    /// The embedded defaults: what `tessera serve` uses with no `--config`.
+    pub fn defaults() -> Result<Config, ConfigError> {
+        Config::from_raw(RawConfig::default())
+    }
+
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Config::parse(&text).map_err(|e| match e {
+            ConfigError::Parse { message, .. } => ConfigError::Parse {
+                path: path.display().to_string(),
+                message,
+            },
+            other => other,
+        })
+    }
+
+    pub fn parse(text: &str) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: "<inline>".into(),
+            message: e.to_string(),
+        })?;
+        Config::from_raw(raw)
+    }
+
+    /// Where the LDAPI socket lives, if enabled.
+    pub fn ldapi_path(&self) -> Option<PathBuf> {
+        self.listen.ldapi.as_ref().map(|p| {
+            if p.is_absolute() {
+                p.clone()
+            } else {
+                self.data_dir.join(p)
+            }
+        })
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.data_dir.join("tessera.redb")
+    }
+
+    fn from_raw(raw: RawConfig) -> Result<Config, ConfigError> {
+        let suffix_text = raw.suffix.unwrap_or_else(|| "dc=example,dc=com".into());
+        let suffix = Dn::parse(&suffix_text).map_err(|e| ConfigError::Invalid {
+            key: "suffix",
+            problem: e.to_string(),
+        })?;
+        if suffix.is_root() {
+            return Err(invalid("suffix", "must not be empty"));
+        }
+        let listen = Listen {
+            ldaps: addr("listen.ldaps", raw.listen.ldaps, "127.0.0.1:6636")?,
+            ldap: addr("listen.ldap", raw.listen.ldap, "127.0.0.1:3389")?,
+            ldapi: match raw.listen.ldapi.as_deref() {
+                None => Some(PathBuf::from("ldapi.sock")),
+                Some("") => None,
+                Some(p) => Some(PathBuf::from(p)),
+            },
+        };
+        if raw.tls.cert.is_some() != raw.tls.key.is_some() {
+            return Err(invalid(
+                "tls.cert",
+                "tls.cert and tls.key must be given together",
+            ));
+        }
+        let l = raw.limits;
+        let limits = Limits {
+            max_connections: positive("limits.max_connections", l.max_connections, 4096)?,
+            max_message_bytes_anonymous: positive(
+                "limits.max_message_bytes_anonymous",
+                l.max_message_bytes_anonymous,
+                256 * 1024,
+            )?,
+            max_message_bytes: positive(
+                "limits.max_message_bytes",
+                l.max_message_bytes,
+                4 * 1024 * 1024,
+            )?,
+            tls_handshake_timeout: duration(
+                "limits.tls_handshake_timeout",
+                l.tls_handshake_timeout,
+                "10s",
+            )?,
+            idle_timeout: duration("limits.idle_timeout", l.idle_timeout, "15m")?,
+            write_timeout: duration("limits.write_timeout", l.write_timeout, "30s")?,
+            max_outstanding_ops: positive("limits.max_outstanding_ops", l.max_outstanding_ops, 64)?,
+            max_filter_depth: positive("limits.max_filter_depth", l.max_filter_depth, 32)?,
+            max_filter_elements: positive(
+                "limits.max_filter_elements",
+                l.max_filter_elements,
+                1000,
+            )?,
+            size_limit: positive("limits.size_limit", l.size_limit, 1000)?,
+            time_limit: duration("limits.time_limit", l.time_limit, "60s")?,
+            max_password_hashers: positive(
+                "limits.max_password_hashers",
+                l.max_password_hashers,
+                2,
+            )?,
+        };
+        if limits.max_message_bytes_anonymous > limits.max_message_bytes {
+            return Err(invalid(
+                "limits.max_message_bytes_anonymous",
+                "must not exceed limits.max_message_bytes",
+            ));
+        }
+        let posix = Posix {
+            uid_min: raw.posix.uid_min.unwrap_or(10000),
+            uid_max: raw.posix.uid_max.unwrap_or(59999),
+            gid_min: raw.posix.gid_min.unwrap_or(10000),
+            gid_max: raw.posix.gid_max.unwrap_or(59999),
+        };
+        if posix.uid_min > posix.uid_max {
+            return Err(invalid("posix.uid_min", "must not exceed posix.uid_max"));
+        }
+        if posix.gid_min > posix.gid_max {
+            return Err(invalid("posix.gid_min", "must not exceed posix.gid_max"));
+        }
+        let argon2 = raw.argon2.unwrap_or_default();
+        argon2.validate().map_err(|problem| ConfigError::Invalid {
+            key: "argon2",
+            problem,
+        })?;
+        let level = raw.log.level.unwrap_or_else(|| "info".into());
+        if tracing_subscriber::EnvFilter::try_new(&level).is_err() {
+            return Err(invalid(
+                "log.level",
+                "not a valid level or filter (e.g. info, debug)",
+            ));
+        }
+        Ok(Config {
+            data_dir: raw
+                .data_dir
+                .unwrap_or_else(|| PathBuf::from("tessera-data")),
+            suffix,
+            schema_dir: raw.schema_dir,
+            listen,
+            tls: Tls {
+                cert: raw.tls.cert,
+                key: raw.tls.key,
+                hostnames: raw.tls.hostnames.unwrap_or_default(),
+            },
+            security: Security {
+                require_tls_for_bind: raw.security.require_tls_for_bind.unwrap_or(true),
+                anonymous: raw.security.anonymous.unwrap_or(AnonymousAccess::RootDse),
+                admin_uids: raw.security.admin_uids.unwrap_or_else(|| vec![0]),
+            },
+            limits,
+            posix,
+            argon2,
+            index: raw
+                .index
+                .attributes
+                .unwrap_or_else(|| DEFAULT_INDEX.iter().map(|s| s.to_string()).collect()),
+            log: Log {
+                format: raw.log.format.unwrap_or(LogFormat::Text),
+                level,
+            },
+        })
+    }
+}
+
+fn invalid(key: &'static str, problem: &str) -> ConfigError {
+    ConfigError::Invalid {
+        key,
+        problem: problem.to_string(),
+    }
+}
+
+fn addr(
+    key: &'static str,
+    value: Option<String>,
+    default: &str,
+) -> Result<Option<SocketAddr>, ConfigError> {
+    let value = value.unwrap_or_else(|| default.to_string());
+    if value.is_empty() {
+        return Ok(None);
+    }
+    value.parse().map(Some).map_err(|_| ConfigError::Invalid {
+        key,
+        problem: format!(
+            "'{value}' is not an address:port (e.g. 127.0.0.1:6636), or \"\" to disable"
+        ),
+    })
+}
+
+fn positive(key: &'static str, value: Option<usize>, default: usize) -> Result<usize, ConfigError> {
+    match value {
+        Some(0) => Err(invalid(key, "must be greater than 0")),
+        Some(v) => Ok(v),
+        None => Ok(default),
+    }
+}
+
+fn duration(
+    key: &'static str,
+    value: Option<String>,
+    default: &str,
+) -> Result<Duration, ConfigError> {
+    let text = value.unwrap_or_else(|| default.to_string());
+    match parse_duration(&text) {
+        Some(d) if !d.is_zero() => Ok(d),
+        _ => Err(ConfigError::Invalid {
+            key,
+            problem: format!("'{text}' is not a positive duration (e.g. 500ms, 30s, 15m, 2h)"),
+        }),
+    }
+}
+
+/// `500ms`, `30s`, `15m`, `2h`, `90d`.
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit())?;
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number.parse().ok()?;
+    let secs = match unit {
+        "ms" => return Some(Duration::from_millis(n)),
+        "s" => n,
+        "m" => n.checked_mul(60)?,
+        "h" => n.checked_mul(3600)?,
+        "d" => n.checked_mul(86400)?,
+        _ => return None,
+    };
+    Some(Duration::from_secs(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn example_file_parses_and_matches_defaults() {
+        let text = include_str!("../config.example.toml");
+        let parsed = Config::parse(text).unwrap();
+        let defaults = Config::defaults().unwrap();
+        // The example documents the defaults, so it must configure exactly them.
+        assert_eq!(format!("{parsed:?}"), format!("{defaults:?}"));
+        assert!(text.lines().filter(|l| l.contains('=')).count() > 20);
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_name_the_key() {
+        let err = Config::parse("[limits]\nidle_timout = \"5s\"\n").unwrap_err();
+        assert!(err.to_string().contains("idle_timout"), "{err}");
+        let err = Config::parse("[limits]\nidle_timeout = \"soon\"\n").unwrap_err();
+        assert!(err.to_string().contains("limits.idle_timeout"), "{err}");
+        let err = Config::parse("suffix = \"dc=\\\"\"\n").unwrap_err();
+        assert!(err.to_string().contains("suffix"), "{err}");
+        let err = Config::parse("[listen]\nldaps = \"localhost\"\n").unwrap_err();
+        assert!(err.to_string().contains("listen.ldaps"), "{err}");
+        let err = Config::parse("[security]\nanonymous = \"everything\"\n").unwrap_err();
+        assert!(err.to_string().contains("anonymous"), "{err}");
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90d"), Some(Duration::from_secs(90 * 86400)));
+        assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_duration("12"), None);
+        assert_eq!(parse_duration("x1s"), None);
+    }
+}

@@ -1,0 +1,281 @@
+//! Offline data commands on the database file: import LDIF, export LDIF, verify.
+//!
+//! They open the redb file directly, so they refuse to run while a server holds it (the
+//! store reports that plainly). Import applies the same schema checks as an LDAP Add and
+//! keeps server attributes present in the file (entryUUID, timestamps), so an export
+//! re-imports to the same directory.
+
+use std::io::{BufReader, Write};
+use std::path::Path;
+
+use thiserror::Error;
+
+use crate::config::Config;
+use crate::directory::dn::Dn;
+use crate::directory::entry::Entry;
+use crate::directory::schema::Schema;
+use crate::identity::password;
+use crate::ldap::bootstrap;
+use crate::ldap::result::LdapError;
+use crate::ldap::write;
+use crate::ldif::{self, ChangeKind, LdifReader, LdifRecord};
+use crate::server::{StartError, open_store};
+use crate::store::{DirectoryRead, Store, StoreError};
+
+#[derive(Debug, Error)]
+pub enum DbError {
+    #[error("{0}")]
+    Open(#[from] StartError),
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Ldif(#[from] ldif::LdifError),
+    #[error("entry {dn} (ending at line {line}): {message}")]
+    Entry {
+        dn: String,
+        line: usize,
+        message: String,
+    },
+    #[error("writing output: {0}")]
+    Output(#[from] std::io::Error),
+    #[error("verification found {0} problem(s)")]
+    Verify(usize),
+}
+
+/// Attributes a file may carry that the server would otherwise set itself.
+const KEPT_SERVER_ATTRS: &[&str] = &[
+    "entryUUID",
+    "createTimestamp",
+    "modifyTimestamp",
+    "creatorsName",
+    "modifiersName",
+];
+
+/// Computed on read; dropped from imported files.
+const COMPUTED_ATTRS: &[&str] = &[
+    "entryDN",
+    "hasSubordinates",
+    "subschemaSubentry",
+    "memberOf",
+    "structuralObjectClass",
+];
+
+const BATCH: usize = 5000;
+
+pub fn import(config: &Config, file: &Path, progress: bool) -> Result<u64, DbError> {
+    let (schema, store) = open_store(config)?;
+    bootstrap::bootstrap(&store, &schema, &config.suffix)?;
+    let handle = std::fs::File::open(file).map_err(|source| DbError::Read {
+        path: file.display().to_string(),
+        source,
+    })?;
+    let size = handle.metadata().map(|m| m.len()).unwrap_or(0);
+    let bar = if progress {
+        let bar = indicatif::ProgressBar::new(size);
+        if let Ok(style) = indicatif::ProgressStyle::with_template(
+            "{bar:40} {bytes}/{total_bytes} {msg} ({elapsed}, {eta} left)",
+        ) {
+            bar.set_style(style);
+        }
+        bar
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let mut reader = LdifReader::new(BufReader::with_capacity(1 << 16, handle));
+    let mut imported = 0u64;
+    let mut batch = Vec::with_capacity(BATCH);
+    loop {
+        let record = reader.next();
+        let done = record.is_none();
+        if let Some(record) = record {
+            let line = reader.line();
+            let entry = match record? {
+                LdifRecord::Entry(e) => prepare(config, &schema, &e.dn, e.attrs, line)?,
+                LdifRecord::Change(c) => match c.kind {
+                    ChangeKind::Add(attrs) => prepare(config, &schema, &c.dn, attrs, line)?,
+                    _ => {
+                        return Err(DbError::Entry {
+                            dn: c.dn,
+                            line,
+                            message: "only entries and 'changetype: add' records can be imported"
+                                .into(),
+                        });
+                    }
+                },
+            };
+            batch.push((entry, line));
+        }
+        if batch.len() >= BATCH || (done && !batch.is_empty()) {
+            imported += commit(config, &schema, &store, std::mem::take(&mut batch))?;
+            bar.set_position(reader.bytes_read());
+            bar.set_message(format!("{imported} entries"));
+        }
+        if done {
+            break;
+        }
+    }
+    bar.finish_and_clear();
+    eprintln!(
+        "imported {imported} entries into {}",
+        config.db_path().display()
+    );
+    Ok(imported)
+}
+
+fn prepare(
+    config: &Config,
+    schema: &Schema,
+    dn: &str,
+    attrs: Vec<(String, Vec<u8>)>,
+    line: usize,
+) -> Result<Entry, DbError> {
+    let fail = |message: String| DbError::Entry {
+        dn: dn.to_string(),
+        line,
+        message,
+    };
+    let parsed = Dn::parse(dn).map_err(|e| fail(e.to_string()))?;
+    if !parsed.is_within(&config.suffix) {
+        return Err(fail(format!("is outside the suffix {}", config.suffix)));
+    }
+    let mut entry = Entry::new(parsed);
+    for (description, value) in attrs {
+        let name = write::attr_name(schema, &description).map_err(|e| fail(e.message))?;
+        if COMPUTED_ATTRS.iter().any(|a| a.eq_ignore_ascii_case(&name)) {
+            continue;
+        }
+        let value = if name.eq_ignore_ascii_case("userPassword") && !password::is_hashed(&value) {
+            password::hash(&value, &config.argon2)
+                .map_err(|e| fail(e.to_string()))?
+                .into_bytes()
+        } else {
+            value
+        };
+        entry.push_value(&name, value);
+    }
+    write::ensure_rdn_values(schema, &mut entry).map_err(|e| fail(e.message))?;
+    Ok(entry)
+}
+
+fn commit(
+    config: &Config,
+    schema: &Schema,
+    store: &Store,
+    batch: Vec<(Entry, usize)>,
+) -> Result<u64, DbError> {
+    store.write_blocking(|w| {
+        let now = write::now_generalized();
+        let mut n = 0;
+        for (mut entry, line) in batch {
+            let fail = |e: LdapError, dn: &Dn| DbError::Entry {
+                dn: dn.to_string(),
+                line,
+                message: e.message,
+            };
+            if w.id_of(&entry.dn)?.is_some() {
+                // The suffix and containers made on first start may be in the file too.
+                if is_bootstrap(config, &entry.dn) {
+                    continue;
+                }
+                return Err(fail(
+                    LdapError::new(
+                        ldap3_proto::proto::LdapResultCode::EntryAlreadyExists,
+                        "already exists",
+                    ),
+                    &entry.dn,
+                ));
+            }
+            let kept: Vec<(String, Vec<Vec<u8>>)> = KEPT_SERVER_ATTRS
+                .iter()
+                .filter_map(|a| entry.get(a).map(|v| (a.to_string(), v.values.clone())))
+                .collect();
+            write::derive_member_uid(&mut entry);
+            write::posix_ids(w, &config.posix, &mut entry, None).map_err(|e| fail(e, &entry.dn))?;
+            write::stamp_new(schema, &mut entry, "", &now);
+            for (name, values) in kept {
+                entry.set(&name, values);
+            }
+            write::check_entry(schema, &entry).map_err(|e| fail(e, &entry.dn))?;
+            w.add(&entry).map_err(|e| match e {
+                StoreError::NoParent => DbError::Entry {
+                    dn: entry.dn.to_string(),
+                    line,
+                    message: "its parent entry does not exist (parents must come first)".into(),
+                },
+                other => other.into(),
+            })?;
+            n += 1;
+        }
+        Ok(n)
+    })
+}
+
+fn is_bootstrap(config: &Config, dn: &Dn) -> bool {
+    if dn == &config.suffix {
+        return true;
+    }
+    dn.parent().as_ref() == Some(&config.suffix)
+        && bootstrap::CONTAINERS.iter().any(|c| {
+            dn.rdn_value("ou")
+                .is_some_and(|v| v.eq_ignore_ascii_case(c))
+        })
+}
+
+pub fn export(config: &Config, out: &mut impl Write) -> Result<u64, DbError> {
+    let (_, store) = open_store(config)?;
+    ldif::write_version(out)?;
+    // Parents before children, whatever order the ids are in after renames.
+    let mut order: Vec<(usize, u64)> = Vec::new();
+    store.read_blocking(|r| {
+        r.for_each_entry(|id, e| {
+            order.push((e.dn.depth(), id));
+            Ok(())
+        })
+    })?;
+    order.sort_unstable();
+    let count = order.len() as u64;
+    store.read_blocking(|r| {
+        for (_, id) in &order {
+            let Some(entry) = r.entry(*id)? else {
+                continue;
+            };
+            let attrs = entry.attrs.iter().flat_map(|a| {
+                a.values
+                    .iter()
+                    .map(move |v| (a.name.as_str(), v.as_slice()))
+            });
+            ldif::write_entry_iter(out, &entry.dn.to_string(), attrs)
+                .map_err(|e| StoreError::Storage(format!("writing output: {e}")))?;
+        }
+        Ok::<_, StoreError>(())
+    })?;
+    out.flush()?;
+    Ok(count)
+}
+
+pub fn verify(config: &Config) -> Result<(), DbError> {
+    let path = config.db_path();
+    let repaired = Store::check_file(&path)?;
+    let (_, store) = open_store(config)?;
+    let report = store.verify()?;
+    println!(
+        "{}: {} entries, file integrity {}",
+        path.display(),
+        report.entries,
+        if repaired { "ok" } else { "repaired" }
+    );
+    for p in &report.problems {
+        println!("problem: {p}");
+    }
+    if report.problems.is_empty() {
+        println!("ok");
+        Ok(())
+    } else {
+        Err(DbError::Verify(report.problems.len()))
+    }
+}

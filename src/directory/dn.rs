@@ -1,0 +1,411 @@
+//! Distinguished names (RFC 4514): parsing, normalisation and tree relations.
+//!
+//! A `Dn` keeps the form the client wrote (for display) and a normalised form used for
+//! every comparison and as the store key. Attribute types fold to lower case; values are
+//! unescaped, trimmed, inner whitespace collapsed and case folded, which is what
+//! `caseIgnoreMatch` does for every naming attribute Tessera uses (uid, cn, ou, dc, tokenId).
+//! No schema and no I/O here.
+
+use std::fmt;
+
+use thiserror::Error;
+
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum DnError {
+    #[error("invalid DN: {0}")]
+    Syntax(&'static str),
+}
+
+/// One attribute-value assertion of an RDN, already unescaped.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ava {
+    pub attr: String,
+    pub value: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rdn {
+    pub avas: Vec<Ava>,
+}
+
+#[derive(Clone)]
+pub struct Dn {
+    rdns: Vec<Rdn>,
+    display: String,
+    norm: String,
+}
+
+impl Dn {
+    pub fn root() -> Dn {
+        Dn {
+            rdns: Vec::new(),
+            display: String::new(),
+            norm: String::new(),
+        }
+    }
+
+    pub fn parse(input: &str) -> Result<Dn, DnError> {
+        let rdns = parse_rdns(input)?;
+        Ok(Dn::from_rdns(rdns))
+    }
+
+    pub fn from_rdns(rdns: Vec<Rdn>) -> Dn {
+        let display = rdns.iter().map(display_rdn).collect::<Vec<_>>().join(",");
+        let norm = rdns.iter().map(norm_rdn).collect::<Vec<_>>().join(",");
+        Dn {
+            rdns,
+            display,
+            norm,
+        }
+    }
+
+    /// The normalised form: equal DNs have equal `norm()`.
+    pub fn norm(&self) -> &str {
+        &self.norm
+    }
+
+    pub fn is_root(&self) -> bool {
+        self.rdns.is_empty()
+    }
+
+    pub fn rdns(&self) -> &[Rdn] {
+        &self.rdns
+    }
+
+    pub fn rdn(&self) -> Option<&Rdn> {
+        self.rdns.first()
+    }
+
+    pub fn parent(&self) -> Option<Dn> {
+        if self.rdns.is_empty() {
+            return None;
+        }
+        Some(Dn::from_rdns(self.rdns[1..].to_vec()))
+    }
+
+    /// A child of `self` named by `rdn`.
+    pub fn child(&self, rdn: Rdn) -> Dn {
+        let mut rdns = Vec::with_capacity(self.rdns.len() + 1);
+        rdns.push(rdn);
+        rdns.extend(self.rdns.iter().cloned());
+        Dn::from_rdns(rdns)
+    }
+
+    /// True if `self` is `other` or lies below it.
+    pub fn is_within(&self, other: &Dn) -> bool {
+        if other.rdns.len() > self.rdns.len() {
+            return false;
+        }
+        let skip = self.rdns.len() - other.rdns.len();
+        self.rdns[skip..]
+            .iter()
+            .zip(&other.rdns)
+            .all(|(a, b)| norm_rdn(a) == norm_rdn(b))
+    }
+
+    /// The value of the first RDN's `attr` (case-insensitive type), if present.
+    pub fn rdn_value(&self, attr: &str) -> Option<&str> {
+        self.rdn()?
+            .avas
+            .iter()
+            .find(|a| a.attr.eq_ignore_ascii_case(attr))
+            .map(|a| a.value.as_str())
+    }
+
+    pub fn depth(&self) -> usize {
+        self.rdns.len()
+    }
+}
+
+impl Rdn {
+    pub fn parse(input: &str) -> Result<Rdn, DnError> {
+        let mut rdns = parse_rdns(input)?;
+        if rdns.len() != 1 {
+            return Err(DnError::Syntax("expected a single RDN"));
+        }
+        Ok(rdns.remove(0))
+    }
+
+    pub fn single(attr: &str, value: &str) -> Rdn {
+        Rdn {
+            avas: vec![Ava {
+                attr: attr.to_string(),
+                value: value.to_string(),
+            }],
+        }
+    }
+}
+
+impl fmt::Display for Dn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.display)
+    }
+}
+
+impl fmt::Debug for Dn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Dn({:?})", self.display)
+    }
+}
+
+impl PartialEq for Dn {
+    fn eq(&self, other: &Self) -> bool {
+        self.norm == other.norm
+    }
+}
+
+impl Eq for Dn {}
+
+impl std::hash::Hash for Dn {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.norm.hash(state);
+    }
+}
+
+/// Normalise a DN string for `distinguishedNameMatch`; None when it does not parse.
+pub fn normalize_dn(value: &str) -> Option<String> {
+    Dn::parse(value).ok().map(|dn| dn.norm)
+}
+
+/// Fold a naming value the way `caseIgnoreMatch` does.
+pub fn fold_value(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for word in value.split_whitespace() {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.extend(word.chars().flat_map(char::to_lowercase));
+    }
+    out
+}
+
+/// Escape a value for the string form of a DN (RFC 4514 §2.4).
+pub fn escape_value(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    let last = value.chars().count().saturating_sub(1);
+    for (i, c) in value.chars().enumerate() {
+        match c {
+            ',' | '+' | '"' | '\\' | '<' | '>' | ';' | '=' => {
+                out.push('\\');
+                out.push(c);
+            }
+            '#' if i == 0 => out.push_str("\\#"),
+            ' ' if i == 0 || i == last => out.push_str("\\ "),
+            '\0' => out.push_str("\\00"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+fn display_rdn(rdn: &Rdn) -> String {
+    rdn.avas
+        .iter()
+        .map(|a| format!("{}={}", a.attr, escape_value(&a.value)))
+        .collect::<Vec<_>>()
+        .join("+")
+}
+
+fn norm_rdn(rdn: &Rdn) -> String {
+    let mut parts: Vec<String> = rdn
+        .avas
+        .iter()
+        .map(|a| {
+            format!(
+                "{}={}",
+                a.attr.to_ascii_lowercase(),
+                escape_value(&fold_value(&a.value))
+            )
+        })
+        .collect();
+    // Multi-valued RDNs are unordered.
+    parts.sort();
+    parts.join("+")
+}
+
+fn parse_rdns(input: &str) -> Result<Vec<Rdn>, DnError> {
+    let bytes = input.as_bytes();
+    let mut rdns = Vec::new();
+    if input.trim().is_empty() {
+        return Ok(rdns);
+    }
+    let mut pos = 0;
+    let mut avas = Vec::new();
+    loop {
+        let (ava, next, sep) = parse_ava(bytes, pos)?;
+        avas.push(ava);
+        pos = next;
+        match sep {
+            Some(b'+') => continue,
+            Some(_) => {
+                rdns.push(Rdn {
+                    avas: std::mem::take(&mut avas),
+                });
+            }
+            None => {
+                rdns.push(Rdn { avas });
+                return Ok(rdns);
+            }
+        }
+    }
+}
+
+/// Parse `attr=value` from `pos`; returns the AVA, the position after the separator, and
+/// the separator (`,`, `;`, `+`) or None at the end.
+fn parse_ava(bytes: &[u8], mut pos: usize) -> Result<(Ava, usize, Option<u8>), DnError> {
+    while pos < bytes.len() && bytes[pos] == b' ' {
+        pos += 1;
+    }
+    let start = pos;
+    while pos < bytes.len() && bytes[pos] != b'=' {
+        let c = bytes[pos];
+        if !(c.is_ascii_alphanumeric() || c == b'-' || c == b'.' || c == b';') {
+            if c == b' ' {
+                break;
+            }
+            return Err(DnError::Syntax("bad character in attribute type"));
+        }
+        pos += 1;
+    }
+    let attr = std::str::from_utf8(&bytes[start..pos])
+        .map_err(|_| DnError::Syntax("attribute type is not UTF-8"))?
+        .to_string();
+    while pos < bytes.len() && bytes[pos] == b' ' {
+        pos += 1;
+    }
+    if attr.is_empty() {
+        return Err(DnError::Syntax("missing attribute type"));
+    }
+    if !attr.as_bytes()[0].is_ascii_alphanumeric() {
+        return Err(DnError::Syntax(
+            "attribute type must start with a letter or digit",
+        ));
+    }
+    if pos >= bytes.len() || bytes[pos] != b'=' {
+        return Err(DnError::Syntax("missing '=' in RDN"));
+    }
+    pos += 1;
+    while pos < bytes.len() && bytes[pos] == b' ' {
+        pos += 1;
+    }
+    let mut value: Vec<u8> = Vec::new();
+    // Index in `value` after the last escaped byte: trailing spaces before it are kept.
+    let mut keep = 0;
+    if pos < bytes.len() && bytes[pos] == b'#' {
+        // BER-encoded value: keep the hex string as written.
+        while pos < bytes.len() && !matches!(bytes[pos], b',' | b';' | b'+') {
+            value.push(bytes[pos]);
+            pos += 1;
+        }
+        keep = value.len();
+    } else {
+        while pos < bytes.len() {
+            let c = bytes[pos];
+            match c {
+                b',' | b';' | b'+' => break,
+                b'\\' => {
+                    pos += 1;
+                    let Some(&n) = bytes.get(pos) else {
+                        return Err(DnError::Syntax("dangling escape"));
+                    };
+                    if n.is_ascii_hexdigit() {
+                        let Some(&m) = bytes.get(pos + 1) else {
+                            return Err(DnError::Syntax("bad hex escape"));
+                        };
+                        let hex = [n, m];
+                        let s = std::str::from_utf8(&hex)
+                            .map_err(|_| DnError::Syntax("bad hex escape"))?;
+                        let b = u8::from_str_radix(s, 16)
+                            .map_err(|_| DnError::Syntax("bad hex escape"))?;
+                        value.push(b);
+                        pos += 2;
+                    } else {
+                        value.push(n);
+                        pos += 1;
+                    }
+                    keep = value.len();
+                }
+                b'"' => return Err(DnError::Syntax("unescaped '\"' in value")),
+                0 => return Err(DnError::Syntax("NUL in value")),
+                _ => {
+                    value.push(c);
+                    pos += 1;
+                }
+            }
+        }
+    }
+    while value.len() > keep && value.last() == Some(&b' ') {
+        value.pop();
+    }
+    let value = String::from_utf8(value).map_err(|_| DnError::Syntax("value is not UTF-8"))?;
+    let sep = bytes.get(pos).copied();
+    if sep.is_some() {
+        pos += 1;
+        if pos >= bytes.len() {
+            return Err(DnError::Syntax("trailing separator"));
+        }
+    }
+    Ok((Ava { attr, value }, pos, sep))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_normalises() {
+        let dn = Dn::parse("UID=Alice , ou=People,DC=Example,dc=com").unwrap();
+        assert_eq!(dn.norm(), "uid=alice,ou=people,dc=example,dc=com");
+        assert_eq!(dn.rdn_value("uid"), Some("Alice"));
+        assert_eq!(dn.depth(), 4);
+        assert_eq!(dn.parent().unwrap().norm(), "ou=people,dc=example,dc=com");
+    }
+
+    #[test]
+    fn escapes_round_trip() {
+        let dn = Dn::parse(r"cn=Smith\, John\2B,dc=example,dc=com").unwrap();
+        assert_eq!(dn.rdn_value("cn"), Some("Smith, John+"));
+        let again = Dn::parse(&dn.to_string()).unwrap();
+        assert_eq!(again, dn);
+        let sp = Dn::parse(r"cn=\ lead\ ,dc=x").unwrap();
+        assert_eq!(sp.rdn_value("cn"), Some(" lead "));
+        assert_eq!(
+            Dn::parse(&sp.to_string()).unwrap().rdn_value("cn"),
+            Some(" lead ")
+        );
+    }
+
+    #[test]
+    fn multi_valued_rdn_is_unordered() {
+        let a = Dn::parse("gidNumber=0+uidNumber=0,cn=peercred,cn=external,cn=auth").unwrap();
+        let b = Dn::parse("uidNumber=0+gidNumber=0,cn=peercred,cn=external,cn=auth").unwrap();
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn within() {
+        let base = Dn::parse("dc=example,dc=com").unwrap();
+        let dn = Dn::parse("uid=a,ou=people,dc=example,dc=com").unwrap();
+        assert!(dn.is_within(&base));
+        assert!(base.is_within(&base));
+        assert!(!base.is_within(&dn));
+        assert!(dn.is_within(&Dn::root()));
+    }
+
+    #[test]
+    fn rejects_bad_input() {
+        for bad in [
+            "uid",
+            "=x",
+            "uid=a,",
+            "uid=a\\",
+            "uid=a\\4",
+            "u d=x",
+            "uid=\"x\"",
+            ",dc=x",
+        ] {
+            assert!(Dn::parse(bad).is_err(), "{bad}");
+        }
+        assert!(Dn::parse("").unwrap().is_root());
+    }
+}

@@ -1,0 +1,8 @@
+//! The pure directory domain: DNs, entries, filters, schema and matching rules.
+//! No async, no I/O (except loading schema files on request).
+
+pub mod dn;
+pub mod entry;
+pub mod filter;
+pub mod matching;
+pub mod schema;

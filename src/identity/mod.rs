@@ -1,0 +1,3 @@
+//! Credentials: password hashing and verification.
+
+pub mod password;

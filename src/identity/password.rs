@@ -1,0 +1,1598 @@
+//! `userPassword` values: new argon2id hashes, parsing and verification of stored values,
+//! rehash decisions and random passwords for Password Modify.
+//!
+//! New hashes use OpenLDAP's `{ARGON2}` form (a PHC string after the scheme prefix), so a
+//! directory exported from Tessera loads into slapd with `pw-argon2` and the other way round.
+//! Values imported from slapd in older schemes (`{SSHA}` and the SHA-2 variants, `{SHA}`,
+//! `{SMD5}`, `{MD5}`, and `{CRYPT}` md5-crypt, sha256-crypt, sha512-crypt and bcrypt)
+//! verify, and report that they need a rehash so the bind path can upgrade them.
+//!
+//! This module does no I/O, no logging and nothing async: argon2 is slow on purpose, so
+//! callers run `hash` and `verify` on a blocking thread behind the argon2 semaphore. No
+//! password, salt or digest may reach a `Debug`, `Display` or error text from here.
+
+use std::fmt;
+
+use argon2::{Algorithm, Argon2, Params, Version};
+use base64::Engine;
+use base64::alphabet;
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
+use base64::engine::{DecodePaddingMode, general_purpose};
+use md5::Md5;
+use serde::Deserialize;
+use sha1::Sha1;
+use sha2::{Digest, Sha256, Sha384, Sha512};
+use subtle::ConstantTimeEq;
+use thiserror::Error;
+
+/// Longest password `hash` accepts and `verify` tries.
+pub const MAX_PASSWORD_LEN: usize = 1024;
+
+/// Longest candidate tried against `{CRYPT}` values. md5-crypt and SHA-crypt hash the
+/// password once or twice per round, so the candidate's length multiplies the cost of a
+/// bind; legacy passwords this long do not occur.
+pub const MAX_CRYPT_PASSWORD_LEN: usize = 256;
+
+/// Cost parameters for new argon2id hashes (the `[argon2]` table of the configuration; a
+/// missing key takes its default).
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Argon2Params {
+    /// Memory per hash, in KiB.
+    pub memory_kib: u32,
+    /// Passes over the memory.
+    pub iterations: u32,
+    /// Lanes.
+    pub parallelism: u32,
+}
+
+impl Default for Argon2Params {
+    /// OWASP's minimum for argon2id: 19 MiB, 2 passes, 1 lane.
+    fn default() -> Self {
+        Argon2Params {
+            memory_kib: 19 * 1024,
+            iterations: 2,
+            parallelism: 1,
+        }
+    }
+}
+
+impl Argon2Params {
+    /// Largest accepted memory cost: 2 GiB.
+    pub const MAX_MEMORY_KIB: u32 = 2 * 1024 * 1024;
+    /// Largest accepted number of passes.
+    pub const MAX_ITERATIONS: u32 = 64;
+    /// Largest accepted number of lanes.
+    pub const MAX_PARALLELISM: u32 = 64;
+    /// Largest accepted `memory_kib * iterations`: 2 GiB for one pass (RFC 9106's first
+    /// recommendation), about 3 seconds a hash on a 2024 server core.
+    pub const MAX_WORK_KIB: u64 = 2 * 1024 * 1024;
+
+    /// Checks the ranges argon2 allows, capped so that one stored value or a typo in the
+    /// configuration cannot pin a core and gigabytes of memory for minutes per bind. The same
+    /// limits apply to the parameters of stored `{ARGON2}` values.
+    pub fn validate(&self) -> Result<(), String> {
+        let p = self.parallelism;
+        if !(1..=Self::MAX_PARALLELISM).contains(&p) {
+            return Err(format!(
+                "parallelism must be between 1 and {}, got {p}",
+                Self::MAX_PARALLELISM
+            ));
+        }
+        if !(1..=Self::MAX_ITERATIONS).contains(&self.iterations) {
+            return Err(format!(
+                "iterations must be between 1 and {}, got {}",
+                Self::MAX_ITERATIONS,
+                self.iterations
+            ));
+        }
+        // argon2 needs at least 8 KiB per lane; p <= 64 so 8 * p cannot overflow.
+        let min_memory = 8 * p;
+        if !(min_memory..=Self::MAX_MEMORY_KIB).contains(&self.memory_kib) {
+            return Err(format!(
+                "memory_kib must be between {min_memory} (8 per lane) and {}, got {}",
+                Self::MAX_MEMORY_KIB,
+                self.memory_kib
+            ));
+        }
+        let work = u64::from(self.memory_kib) * u64::from(self.iterations);
+        if work > Self::MAX_WORK_KIB {
+            return Err(format!(
+                "memory_kib * iterations must be at most {}, got {work}",
+                Self::MAX_WORK_KIB
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Why a new hash or a random password could not be made. No variant carries the password.
+#[derive(Debug, Error)]
+pub enum PasswordError {
+    #[error("invalid argon2 parameters: {0}")]
+    InvalidParams(String),
+    #[error("password is empty")]
+    Empty,
+    #[error("password is longer than {MAX_PASSWORD_LEN} bytes")]
+    TooLong,
+    #[error("the operating system's random number generator failed: {0}")]
+    Random(getrandom::Error),
+    #[error("argon2 hashing failed: {0}")]
+    Argon2(argon2::Error),
+}
+
+/// A parsed stored `userPassword` value. `Debug` shows the scheme only.
+#[derive(Clone)]
+pub enum StoredPassword {
+    /// `{ARGON2}$argon2id$v=19$m=..,t=..,p=..$salt$hash` (argon2i and argon2d too).
+    Argon2(Argon2Hash),
+    /// `{SSHA}`, `{SSHA256}`, `{SSHA384}`, `{SSHA512}`, `{SMD5}`: base64(digest(password ‖ salt) ‖ salt).
+    Ssha(SaltedDigest),
+    /// `{SHA}`, `{SHA256}`, `{SHA384}`, `{SHA512}`, `{MD5}`: base64(digest(password)).
+    Sha(UnsaltedDigest),
+    /// `{CRYPT}` followed by a crypt(3) string.
+    Crypt(CryptHash),
+}
+
+impl StoredPassword {
+    /// Parses a stored value. `None` for an unknown scheme, a malformed value, parameters
+    /// outside the limits, and cleartext: a value without a `{SCHEME}` prefix is never
+    /// compared with a candidate.
+    pub fn parse(stored: &[u8]) -> Option<StoredPassword> {
+        let (scheme, rest) = split_scheme(stored)?;
+        let rest = std::str::from_utf8(rest).ok()?;
+        match scheme {
+            Scheme::Argon2 => Argon2Hash::parse(rest).map(StoredPassword::Argon2),
+            Scheme::Salted(algorithm) => {
+                SaltedDigest::parse(algorithm, rest).map(StoredPassword::Ssha)
+            }
+            Scheme::Unsalted(algorithm) => {
+                UnsaltedDigest::parse(algorithm, rest).map(StoredPassword::Sha)
+            }
+            Scheme::Crypt => CryptHash::parse(rest).map(StoredPassword::Crypt),
+        }
+    }
+
+    /// A stored value that takes as long to check as a fresh hash with `params` and matches
+    /// no password: verify against it when the bind DN is unknown or has no password, so
+    /// timing does not tell which.
+    pub fn dummy(params: &Argon2Params) -> Result<StoredPassword, PasswordError> {
+        params.validate().map_err(PasswordError::InvalidParams)?;
+        let salt = random_bytes::<SALT_LEN>()?;
+        // A random "digest" has no preimage anyone knows.
+        let hash = random_bytes::<HASH_LEN>()?;
+        Ok(StoredPassword::Argon2(Argon2Hash {
+            algorithm: Algorithm::Argon2id,
+            version: Version::V0x13,
+            params: *params,
+            salt: salt.to_vec(),
+            hash: hash.to_vec(),
+        }))
+    }
+
+    /// Whether `candidate` is the password. Digests are compared in constant time. An empty
+    /// candidate never matches (that is an unauthenticated bind, whatever was stored), nor
+    /// does one longer than [`MAX_PASSWORD_LEN`] ([`MAX_CRYPT_PASSWORD_LEN`] for `{CRYPT}`),
+    /// nor, for `{CRYPT}`, one containing a NUL byte.
+    pub fn verify(&self, candidate: &[u8]) -> bool {
+        if candidate.is_empty() || candidate.len() > MAX_PASSWORD_LEN {
+            return false;
+        }
+        match self {
+            StoredPassword::Argon2(h) => h.verify(candidate),
+            StoredPassword::Ssha(h) => h.verify(candidate),
+            StoredPassword::Sha(h) => h.verify(candidate),
+            StoredPassword::Crypt(h) => h.verify(candidate),
+        }
+    }
+
+    /// True for every scheme but argon2id, and for argon2id made with less memory or fewer
+    /// passes than `params`, an old version, or a short salt or digest. A different lane
+    /// count alone does not count: with memory and passes fixed it does not change an
+    /// attacker's cost, and rehashing on it would churn every entry.
+    pub fn needs_rehash(&self, params: &Argon2Params) -> bool {
+        match self {
+            StoredPassword::Argon2(h) => h.needs_rehash(params),
+            StoredPassword::Ssha(_) | StoredPassword::Sha(_) | StoredPassword::Crypt(_) => true,
+        }
+    }
+
+    /// The `{SCHEME}` name in OpenLDAP's spelling, for logs ("ARGON2", "SSHA512", "CRYPT").
+    pub fn scheme(&self) -> &'static str {
+        match self {
+            StoredPassword::Argon2(_) => "ARGON2",
+            StoredPassword::Ssha(h) => h.algorithm.salted_scheme(),
+            StoredPassword::Sha(h) => h.algorithm.unsalted_scheme(),
+            StoredPassword::Crypt(_) => "CRYPT",
+        }
+    }
+}
+
+impl fmt::Debug for StoredPassword {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoredPassword::Argon2(h) => write!(f, "StoredPassword({h:?})"),
+            StoredPassword::Ssha(h) => write!(f, "StoredPassword({h:?})"),
+            StoredPassword::Sha(h) => write!(f, "StoredPassword({h:?})"),
+            StoredPassword::Crypt(h) => write!(f, "StoredPassword({h:?})"),
+        }
+    }
+}
+
+/// Hashes `password` with argon2id and a fresh 16-byte salt from the OS CSPRNG, in
+/// OpenLDAP's `{ARGON2}$argon2id$v=19$m=..,t=..,p=..$<salt>$<hash>` form (unpadded base64).
+/// An empty password is refused: a simple bind with one is an unauthenticated bind (RFC 4513
+/// §5.1.2), never a password check, so its hash could never be used.
+pub fn hash(password: &[u8], params: &Argon2Params) -> Result<String, PasswordError> {
+    if password.is_empty() {
+        return Err(PasswordError::Empty);
+    }
+    if password.len() > MAX_PASSWORD_LEN {
+        return Err(PasswordError::TooLong);
+    }
+    params.validate().map_err(PasswordError::InvalidParams)?;
+    let salt = random_bytes::<SALT_LEN>()?;
+    let mut out = [0u8; HASH_LEN];
+    argon2_context(Algorithm::Argon2id, Version::V0x13, params, HASH_LEN)
+        .and_then(|ctx| ctx.hash_password_into(password, &salt, &mut out))
+        .map_err(PasswordError::Argon2)?;
+    Ok(format!(
+        "{{ARGON2}}$argon2id$v=19$m={},t={},p={}${}${}",
+        params.memory_kib,
+        params.iterations,
+        params.parallelism,
+        general_purpose::STANDARD_NO_PAD.encode(salt),
+        general_purpose::STANDARD_NO_PAD.encode(out),
+    ))
+}
+
+/// Whether `value` starts with a `{SCHEME}` prefix this module verifies (case-insensitive, as
+/// in OpenLDAP). A written `userPassword` without one is cleartext and gets hashed. Only the
+/// prefix is checked: use [`StoredPassword::parse`] to know the rest is well formed.
+pub fn is_hashed(value: &[u8]) -> bool {
+    split_scheme(value).is_some()
+}
+
+/// A random password of `len` characters from letters and digits that cannot be mistaken
+/// for each other (no `0 O o 1 I i l`), drawn from the OS CSPRNG without modulo bias.
+/// Each character carries about 5.8 bits, so 20 characters give about 115 bits.
+///
+/// Returns an empty string if the OS random number generator fails (it does not on Linux
+/// in practice). That fails closed: [`hash`] refuses an empty password and no empty
+/// candidate ever verifies. Use [`try_generate`] to get the error instead.
+pub fn generate(len: usize) -> String {
+    try_generate(len).unwrap_or_default()
+}
+
+/// [`generate`], with the random number generator's failure as an error.
+pub fn try_generate(len: usize) -> Result<String, PasswordError> {
+    // Largest multiple of the alphabet size that fits in a byte: bytes at or above it are
+    // dropped so every character is equally likely.
+    const LIMIT: usize = 256 - 256 % GENERATED_ALPHABET.len();
+    let mut out = String::with_capacity(len);
+    while out.len() < len {
+        for byte in random_bytes::<64>()? {
+            let byte = usize::from(byte);
+            if out.len() == len {
+                break;
+            }
+            if byte < LIMIT {
+                let index = byte % GENERATED_ALPHABET.len();
+                out.extend(GENERATED_ALPHABET.get(index).map(|&c| char::from(c)));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A stored `{ARGON2}` value. `Debug` shows the algorithm name only.
+#[derive(Clone)]
+pub struct Argon2Hash {
+    algorithm: Algorithm,
+    version: Version,
+    params: Argon2Params,
+    salt: Vec<u8>,
+    hash: Vec<u8>,
+}
+
+impl Argon2Hash {
+    /// Parses the PHC string after `{ARGON2}`. The version field is optional, as in
+    /// libargon2, which reads a missing one as 0x10; parameters must come as `m,t,p` in that
+    /// order, and `keyid`/`data` are refused.
+    fn parse(phc: &str) -> Option<Argon2Hash> {
+        let mut fields = phc.split('$');
+        if !fields.next()?.is_empty() {
+            return None;
+        }
+        let algorithm = match fields.next()? {
+            "argon2id" => Algorithm::Argon2id,
+            "argon2i" => Algorithm::Argon2i,
+            "argon2d" => Algorithm::Argon2d,
+            _ => return None,
+        };
+        let mut field = fields.next()?;
+        let version = match field.strip_prefix("v=") {
+            Some(v) => {
+                field = fields.next()?;
+                match parse_decimal(v)? {
+                    0x13 => Version::V0x13,
+                    0x10 => Version::V0x10,
+                    _ => return None,
+                }
+            }
+            None => Version::V0x10,
+        };
+        let params = parse_argon2_params(field)?;
+        let salt = LENIENT_STANDARD.decode(fields.next()?).ok()?;
+        let hash = LENIENT_STANDARD.decode(fields.next()?).ok()?;
+        if fields.next().is_some()
+            || !(MIN_STORED_SALT_LEN..=MAX_STORED_LEN).contains(&salt.len())
+            || !(MIN_STORED_HASH_LEN..=MAX_STORED_LEN).contains(&hash.len())
+        {
+            return None;
+        }
+        Some(Argon2Hash {
+            algorithm,
+            version,
+            params,
+            salt,
+            hash,
+        })
+    }
+
+    fn verify(&self, candidate: &[u8]) -> bool {
+        let mut out = vec![0u8; self.hash.len()];
+        let hashed = argon2_context(self.algorithm, self.version, &self.params, out.len())
+            .and_then(|ctx| ctx.hash_password_into(candidate, &self.salt, &mut out));
+        hashed.is_ok() && bool::from(out.ct_eq(&self.hash))
+    }
+
+    fn needs_rehash(&self, params: &Argon2Params) -> bool {
+        self.algorithm != Algorithm::Argon2id
+            || self.version != Version::V0x13
+            || self.params.memory_kib < params.memory_kib
+            || self.params.iterations < params.iterations
+            || self.salt.len() < SALT_LEN
+            || self.hash.len() < HASH_LEN
+    }
+}
+
+impl fmt::Debug for Argon2Hash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{{ARGON2}}{}", self.algorithm.as_str())
+    }
+}
+
+/// A stored `{SSHA*}` or `{SMD5}` value. `Debug` shows the scheme only.
+#[derive(Clone)]
+pub struct SaltedDigest {
+    algorithm: DigestAlgorithm,
+    digest: Vec<u8>,
+    salt: Vec<u8>,
+}
+
+impl SaltedDigest {
+    fn parse(algorithm: DigestAlgorithm, encoded: &str) -> Option<SaltedDigest> {
+        let mut digest = LENIENT_STANDARD.decode(encoded).ok()?;
+        // slappasswd uses 4 salt bytes, other tools 8 or 16; an empty salt is a broken value.
+        if digest.len() <= algorithm.output_len()
+            || digest.len() > algorithm.output_len() + MAX_STORED_LEN
+        {
+            return None;
+        }
+        let salt = digest.split_off(algorithm.output_len());
+        Some(SaltedDigest {
+            algorithm,
+            digest,
+            salt,
+        })
+    }
+
+    fn verify(&self, candidate: &[u8]) -> bool {
+        let computed = self.algorithm.digest(&[candidate, &self.salt]);
+        computed.ct_eq(&self.digest).into()
+    }
+}
+
+impl fmt::Debug for SaltedDigest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{{{}}}", self.algorithm.salted_scheme())
+    }
+}
+
+/// A stored `{SHA*}` or `{MD5}` value. `Debug` shows the scheme only.
+#[derive(Clone)]
+pub struct UnsaltedDigest {
+    algorithm: DigestAlgorithm,
+    digest: Vec<u8>,
+}
+
+impl UnsaltedDigest {
+    fn parse(algorithm: DigestAlgorithm, encoded: &str) -> Option<UnsaltedDigest> {
+        let digest = LENIENT_STANDARD.decode(encoded).ok()?;
+        if digest.len() != algorithm.output_len() {
+            return None;
+        }
+        Some(UnsaltedDigest { algorithm, digest })
+    }
+
+    fn verify(&self, candidate: &[u8]) -> bool {
+        let computed = self.algorithm.digest(&[candidate]);
+        computed.ct_eq(&self.digest).into()
+    }
+}
+
+impl fmt::Debug for UnsaltedDigest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{{{}}}", self.algorithm.unsalted_scheme())
+    }
+}
+
+/// A stored `{CRYPT}` value in one of the crypt(3) methods we verify. Traditional DES
+/// crypt and other methods are not parsed. `Debug` shows the method only.
+#[derive(Clone)]
+pub struct CryptHash {
+    method: CryptMethod,
+    salt: Vec<u8>,
+    /// The encoded digest as stored: compared with the candidate's encoding, so the
+    /// crypt base64 permutation never has to be inverted.
+    digest: Vec<u8>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum CryptMethod {
+    /// `$1$`: 1000 rounds of MD5, fixed.
+    Md5,
+    /// `$5$` with its round count.
+    Sha256 { rounds: u32 },
+    /// `$6$` with its round count.
+    Sha512 { rounds: u32 },
+    /// `$2a$`, `$2b$`, `$2y$` with the cost (log2 of the rounds); the salt is 16 raw bytes
+    /// and the digest 23 raw bytes.
+    Bcrypt { cost: u32 },
+}
+
+impl CryptHash {
+    fn parse(crypt: &str) -> Option<CryptHash> {
+        if let Some(rest) = crypt.strip_prefix("$1$") {
+            let (salt, digest) = split_salt_digest(rest, MD5_CRYPT_MAX_SALT, 22)?;
+            return Some(CryptHash {
+                method: CryptMethod::Md5,
+                salt,
+                digest,
+            });
+        }
+        if let Some(rest) = crypt.strip_prefix("$5$") {
+            let (rounds, rest) = split_rounds(rest)?;
+            let (salt, digest) = split_salt_digest(rest, SHA_CRYPT_MAX_SALT, 43)?;
+            return Some(CryptHash {
+                method: CryptMethod::Sha256 { rounds },
+                salt,
+                digest,
+            });
+        }
+        if let Some(rest) = crypt.strip_prefix("$6$") {
+            let (rounds, rest) = split_rounds(rest)?;
+            let (salt, digest) = split_salt_digest(rest, SHA_CRYPT_MAX_SALT, 86)?;
+            return Some(CryptHash {
+                method: CryptMethod::Sha512 { rounds },
+                salt,
+                digest,
+            });
+        }
+        parse_bcrypt(crypt)
+    }
+
+    fn verify(&self, candidate: &[u8]) -> bool {
+        // crypt(3) takes a C string; OpenLDAP refuses a password with a NUL rather than let
+        // it match on the part before the NUL.
+        if candidate.len() > MAX_CRYPT_PASSWORD_LEN || candidate.contains(&0) {
+            return false;
+        }
+        let computed = match self.method {
+            CryptMethod::Md5 => {
+                let raw = md5_crypt(candidate, &self.salt);
+                crypt_encode(&raw, &MD5_CRYPT_ORDER, &[11])
+            }
+            CryptMethod::Sha256 { rounds } => {
+                let raw = sha_crypt::<Sha256>(candidate, &self.salt, rounds);
+                crypt_encode(&raw, &SHA256_CRYPT_ORDER, &[31, 30])
+            }
+            CryptMethod::Sha512 { rounds } => {
+                let raw = sha_crypt::<Sha512>(candidate, &self.salt, rounds);
+                crypt_encode(&raw, &SHA512_CRYPT_ORDER, &[63])
+            }
+            CryptMethod::Bcrypt { cost } => {
+                return bcrypt_verify(candidate, cost, &self.salt, &self.digest);
+            }
+        };
+        computed.ct_eq(&self.digest).into()
+    }
+}
+
+impl fmt::Debug for CryptHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let method = match self.method {
+            CryptMethod::Md5 => "md5-crypt",
+            CryptMethod::Sha256 { .. } => "sha256-crypt",
+            CryptMethod::Sha512 { .. } => "sha512-crypt",
+            CryptMethod::Bcrypt { .. } => "bcrypt",
+        };
+        write!(f, "{{CRYPT}}{method}")
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Schemes and digests
+
+#[derive(Clone, Copy)]
+enum Scheme {
+    Argon2,
+    Salted(DigestAlgorithm),
+    Unsalted(DigestAlgorithm),
+    Crypt,
+}
+
+const SCHEMES: &[(&str, Scheme)] = &[
+    ("ARGON2", Scheme::Argon2),
+    ("SSHA", Scheme::Salted(DigestAlgorithm::Sha1)),
+    ("SSHA256", Scheme::Salted(DigestAlgorithm::Sha256)),
+    ("SSHA384", Scheme::Salted(DigestAlgorithm::Sha384)),
+    ("SSHA512", Scheme::Salted(DigestAlgorithm::Sha512)),
+    ("SMD5", Scheme::Salted(DigestAlgorithm::Md5)),
+    ("SHA", Scheme::Unsalted(DigestAlgorithm::Sha1)),
+    ("SHA256", Scheme::Unsalted(DigestAlgorithm::Sha256)),
+    ("SHA384", Scheme::Unsalted(DigestAlgorithm::Sha384)),
+    ("SHA512", Scheme::Unsalted(DigestAlgorithm::Sha512)),
+    ("MD5", Scheme::Unsalted(DigestAlgorithm::Md5)),
+    ("CRYPT", Scheme::Crypt),
+];
+
+/// Splits `{SCHEME}rest` when SCHEME is one we verify, compared without regard to case.
+fn split_scheme(value: &[u8]) -> Option<(Scheme, &[u8])> {
+    let inner = value.strip_prefix(b"{")?;
+    let close = inner.iter().position(|&b| b == b'}')?;
+    let (name, rest) = inner.split_at(close);
+    let rest = rest.get(1..)?;
+    SCHEMES
+        .iter()
+        .find(|(known, _)| known.as_bytes().eq_ignore_ascii_case(name))
+        .map(|&(_, scheme)| (scheme, rest))
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum DigestAlgorithm {
+    Md5,
+    Sha1,
+    Sha256,
+    Sha384,
+    Sha512,
+}
+
+impl DigestAlgorithm {
+    fn output_len(self) -> usize {
+        match self {
+            DigestAlgorithm::Md5 => 16,
+            DigestAlgorithm::Sha1 => 20,
+            DigestAlgorithm::Sha256 => 32,
+            DigestAlgorithm::Sha384 => 48,
+            DigestAlgorithm::Sha512 => 64,
+        }
+    }
+
+    /// The digest of the concatenation of `parts`.
+    fn digest(self, parts: &[&[u8]]) -> Vec<u8> {
+        fn run<D: Digest>(parts: &[&[u8]]) -> Vec<u8> {
+            let mut ctx = D::new();
+            for part in parts {
+                ctx.update(part);
+            }
+            ctx.finalize().to_vec()
+        }
+        match self {
+            DigestAlgorithm::Md5 => run::<Md5>(parts),
+            DigestAlgorithm::Sha1 => run::<Sha1>(parts),
+            DigestAlgorithm::Sha256 => run::<Sha256>(parts),
+            DigestAlgorithm::Sha384 => run::<Sha384>(parts),
+            DigestAlgorithm::Sha512 => run::<Sha512>(parts),
+        }
+    }
+
+    fn salted_scheme(self) -> &'static str {
+        match self {
+            DigestAlgorithm::Md5 => "SMD5",
+            DigestAlgorithm::Sha1 => "SSHA",
+            DigestAlgorithm::Sha256 => "SSHA256",
+            DigestAlgorithm::Sha384 => "SSHA384",
+            DigestAlgorithm::Sha512 => "SSHA512",
+        }
+    }
+
+    fn unsalted_scheme(self) -> &'static str {
+        match self {
+            DigestAlgorithm::Md5 => "MD5",
+            DigestAlgorithm::Sha1 => "SHA",
+            DigestAlgorithm::Sha256 => "SHA256",
+            DigestAlgorithm::Sha384 => "SHA384",
+            DigestAlgorithm::Sha512 => "SHA512",
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// argon2
+
+/// Salt length of new hashes (bytes), RFC 9106's recommendation.
+const SALT_LEN: usize = 16;
+/// Digest length of new hashes (bytes), as OpenLDAP and the argon2 CLI write.
+const HASH_LEN: usize = 32;
+/// Bounds for stored salts and digests: argon2's minimum salt, and a digest long enough
+/// not to be a truncated value.
+const MIN_STORED_SALT_LEN: usize = 8;
+const MIN_STORED_HASH_LEN: usize = 16;
+const MAX_STORED_LEN: usize = 64;
+
+/// Standard base64 with or without padding: PHC strings have none, `{SSHA}` values do.
+const LENIENT_STANDARD: GeneralPurpose = GeneralPurpose::new(
+    &alphabet::STANDARD,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
+
+fn argon2_context(
+    algorithm: Algorithm,
+    version: Version,
+    params: &Argon2Params,
+    output_len: usize,
+) -> Result<Argon2<'static>, argon2::Error> {
+    let params = Params::new(
+        params.memory_kib,
+        params.iterations,
+        params.parallelism,
+        Some(output_len),
+    )?;
+    Ok(Argon2::new(algorithm, version, params))
+}
+
+/// Parses `m=<kib>,t=<passes>,p=<lanes>`, within [`Argon2Params::validate`]'s limits.
+fn parse_argon2_params(field: &str) -> Option<Argon2Params> {
+    let mut parts = field.split(',');
+    let memory_kib = parse_decimal(parts.next()?.strip_prefix("m=")?)?;
+    let iterations = parse_decimal(parts.next()?.strip_prefix("t=")?)?;
+    let parallelism = parse_decimal(parts.next()?.strip_prefix("p=")?)?;
+    if parts.next().is_some() {
+        return None;
+    }
+    let params = Argon2Params {
+        memory_kib,
+        iterations,
+        parallelism,
+    };
+    params.validate().ok()?;
+    Some(params)
+}
+
+/// A `u32` written as plain ASCII digits (`u32::from_str` would also take a leading `+`).
+fn parse_decimal(digits: &str) -> Option<u32> {
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+fn random_bytes<const N: usize>() -> Result<[u8; N], PasswordError> {
+    let mut bytes = [0u8; N];
+    getrandom::fill(&mut bytes).map_err(PasswordError::Random)?;
+    Ok(bytes)
+}
+
+/// Letters and digits for `generate`, without the look-alikes 0 O o 1 I i l.
+const GENERATED_ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghjkmnpqrstuvwxyz23456789";
+
+// ---------------------------------------------------------------------------------------
+// crypt(3): md5-crypt, sha256-crypt and sha512-crypt follow Ulrich Drepper's
+// "Unix crypt using SHA-256 and SHA-512" and the FreeBSD md5-crypt it builds on.
+
+const MD5_CRYPT_MAX_SALT: usize = 8;
+const SHA_CRYPT_MAX_SALT: usize = 16;
+const SHA_CRYPT_DEFAULT_ROUNDS: u32 = 5000;
+/// glibc clamps requested rounds to at least 1000, so no stored value has fewer.
+const SHA_CRYPT_MIN_ROUNDS: u32 = 1000;
+/// The spec allows 999,999,999; passlib's defaults (535,000 and 656,000) are the largest
+/// seen in practice. The cap keeps one stored value from costing minutes per bind.
+const SHA_CRYPT_MAX_ROUNDS: u32 = 1_000_000;
+/// Each step doubles the work; cost 15 is about 2 seconds a try. Deployments use 10 to 14.
+const BCRYPT_MIN_COST: u32 = 4;
+const BCRYPT_MAX_COST: u32 = 15;
+
+/// The 64 characters of crypt's base64, in value order.
+const CRYPT_ALPHABET: &[u8; 64] =
+    b"./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+/// Byte triples (most significant first) in the order the SHA-crypt methods encode them.
+const SHA256_CRYPT_ORDER: [(usize, usize, usize); 10] = [
+    (0, 10, 20),
+    (21, 1, 11),
+    (12, 22, 2),
+    (3, 13, 23),
+    (24, 4, 14),
+    (15, 25, 5),
+    (6, 16, 26),
+    (27, 7, 17),
+    (18, 28, 8),
+    (9, 19, 29),
+];
+const SHA512_CRYPT_ORDER: [(usize, usize, usize); 21] = [
+    (0, 21, 42),
+    (22, 43, 1),
+    (44, 2, 23),
+    (3, 24, 45),
+    (25, 46, 4),
+    (47, 5, 26),
+    (6, 27, 48),
+    (28, 49, 7),
+    (50, 8, 29),
+    (9, 30, 51),
+    (31, 52, 10),
+    (53, 11, 32),
+    (12, 33, 54),
+    (34, 55, 13),
+    (56, 14, 35),
+    (15, 36, 57),
+    (37, 58, 16),
+    (59, 17, 38),
+    (18, 39, 60),
+    (40, 61, 19),
+    (62, 20, 41),
+];
+const MD5_CRYPT_ORDER: [(usize, usize, usize); 5] =
+    [(0, 6, 12), (1, 7, 13), (2, 8, 14), (3, 9, 15), (4, 10, 5)];
+
+/// Splits an optional `rounds=N$` off a SHA-crypt setting; without it the count is 5000.
+fn split_rounds(rest: &str) -> Option<(u32, &str)> {
+    let Some(after) = rest.strip_prefix("rounds=") else {
+        return Some((SHA_CRYPT_DEFAULT_ROUNDS, rest));
+    };
+    let (digits, rest) = after.split_once('$')?;
+    let rounds = parse_decimal(digits)?;
+    (SHA_CRYPT_MIN_ROUNDS..=SHA_CRYPT_MAX_ROUNDS)
+        .contains(&rounds)
+        .then_some((rounds, rest))
+}
+
+/// Splits `salt$digest`, checking the salt length and that the digest is `digest_len`
+/// characters of crypt's base64.
+fn split_salt_digest(rest: &str, max_salt: usize, digest_len: usize) -> Option<(Vec<u8>, Vec<u8>)> {
+    let (salt, digest) = rest.split_once('$')?;
+    let salt_ok = salt.len() <= max_salt && salt.bytes().all(|b| b.is_ascii_graphic());
+    let digest_ok =
+        digest.len() == digest_len && digest.bytes().all(|b| CRYPT_ALPHABET.contains(&b));
+    (salt_ok && digest_ok).then(|| (salt.as_bytes().to_vec(), digest.as_bytes().to_vec()))
+}
+
+/// Writes `raw` in crypt's base64: each triple of `order` as a 24-bit number (first byte
+/// most significant), six bits a character, low bits first; then the one or two bytes of
+/// `tail` the same way, in 2 or 3 characters.
+fn crypt_encode(raw: &[u8], order: &[(usize, usize, usize)], tail: &[usize]) -> Vec<u8> {
+    let byte = |i: usize| u32::from(raw.get(i).copied().unwrap_or(0));
+    let mut out = Vec::with_capacity(raw.len() * 4 / 3 + 1);
+    let mut push = |mut value: u32, chars: usize| {
+        for _ in 0..chars {
+            out.extend(CRYPT_ALPHABET.get((value & 0x3f) as usize));
+            value >>= 6;
+        }
+    };
+    for &(a, b, c) in order {
+        push((byte(a) << 16) | (byte(b) << 8) | byte(c), 4);
+    }
+    let last = tail.iter().fold(0, |acc, &i| (acc << 8) | byte(i));
+    push(last, tail.len() + 1);
+    out
+}
+
+/// SHA-crypt's raw digest ("C" in the spec) for `D` = SHA-256 or SHA-512.
+fn sha_crypt<D: Digest>(password: &[u8], salt: &[u8], rounds: u32) -> Vec<u8> {
+    let alternate = D::new()
+        .chain_update(password)
+        .chain_update(salt)
+        .chain_update(password)
+        .finalize();
+
+    let mut ctx = D::new().chain_update(password).chain_update(salt);
+    update_repeated(&mut ctx, &alternate, password.len());
+    let mut bits = password.len();
+    while bits > 0 {
+        if bits & 1 == 1 {
+            ctx.update(&alternate);
+        } else {
+            ctx.update(password);
+        }
+        bits >>= 1;
+    }
+    let mut current = ctx.finalize();
+
+    let mut ctx = D::new();
+    for _ in 0..password.len() {
+        ctx.update(password);
+    }
+    let p_bytes = cycle_to(&ctx.finalize(), password.len());
+
+    let mut ctx = D::new();
+    let salt_repeats = 16 + usize::from(current.first().copied().unwrap_or(0));
+    for _ in 0..salt_repeats {
+        ctx.update(salt);
+    }
+    let s_bytes = cycle_to(&ctx.finalize(), salt.len());
+
+    for round in 0..rounds {
+        let mut ctx = D::new();
+        if round % 2 == 1 {
+            ctx.update(&p_bytes);
+        } else {
+            ctx.update(&current);
+        }
+        if round % 3 != 0 {
+            ctx.update(&s_bytes);
+        }
+        if round % 7 != 0 {
+            ctx.update(&p_bytes);
+        }
+        if round % 2 == 1 {
+            ctx.update(&current);
+        } else {
+            ctx.update(&p_bytes);
+        }
+        current = ctx.finalize();
+    }
+    current.to_vec()
+}
+
+/// md5-crypt's (`$1$`) raw digest.
+fn md5_crypt(password: &[u8], salt: &[u8]) -> Vec<u8> {
+    let alternate = Md5::new()
+        .chain_update(password)
+        .chain_update(salt)
+        .chain_update(password)
+        .finalize();
+
+    let mut ctx = Md5::new()
+        .chain_update(password)
+        .chain_update(b"$1$")
+        .chain_update(salt);
+    update_repeated(&mut ctx, &alternate, password.len());
+    // The original code meant to add the alternate digest here but adds a zero byte for
+    // set bits and the first password byte for clear ones; every implementation keeps that.
+    let first = password.get(..1).unwrap_or_default();
+    let mut bits = password.len();
+    while bits > 0 {
+        if bits & 1 == 1 {
+            ctx.update([0u8]);
+        } else {
+            ctx.update(first);
+        }
+        bits >>= 1;
+    }
+    let mut current = ctx.finalize();
+
+    for round in 0..1000u32 {
+        let mut ctx = Md5::new();
+        if round % 2 == 1 {
+            ctx.update(password);
+        } else {
+            ctx.update(current);
+        }
+        if round % 3 != 0 {
+            ctx.update(salt);
+        }
+        if round % 7 != 0 {
+            ctx.update(password);
+        }
+        if round % 2 == 1 {
+            ctx.update(current);
+        } else {
+            ctx.update(password);
+        }
+        current = ctx.finalize();
+    }
+    current.to_vec()
+}
+
+/// Feeds `len` bytes of `block` repeated end to end.
+fn update_repeated<D: Digest>(ctx: &mut D, block: &[u8], len: usize) {
+    let mut left = len;
+    while left > 0 {
+        let take = left.min(block.len());
+        ctx.update(block.get(..take).unwrap_or_default());
+        left -= take;
+        if take == 0 {
+            break;
+        }
+    }
+}
+
+fn cycle_to(block: &[u8], len: usize) -> Vec<u8> {
+    block.iter().copied().cycle().take(len).collect()
+}
+
+/// bcrypt's own base64: a different alphabet, no padding. Spare low bits are ignored, as
+/// OpenBSD's decoder does.
+const BCRYPT_BASE64: GeneralPurpose = GeneralPurpose::new(
+    &alphabet::BCRYPT,
+    GeneralPurposeConfig::new()
+        .with_encode_padding(false)
+        .with_decode_padding_mode(DecodePaddingMode::RequireNone)
+        .with_decode_allow_trailing_bits(true),
+);
+
+/// Parses `$2a$`, `$2b$` or `$2y$` + two-digit cost + `$` + 22 salt characters + 31 digest
+/// characters. `$2x$` (the broken pre-2011 crypt_blowfish) is refused.
+fn parse_bcrypt(crypt: &str) -> Option<CryptHash> {
+    let rest = ["$2a$", "$2b$", "$2y$"]
+        .iter()
+        .find_map(|prefix| crypt.strip_prefix(prefix))?;
+    let (cost, encoded) = rest.split_once('$')?;
+    if cost.len() != 2 || encoded.len() != 53 || !encoded.is_ascii() {
+        return None;
+    }
+    let cost = parse_decimal(cost)?;
+    if !(BCRYPT_MIN_COST..=BCRYPT_MAX_COST).contains(&cost) {
+        return None;
+    }
+    let (salt, digest) = encoded.split_at(22);
+    let salt = BCRYPT_BASE64.decode(salt).ok()?;
+    let digest = BCRYPT_BASE64.decode(digest).ok()?;
+    (salt.len() == 16 && digest.len() == 23).then_some(CryptHash {
+        method: CryptMethod::Bcrypt { cost },
+        salt,
+        digest,
+    })
+}
+
+fn bcrypt_verify(candidate: &[u8], cost: u32, salt: &[u8], digest: &[u8]) -> bool {
+    let Ok(salt) = <[u8; 16]>::try_from(salt) else {
+        return false;
+    };
+    if !(BCRYPT_MIN_COST..=BCRYPT_MAX_COST).contains(&cost) {
+        return false;
+    }
+    // bcrypt keys with the C string including its NUL, cut at 72 bytes; the key is then
+    // 1..=72 bytes long, which the raw function requires.
+    let mut key = Vec::with_capacity(72);
+    key.extend_from_slice(candidate.get(..candidate.len().min(72)).unwrap_or_default());
+    if key.len() < 72 {
+        key.push(0);
+    }
+    let output = bcrypt::bcrypt(cost, salt, &key);
+    let computed = output.get(..23).unwrap_or_default();
+    computed.ct_eq(digest).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Cheap parameters so the suite stays fast on two shared cores.
+    const SMALL: Argon2Params = Argon2Params {
+        memory_kib: 64,
+        iterations: 1,
+        parallelism: 1,
+    };
+
+    // Made by the reference implementation: `echo -n secret | argon2 saltsaltsaltsalt -id
+    // -k 64 -t 1 -p 1 -e` (Debian's `argon2` package, libargon2), with `{ARGON2}` in front as
+    // OpenLDAP's pw-argon2 stores it; the others change -id/-i/-d, -v, -p and -t.
+    const ARGON2ID: &str = "{ARGON2}$argon2id$v=19$m=64,t=1,p=1$c2FsdHNhbHRzYWx0c2FsdA$+v0rf6ETYAIpqJIjJyARZ3W3zqJlkf+0TRXzsLHmR6o";
+    const ARGON2ID_P2: &str = "{ARGON2}$argon2id$v=19$m=64,t=1,p=2$c2FsdHNhbHRzYWx0c2FsdA$qYU7CQli4wbO8+8y2FZjMN0UoXvUIu9BLxEieCYvr9s";
+    const ARGON2ID_V16: &str = "{ARGON2}$argon2id$v=16$m=64,t=1,p=1$c2FsdHNhbHRzYWx0c2FsdA$TUd1SENgHJs0cX9TTIeOO4QHfvmlSeAa2U9Yx5XfzU8";
+    const ARGON2I: &str = "{ARGON2}$argon2i$v=19$m=64,t=2,p=1$c2FsdHNhbHRzYWx0c2FsdA$NT3HDqwlcYWoE8KsPuen7yL1bb4nJ7CI+YmVzQG20uU";
+    const ARGON2D: &str = "{ARGON2}$argon2d$v=19$m=64,t=1,p=1$c2FsdHNhbHRzYWx0c2FsdA$tqGvO4eiMNtIYvNdZcjTmQaSjawJJLFjjmK7OKqNQqc";
+
+    // slappasswd's layout, base64(digest(password ‖ salt) ‖ salt), computed with python3:
+    //   base64.b64encode(hashlib.sha1(b"secret" + salt).digest() + salt), salt = 9a 3c 01 fe
+    // (4 bytes, as slappasswd uses) and likewise for the others with the salts noted.
+    const SSHA: &str = "{SSHA}1UT5OJrjNCWlWwMftxKPIsWEeNOaPAH+";
+    const SSHA256: &str = "{SSHA256}oBmrdHcA6OZEkkCLeXh71YAerbvhXz1qqwjrPsXmEtNzYWx0c2FsdA=="; // salt "saltsalt"
+    const SSHA384: &str =
+        "{SSHA384}xZjeLqA5S5k50pfYWOduoMpyOadNQ2hKzVUikzLgZ/JSGpE4X/aVRUUuwOH25+Urc2FsdHNhbHQ="; // salt "saltsalt"
+    const SSHA512: &str = "{SSHA512}tgWXISz3gJpOVHWfyaxFvUAh5exD6NY4gS546G/lfd4Z1gLPS3UGi46Ple0RYIgGcbHAHutPIrvNS86MdloaigD/c2FsdHNhbHQQ"; // salt 00 ff "saltsalt" 10
+    const SMD5: &str = "{SMD5}QtY1rL5sRAq49uXKCFn0XGFiY2Q="; // salt "abcd"
+    // base64.b64encode(hashlib.<digest>(b"secret").digest())
+    const SHA: &str = "{SHA}5en6G6MezRroT3XKqkdPOmY/BfQ=";
+    const SHA256: &str = "{SHA256}K7gNU3sdo+OL0wNhqoVWhr3g6s1xYv72ol/pe/Unols=";
+    const SHA384: &str = "{SHA384}WKd1ukESvjAFrkQHznV9iP2nHUBJe7gCbsrFTU4//HIyzo3jq1rLMK45dg/ufFPt";
+    const SHA512: &str = "{SHA512}vSsar3708Jvp9Szi2NWZZ02Bqp1qRCFpbcTZPdBhnWgs5WtNZKnvCXdhztmeD2cmW192CF5bDufKRpayrW/isg==";
+    const MD5: &str = "{MD5}Xr4ilOzQ4PCOq3aQ0qbuaQ==";
+
+    // python3 -c "import crypt; print(crypt.crypt('secret', SETTING))" (libxcrypt underneath).
+    const MD5_CRYPT: &str = "{CRYPT}$1$saltsalt$9xy1btjgzLYfb7hivXtC//";
+    const MD5_CRYPT_NO_SALT: &str = "{CRYPT}$1$$ysVNzQc4CTMkp5daOdZ.3/";
+    const SHA256_CRYPT: &str = "{CRYPT}$5$saltsalt$0IyaXrmV7.sGNS6tirgqHLqX/G.FBvgkYA.lpPdS5sA";
+    const SHA256_CRYPT_ROUNDS: &str =
+        "{CRYPT}$5$rounds=1000$saltsalt$eKLZU9t9OoPWrqOQsoTIKG0aYkZ5rGOoOQhiIvoSWX2";
+    const SHA256_CRYPT_SHORT_SALT: &str = "{CRYPT}$5$a$tCYspCVtCn1.MmJdxOr008Us2DcT3YW7dL1YBGz6mE2";
+    const SHA512_CRYPT: &str = "{CRYPT}$6$saltsalt$TVLlQcbpFVof5W3Yz4DTP6gRstiNuHwwTt6GLc1E5n0U0aDehy0S5knV8wiOQSpT0Y77vwPZN.Pq.H91p5hVO1";
+    const SHA512_CRYPT_ROUNDS: &str = "{CRYPT}$6$rounds=1234$0123456789abcdef$VODeSFEg0EGdP8Mq9IJLg6ChBD5lEMcw5wcuG.kHh1CJw6u0uMYc89/dW0C630TSias07sp0cWvSEv6DHYlqY.";
+    const SHA512_CRYPT_NO_SALT: &str = "{CRYPT}$6$$2M9DchxW4txWyTYoZrH9D3VvAAQxBpEezYsLY6Cao.jwzEXpyL9xwip9hiUZX7GqTqe/E/z6iKvZqXUuqniQH.";
+    const BCRYPT_2B: &str = "{CRYPT}$2b$04$abcdefghijklmnopqrstuu2r9OfJnfCsdneAXAGHnS4UpFFP8WIrW";
+    const BCRYPT_2A: &str = "{CRYPT}$2a$04$abcdefghijklmnopqrstuu2r9OfJnfCsdneAXAGHnS4UpFFP8WIrW";
+    const BCRYPT_2Y: &str = "{CRYPT}$2y$05$abcdefghijklmnopqrstuuOQiyCxlgf/oeuTqixKmWdcYUh4Hjl0a";
+
+    /// Every vector above whose password is "secret".
+    const SECRET_VECTORS: &[&str] = &[
+        ARGON2ID,
+        ARGON2ID_P2,
+        ARGON2ID_V16,
+        ARGON2I,
+        ARGON2D,
+        SSHA,
+        SSHA256,
+        SSHA384,
+        SSHA512,
+        SMD5,
+        SHA,
+        SHA256,
+        SHA384,
+        SHA512,
+        MD5,
+        MD5_CRYPT,
+        MD5_CRYPT_NO_SALT,
+        SHA256_CRYPT,
+        SHA256_CRYPT_ROUNDS,
+        SHA256_CRYPT_SHORT_SALT,
+        SHA512_CRYPT,
+        SHA512_CRYPT_ROUNDS,
+        SHA512_CRYPT_NO_SALT,
+        BCRYPT_2B,
+        BCRYPT_2A,
+        BCRYPT_2Y,
+    ];
+
+    fn parsed(stored: &str) -> StoredPassword {
+        match StoredPassword::parse(stored.as_bytes()) {
+            Some(p) => p,
+            None => panic!("vector did not parse: {stored}"),
+        }
+    }
+
+    #[test]
+    fn hash_then_verify() {
+        let stored = hash(b"correct horse", &SMALL).unwrap();
+        assert!(stored.starts_with("{ARGON2}$argon2id$v=19$m=64,t=1,p=1$"));
+        let p = parsed(&stored);
+        assert!(p.verify(b"correct horse"));
+        assert!(!p.verify(b"correct horsf"));
+        assert!(!p.verify(b"correct hors"));
+        assert!(!p.needs_rehash(&SMALL));
+        assert_eq!(p.scheme(), "ARGON2");
+    }
+
+    #[test]
+    fn hash_has_a_fresh_16_byte_salt_and_32_byte_digest() {
+        let a = hash(b"pw", &SMALL).unwrap();
+        let b = hash(b"pw", &SMALL).unwrap();
+        assert_ne!(a, b);
+        let fields: Vec<&str> = a.split('$').collect();
+        assert_eq!(fields.len(), 6, "{a}");
+        assert_eq!(
+            general_purpose::STANDARD_NO_PAD
+                .decode(fields[4])
+                .unwrap()
+                .len(),
+            16
+        );
+        assert_eq!(
+            general_purpose::STANDARD_NO_PAD
+                .decode(fields[5])
+                .unwrap()
+                .len(),
+            32
+        );
+    }
+
+    #[test]
+    fn hash_with_default_params() {
+        let params = Argon2Params::default();
+        assert_eq!(
+            params,
+            Argon2Params {
+                memory_kib: 19456,
+                iterations: 2,
+                parallelism: 1
+            }
+        );
+        let stored = hash("pässwörd".as_bytes(), &params).unwrap();
+        assert!(stored.starts_with("{ARGON2}$argon2id$v=19$m=19456,t=2,p=1$"));
+        let p = parsed(&stored);
+        assert!(p.verify("pässwörd".as_bytes()));
+        assert!(!p.needs_rehash(&params));
+    }
+
+    #[test]
+    fn hash_refuses_bad_input() {
+        assert!(matches!(hash(b"", &SMALL), Err(PasswordError::Empty)));
+        let long = vec![b'x'; MAX_PASSWORD_LEN + 1];
+        assert!(matches!(hash(&long, &SMALL), Err(PasswordError::TooLong)));
+        let bad = Argon2Params {
+            memory_kib: 4,
+            ..SMALL
+        };
+        assert!(matches!(
+            hash(b"pw", &bad),
+            Err(PasswordError::InvalidParams(_))
+        ));
+        let longest = vec![b'x'; MAX_PASSWORD_LEN];
+        assert!(parsed(&hash(&longest, &SMALL).unwrap()).verify(&longest));
+    }
+
+    #[test]
+    fn known_vectors_verify() {
+        for &v in SECRET_VECTORS {
+            let p = parsed(v);
+            assert!(p.verify(b"secret"), "{v}");
+            assert!(!p.verify(b"Secret"), "{v}");
+            assert!(!p.verify(b"secret "), "{v}");
+            assert!(!p.verify(b""), "{v}");
+        }
+    }
+
+    #[test]
+    fn argon2_reference_vectors_match_our_hasher() {
+        // Recompute the reference value with our own code from its salt.
+        let salt = b"saltsaltsaltsalt";
+        let mut out = [0u8; HASH_LEN];
+        argon2_context(Algorithm::Argon2id, Version::V0x13, &SMALL, HASH_LEN)
+            .unwrap()
+            .hash_password_into(b"secret", salt, &mut out)
+            .unwrap();
+        assert!(ARGON2ID.ends_with(&general_purpose::STANDARD_NO_PAD.encode(out)));
+    }
+
+    #[test]
+    fn crypt_edge_vectors() {
+        // python3 crypt.crypt(PASSWORD, '$6$saltsalt') etc.
+        let cases: &[(&[u8], &str)] = &[
+            (
+                "p\u{e4}ss w\u{f6}rd".as_bytes(),
+                "{CRYPT}$6$saltsalt$UNKVWpOZ8w3tzg0ZdBW7BH2uxxiRNkxJlImsKl/zDWhsXbhj3Qk0I9AKSN8PDH1NM1KpeJfhoGSI7.cxnxNAx/",
+            ),
+            (&[b'x'; 80], "{CRYPT}$1$saltsalt$cdp3mv1pRxGa6vHES2lPv."),
+            // bcrypt keys with the first 72 bytes only: 100 x's match the hash of 72.
+            (
+                &[b'x'; 100],
+                "{CRYPT}$2b$04$abcdefghijklmnopqrstuubzadhGtS2zEF.gu0yd0opP6cVzb.e0i",
+            ),
+            (
+                &[b'x'; 72],
+                "{CRYPT}$2b$04$abcdefghijklmnopqrstuubzadhGtS2zEF.gu0yd0opP6cVzb.e0i",
+            ),
+        ];
+        for &(password, stored) in cases {
+            assert!(parsed(stored).verify(password), "{stored}");
+        }
+        assert!(!parsed(cases[0].1).verify("pass word".as_bytes()));
+        assert!(!parsed(cases[2].1).verify(&[b'x'; 71]));
+        // '' hashes to this, but an empty candidate is an unauthenticated bind.
+        assert!(
+            !parsed("{CRYPT}$5$saltsalt$09agN5RZ2meWdEdnEusqsq5G7RwwghB8jCKoWWADxW/").verify(b"")
+        );
+    }
+
+    #[test]
+    fn nul_in_a_crypt_candidate_never_matches() {
+        // crypt(3) would stop at the NUL and accept "secret\0anything".
+        for v in [MD5_CRYPT, SHA256_CRYPT, SHA512_CRYPT, BCRYPT_2B] {
+            assert!(!parsed(v).verify(b"secret\0"), "{v}");
+            assert!(!parsed(v).verify(b"secret\0xyz"), "{v}");
+        }
+    }
+
+    #[test]
+    fn overlong_candidate_never_matches() {
+        let long = vec![b'a'; MAX_PASSWORD_LEN + 1];
+        for &v in SECRET_VECTORS {
+            assert!(!parsed(v).verify(&long), "{v}");
+        }
+        // bcrypt reads 72 bytes, so these would match; past the crypt cap they are refused.
+        let bcrypt_72x =
+            parsed("{CRYPT}$2b$04$abcdefghijklmnopqrstuubzadhGtS2zEF.gu0yd0opP6cVzb.e0i");
+        assert!(bcrypt_72x.verify(&[b'x'; MAX_CRYPT_PASSWORD_LEN]));
+        assert!(!bcrypt_72x.verify(&[b'x'; MAX_CRYPT_PASSWORD_LEN + 1]));
+    }
+
+    #[test]
+    fn needs_rehash_for_legacy_schemes() {
+        for &v in SECRET_VECTORS {
+            let p = parsed(v);
+            let expected = v != ARGON2ID && v != ARGON2ID_P2;
+            assert_eq!(p.needs_rehash(&SMALL), expected, "{v}");
+        }
+    }
+
+    #[test]
+    fn needs_rehash_for_weaker_argon2() {
+        let p = parsed(ARGON2ID); // m=64, t=1, p=1
+        assert!(!p.needs_rehash(&SMALL));
+        assert!(p.needs_rehash(&Argon2Params::default()));
+        assert!(p.needs_rehash(&Argon2Params {
+            memory_kib: 128,
+            ..SMALL
+        }));
+        assert!(p.needs_rehash(&Argon2Params {
+            iterations: 2,
+            ..SMALL
+        }));
+        // Stronger than configured, or another lane count: left alone.
+        assert!(!p.needs_rehash(&Argon2Params {
+            memory_kib: 32,
+            ..SMALL
+        }));
+        assert!(!p.needs_rehash(&Argon2Params {
+            parallelism: 2,
+            memory_kib: 64,
+            iterations: 1
+        }));
+        assert!(!parsed(ARGON2ID_P2).needs_rehash(&SMALL));
+        // Short salt or digest (still within what we parse).
+        let short_salt = "{ARGON2}$argon2id$v=19$m=64,t=1,p=1$c2FsdHNhbHQ$+v0rf6ETYAIpqJIjJyARZ3W3zqJlkf+0TRXzsLHmR6o";
+        assert!(parsed(short_salt).needs_rehash(&SMALL));
+        let short_hash =
+            "{ARGON2}$argon2id$v=19$m=64,t=1,p=1$c2FsdHNhbHRzYWx0c2FsdA$+v0rf6ETYAIpqJIjJyARZw";
+        assert!(parsed(short_hash).needs_rehash(&SMALL));
+    }
+
+    #[test]
+    fn scheme_is_case_insensitive() {
+        for v in [
+            "{ssha}",
+            "{SSHA}",
+            "{SsHa512}",
+            "{crypt}",
+            "{Argon2}",
+            "{sha}",
+            "{md5}",
+            "{smd5}",
+        ] {
+            assert!(is_hashed(v.as_bytes()), "{v}");
+        }
+        assert!(is_hashed(b"{SSHA}not even base64"));
+        assert!(StoredPassword::parse(SSHA.replace("{SSHA}", "{ssha}").as_bytes()).is_some());
+        assert!(
+            StoredPassword::parse(ARGON2ID.replace("{ARGON2}", "{argon2}").as_bytes()).is_some()
+        );
+        assert!(
+            StoredPassword::parse(SHA512_CRYPT.replace("{CRYPT}", "{Crypt}").as_bytes()).is_some()
+        );
+    }
+
+    #[test]
+    fn cleartext_and_unknown_schemes_are_not_hashed() {
+        let values: &[&[u8]] = &[
+            b"",
+            b"secret",
+            b"{",
+            b"{}",
+            b"{}secret",
+            b"{SSHA",
+            b" {SSHA}abc",
+            b"{SSHA }abc",
+            b"{CLEARTEXT}secret",
+            b"{PBKDF2-SHA512}10000$abc$def",
+            b"{SASL}user@realm",
+            b"{K5KEY}",
+            b"{ARGON2ID}$argon2id$v=19$m=64,t=1,p=1$c2FsdHNhbHRzYWx0c2FsdA$abc",
+            b"$6$saltsalt$TVLlQcbpFVof5W3Yz4DTP6gRstiNuHwwTt6GLc1E5n0U0aDehy0S5knV8wiOQSpT0Y77vwPZN.Pq.H91p5hVO1",
+            b"\xff{SSHA}",
+        ];
+        for &v in values {
+            assert!(!is_hashed(v), "{v:?}");
+            assert!(StoredPassword::parse(v).is_none(), "{v:?}");
+        }
+    }
+
+    #[test]
+    fn malformed_values_do_not_parse() {
+        let values: &[&str] = &[
+            // empty payloads
+            "{SSHA}",
+            "{SHA}",
+            "{CRYPT}",
+            "{ARGON2}",
+            // bad base64, wrong lengths
+            "{SSHA}1UT5OJrjNCWlWwMftxKPIsWEeNOaPAH",
+            "{SSHA}1UT5OJrjNCWlWwMftxKP!sWEeNOaPAH+",
+            "{SSHA}5en6G6MezRroT3XKqkdPOmY/BfQ=", // a bare SHA-1 digest: no salt
+            "{SSHA512}5en6G6MezRroT3XKqkdPOmY/BfQ=",
+            "{SHA}5en6G6MezRroT3XKqkdPOmY/Bf==",
+            "{SHA}K7gNU3sdo+OL0wNhqoVWhr3g6s1xYv72ol/pe/Unols=",
+            "{SHA256}5en6G6MezRroT3XKqkdPOmY/BfQ=",
+            "{MD5}Xr4ilOzQ4PCOq3aQ0qbu",
+            "{SSHA} 1UT5OJrjNCWlWwMftxKPIsWEeNOaPAH+",
+            // argon2: structure
+            "{ARGON2}argon2id$v=19$m=64,t=1,p=1$c2FsdHNhbHRzYWx0c2FsdA$+v0rf6ETYAIpqJIjJyARZ3W3zqJlkf+0TRXzsLHmR6o",
+            "{ARGON2}$argon2x$v=19$m=64,t=1,p=1$c2FsdHNhbHRzYWx0c2FsdA$+v0rf6ETYAIpqJIjJyARZ3W3zqJlkf+0TRXzsLHmR6o",
+            "{ARGON2}$argon2id$v=18$m=64,t=1,p=1$c2FsdHNhbHRzYWx0c2FsdA$+v0rf6ETYAIpqJIjJyARZ3W3zqJlkf+0TRXzsLHmR6o",
+            "{ARGON2}$argon2id$v=19$m=64,t=1,p=1$c2FsdHNhbHRzYWx0c2FsdA",
+            "{ARGON2}$argon2id$v=19$m=64,t=1,p=1$c2FsdHNhbHRzYWx0c2FsdA$",
+            "{ARGON2}$argon2id$v=19$m=64,t=1,p=1$c2FsdHNhbHRzYWx0c2FsdA$+v0rf6ETYAIpqJIjJyARZ3W3zqJlkf+0TRXzsLHmR6o$",
+            "{ARGON2}$argon2id$v=19$t=1,m=64,p=1$c2FsdHNhbHRzYWx0c2FsdA$+v0rf6ETYAIpqJIjJyARZ3W3zqJlkf+0TRXzsLHmR6o",
+            "{ARGON2}$argon2id$v=19$m=64,t=1$c2FsdHNhbHRzYWx0c2FsdA$+v0rf6ETYAIpqJIjJyARZ3W3zqJlkf+0TRXzsLHmR6o",
+            "{ARGON2}$argon2id$v=19$m=64,t=1,p=1,keyid=abc$c2FsdHNhbHRzYWx0c2FsdA$+v0rf6ETYAIpqJIjJyARZ3W3zqJlkf+0TRXzsLHmR6o",
+            // argon2: numbers and limits
+            "{ARGON2}$argon2id$v=19$m=+64,t=1,p=1$c2FsdHNhbHRzYWx0c2FsdA$+v0rf6ETYAIpqJIjJyARZ3W3zqJlkf+0TRXzsLHmR6o",
+            "{ARGON2}$argon2id$v=19$m=,t=1,p=1$c2FsdHNhbHRzYWx0c2FsdA$+v0rf6ETYAIpqJIjJyARZ3W3zqJlkf+0TRXzsLHmR6o",
+            "{ARGON2}$argon2id$v=19$m=64,t=0,p=1$c2FsdHNhbHRzYWx0c2FsdA$+v0rf6ETYAIpqJIjJyARZ3W3zqJlkf+0TRXzsLHmR6o",
+            "{ARGON2}$argon2id$v=19$m=64,t=1,p=0$c2FsdHNhbHRzYWx0c2FsdA$+v0rf6ETYAIpqJIjJyARZ3W3zqJlkf+0TRXzsLHmR6o",
+            "{ARGON2}$argon2id$v=19$m=7,t=1,p=1$c2FsdHNhbHRzYWx0c2FsdA$+v0rf6ETYAIpqJIjJyARZ3W3zqJlkf+0TRXzsLHmR6o",
+            "{ARGON2}$argon2id$v=19$m=4294967295,t=1,p=1$c2FsdHNhbHRzYWx0c2FsdA$+v0rf6ETYAIpqJIjJyARZ3W3zqJlkf+0TRXzsLHmR6o",
+            "{ARGON2}$argon2id$v=19$m=99999999999,t=1,p=1$c2FsdHNhbHRzYWx0c2FsdA$+v0rf6ETYAIpqJIjJyARZ3W3zqJlkf+0TRXzsLHmR6o",
+            "{ARGON2}$argon2id$v=19$m=64,t=65,p=1$c2FsdHNhbHRzYWx0c2FsdA$+v0rf6ETYAIpqJIjJyARZ3W3zqJlkf+0TRXzsLHmR6o",
+            "{ARGON2}$argon2id$v=19$m=64,t=1,p=9$c2FsdHNhbHRzYWx0c2FsdA$+v0rf6ETYAIpqJIjJyARZ3W3zqJlkf+0TRXzsLHmR6o",
+            "{ARGON2}$argon2id$v=19$m=1048576,t=3,p=1$c2FsdHNhbHRzYWx0c2FsdA$+v0rf6ETYAIpqJIjJyARZ3W3zqJlkf+0TRXzsLHmR6o",
+            // argon2: salt and digest
+            "{ARGON2}$argon2id$v=19$m=64,t=1,p=1$c2FsdA$+v0rf6ETYAIpqJIjJyARZ3W3zqJlkf+0TRXzsLHmR6o",
+            "{ARGON2}$argon2id$v=19$m=64,t=1,p=1$c2FsdHNhbHRzYWx0c2FsdA$+v0rf6ETYAIp",
+            "{ARGON2}$argon2id$v=19$m=64,t=1,p=1$c2Fsd*NhbHRzYWx0c2FsdA$+v0rf6ETYAIpqJIjJyARZ3W3zqJlkf+0TRXzsLHmR6o",
+            "{ARGON2}$argon2id$v=19$m=64,t=1,p=1$c2FsdHNhbHRzYWx0c2FsdA$+v0rf6ETYAIpqJIjJyARZ3W3zqJlkf+0TRXzsLHmR6",
+            // crypt: unsupported methods
+            "{CRYPT}saltTVLlQcbpF",
+            "{CRYPT}$2x$04$abcdefghijklmnopqrstuu2r9OfJnfCsdneAXAGHnS4UpFFP8WIrW",
+            "{CRYPT}$y$j9T$saltsalt$abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNO",
+            "{CRYPT}$7$CU..../....saltsalt$abc",
+            // crypt: digest length and alphabet
+            "{CRYPT}$1$saltsalt$9xy1btjgzLYfb7hivXtC/",
+            "{CRYPT}$1$saltsalt$9xy1btjgzLYfb7hivXtC///",
+            "{CRYPT}$1$saltsalt$9xy1btjgzLYfb7hivXtC/=",
+            "{CRYPT}$5$saltsalt$0IyaXrmV7.sGNS6tirgqHLqX/G.FBvgkYA.lpPdS5s",
+            "{CRYPT}$6$saltsalt$TVLlQcbpFVof5W3Yz4DTP6gRstiNuHwwTt6GLc1E5n0U0aDehy0S5knV8wiOQSpT0Y77vwPZN.Pq.H91p5hVO",
+            "{CRYPT}$6$saltsalt",
+            "{CRYPT}$6$saltsalt$",
+            // crypt: salt and rounds
+            "{CRYPT}$1$saltsaltx$9xy1btjgzLYfb7hivXtC//",
+            "{CRYPT}$5$0123456789abcdefg$0IyaXrmV7.sGNS6tirgqHLqX/G.FBvgkYA.lpPdS5sA",
+            "{CRYPT}$5$rounds=999$saltsalt$0IyaXrmV7.sGNS6tirgqHLqX/G.FBvgkYA.lpPdS5sA",
+            "{CRYPT}$5$rounds=1000001$saltsalt$0IyaXrmV7.sGNS6tirgqHLqX/G.FBvgkYA.lpPdS5sA",
+            "{CRYPT}$5$rounds=$saltsalt$0IyaXrmV7.sGNS6tirgqHLqX/G.FBvgkYA.lpPdS5sA",
+            "{CRYPT}$5$rounds=99999999999999999999$saltsalt$0IyaXrmV7.sGNS6tirgqHLqX/G.FBvgkYA.lpPdS5sA",
+            "{CRYPT}$5$rounds=5000",
+            // bcrypt: cost, lengths, alphabet
+            "{CRYPT}$2b$03$abcdefghijklmnopqrstuu2r9OfJnfCsdneAXAGHnS4UpFFP8WIrW",
+            "{CRYPT}$2b$16$abcdefghijklmnopqrstuu2r9OfJnfCsdneAXAGHnS4UpFFP8WIrW",
+            "{CRYPT}$2b$4$abcdefghijklmnopqrstuu2r9OfJnfCsdneAXAGHnS4UpFFP8WIrW",
+            "{CRYPT}$2b$+4$abcdefghijklmnopqrstuu2r9OfJnfCsdneAXAGHnS4UpFFP8WIrW",
+            "{CRYPT}$2b$04$abcdefghijklmnopqrstuu2r9OfJnfCsdneAXAGHnS4UpFFP8WIr",
+            "{CRYPT}$2b$04$abcdefghijklmnopqrstuu2r9OfJnfCsdneAXAGHnS4UpFFP8WIrWW",
+            "{CRYPT}$2b$04$abcdefghijklmnopqrstuu2r9OfJnfCsdneAXAGHnS4UpFFP8WIr+",
+            "{CRYPT}$2b$04$abcdefghijklmnopqrstu\u{e9}r9OfJnfCsdneAXAGHnS4UpFFP8WIrW",
+        ];
+        for &v in values {
+            assert!(StoredPassword::parse(v.as_bytes()).is_none(), "{v}");
+        }
+        let not_utf8: &[&[u8]] = &[
+            b"{SSHA}\xff\xfe",
+            b"{CRYPT}$6$\xffsalt$abc",
+            b"{ARGON2}$argon2id\x80",
+        ];
+        for &v in not_utf8 {
+            assert!(StoredPassword::parse(v).is_none(), "{v:?}");
+        }
+    }
+
+    #[test]
+    fn padding_is_optional_in_base64() {
+        let unpadded = SSHA256.trim_end_matches('=');
+        assert!(parsed(unpadded).verify(b"secret"));
+        let padded_argon2 = format!("{ARGON2ID}=");
+        assert!(parsed(&padded_argon2).verify(b"secret"));
+    }
+
+    #[test]
+    fn truncated_and_mangled_values_never_panic() {
+        let mut checked = 0;
+        for &v in SECRET_VECTORS {
+            let bytes = v.as_bytes();
+            for end in 0..bytes.len() {
+                // Dropping only base64 padding leaves the same value.
+                if v[..end].trim_end_matches('=') == v.trim_end_matches('=') {
+                    continue;
+                }
+                if let Some(p) = StoredPassword::parse(&bytes[..end]) {
+                    // Only argon2 and salted digests can lose bytes and still parse; the
+                    // result must not accept the password.
+                    assert!(!p.verify(b"secret"), "{v} cut at {end}");
+                    checked += 1;
+                }
+            }
+            for at in 0..bytes.len() {
+                for replacement in [b'$', b'\0', 0xff, b'=', b',', b'9', b'}'] {
+                    let mut mangled = bytes.to_vec();
+                    mangled[at] = replacement;
+                    if let Some(p) = StoredPassword::parse(&mangled) {
+                        let _ = p.needs_rehash(&SMALL);
+                        let _ = format!("{p:?}");
+                    }
+                    let _ = is_hashed(&mangled);
+                }
+            }
+        }
+        assert!(checked > 0);
+    }
+
+    #[test]
+    fn debug_shows_the_scheme_only() {
+        let expected = [
+            (ARGON2ID, "StoredPassword({ARGON2}argon2id)"),
+            (ARGON2I, "StoredPassword({ARGON2}argon2i)"),
+            (SSHA, "StoredPassword({SSHA})"),
+            (SSHA512, "StoredPassword({SSHA512})"),
+            (SMD5, "StoredPassword({SMD5})"),
+            (SHA, "StoredPassword({SHA})"),
+            (MD5, "StoredPassword({MD5})"),
+            (MD5_CRYPT, "StoredPassword({CRYPT}md5-crypt)"),
+            (SHA256_CRYPT, "StoredPassword({CRYPT}sha256-crypt)"),
+            (SHA512_CRYPT_ROUNDS, "StoredPassword({CRYPT}sha512-crypt)"),
+            (BCRYPT_2Y, "StoredPassword({CRYPT}bcrypt)"),
+        ];
+        for (v, debug) in expected {
+            assert_eq!(format!("{:?}", parsed(v)), debug);
+        }
+        for &v in SECRET_VECTORS {
+            let debug = format!("{:#?}", parsed(v));
+            assert!(
+                !debug.contains("salt") && !debug.contains("c2Fsd") && !debug.contains('$'),
+                "{debug}"
+            );
+        }
+        let dummy = StoredPassword::dummy(&SMALL).unwrap();
+        assert_eq!(format!("{dummy:?}"), "StoredPassword({ARGON2}argon2id)");
+    }
+
+    #[test]
+    fn errors_carry_no_secret() {
+        let err = hash(b"", &SMALL).unwrap_err();
+        assert_eq!(err.to_string(), "password is empty");
+        let err = hash(&vec![b's'; MAX_PASSWORD_LEN + 1], &SMALL).unwrap_err();
+        assert!(!format!("{err} {err:?}").contains("sss"));
+    }
+
+    #[test]
+    fn dummy_matches_nothing_and_costs_the_same() {
+        let dummy = StoredPassword::dummy(&SMALL).unwrap();
+        assert!(!dummy.verify(b"secret"));
+        assert!(!dummy.verify(b""));
+        assert!(!dummy.needs_rehash(&SMALL));
+        let StoredPassword::Argon2(h) = &dummy else {
+            panic!("dummy is not argon2");
+        };
+        assert_eq!(h.params, SMALL);
+        assert_eq!((h.salt.len(), h.hash.len()), (SALT_LEN, HASH_LEN));
+        assert!(
+            StoredPassword::dummy(&Argon2Params {
+                parallelism: 0,
+                ..SMALL
+            })
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn generate_uses_the_unambiguous_alphabet() {
+        for len in [0, 1, 20, 64, 65, 300] {
+            let p = generate(len);
+            assert_eq!(p.len(), len);
+            assert!(p.bytes().all(|b| GENERATED_ALPHABET.contains(&b)), "{p}");
+        }
+        assert_eq!(GENERATED_ALPHABET.len(), 55);
+        for c in b"0Oo1Iil" {
+            assert!(!GENERATED_ALPHABET.contains(c));
+        }
+        assert_ne!(generate(20), generate(20));
+        // Over many draws every character turns up.
+        let many = try_generate(5000).unwrap();
+        assert!(
+            GENERATED_ALPHABET
+                .iter()
+                .all(|c| many.as_bytes().contains(c))
+        );
+    }
+
+    #[test]
+    fn validate_names_the_field_and_range() {
+        assert!(Argon2Params::default().validate().is_ok());
+        assert!(SMALL.validate().is_ok());
+        // RFC 9106's first recommendation is the most we take.
+        let rfc9106 = Argon2Params {
+            memory_kib: 2 * 1024 * 1024,
+            iterations: 1,
+            parallelism: 4,
+        };
+        assert!(rfc9106.validate().is_ok());
+        let cases = [
+            (
+                Argon2Params {
+                    memory_kib: 7,
+                    ..SMALL
+                },
+                "memory_kib must be between 8 (8 per lane) and 2097152, got 7",
+            ),
+            (
+                Argon2Params {
+                    memory_kib: 2097153,
+                    ..SMALL
+                },
+                "memory_kib",
+            ),
+            (
+                Argon2Params {
+                    memory_kib: 1048576,
+                    iterations: 3,
+                    parallelism: 1,
+                },
+                "memory_kib * iterations must be at most 2097152, got 3145728",
+            ),
+            (
+                Argon2Params {
+                    memory_kib: 64,
+                    parallelism: 9,
+                    iterations: 1,
+                },
+                "memory_kib must be between 72",
+            ),
+            (
+                Argon2Params {
+                    iterations: 0,
+                    ..SMALL
+                },
+                "iterations must be between 1 and 64, got 0",
+            ),
+            (
+                Argon2Params {
+                    iterations: 65,
+                    ..SMALL
+                },
+                "iterations",
+            ),
+            (
+                Argon2Params {
+                    parallelism: 0,
+                    ..SMALL
+                },
+                "parallelism must be between 1 and 64, got 0",
+            ),
+            (
+                Argon2Params {
+                    parallelism: 65,
+                    memory_kib: 1024,
+                    iterations: 1,
+                },
+                "parallelism",
+            ),
+        ];
+        for (params, message) in cases {
+            let err = params.validate().unwrap_err();
+            assert!(err.starts_with(message), "{err}");
+        }
+    }
+
+    #[test]
+    fn params_deserialize_with_defaults_and_reject_unknown_keys() {
+        let p: Argon2Params = toml::from_str("memory_kib = 65536").unwrap();
+        assert_eq!(
+            p,
+            Argon2Params {
+                memory_kib: 65536,
+                ..Argon2Params::default()
+            }
+        );
+        let p: Argon2Params =
+            toml::from_str("memory_kib = 8\niterations = 1\nparallelism = 1").unwrap();
+        assert_eq!(
+            p,
+            Argon2Params {
+                memory_kib: 8,
+                iterations: 1,
+                parallelism: 1
+            }
+        );
+        let err = toml::from_str::<Argon2Params>("memory = 65536").unwrap_err();
+        assert!(err.to_string().contains("memory"), "{err}");
+    }
+}

@@ -1,0 +1,91 @@
+//! Add (RFC 4511 §4.7): schema-checked, with server-maintained attributes, POSIX id
+//! allocation and hashed passwords, in one write transaction.
+
+use ldap3_proto::proto::LdapAddRequest;
+
+use crate::directory::dn::Dn;
+use crate::directory::entry::Entry;
+use crate::ldap::OpContext;
+use crate::ldap::access;
+use crate::ldap::result::LdapError;
+use crate::ldap::write::{self, check_entry, check_user_modifiable};
+use crate::store::{DirectoryRead, StoreError};
+
+pub async fn add(ctx: &OpContext, req: &LdapAddRequest) -> Result<(), LdapError> {
+    let state = &ctx.state;
+    let dn = Dn::parse(&req.dn)?;
+    let mut entry = Entry::new(dn.clone());
+    let mut member_uids = Vec::new();
+    for (name, values) in write::request_attrs(&state.schema, &req.attributes)? {
+        check_user_modifiable(&state.schema, &name)?;
+        if values.is_empty() {
+            return Err(LdapError::protocol(format!("{name}: no values given")));
+        }
+        if name.eq_ignore_ascii_case("memberUid") {
+            member_uids = values;
+            continue;
+        }
+        let values = if name.eq_ignore_ascii_case("userPassword") {
+            write::hash_passwords(state, values).await?
+        } else {
+            values
+        };
+        entry.set(&name, values);
+    }
+    let suffix = state.config.suffix.clone();
+    if !member_uids.is_empty() {
+        for m in write::member_uid_to_member(&suffix, &member_uids) {
+            entry.push_value("member", m);
+        }
+    }
+    write::ensure_rdn_values(&state.schema, &mut entry)?;
+    let schema = state.schema.clone();
+    let posix = state.config.posix.clone();
+    let principal = ctx.session.principal.clone();
+    state
+        .store
+        .write(move |w| {
+            let caller = access::caller(w, &principal, &suffix)?;
+            caller.require_write()?;
+            if !dn.is_within(&suffix) {
+                return Err(LdapError::no_such_object(String::new()));
+            }
+            if w.id_of(&dn)?.is_some() {
+                return Err(StoreError::AlreadyExists.into());
+            }
+            if dn != suffix {
+                let parent = dn.parent().unwrap_or_else(Dn::root);
+                if w.id_of(&parent)?.is_none() {
+                    return Err(LdapError::no_such_object(nearest(w, &parent)?));
+                }
+            }
+            write::derive_member_uid(&mut entry);
+            write::posix_ids(w, &posix, &mut entry, None)?;
+            let actor = caller.dn().map(ToString::to_string).unwrap_or_default();
+            write::stamp_new(&schema, &mut entry, &actor, &write::now_generalized());
+            check_entry(&schema, &entry)?;
+            if dn == suffix {
+                w.add_suffix(&entry)?;
+            } else {
+                w.add(&entry)?;
+            }
+            tracing::info!(dn = %entry.dn, actor = %actor, "entry added");
+            Ok(())
+        })
+        .await
+}
+
+/// The closest existing ancestor, for matchedDN.
+pub fn nearest(r: &impl DirectoryRead, dn: &Dn) -> Result<String, StoreError> {
+    let mut cur = Some(dn.clone());
+    while let Some(p) = cur {
+        if p.is_root() {
+            break;
+        }
+        if let Some((_, e)) = r.entry_by_dn(&p)? {
+            return Ok(e.dn.to_string());
+        }
+        cur = p.parent();
+    }
+    Ok(String::new())
+}

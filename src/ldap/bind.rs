@@ -1,0 +1,200 @@
+//! Bind (RFC 4511 §4.2, RFC 4513): anonymous, simple with a password, and SASL EXTERNAL
+//! on the LDAPI socket.
+//!
+//! Every failed credential check gives the same 49 with the same message, after an argon2
+//! verification whether or not the entry exists, so neither code nor timing tells an
+//! unknown DN from a wrong password. The connection is anonymous until a bind succeeds.
+
+use ldap3_proto::proto::{LdapBindCred, LdapBindRequest, LdapResult, LdapResultCode};
+
+use crate::directory::dn::Dn;
+use crate::identity::password::StoredPassword;
+use crate::ldap::State;
+use crate::ldap::result::{LdapError, success};
+use crate::ldap::session::{Principal, Session, Transport};
+use crate::ldap::write;
+use crate::store::DirectoryRead;
+
+pub async fn bind(state: &State, session: &mut Session, req: &LdapBindRequest) -> LdapResult {
+    // RFC 4513 §4: a bind, whatever its outcome, first drops the current identity.
+    session.principal = Principal::Anonymous;
+    match run(state, session, req).await {
+        Ok(principal) => {
+            tracing::info!(
+                event = "bind",
+                outcome = "success",
+                dn = %principal.dn().map(ToString::to_string).unwrap_or_default(),
+                transport = ?session.transport,
+            );
+            session.principal = principal;
+            success()
+        }
+        Err(e) => {
+            tracing::info!(
+                event = "bind",
+                outcome = "failure",
+                code = e.code.clone() as i64,
+                dn = %req.dn,
+                transport = ?session.transport,
+            );
+            e.into_result()
+        }
+    }
+}
+
+async fn run(
+    state: &State,
+    session: &Session,
+    req: &LdapBindRequest,
+) -> Result<Principal, LdapError> {
+    if req.version != 3 {
+        return Err(LdapError::protocol(
+            "historical protocol version requested, use LDAPv3",
+        ));
+    }
+    match &req.cred {
+        LdapBindCred::Simple(password) => simple(state, session, &req.dn, password).await,
+        LdapBindCred::SASL(sasl) if sasl.mechanism.eq_ignore_ascii_case("EXTERNAL") => {
+            external(state, session, &sasl.credentials)
+        }
+        LdapBindCred::SASL(sasl) => Err(LdapError::new(
+            LdapResultCode::AuthMethodNotSupported,
+            format!("SASL mechanism {} is not supported", sasl.mechanism),
+        )),
+        LdapBindCred::Unsupported => Err(LdapError::new(
+            LdapResultCode::AuthMethodNotSupported,
+            "authentication method not supported",
+        )),
+    }
+}
+
+async fn simple(
+    state: &State,
+    session: &Session,
+    dn: &str,
+    password: &str,
+) -> Result<Principal, LdapError> {
+    if dn.is_empty() && password.is_empty() {
+        return Ok(Principal::Anonymous);
+    }
+    if password.is_empty() {
+        return Err(LdapError::unwilling(
+            "unauthenticated bind (DN with no password) disallowed",
+        ));
+    }
+    if state.config.security.require_tls_for_bind && !session.transport.is_protected() {
+        return Err(LdapError::new(
+            LdapResultCode::ConfidentialityRequired,
+            "binds with a password require TLS (use ldaps:// or StartTLS) or LDAPI",
+        ));
+    }
+    let target = Dn::parse(dn)
+        .ok()
+        .filter(|d| d.is_within(&state.config.suffix));
+    let stored = match &target {
+        Some(dn) => {
+            let dn = dn.clone();
+            state
+                .store
+                .read(move |r| {
+                    Ok::<_, LdapError>(
+                        r.entry_by_dn(&dn)?
+                            .map(|(_, e)| e.values("userPassword").to_vec()),
+                    )
+                })
+                .await?
+                .unwrap_or_default()
+        }
+        None => Vec::new(),
+    };
+    let mut hashes: Vec<StoredPassword> = stored
+        .iter()
+        .filter_map(|v| StoredPassword::parse(v))
+        .collect();
+    let real = !hashes.is_empty();
+    if !real {
+        // Same work as a real check, so timing does not reveal whether the DN exists.
+        if let Some(decoy) = StoredPassword::parse(state.decoy_hash.as_bytes()) {
+            hashes.push(decoy);
+        }
+    }
+    let permit = state
+        .hashers
+        .clone()
+        .acquire_owned()
+        .await
+        .map_err(|_| LdapError::new(LdapResultCode::Unavailable, "server is shutting down"))?;
+    let candidate = password.as_bytes().to_vec();
+    let params = state.config.argon2;
+    let verified = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        hashes
+            .iter()
+            .find(|h| h.verify(&candidate))
+            .map(|h| h.needs_rehash(&params))
+    })
+    .await
+    .unwrap_or(None);
+    let (Some(needs_rehash), true, Some(dn)) = (verified, real, target) else {
+        return Err(LdapError::invalid_credentials());
+    };
+    if needs_rehash {
+        rehash(state, &dn, password).await;
+    }
+    Ok(Principal::Entry(dn))
+}
+
+/// Replace an imported legacy hash with argon2id after a successful bind. Best effort:
+/// a failure is logged and the bind still succeeds.
+async fn rehash(state: &State, dn: &Dn, password: &str) {
+    let hashed = match write::hash_one(state, password.as_bytes().to_vec()).await {
+        Ok(h) => h,
+        Err(e) => {
+            tracing::warn!(dn = %dn, error = %e.message, "password rehash failed");
+            return;
+        }
+    };
+    let dn = dn.clone();
+    let result = state
+        .store
+        .write(move |w| {
+            if let Some((id, old)) = w.entry_by_dn(&dn)? {
+                let mut entry = old.clone();
+                entry.set("userPassword", vec![hashed.into_bytes()]);
+                w.replace(id, &old, &entry)?;
+            }
+            Ok::<_, LdapError>(())
+        })
+        .await;
+    match result {
+        Ok(()) => tracing::info!(
+            event = "password-rehash",
+            "legacy password hash upgraded to argon2id"
+        ),
+        Err(e) => tracing::warn!(error = %e.message, "password rehash failed"),
+    }
+}
+
+/// SASL EXTERNAL: the peer credentials of the LDAPI socket, in OpenLDAP's DN form.
+fn external(state: &State, session: &Session, authzid: &[u8]) -> Result<Principal, LdapError> {
+    let Transport::Ldapi { uid, gid } = session.transport else {
+        return Err(LdapError::new(
+            LdapResultCode::InappropriateAuthentication,
+            "SASL EXTERNAL is available on the LDAPI socket only",
+        ));
+    };
+    let text = format!("gidNumber={gid}+uidNumber={uid},cn=peercred,cn=external,cn=auth");
+    let dn = Dn::parse(&text)?;
+    if !authzid.is_empty() {
+        let asked = std::str::from_utf8(authzid).unwrap_or_default();
+        let asked = asked.strip_prefix("dn:").unwrap_or(asked);
+        if Dn::parse(asked).ok().as_ref() != Some(&dn) {
+            return Err(LdapError::new(
+                LdapResultCode::InappropriateAuthentication,
+                "authorization identity does not match the peer credentials",
+            ));
+        }
+    }
+    let admin = uid == state.own_uid || state.config.security.admin_uids.contains(&uid);
+    Ok(Principal::Local { dn, admin })
+}

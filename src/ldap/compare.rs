@@ -1,0 +1,60 @@
+//! Compare (RFC 4511 §4.10): compareTrue (6) / compareFalse (5) under the attribute's
+//! equality rule; entries the caller cannot see are noSuchObject (32).
+
+use ldap3_proto::proto::{LdapCompareRequest, LdapResult, LdapResultCode};
+
+use crate::directory::dn::Dn;
+use crate::directory::filter::normalize;
+use crate::ldap::OpContext;
+use crate::ldap::access;
+use crate::ldap::result::{LdapError, code_result};
+use crate::ldap::search::add_computed;
+use crate::ldap::write;
+use crate::store::DirectoryRead;
+
+pub async fn compare(ctx: &OpContext, req: &LdapCompareRequest) -> Result<LdapResult, LdapError> {
+    let state = &ctx.state;
+    let dn = Dn::parse(&req.dn)?;
+    let name = write::attr_name(&state.schema, &req.atype)?;
+    let rule = state.schema.attribute(&name).and_then(|a| a.equality);
+    let Some(assertion) = normalize(rule, &req.val) else {
+        return Err(LdapError::new(
+            LdapResultCode::InvalidAttributeSyntax,
+            format!("{name}: assertion value invalid per syntax"),
+        ));
+    };
+    let suffix = state.config.suffix.clone();
+    let anonymous = state.config.security.anonymous;
+    let principal = ctx.session.principal.clone();
+    state
+        .store
+        .read(move |r| {
+            let caller = access::caller(r, &principal, &suffix)?;
+            if !caller.can_read_tree(anonymous) {
+                return Err(LdapError::no_such_object(String::new()));
+            }
+            let Some((id, mut entry)) = r.entry_by_dn(&dn)? else {
+                return Err(LdapError::no_such_object(String::new()));
+            };
+            if !caller.can_read_attr(&name) {
+                return Err(LdapError::insufficient_access());
+            }
+            add_computed(r, id, &mut entry, |n| n.eq_ignore_ascii_case(&name))?;
+            let values = entry.values(&name);
+            if values.is_empty() {
+                return Err(LdapError::new(
+                    LdapResultCode::NoSuchAttribute,
+                    format!("{name}: no such attribute"),
+                ));
+            }
+            let hit = values
+                .iter()
+                .any(|v| normalize(rule, v).as_deref() == Some(assertion.as_slice()));
+            Ok(code_result(if hit {
+                LdapResultCode::CompareTrue
+            } else {
+                LdapResultCode::CompareFalse
+            }))
+        })
+        .await
+}

@@ -1,0 +1,186 @@
+//! Extended operations: Who Am I (RFC 4532) and Password Modify (RFC 3062). StartTLS
+//! changes the connection and is run by `server::conn`; any other OID is a protocolError.
+
+use ldap3_proto::proto::{
+    LdapExtendedRequest, LdapExtendedResponse, LdapOp, LdapPasswordModifyRequest, LdapResultCode,
+    OID_PASSWORD_MODIFY, OID_WHOAMI,
+};
+
+use crate::directory::dn::Dn;
+use crate::identity::password::{self, StoredPassword};
+use crate::ldap::access::{self, Caller};
+use crate::ldap::result::{LdapError, success};
+use crate::ldap::write;
+use crate::ldap::{OpContext, reply};
+use crate::store::DirectoryRead;
+
+pub const OID_STARTTLS: &str = "1.3.6.1.4.1.1466.20037";
+
+pub const SUPPORTED_EXTENSIONS: &[&str] = &[OID_WHOAMI, OID_PASSWORD_MODIFY, OID_STARTTLS];
+
+const GENERATED_PASSWORD_LEN: usize = 20;
+
+pub async fn extended(ctx: &OpContext, req: &LdapExtendedRequest) {
+    let request = LdapOp::ExtendedRequest(req.clone());
+    let result = match req.name.as_str() {
+        OID_WHOAMI => whoami(ctx).await,
+        OID_PASSWORD_MODIFY => password_modify(ctx, req).await,
+        OID_STARTTLS => Err(LdapError::new(
+            LdapResultCode::OperationsError,
+            "StartTLS cannot be processed now",
+        )),
+        other => Err(LdapError::protocol(format!(
+            "unsupported extended operation {other}"
+        ))),
+    };
+    match result {
+        Ok(value) => {
+            let op = LdapOp::ExtendedResponse(LdapExtendedResponse {
+                res: success(),
+                name: None,
+                value,
+            });
+            ctx.send(op, Vec::new()).await;
+        }
+        Err(e) => reply(ctx, &request, Err(e), Vec::new()).await,
+    }
+}
+
+async fn current_caller(ctx: &OpContext) -> Result<Caller, LdapError> {
+    let principal = ctx.session.principal.clone();
+    let suffix = ctx.state.config.suffix.clone();
+    ctx.state
+        .store
+        .read(move |r| Ok::<_, LdapError>(access::caller(r, &principal, &suffix)?))
+        .await
+}
+
+async fn whoami(ctx: &OpContext) -> Result<Option<Vec<u8>>, LdapError> {
+    let caller = current_caller(ctx).await?;
+    Ok(Some(match caller.dn() {
+        Some(dn) => format!("dn:{dn}").into_bytes(),
+        None => Vec::new(),
+    }))
+}
+
+async fn password_modify(
+    ctx: &OpContext,
+    req: &LdapExtendedRequest,
+) -> Result<Option<Vec<u8>>, LdapError> {
+    let state = &ctx.state;
+    // `ldappasswd` with no arguments sends no request value at all.
+    let parsed = match &req.value {
+        None => LdapPasswordModifyRequest {
+            user_identity: None,
+            old_password: None,
+            new_password: None,
+        },
+        Some(_) => LdapPasswordModifyRequest::try_from(req)
+            .map_err(|_| LdapError::protocol("malformed password modify request"))?,
+    };
+    if state.config.security.require_tls_for_bind && !ctx.session.transport.is_protected() {
+        return Err(LdapError::new(
+            LdapResultCode::ConfidentialityRequired,
+            "password changes require a TLS or LDAPI connection",
+        ));
+    }
+    let caller = current_caller(ctx).await?;
+    let Some(caller_dn) = caller.dn().cloned() else {
+        return Err(LdapError::unwilling(
+            "only authenticated users may change passwords",
+        ));
+    };
+    let target = match parsed.user_identity.as_deref() {
+        Some(id) => Dn::parse(id.strip_prefix("dn:").unwrap_or(id))?,
+        None => caller_dn.clone(),
+    };
+    if target != caller_dn && !caller.is_admin() {
+        return Err(LdapError::insufficient_access());
+    }
+    let (new_password, generated) = match parsed.new_password {
+        Some(p) if !p.is_empty() => (p, false),
+        _ => (password::generate(GENERATED_PASSWORD_LEN), true),
+    };
+    let old_password = parsed.old_password;
+    let hashed = write::hash_one(state, new_password.as_bytes().to_vec()).await?;
+
+    let principal = ctx.session.principal.clone();
+    let suffix = state.config.suffix.clone();
+    let hashers = state.hashers.clone();
+    // Verify the old password (argon2) under the hasher cap, before the write.
+    if let Some(old) = old_password {
+        let stored = state
+            .store
+            .read({
+                let target = target.clone();
+                move |r| {
+                    Ok::<_, LdapError>(
+                        r.entry_by_dn(&target)?
+                            .map(|(_, e)| e.values("userPassword").to_vec()),
+                    )
+                }
+            })
+            .await?
+            .unwrap_or_default();
+        let _permit = hashers
+            .acquire()
+            .await
+            .map_err(|_| LdapError::new(LdapResultCode::Unavailable, "server is shutting down"))?;
+        let ok = tokio::task::spawn_blocking(move || {
+            stored
+                .iter()
+                .filter_map(|v| StoredPassword::parse(v))
+                .any(|p| p.verify(old.as_bytes()))
+        })
+        .await
+        .unwrap_or(false);
+        if !ok {
+            return Err(LdapError::invalid_credentials());
+        }
+    }
+    state
+        .store
+        .write(move |w| {
+            let caller = access::caller(w, &principal, &suffix)?;
+            if caller.dn() != Some(&target) && !caller.is_admin() {
+                return Err(LdapError::insufficient_access());
+            }
+            let Some((id, old)) = w.entry_by_dn(&target)? else {
+                return Err(LdapError::no_such_object(String::new()));
+            };
+            if !old.has_class("person") && !old.has_class("simpleSecurityObject") {
+                return Err(LdapError::unwilling("this entry cannot have a password"));
+            }
+            let mut entry = old.clone();
+            entry.set("userPassword", vec![hashed.into_bytes()]);
+            let actor = caller.dn().map(ToString::to_string).unwrap_or_default();
+            write::stamp_modified(&mut entry, &actor, &write::now_generalized());
+            w.replace(id, &old, &entry)?;
+            tracing::info!(dn = %entry.dn, actor = %actor, "password changed");
+            Ok(())
+        })
+        .await?;
+    Ok(generated.then(|| gen_passwd_value(&new_password)))
+}
+
+/// `PasswdModifyResponseValue ::= SEQUENCE { genPasswd [0] OCTET STRING OPTIONAL }`
+fn gen_passwd_value(password: &str) -> Vec<u8> {
+    let mut inner = vec![0x80];
+    push_len(&mut inner, password.len());
+    inner.extend_from_slice(password.as_bytes());
+    let mut out = vec![0x30];
+    push_len(&mut out, inner.len());
+    out.extend(inner);
+    out
+}
+
+fn push_len(out: &mut Vec<u8>, len: usize) {
+    if len < 0x80 {
+        out.push(len as u8);
+    } else {
+        let bytes = (len as u32).to_be_bytes();
+        let skip = bytes.iter().take_while(|b| **b == 0).count();
+        out.push(0x80 | (4 - skip) as u8);
+        out.extend_from_slice(&bytes[skip..]);
+    }
+}

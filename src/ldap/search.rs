@@ -1,0 +1,606 @@
+//! Search (RFC 4511 §4.5) with paged results (RFC 2696), size and time limits.
+//!
+//! Candidates come from the equality indexes when the filter allows, otherwise from the
+//! scope; each candidate is decoded, given the computed attributes the filter or the
+//! attribute list needs, evaluated, projected and streamed to the connection from the
+//! store's blocking thread. Paged cookies are printable, MAC'd, bound to the connection,
+//! the request and the identity, and good for one use.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use ldap3_proto::control::LdapControl;
+use ldap3_proto::proto::{
+    LdapMsg, LdapOp, LdapPartialAttribute, LdapResultCode, LdapSearchRequest,
+    LdapSearchResultEntry, LdapSearchScope,
+};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::directory::dn::Dn;
+use crate::directory::entry::Entry;
+use crate::directory::filter::{Filter, FilterLimits, Truth, resolve};
+use crate::directory::schema::Schema;
+use crate::ldap::access::{self, Caller};
+use crate::ldap::result::{LdapError, success};
+use crate::ldap::root_dse::{self, SUBSCHEMA_DN};
+use crate::ldap::{OpContext, reply};
+use crate::store::{DirectoryRead, StoreError};
+
+pub async fn search(ctx: &OpContext, req: &LdapSearchRequest) {
+    let request = LdapOp::SearchRequest(req.clone());
+    match run(ctx, req).await {
+        Ok(Some((res, ctrl))) => reply(ctx, &request, Ok(res), ctrl).await,
+        // Abandoned: RFC 4511 §4.11, no response.
+        Ok(None) => {}
+        Err((err, ctrl)) => {
+            if !ctx.cancel.is_cancelled() {
+                reply(ctx, &request, Err(err), ctrl).await;
+            }
+        }
+    }
+}
+
+type Outcome = Result<
+    Option<(ldap3_proto::proto::LdapResult, Vec<LdapControl>)>,
+    (LdapError, Vec<LdapControl>),
+>;
+
+async fn run(ctx: &OpContext, req: &LdapSearchRequest) -> Outcome {
+    let state = &ctx.state;
+    let paged = ctx.controls.iter().find_map(|c| match c {
+        LdapControl::SimplePagedResults { size, cookie } => Some((*size, cookie.clone())),
+        _ => None,
+    });
+    let no_ctrl = |e: LdapError| (e, Vec::new());
+    let base = Dn::parse(&req.base).map_err(|e| no_ctrl(e.into()))?;
+    let limits = FilterLimits {
+        max_depth: state.config.limits.max_filter_depth,
+        max_elements: state.config.limits.max_filter_elements,
+    };
+    let filter =
+        Filter::from_ldap(&req.filter, &state.schema, limits).map_err(|e| no_ctrl(e.into()))?;
+    let selection = Selection::parse(&req.attrs, &state.schema, req.typesonly);
+
+    // The rootDSE and the subschema entry live outside the tree.
+    let special = if base.is_root() {
+        Some(root_dse::root_dse(state))
+    } else if base.norm() == "cn=subschema" {
+        Some(root_dse::subschema(state))
+    } else {
+        None
+    };
+    if let Some(entry) = special {
+        return special_search(ctx, req, &filter, &selection, entry, paged.is_some()).await;
+    }
+
+    let mut page = None;
+    if let Some((size, cookie)) = &paged {
+        let fp = fingerprint(req, ctx);
+        let after = if cookie.is_empty() {
+            0
+        } else {
+            match check_cookie(ctx, cookie, fp) {
+                Some(last) => last,
+                None => {
+                    return Err((
+                        LdapError::protocol("paged results cookie is invalid"),
+                        Vec::new(),
+                    ));
+                }
+            }
+        };
+        if *size <= 0 && !cookie.is_empty() {
+            // RFC 2696 §3: a zero size with a cookie abandons the paged search.
+            return Ok(Some((success(), vec![paged_control(Vec::new())])));
+        }
+        page = Some(Page {
+            size: usize::try_from(*size).unwrap_or(0),
+            after,
+            fingerprint: fp,
+        });
+    }
+
+    let principal = ctx.session.principal.clone();
+    let suffix = state.config.suffix.clone();
+    let anonymous = state.config.security.anonymous;
+    let server_size = state.config.limits.size_limit;
+    let server_time = state.config.limits.time_limit;
+    let scope = req.scope.clone();
+    let client_size = usize::try_from(req.sizelimit).unwrap_or(0);
+    let client_time = u64::try_from(req.timelimit).unwrap_or(0);
+    let out = ctx.out.clone();
+    let msgid = ctx.msgid;
+    let cancel = ctx.cancel.clone();
+    let started = Instant::now();
+    let schema = state.schema.clone();
+    let scan_page = page.clone();
+
+    let scan = state
+        .store
+        .read(move |r| {
+            let caller = access::caller(r, &principal, &suffix)?;
+            // Limits: administrators get only what they ask for.
+            let (size_limit, time_limit) =
+                effective_limits(&caller, client_size, client_time, server_size, server_time);
+            let page = scan_page;
+            let size_limit = if page.is_some() {
+                client_size_only(client_size)
+            } else {
+                size_limit
+            };
+            let deadline = time_limit.map(|t| started + t);
+            if !caller.can_read_tree(anonymous) || !base.is_within(&suffix) {
+                return Err(ScanError::Ldap(LdapError::no_such_object(String::new())));
+            }
+            let Some(base_id) = r.id_of(&base)? else {
+                return Err(ScanError::Ldap(LdapError::no_such_object(matched(
+                    r, &base,
+                )?)));
+            };
+            let ids = candidates(r, &filter, &scope, base_id)?;
+            let mut needed = Vec::new();
+            filter.attributes(&mut needed);
+            let mut sent = 0usize;
+            let mut last = None;
+            for id in ids {
+                if page.as_ref().is_some_and(|p| id <= p.after) {
+                    continue;
+                }
+                if cancel.is_cancelled() {
+                    return Ok(ScanEnd::Abandoned);
+                }
+                if deadline.is_some_and(|d| Instant::now() > d) {
+                    return Err(ScanError::Ldap(LdapError::new(
+                        LdapResultCode::TimeLimitExceeded,
+                        "time limit exceeded",
+                    )));
+                }
+                let Some(mut entry) = r.entry(id)? else {
+                    continue;
+                };
+                if !in_scope(&entry.dn, &base, &scope) {
+                    continue;
+                }
+                add_computed(r, id, &mut entry, |name| {
+                    needed
+                        .iter()
+                        .any(|n| n.eq_ignore_ascii_case(name) || n == "*")
+                })?;
+                if filter.matches(&entry) != Truth::True {
+                    continue;
+                }
+                if let Some(p) = &page {
+                    if p.size > 0 && sent == p.size {
+                        return Ok(ScanEnd::More {
+                            last: last.unwrap_or(p.after),
+                        });
+                    }
+                }
+                if size_limit.is_some_and(|n| sent == n) {
+                    return Err(ScanError::Ldap(LdapError::new(
+                        LdapResultCode::SizeLimitExceeded,
+                        "size limit exceeded",
+                    )));
+                }
+                add_computed(r, id, &mut entry, |name| selection.wants(name, &schema))?;
+                let result = project(&entry, &selection, &caller, &schema);
+                let msg = LdapMsg {
+                    msgid,
+                    op: LdapOp::SearchResultEntry(result),
+                    ctrl: Vec::new(),
+                };
+                if out.blocking_send(msg).is_err() {
+                    return Ok(ScanEnd::Abandoned);
+                }
+                sent += 1;
+                last = Some(id);
+            }
+            Ok(ScanEnd::Done)
+        })
+        .await;
+
+    let page_ctrl = |cookie: Vec<u8>| {
+        if paged.is_some() {
+            vec![paged_control(cookie)]
+        } else {
+            Vec::new()
+        }
+    };
+    match scan {
+        Ok(ScanEnd::Abandoned) => Ok(None),
+        Ok(ScanEnd::Done) => Ok(Some((success(), page_ctrl(Vec::new())))),
+        Ok(ScanEnd::More { last }) => {
+            let Some(p) = &page else {
+                return Ok(Some((success(), Vec::new())));
+            };
+            let cookie = make_cookie(ctx, last, p.fingerprint);
+            if let Ok(mut issued) = ctx.session.paged.lock() {
+                issued.issue(cookie.clone());
+            }
+            Ok(Some((success(), page_ctrl(cookie))))
+        }
+        Err(ScanError::Ldap(e)) => Err((e, page_ctrl(Vec::new()))),
+        Err(ScanError::Store(e)) => Err((e.into(), page_ctrl(Vec::new()))),
+    }
+}
+
+enum ScanEnd {
+    Done,
+    More { last: u64 },
+    Abandoned,
+}
+
+enum ScanError {
+    Ldap(LdapError),
+    Store(StoreError),
+}
+
+impl From<StoreError> for ScanError {
+    fn from(e: StoreError) -> Self {
+        ScanError::Store(e)
+    }
+}
+
+#[derive(Clone)]
+struct Page {
+    size: usize,
+    after: u64,
+    fingerprint: [u8; 8],
+}
+
+fn client_size_only(client: usize) -> Option<usize> {
+    (client > 0).then_some(client)
+}
+
+fn effective_limits(
+    caller: &Caller,
+    client_size: usize,
+    client_time: u64,
+    server_size: usize,
+    server_time: Duration,
+) -> (Option<usize>, Option<Duration>) {
+    let client_time = (client_time > 0).then(|| Duration::from_secs(client_time));
+    if caller.is_admin() {
+        return (client_size_only(client_size), client_time);
+    }
+    let size = match client_size {
+        0 => server_size,
+        n => n.min(server_size),
+    };
+    let time = client_time.map_or(server_time, |t| t.min(server_time));
+    (Some(size), Some(time))
+}
+
+async fn special_search(
+    ctx: &OpContext,
+    req: &LdapSearchRequest,
+    filter: &Filter,
+    selection: &Selection,
+    entry: Entry,
+    paged: bool,
+) -> Outcome {
+    let ctrl = if paged {
+        vec![paged_control(Vec::new())]
+    } else {
+        Vec::new()
+    };
+    let anonymous = ctx.state.config.security.anonymous;
+    let hidden = ctx.session.principal == crate::ldap::session::Principal::Anonymous
+        && anonymous == crate::config::AnonymousAccess::None;
+    if hidden {
+        return Err((LdapError::no_such_object(String::new()), ctrl));
+    }
+    if req.scope != LdapSearchScope::Base {
+        // Neither the rootDSE nor the subschema entry has children.
+        if entry.dn.is_root() {
+            return Err((LdapError::no_such_object(String::new()), ctrl));
+        }
+        return Ok(Some((success(), ctrl)));
+    }
+    if filter.matches(&entry) == Truth::True {
+        let caller = match &ctx.session.principal {
+            crate::ldap::session::Principal::Anonymous => Caller::Anonymous,
+            p => Caller::User(p.dn().cloned().unwrap_or_else(Dn::root)),
+        };
+        let result = project(&entry, selection, &caller, &ctx.state.schema);
+        if !ctx
+            .send(LdapOp::SearchResultEntry(result), Vec::new())
+            .await
+        {
+            return Ok(None);
+        }
+    }
+    Ok(Some((success(), ctrl)))
+}
+
+/// The ids to examine, ascending. Uses equality indexes where the filter allows.
+fn candidates(
+    r: &impl DirectoryRead,
+    filter: &Filter,
+    scope: &LdapSearchScope,
+    base_id: u64,
+) -> Result<Vec<u64>, StoreError> {
+    if *scope == LdapSearchScope::Base {
+        return Ok(vec![base_id]);
+    }
+    if let Some(ids) = plan(r, filter)? {
+        return Ok(ids.into_iter().collect());
+    }
+    match scope {
+        LdapSearchScope::OneLevel => {
+            let mut ids = r.children(base_id)?;
+            ids.sort_unstable();
+            Ok(ids)
+        }
+        _ => r.subtree(base_id),
+    }
+}
+
+/// A superset of the matching ids from the indexes, or None when a scan is needed.
+fn plan(r: &impl DirectoryRead, filter: &Filter) -> Result<Option<BTreeSet<u64>>, StoreError> {
+    match filter {
+        Filter::Equality(attr, key) if attr.name.eq_ignore_ascii_case("memberOf") => {
+            let Some(group) = std::str::from_utf8(key)
+                .ok()
+                .and_then(|k| Dn::parse(k).ok())
+            else {
+                return Ok(Some(BTreeSet::new()));
+            };
+            let Some((_, group)) = r.entry_by_dn(&group)? else {
+                return Ok(Some(BTreeSet::new()));
+            };
+            let mut ids = BTreeSet::new();
+            for member in group.values("member") {
+                let Some(dn) = std::str::from_utf8(member)
+                    .ok()
+                    .and_then(|m| Dn::parse(m).ok())
+                else {
+                    continue;
+                };
+                if let Some(id) = r.id_of(&dn)? {
+                    ids.insert(id);
+                }
+            }
+            Ok(Some(ids))
+        }
+        Filter::Equality(attr, key) => r.lookup(&attr.name, key),
+        Filter::And(items) => {
+            let mut best: Option<BTreeSet<u64>> = None;
+            for item in items {
+                if let Some(ids) = plan(r, item)? {
+                    best = Some(match best {
+                        Some(prev) => prev.intersection(&ids).copied().collect(),
+                        None => ids,
+                    });
+                }
+            }
+            Ok(best)
+        }
+        Filter::Or(items) => {
+            let mut all = BTreeSet::new();
+            for item in items {
+                match plan(r, item)? {
+                    Some(ids) => all.extend(ids),
+                    None => return Ok(None),
+                }
+            }
+            Ok(Some(all))
+        }
+        _ => Ok(None),
+    }
+}
+
+fn in_scope(dn: &Dn, base: &Dn, scope: &LdapSearchScope) -> bool {
+    if !dn.is_within(base) {
+        return false;
+    }
+    match scope {
+        LdapSearchScope::Base => dn == base,
+        LdapSearchScope::OneLevel => dn.depth() == base.depth() + 1,
+        LdapSearchScope::Subtree => true,
+        LdapSearchScope::Children => dn != base,
+    }
+}
+
+/// The closest existing ancestor of a missing DN, for matchedDN.
+fn matched(r: &impl DirectoryRead, dn: &Dn) -> Result<String, StoreError> {
+    let mut cur = dn.parent();
+    while let Some(p) = cur {
+        if p.is_root() {
+            break;
+        }
+        if let Some((_, e)) = r.entry_by_dn(&p)? {
+            return Ok(e.dn.to_string());
+        }
+        cur = p.parent();
+    }
+    Ok(String::new())
+}
+
+/// Attach the computed operational attributes that `want` asks for.
+pub fn add_computed(
+    r: &impl DirectoryRead,
+    id: u64,
+    entry: &mut Entry,
+    want: impl Fn(&str) -> bool,
+) -> Result<(), StoreError> {
+    if want("entryDN") && entry.get("entryDN").is_none() {
+        let dn = entry.dn.to_string();
+        entry.set_str("entryDN", &dn);
+    }
+    if want("subschemaSubentry") && entry.get("subschemaSubentry").is_none() {
+        entry.set_str("subschemaSubentry", SUBSCHEMA_DN);
+    }
+    if want("hasSubordinates") && entry.get("hasSubordinates").is_none() {
+        let v = if r.has_children(id)? { "TRUE" } else { "FALSE" };
+        entry.set_str("hasSubordinates", v);
+    }
+    if want("memberOf") && entry.get("memberOf").is_none() {
+        let groups = member_of(r, &entry.dn)?;
+        entry.set(
+            "memberOf",
+            groups.into_iter().map(String::into_bytes).collect(),
+        );
+    }
+    Ok(())
+}
+
+/// DNs of the groups that list `dn` as a `member`.
+pub fn member_of(r: &impl DirectoryRead, dn: &Dn) -> Result<Vec<String>, StoreError> {
+    let Some(ids) = r.lookup("member", dn.norm().as_bytes())? else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    for id in ids {
+        if let Some(group) = r.entry(id)? {
+            out.push(group.dn.to_string());
+        }
+    }
+    Ok(out)
+}
+
+/// Which attributes a search returns (RFC 4511 §4.5.1.8, RFC 3673).
+pub struct Selection {
+    all_user: bool,
+    all_operational: bool,
+    named: Vec<String>,
+    none: bool,
+    types_only: bool,
+}
+
+impl Selection {
+    pub fn parse(attrs: &[String], schema: &Schema, types_only: bool) -> Selection {
+        let mut s = Selection {
+            all_user: attrs.is_empty(),
+            all_operational: false,
+            named: Vec::new(),
+            none: false,
+            types_only,
+        };
+        for a in attrs {
+            match a.as_str() {
+                "*" => s.all_user = true,
+                "+" => s.all_operational = true,
+                "1.1" => {}
+                other => {
+                    if let Some(r) = resolve(schema, other) {
+                        s.named.push(r.name);
+                    }
+                }
+            }
+        }
+        s.none = !attrs.is_empty()
+            && !s.all_user
+            && !s.all_operational
+            && s.named.is_empty()
+            && attrs.iter().any(|a| a == "1.1");
+        s
+    }
+
+    pub fn wants(&self, name: &str, schema: &Schema) -> bool {
+        if self.none {
+            return false;
+        }
+        if self.named.iter().any(|n| n.eq_ignore_ascii_case(name)) {
+            return true;
+        }
+        let operational = schema.attribute(name).is_some_and(|a| a.is_operational());
+        if operational {
+            self.all_operational
+        } else {
+            self.all_user || name.eq_ignore_ascii_case("objectClass")
+        }
+    }
+}
+
+pub fn project(
+    entry: &Entry,
+    sel: &Selection,
+    caller: &Caller,
+    schema: &Schema,
+) -> LdapSearchResultEntry {
+    let attributes = entry
+        .attrs
+        .iter()
+        .filter(|a| sel.wants(&a.name, schema) && caller.can_read_attr(&a.name))
+        .map(|a| LdapPartialAttribute {
+            atype: a.name.clone(),
+            vals: if sel.types_only {
+                Vec::new()
+            } else {
+                a.values.clone()
+            },
+        })
+        .collect();
+    LdapSearchResultEntry {
+        dn: entry.dn.to_string(),
+        attributes,
+    }
+}
+
+fn paged_control(cookie: Vec<u8>) -> LdapControl {
+    LdapControl::SimplePagedResults { size: 0, cookie }
+}
+
+fn fingerprint(req: &LdapSearchRequest, ctx: &OpContext) -> [u8; 8] {
+    let mut h = Sha256::new();
+    h.update(req.base.to_ascii_lowercase().as_bytes());
+    h.update([req.scope.clone() as u8, u8::from(req.typesonly)]);
+    h.update(format!("{:?}", req.filter).as_bytes());
+    for a in &req.attrs {
+        h.update(a.as_bytes());
+        h.update([0]);
+    }
+    if let Some(dn) = ctx.session.principal.dn() {
+        h.update(dn.norm().as_bytes());
+    }
+    let digest = h.finalize();
+    let mut out = [0u8; 8];
+    out.copy_from_slice(&digest[..8]);
+    out
+}
+
+fn mac(ctx: &OpContext, last: u64, fp: [u8; 8]) -> [u8; 16] {
+    let mut h = Sha256::new();
+    h.update(ctx.state.cookie_key.as_slice());
+    h.update(ctx.session.nonce);
+    h.update(last.to_be_bytes());
+    h.update(fp);
+    let digest = h.finalize();
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&digest[..16]);
+    out
+}
+
+/// `hex(last id | fingerprint | mac)`: printable, so clients that treat it as text survive.
+fn make_cookie(ctx: &OpContext, last: u64, fp: [u8; 8]) -> Vec<u8> {
+    let mut raw = Vec::with_capacity(32);
+    raw.extend_from_slice(&last.to_be_bytes());
+    raw.extend_from_slice(&fp);
+    raw.extend_from_slice(&mac(ctx, last, fp));
+    raw.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<String>()
+        .into_bytes()
+}
+
+fn check_cookie(ctx: &OpContext, cookie: &[u8], fp: [u8; 8]) -> Option<u64> {
+    if cookie.len() != 64 {
+        return None;
+    }
+    let text = std::str::from_utf8(cookie).ok()?;
+    let mut raw = [0u8; 32];
+    for (i, b) in raw.iter_mut().enumerate() {
+        *b = u8::from_str_radix(text.get(i * 2..i * 2 + 2)?, 16).ok()?;
+    }
+    let last = u64::from_be_bytes(raw[..8].try_into().ok()?);
+    let expected = mac(ctx, last, fp);
+    let fp_ok = raw[8..16].ct_eq(&fp);
+    let mac_ok = raw[16..].ct_eq(&expected);
+    if !bool::from(fp_ok & mac_ok) {
+        return None;
+    }
+    let fresh = ctx.session.paged.lock().ok()?.take(cookie);
+    fresh.then_some(last)
+}

@@ -1,0 +1,98 @@
+//! Per-connection protocol state: who is bound, over what transport, and the paged-search
+//! cookies this connection has been issued.
+//!
+//! Owned by the connection task; operations in flight get a cheap snapshot. No I/O.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+
+use crate::directory::dn::Dn;
+
+/// Who the connection authenticated as. Re-checked against the directory on every
+/// operation (see `access::caller`), so a deleted entry loses its rights at once.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Principal {
+    Anonymous,
+    /// A local process on the LDAPI socket, by SO_PEERCRED.
+    Local {
+        dn: Dn,
+        admin: bool,
+    },
+    /// A directory entry that bound with its password.
+    Entry(Dn),
+}
+
+impl Principal {
+    pub fn dn(&self) -> Option<&Dn> {
+        match self {
+            Principal::Anonymous => None,
+            Principal::Local { dn, .. } | Principal::Entry(dn) => Some(dn),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    Plain,
+    Tls,
+    Ldapi { uid: u32, gid: u32 },
+}
+
+impl Transport {
+    /// Safe to carry credentials: TLS or a local socket.
+    pub fn is_protected(&self) -> bool {
+        !matches!(self, Transport::Plain)
+    }
+}
+
+/// Cookies issued and not yet used. A cookie is good for one use on this connection.
+#[derive(Debug, Default)]
+pub struct PagedCookies {
+    issued: VecDeque<Vec<u8>>,
+}
+
+const MAX_OPEN_PAGED: usize = 32;
+
+impl PagedCookies {
+    pub fn issue(&mut self, cookie: Vec<u8>) {
+        if self.issued.len() >= MAX_OPEN_PAGED {
+            self.issued.pop_front();
+        }
+        self.issued.push_back(cookie);
+    }
+
+    /// Consume `cookie`; false if it was never issued here or was already used.
+    pub fn take(&mut self, cookie: &[u8]) -> bool {
+        match self.issued.iter().position(|c| c == cookie) {
+            Some(i) => {
+                self.issued.remove(i);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub principal: Principal,
+    pub transport: Transport,
+    pub paged: Arc<Mutex<PagedCookies>>,
+    /// Random per connection; binds paged cookies to it.
+    pub nonce: [u8; 16],
+}
+
+impl Session {
+    pub fn new(transport: Transport) -> Session {
+        let mut nonce = [0u8; 16];
+        // A failure leaves a zero nonce: cookies are then still MAC-protected, only not
+        // bound to this connection. getrandom does not fail on Linux once seeded.
+        let _ = getrandom::fill(&mut nonce);
+        Session {
+            principal: Principal::Anonymous,
+            transport,
+            paged: Arc::new(Mutex::new(PagedCookies::default())),
+            nonce,
+        }
+    }
+}

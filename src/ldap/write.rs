@@ -1,0 +1,468 @@
+//! What every write shares: attribute names resolved to the schema, schema checks,
+//! server-maintained attributes (timestamps, entryUUID, derived `memberUid`), POSIX id
+//! allocation, and hashing of cleartext `userPassword`.
+//!
+//! Checks run inside the write transaction so that uniqueness and allocation are atomic.
+
+use std::collections::BTreeSet;
+
+use ldap3_proto::proto::{LdapPartialAttribute, LdapResultCode};
+
+use crate::config::Posix;
+use crate::directory::dn::Dn;
+use crate::directory::entry::Entry;
+use crate::directory::filter::normalize;
+use crate::directory::schema::{ClassKind, Schema};
+use crate::identity::password;
+use crate::ldap::State;
+use crate::ldap::result::LdapError;
+use crate::store::{DirectoryRead, StoreError, Writer};
+
+const NEXT_UID: &str = "next_uid_number";
+const NEXT_GID: &str = "next_gid_number";
+
+/// Attributes the server maintains; clients may not write them.
+const SERVER_ATTRS: &[&str] = &[
+    "entryUUID",
+    "entryDN",
+    "createTimestamp",
+    "modifyTimestamp",
+    "creatorsName",
+    "modifiersName",
+    "structuralObjectClass",
+    "hasSubordinates",
+    "subschemaSubentry",
+    "memberOf",
+];
+
+/// Resolve a client attribute description to the schema's name (17 if unknown).
+pub fn attr_name(schema: &Schema, description: &str) -> Result<String, LdapError> {
+    let base = description.split(';').next().unwrap_or(description);
+    match schema.attribute(base) {
+        Some(at) => Ok(at.name().to_string()),
+        None => Err(LdapError::new(
+            LdapResultCode::UndefinedAttributeType,
+            format!("{base}: attribute type undefined"),
+        )),
+    }
+}
+
+/// Refuse client writes of server-maintained or NO-USER-MODIFICATION attributes.
+pub fn check_user_modifiable(schema: &Schema, name: &str) -> Result<(), LdapError> {
+    let server = SERVER_ATTRS.iter().any(|a| a.eq_ignore_ascii_case(name));
+    let no_mod = schema
+        .attribute(name)
+        .is_some_and(|a| a.no_user_modification);
+    if server || no_mod {
+        return Err(LdapError::new(
+            LdapResultCode::ConstraintViolation,
+            format!("{name}: no user modification allowed"),
+        ));
+    }
+    Ok(())
+}
+
+/// Convert request attributes into (schema name, values), merging repeated names.
+pub fn request_attrs(
+    schema: &Schema,
+    attrs: &[LdapPartialAttribute],
+) -> Result<Vec<(String, Vec<Vec<u8>>)>, LdapError> {
+    let mut out: Vec<(String, Vec<Vec<u8>>)> = Vec::new();
+    for a in attrs {
+        let name = attr_name(schema, &a.atype)?;
+        match out.iter_mut().find(|(n, _)| n.eq_ignore_ascii_case(&name)) {
+            Some((_, vals)) => vals.extend(a.vals.iter().cloned()),
+            None => out.push((name, a.vals.clone())),
+        }
+    }
+    Ok(out)
+}
+
+/// Hash cleartext `userPassword` values; already-hashed values are kept as they are.
+/// Runs argon2 on the blocking pool under the hasher semaphore.
+pub async fn hash_passwords(
+    state: &State,
+    values: Vec<Vec<u8>>,
+) -> Result<Vec<Vec<u8>>, LdapError> {
+    let mut out = Vec::with_capacity(values.len());
+    for v in values {
+        if password::is_hashed(&v) {
+            out.push(v);
+            continue;
+        }
+        out.push(hash_one(state, v).await?.into_bytes());
+    }
+    Ok(out)
+}
+
+pub async fn hash_one(state: &State, cleartext: Vec<u8>) -> Result<String, LdapError> {
+    let _permit = state
+        .hashers
+        .acquire()
+        .await
+        .map_err(|_| LdapError::new(LdapResultCode::Unavailable, "server is shutting down"))?;
+    let params = state.config.argon2;
+    let hashed = tokio::task::spawn_blocking(move || password::hash(&cleartext, &params))
+        .await
+        .map_err(|_| LdapError::other("password hashing failed"))?;
+    hashed.map_err(|e| match e {
+        password::PasswordError::Empty | password::PasswordError::TooLong => LdapError::new(
+            LdapResultCode::ConstraintViolation,
+            format!("userPassword: {e}"),
+        ),
+        other => {
+            tracing::error!(error = %other, "password hashing failed");
+            LdapError::other("password hashing failed")
+        }
+    })
+}
+
+/// Check an entry against the schema (RFC 4512 §3.3): known classes, one structural
+/// chain, MUST present, nothing outside MUST/MAY, single-valued attributes, value syntax.
+pub fn check_entry(schema: &Schema, entry: &Entry) -> Result<(), LdapError> {
+    let classes = entry.values("objectClass");
+    if classes.is_empty() {
+        return Err(oc_violation("no objectClass attribute"));
+    }
+    let mut must = BTreeSet::new();
+    let mut may = BTreeSet::new();
+    let mut structural = false;
+    let mut extensible = false;
+    for class in classes {
+        let name = String::from_utf8_lossy(class);
+        let Some(oc) = schema.object_class(&name) else {
+            return Err(LdapError::new(
+                LdapResultCode::InvalidAttributeSyntax,
+                format!("objectClass: value '{name}' is not a known object class"),
+            ));
+        };
+        structural |= oc.kind == ClassKind::Structural;
+        for sup in schema.superclasses(&name) {
+            extensible |= sup
+                .names
+                .iter()
+                .any(|n| n.eq_ignore_ascii_case("extensibleObject"));
+            must.extend(sup.must.iter().map(|m| canonical(schema, m)));
+            may.extend(sup.may.iter().map(|m| canonical(schema, m)));
+        }
+    }
+    if !structural {
+        return Err(oc_violation("no structural object class provided"));
+    }
+    for m in &must {
+        if entry.get(m).is_none() {
+            return Err(oc_violation(&format!(
+                "object class requires attribute '{m}'"
+            )));
+        }
+    }
+    for attr in &entry.attrs {
+        let Some(at) = schema.attribute(&attr.name) else {
+            return Err(LdapError::new(
+                LdapResultCode::UndefinedAttributeType,
+                format!("{}: attribute type undefined", attr.name),
+            ));
+        };
+        let key = at.name().to_ascii_lowercase();
+        let allowed =
+            at.is_operational() || extensible || must.contains(&key) || may.contains(&key);
+        if !allowed {
+            return Err(oc_violation(&format!(
+                "attribute '{}' not allowed by the entry's object classes",
+                attr.name
+            )));
+        }
+        if at.single_value && attr.values.len() > 1 {
+            return Err(LdapError::new(
+                LdapResultCode::ConstraintViolation,
+                format!("{}: single-valued attribute has multiple values", attr.name),
+            ));
+        }
+        let mut seen = BTreeSet::new();
+        for v in &attr.values {
+            let Some(norm) = normalize(at.equality, v) else {
+                return Err(LdapError::new(
+                    LdapResultCode::InvalidAttributeSyntax,
+                    format!("{}: value #{} invalid per syntax", attr.name, seen.len()),
+                ));
+            };
+            if !seen.insert(norm) {
+                return Err(LdapError::new(
+                    LdapResultCode::AttributeOrValueExists,
+                    format!("{}: duplicate value", attr.name),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn canonical(schema: &Schema, name: &str) -> String {
+    schema
+        .attribute(name)
+        .map_or(name, |a| a.name())
+        .to_ascii_lowercase()
+}
+
+fn oc_violation(message: &str) -> LdapError {
+    LdapError::new(LdapResultCode::ObjectClassViolation, message.to_string())
+}
+
+/// Make sure every RDN value is among the entry's values (RFC 4512 §2.3).
+pub fn ensure_rdn_values(schema: &Schema, entry: &mut Entry) -> Result<(), LdapError> {
+    let Some(rdn) = entry.dn.rdn().cloned() else {
+        return Ok(());
+    };
+    for ava in rdn.avas {
+        let name = attr_name(schema, &ava.attr)?;
+        let rule = schema.attribute(&name).and_then(|a| a.equality);
+        let want = normalize(rule, ava.value.as_bytes());
+        let present = entry
+            .values(&name)
+            .iter()
+            .any(|v| normalize(rule, v) == want);
+        if !present {
+            entry.push_value(&name, ava.value.into_bytes());
+        }
+    }
+    Ok(())
+}
+
+/// Derive `memberUid` from `member` on POSIX groups, so the two never disagree.
+pub fn derive_member_uid(entry: &mut Entry) {
+    if !entry.has_class("posixGroup") {
+        entry.remove("memberUid");
+        return;
+    }
+    let uids: Vec<Vec<u8>> = entry
+        .values("member")
+        .iter()
+        .filter_map(|m| std::str::from_utf8(m).ok())
+        .filter_map(|m| Dn::parse(m).ok())
+        .filter_map(|dn| dn.rdn_value("uid").map(|u| u.as_bytes().to_vec()))
+        .collect();
+    entry.set("memberUid", uids);
+}
+
+/// Turn client-written `memberUid` values into `member` DNs under `ou=people`.
+pub fn member_uid_to_member(suffix: &Dn, uids: &[Vec<u8>]) -> Vec<Vec<u8>> {
+    let people = suffix.child(crate::directory::dn::Rdn::single("ou", "people"));
+    uids.iter()
+        .filter_map(|u| std::str::from_utf8(u).ok())
+        .map(|u| {
+            people
+                .child(crate::directory::dn::Rdn::single("uid", u))
+                .to_string()
+                .into_bytes()
+        })
+        .collect()
+}
+
+/// Set the server-maintained attributes of a new entry.
+pub fn stamp_new(schema: &Schema, entry: &mut Entry, actor: &str, now: &str) {
+    let uuid = uuid::Uuid::new_v4().hyphenated().to_string();
+    entry.set_str("entryUUID", &uuid);
+    entry.set_str("createTimestamp", now);
+    entry.set_str("modifyTimestamp", now);
+    entry.set_str("creatorsName", actor);
+    entry.set_str("modifiersName", actor);
+    if let Some(s) = structural_class(schema, entry) {
+        entry.set_str("structuralObjectClass", &s);
+    }
+}
+
+pub fn stamp_modified(entry: &mut Entry, actor: &str, now: &str) {
+    entry.set_str("modifyTimestamp", now);
+    entry.set_str("modifiersName", actor);
+}
+
+/// The most specific structural class of the entry.
+fn structural_class(schema: &Schema, entry: &Entry) -> Option<String> {
+    let structural: Vec<String> = entry
+        .values("objectClass")
+        .iter()
+        .filter_map(|v| std::str::from_utf8(v).ok())
+        .filter(|c| {
+            schema
+                .object_class(c)
+                .is_some_and(|oc| oc.kind == ClassKind::Structural)
+        })
+        .map(str::to_string)
+        .collect();
+    // The one that is not a superclass of another.
+    structural
+        .iter()
+        .find(|c| {
+            !structural.iter().any(|other| {
+                other != *c
+                    && schema
+                        .superclasses(other)
+                        .iter()
+                        .any(|s| s.names.iter().any(|n| n.eq_ignore_ascii_case(c)))
+            })
+        })
+        .cloned()
+}
+
+/// generalizedTime with microseconds, so incremental sync by modifyTimestamp is exact.
+pub fn now_generalized() -> String {
+    let now = time::OffsetDateTime::now_utc();
+    format!(
+        "{:04}{:02}{:02}{:02}{:02}{:02}.{:06}Z",
+        now.year(),
+        u8::from(now.month()),
+        now.day(),
+        now.hour(),
+        now.minute(),
+        now.second(),
+        now.microsecond()
+    )
+}
+
+/// Allocate missing POSIX ids and refuse duplicates: uidNumber among accounts,
+/// gidNumber among groups. `id` is the entry's own id when it already exists.
+pub fn posix_ids(
+    w: &mut Writer<'_>,
+    posix: &Posix,
+    entry: &mut Entry,
+    id: Option<u64>,
+) -> Result<(), LdapError> {
+    if entry.has_class("posixAccount") {
+        if entry.get("uidNumber").is_none() {
+            let n = allocate(
+                w,
+                NEXT_UID,
+                posix.uid_min,
+                posix.uid_max,
+                "uidNumber",
+                "posixAccount",
+            )?;
+            entry.set_str("uidNumber", &n.to_string());
+        }
+        if entry.get("gidNumber").is_none() {
+            // A user private group by default: the same number as the uid.
+            let uid = entry.first_str("uidNumber").unwrap_or_default().to_string();
+            entry.set_str("gidNumber", &uid);
+        }
+        if entry.get("homeDirectory").is_none() {
+            if let Some(uid) = entry.first_str("uid").map(str::to_string) {
+                entry.set_str("homeDirectory", &format!("/home/{uid}"));
+            }
+        }
+        unique(w, entry, id, "uidNumber", "posixAccount")?;
+    }
+    if entry.has_class("posixGroup") {
+        if entry.get("gidNumber").is_none() {
+            let n = allocate(
+                w,
+                NEXT_GID,
+                posix.gid_min,
+                posix.gid_max,
+                "gidNumber",
+                "posixGroup",
+            )?;
+            entry.set_str("gidNumber", &n.to_string());
+        }
+        unique(w, entry, id, "gidNumber", "posixGroup")?;
+    }
+    Ok(())
+}
+
+fn allocate(
+    w: &mut Writer<'_>,
+    key: &str,
+    min: u32,
+    max: u32,
+    attr: &str,
+    class: &str,
+) -> Result<u32, LdapError> {
+    let mut next = w
+        .meta(key)?
+        .map_or(u64::from(min), |n| n.max(u64::from(min)));
+    while next <= u64::from(max) {
+        let candidate = next;
+        next += 1;
+        if !in_use(w, attr, class, candidate.to_string().as_bytes(), None)? {
+            w.set_meta(key, next)?;
+            return u32::try_from(candidate).map_err(|_| LdapError::other("id out of range"));
+        }
+    }
+    Err(LdapError::unwilling(format!(
+        "no free {attr} left in the configured range"
+    )))
+}
+
+fn unique(
+    w: &Writer<'_>,
+    entry: &Entry,
+    id: Option<u64>,
+    attr: &str,
+    class: &str,
+) -> Result<(), LdapError> {
+    for v in entry.values(attr) {
+        if in_use(w, attr, class, v, id)? {
+            return Err(LdapError::new(
+                LdapResultCode::ConstraintViolation,
+                format!("{attr} {} is already in use", String::from_utf8_lossy(v)),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn in_use(
+    w: &Writer<'_>,
+    attr: &str,
+    class: &str,
+    value: &[u8],
+    except: Option<u64>,
+) -> Result<bool, StoreError> {
+    let rule = crate::directory::matching::MatchingRule::from_name("integerMatch");
+    let Some(key) = normalize(rule, value) else {
+        return Ok(false);
+    };
+    let Some(ids) = w.lookup(attr, &key)? else {
+        return Ok(false);
+    };
+    for other in ids {
+        if Some(other) == except {
+            continue;
+        }
+        if w.entry(other)?.is_some_and(|e| e.has_class(class)) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// Keep group membership pointing at real entries: when `old` is deleted (or renamed to
+/// `new`), drop (or rewrite) it in every group's `member`, as OpenLDAP's refint overlay does.
+pub fn refint(w: &mut Writer<'_>, old: &Dn, new: Option<&Dn>) -> Result<(), StoreError> {
+    let Some(groups) = w.lookup("member", old.norm().as_bytes())? else {
+        return Ok(());
+    };
+    for gid in groups {
+        let Some(group) = w.entry(gid)? else {
+            continue;
+        };
+        let mut updated = group.clone();
+        let mut members: Vec<Vec<u8>> = group
+            .values("member")
+            .iter()
+            .filter(|m| {
+                std::str::from_utf8(m)
+                    .ok()
+                    .and_then(|m| Dn::parse(m).ok())
+                    .is_none_or(|m| &m != old)
+            })
+            .cloned()
+            .collect();
+        if let Some(new) = new {
+            members.push(new.to_string().into_bytes());
+        }
+        updated.set("member", members);
+        derive_member_uid(&mut updated);
+        w.replace(gid, &group, &updated)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,35 @@
+//! Tessera: an LDAP directory server for SSSD hosts, NAS devices and sync tools.
+//!
+//! # Layout
+//!
+//! - [`config`]: the TOML configuration, defaults and validation.
+//! - [`server`]: sockets (LDAPS, LDAP + StartTLS, LDAPI), TLS, connection limits,
+//!   framing and graceful shutdown. Knows LDAP frames, not meaning.
+//! - [`ldap`]: protocol semantics, one module per operation; `ldap::dispatch` holds the
+//!   one match on `LdapOp`.
+//! - [`directory`]: the pure domain: DNs, entries, filters, schema, matching rules.
+//! - [`store`]: the redb store, the only module that touches redb.
+//! - [`identity`]: password hashing and verification.
+//! - [`ldif`] and [`db`]: LDIF reading/writing and the offline import/export/verify commands.
+//! - [`cli`]: the command line.
+//!
+//! # Request flow
+//!
+//! ```text
+//! accept -> (TLS handshake under a timeout, in the connection task)
+//!   -> server::conn: FramedRead<LdapCodec> / FramedWrite<LdapCodec>
+//!   -> Bind, StartTLS, Abandon, Unbind run in order on the connection;
+//!      every other operation is spawned: ldap::dispatch(OpContext, op)
+//!   -> op module -> directory types -> store (spawn_blocking, redb transaction)
+//!   -> responses sent back through a channel with the request's msgid
+//! ```
+
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod directory;
+pub mod identity;
+pub mod ldap;
+pub mod ldif;
+pub mod server;
+pub mod store;

@@ -1,0 +1,285 @@
+//! Sockets: start-up, the accept loops, the connection limit and graceful shutdown.
+//!
+//! `start` prepares everything a server needs (data directory, schema, store, TLS,
+//! listeners) and returns a handle with the bound addresses, so tests can start servers
+//! on `127.0.0.1:0` and drop them. Knows LDAP frames (in `conn`), not LDAP meaning.
+
+pub mod conn;
+pub mod tls;
+
+use std::net::SocketAddr;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use ldap3_proto::proto::LdapResultCode;
+use thiserror::Error;
+use tokio::net::{TcpListener, UnixListener};
+use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::Config;
+use crate::directory::schema::{Schema, SchemaError};
+use crate::identity::password;
+use crate::ldap::{State, bootstrap};
+use crate::server::conn::ConnShared;
+use crate::store::{Store, StoreError};
+
+#[derive(Debug, Error)]
+pub enum StartError {
+    #[error("data directory {path}: {source}")]
+    DataDir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("schema: {0}")]
+    Schema(#[from] SchemaError),
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    #[error("TLS: {0}")]
+    Tls(#[from] tls::TlsError),
+    #[error("cannot listen on {what}: {source}")]
+    Listen {
+        what: String,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Other(String),
+}
+
+/// A running server: its addresses, and the means to stop it.
+pub struct Running {
+    pub ldaps: Option<SocketAddr>,
+    pub ldap: Option<SocketAddr>,
+    pub ldapi: Option<PathBuf>,
+    /// The CA that signed the server certificate, when Tessera generated it.
+    pub ca: Option<PathBuf>,
+    pub state: State,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+}
+
+impl Running {
+    /// Stop accepting, let in-flight operations finish, send each client a Notice of
+    /// Disconnection, and wait until every connection is closed.
+    pub async fn shutdown(self) {
+        self.shutdown.cancel();
+        self.tracker.close();
+        self.tracker.wait().await;
+        if let Some(path) = &self.ldapi {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+/// Open the schema and store for `config` (also used by the offline `db` commands).
+pub fn open_store(config: &Config) -> Result<(Schema, Store), StartError> {
+    let mut schema = Schema::shipped()?;
+    if let Some(dir) = &config.schema_dir {
+        schema = schema.load_dir(dir)?;
+    }
+    create_data_dir(&config.data_dir)?;
+    let store = Store::open(&config.db_path(), &schema, &config.index)?;
+    Ok((schema, store))
+}
+
+pub async fn start(config: Config) -> Result<Running, StartError> {
+    let (schema, store) = open_store(&config)?;
+    let created = bootstrap::bootstrap(&store, &schema, &config.suffix)?;
+    if created > 0 {
+        tracing::info!(created, suffix = %config.suffix, "initialised the directory tree");
+    }
+
+    let material = tls::ensure_material(
+        config.tls.cert.as_deref().zip(config.tls.key.as_deref()),
+        &config.data_dir.join("tls"),
+        &config.tls.hostnames,
+    )?;
+    let acceptor = TlsAcceptor::from(tls::server_config(&material.cert, &material.key)?);
+
+    let decoy = password::hash(b"decoy password for timing", &config.argon2)
+        .map_err(|e| StartError::Other(e.to_string()))?;
+    let mut cookie_key = [0u8; 32];
+    getrandom::fill(&mut cookie_key).map_err(|e| StartError::Other(e.to_string()))?;
+    let own_uid = std::fs::metadata("/proc/self")
+        .map(|m| m.uid())
+        .unwrap_or(0);
+
+    let config = Arc::new(config);
+    let state = State {
+        hashers: Arc::new(Semaphore::new(config.limits.max_password_hashers)),
+        config: config.clone(),
+        schema: Arc::new(schema),
+        store,
+        cookie_key: Arc::new(cookie_key),
+        decoy_hash: Arc::new(decoy),
+        own_uid,
+    };
+    let shutdown = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    let shared = ConnShared {
+        state: state.clone(),
+        tls: Some(acceptor),
+        shutdown: shutdown.clone(),
+    };
+    let slots = Arc::new(Semaphore::new(config.limits.max_connections));
+
+    let mut running = Running {
+        ldaps: None,
+        ldap: None,
+        ldapi: None,
+        ca: material.ca,
+        state,
+        shutdown: shutdown.clone(),
+        tracker: tracker.clone(),
+    };
+    if let Some(addr) = config.listen.ldaps {
+        let listener = bind_tcp(addr, "ldaps").await?;
+        running.ldaps = listener.local_addr().ok();
+        tracker.spawn(accept_tcp(
+            listener,
+            shared.clone(),
+            slots.clone(),
+            tracker.clone(),
+            true,
+        ));
+    }
+    if let Some(addr) = config.listen.ldap {
+        let listener = bind_tcp(addr, "ldap").await?;
+        running.ldap = listener.local_addr().ok();
+        tracker.spawn(accept_tcp(
+            listener,
+            shared.clone(),
+            slots.clone(),
+            tracker.clone(),
+            false,
+        ));
+    }
+    if let Some(path) = config.ldapi_path() {
+        let listener = bind_unix(&path)?;
+        running.ldapi = Some(path);
+        tracker.spawn(accept_unix(
+            listener,
+            shared.clone(),
+            slots.clone(),
+            tracker.clone(),
+        ));
+    }
+    Ok(running)
+}
+
+async fn bind_tcp(addr: SocketAddr, what: &str) -> Result<TcpListener, StartError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Listen {
+            what: format!("{what} {addr}"),
+            source,
+        })
+}
+
+fn bind_unix(path: &Path) -> Result<UnixListener, StartError> {
+    let err = |source| StartError::Listen {
+        what: format!("ldapi {}", path.display()),
+        source,
+    };
+    // The store lock is already ours, so a socket left here is stale.
+    if path.exists() {
+        std::fs::remove_file(path).map_err(err)?;
+    }
+    let listener = UnixListener::bind(path).map_err(err)?;
+    // Anyone may connect: identity comes from the peer credentials, not the file mode.
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666)).map_err(err)?;
+    Ok(listener)
+}
+
+async fn accept_tcp(
+    listener: TcpListener,
+    shared: ConnShared,
+    slots: Arc<Semaphore>,
+    tracker: TaskTracker,
+    tls: bool,
+) {
+    loop {
+        let accepted = tokio::select! {
+            _ = shared.shutdown.cancelled() => return,
+            a = listener.accept() => a,
+        };
+        let (stream, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                // EMFILE and friends: back off briefly rather than spin.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            tracing::warn!(%peer, "connection limit reached, refusing");
+            refuse(stream, tls).await;
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let shared = shared.clone();
+        tracker.spawn(async move {
+            let _slot = slot;
+            if tls {
+                conn::serve_tls(shared, stream).await;
+            } else {
+                conn::serve_plain(shared, stream).await;
+            }
+        });
+    }
+}
+
+async fn accept_unix(
+    listener: UnixListener,
+    shared: ConnShared,
+    slots: Arc<Semaphore>,
+    tracker: TaskTracker,
+) {
+    loop {
+        let accepted = tokio::select! {
+            _ = shared.shutdown.cancelled() => return,
+            a = listener.accept() => a,
+        };
+        let Ok((stream, _)) = accepted else {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            continue;
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            continue;
+        };
+        let shared = shared.clone();
+        tracker.spawn(async move {
+            let _slot = slot;
+            conn::serve_local(shared, stream).await;
+        });
+    }
+}
+
+/// Over the limit: a plain connection gets a Notice of Disconnection (busy); a TLS one is
+/// closed before the handshake.
+async fn refuse(stream: tokio::net::TcpStream, tls: bool) {
+    if tls {
+        return;
+    }
+    use futures_util::SinkExt;
+    let mut framed = tokio_util::codec::FramedWrite::new(stream, ldap3_proto::LdapCodec::default());
+    let notice = conn::notice(LdapResultCode::Busy, "too many connections");
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), framed.send(notice)).await;
+}
+
+fn create_data_dir(path: &Path) -> Result<(), StartError> {
+    let err = |source| StartError::DataDir {
+        path: path.display().to_string(),
+        source,
+    };
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+        .map_err(err)?;
+    Ok(())
+}

@@ -1,0 +1,654 @@
+//! The redb store: the only module that imports redb.
+//!
+//! Tables: `entries` (id -> encoded entry), `dn2id` (normalised DN -> id), `children`
+//! ((parent, child) -> ()), `index` ((attribute, normalised value, id) -> ()) for equality
+//! lookups, and `meta` (counters). Every transaction runs on the blocking pool through
+//! [`Store::read`] and [`Store::write`]; writes use two-phase commit because directory
+//! values are client-controlled. Knows entries and DNs, not LDAP semantics or access.
+
+use std::collections::{BTreeSet, VecDeque};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use redb::{
+    Database, ReadOnlyTable, ReadableDatabase, ReadableTable, ReadableTableMetadata, Table,
+    TableDefinition, WriteTransaction,
+};
+use thiserror::Error;
+
+use crate::directory::dn::Dn;
+use crate::directory::entry::Entry;
+use crate::directory::filter::normalize;
+use crate::directory::matching::MatchingRule;
+use crate::directory::schema::Schema;
+
+const ENTRIES: TableDefinition<u64, &[u8]> = TableDefinition::new("entries");
+const DN2ID: TableDefinition<&str, u64> = TableDefinition::new("dn2id");
+const CHILDREN: TableDefinition<(u64, u64), ()> = TableDefinition::new("children");
+const INDEX: TableDefinition<(&str, &[u8], u64), ()> = TableDefinition::new("index");
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+
+const NEXT_ID: &str = "next_id";
+
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("database {path} is in use by another process (is a Tessera server running on it?)")]
+    InUse { path: String },
+    #[error("storage error: {0}")]
+    Storage(String),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    #[error("entry already exists")]
+    AlreadyExists,
+    #[error("parent entry does not exist")]
+    NoParent,
+    #[error("background task failed: {0}")]
+    Task(String),
+}
+
+impl From<redb::Error> for StoreError {
+    fn from(e: redb::Error) -> Self {
+        StoreError::Storage(e.to_string())
+    }
+}
+
+macro_rules! storage_from {
+    ($($t:ty),*) => {$(
+        impl From<$t> for StoreError {
+            fn from(e: $t) -> Self {
+                StoreError::from(redb::Error::from(e))
+            }
+        }
+    )*};
+}
+storage_from!(
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError,
+    redb::DatabaseError
+);
+
+/// Which attributes have equality indexes, with the rule that normalises their keys.
+#[derive(Debug)]
+pub struct Ctx {
+    indexed: Vec<(String, Option<MatchingRule>)>,
+    examined: AtomicU64,
+}
+
+#[derive(Clone)]
+pub struct Store {
+    db: Arc<Database>,
+    ctx: Arc<Ctx>,
+}
+
+impl Store {
+    /// Open or create the database file; a lock held by another process is reported as such.
+    pub fn open(path: &Path, schema: &Schema, indexed: &[String]) -> Result<Store, StoreError> {
+        let db = match Database::create(path) {
+            Ok(db) => db,
+            Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
+                return Err(StoreError::InUse {
+                    path: path.display().to_string(),
+                });
+            }
+            Err(e) => return Err(e.into()),
+        };
+        Store::from_db(db, schema, indexed)
+    }
+
+    /// redb's own integrity check on a file no server holds: Ok(true) clean, Ok(false)
+    /// repaired.
+    pub fn check_file(path: &Path) -> Result<bool, StoreError> {
+        let mut db = match Database::open(path) {
+            Ok(db) => db,
+            Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
+                return Err(StoreError::InUse {
+                    path: path.display().to_string(),
+                });
+            }
+            Err(e) => return Err(e.into()),
+        };
+        Ok(db.check_integrity()?)
+    }
+
+    /// A store in memory, for tests and fuzzing.
+    pub fn in_memory(schema: &Schema, indexed: &[String]) -> Result<Store, StoreError> {
+        let db = Database::builder().create_with_backend(redb::backends::InMemoryBackend::new())?;
+        Store::from_db(db, schema, indexed)
+    }
+
+    fn from_db(db: Database, schema: &Schema, indexed: &[String]) -> Result<Store, StoreError> {
+        let indexed = indexed
+            .iter()
+            .map(|name| match schema.attribute(name) {
+                Some(at) => Ok((at.name().to_ascii_lowercase(), at.equality)),
+                None => Err(StoreError::Storage(format!(
+                    "indexed attribute '{name}' is not in the schema"
+                ))),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let txn = db.begin_write()?;
+        {
+            txn.open_table(ENTRIES)?;
+            txn.open_table(DN2ID)?;
+            txn.open_table(CHILDREN)?;
+            txn.open_table(INDEX)?;
+            txn.open_table(META)?;
+        }
+        txn.commit()?;
+        let store = Store {
+            db: Arc::new(db),
+            ctx: Arc::new(Ctx {
+                indexed,
+                examined: AtomicU64::new(0),
+            }),
+        };
+        Ok(store)
+    }
+
+    /// How many entries have been decoded since the store opened: lets tests show that an
+    /// indexed search reads a handful of entries rather than scanning.
+    pub fn entries_examined(&self) -> u64 {
+        self.ctx.examined.load(Ordering::Relaxed)
+    }
+
+    pub async fn read<R, E>(
+        &self,
+        f: impl FnOnce(&Reader) -> Result<R, E> + Send + 'static,
+    ) -> Result<R, E>
+    where
+        R: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        let store = self.clone();
+        match tokio::task::spawn_blocking(move || store.read_blocking(f)).await {
+            Ok(r) => r,
+            Err(e) => Err(StoreError::Task(e.to_string()).into()),
+        }
+    }
+
+    pub fn read_blocking<R, E>(&self, f: impl FnOnce(&Reader) -> Result<R, E>) -> Result<R, E>
+    where
+        E: From<StoreError>,
+    {
+        let reader = Reader::open(self).map_err(E::from)?;
+        f(&reader)
+    }
+
+    pub async fn write<R, E>(
+        &self,
+        f: impl FnOnce(&mut Writer<'_>) -> Result<R, E> + Send + 'static,
+    ) -> Result<R, E>
+    where
+        R: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        let store = self.clone();
+        match tokio::task::spawn_blocking(move || store.write_blocking(f)).await {
+            Ok(r) => r,
+            Err(e) => Err(StoreError::Task(e.to_string()).into()),
+        }
+    }
+
+    pub fn write_blocking<R, E>(
+        &self,
+        f: impl FnOnce(&mut Writer<'_>) -> Result<R, E>,
+    ) -> Result<R, E>
+    where
+        E: From<StoreError>,
+    {
+        let mut txn = self.db.begin_write().map_err(StoreError::from)?;
+        txn.set_two_phase_commit(true);
+        let result = {
+            let mut writer = Writer::open(&txn, &self.ctx).map_err(E::from)?;
+            f(&mut writer)?
+        };
+        txn.commit().map_err(StoreError::from)?;
+        Ok(result)
+    }
+
+    /// Check redb's own integrity and that the tables agree with each other.
+    pub fn verify(&self) -> Result<VerifyReport, StoreError> {
+        self.read_blocking(|r| r.verify())
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct VerifyReport {
+    pub entries: u64,
+    pub problems: Vec<String>,
+}
+
+/// Read access shared by read and write transactions.
+pub trait DirectoryRead {
+    type Entries: ReadableTable<u64, &'static [u8]>;
+    type Dn2Id: ReadableTable<&'static str, u64>;
+    type Children: ReadableTable<(u64, u64), ()>;
+    type Index: ReadableTable<(&'static str, &'static [u8], u64), ()>;
+    type Meta: ReadableTable<&'static str, u64>;
+
+    fn entries(&self) -> &Self::Entries;
+    fn dn2id(&self) -> &Self::Dn2Id;
+    fn children_table(&self) -> &Self::Children;
+    fn index(&self) -> &Self::Index;
+    fn meta_table(&self) -> &Self::Meta;
+    fn ctx(&self) -> &Ctx;
+
+    fn id_of(&self, dn: &Dn) -> Result<Option<u64>, StoreError> {
+        Ok(self.dn2id().get(dn.norm())?.map(|g| g.value()))
+    }
+
+    fn entry(&self, id: u64) -> Result<Option<Entry>, StoreError> {
+        let Some(raw) = self.entries().get(id)? else {
+            return Ok(None);
+        };
+        self.ctx().examined.fetch_add(1, Ordering::Relaxed);
+        Entry::decode(raw.value())
+            .map(Some)
+            .map_err(|e| StoreError::Corrupt(format!("entry {id}: {e}")))
+    }
+
+    fn entry_by_dn(&self, dn: &Dn) -> Result<Option<(u64, Entry)>, StoreError> {
+        let Some(id) = self.id_of(dn)? else {
+            return Ok(None);
+        };
+        Ok(self.entry(id)?.map(|e| (id, e)))
+    }
+
+    fn children(&self, id: u64) -> Result<Vec<u64>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.children_table().range((id, 0)..=(id, u64::MAX))? {
+            out.push(item?.0.value().1);
+        }
+        Ok(out)
+    }
+
+    fn has_children(&self, id: u64) -> Result<bool, StoreError> {
+        Ok(self
+            .children_table()
+            .range((id, 0)..=(id, u64::MAX))?
+            .next()
+            .is_some())
+    }
+
+    /// `id` and all entries below it, in ascending id order.
+    fn subtree(&self, id: u64) -> Result<Vec<u64>, StoreError> {
+        let mut out = vec![id];
+        let mut queue = VecDeque::from([id]);
+        while let Some(next) = queue.pop_front() {
+            for child in self.children(next)? {
+                out.push(child);
+                queue.push_back(child);
+            }
+        }
+        out.sort_unstable();
+        Ok(out)
+    }
+
+    fn is_indexed(&self, attr: &str) -> bool {
+        self.ctx()
+            .indexed
+            .iter()
+            .any(|(name, _)| name.eq_ignore_ascii_case(attr))
+    }
+
+    /// Ids whose `attr` has a value equal (under its rule) to the normalised `key`; None
+    /// when `attr` has no index.
+    fn lookup(&self, attr: &str, key: &[u8]) -> Result<Option<BTreeSet<u64>>, StoreError> {
+        if !self.is_indexed(attr) {
+            return Ok(None);
+        }
+        let attr = attr.to_ascii_lowercase();
+        let mut out = BTreeSet::new();
+        for item in self
+            .index()
+            .range((attr.as_str(), key, 0)..=(attr.as_str(), key, u64::MAX))?
+        {
+            out.insert(item?.0.value().2);
+        }
+        Ok(Some(out))
+    }
+
+    fn meta(&self, key: &str) -> Result<Option<u64>, StoreError> {
+        Ok(self.meta_table().get(key)?.map(|g| g.value()))
+    }
+
+    fn entry_count(&self) -> Result<u64, StoreError> {
+        Ok(self.entries().len()?)
+    }
+
+    /// Every entry in id order (parents before children), for export.
+    fn for_each_entry(
+        &self,
+        mut f: impl FnMut(u64, Entry) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        for item in self.entries().iter()? {
+            let (k, v) = item?;
+            let id = k.value();
+            let entry = Entry::decode(v.value())
+                .map_err(|e| StoreError::Corrupt(format!("entry {id}: {e}")))?;
+            f(id, entry)?;
+        }
+        Ok(())
+    }
+
+    fn verify(&self) -> Result<VerifyReport, StoreError> {
+        let mut report = VerifyReport::default();
+        for item in self.entries().iter()? {
+            let (k, v) = item?;
+            let id = k.value();
+            report.entries += 1;
+            let entry = match Entry::decode(v.value()) {
+                Ok(e) => e,
+                Err(e) => {
+                    report
+                        .problems
+                        .push(format!("entry {id} does not decode: {e}"));
+                    continue;
+                }
+            };
+            match self.id_of(&entry.dn)? {
+                Some(found) if found == id => {}
+                _ => report
+                    .problems
+                    .push(format!("entry {id} ({}) is missing from dn2id", entry.dn)),
+            }
+            for (attr, key) in index_keys(&self.ctx().indexed, &entry) {
+                if self
+                    .index()
+                    .get((attr.as_str(), key.as_slice(), id))?
+                    .is_none()
+                {
+                    report.problems.push(format!(
+                        "entry {id} ({}): {attr} index key missing",
+                        entry.dn
+                    ));
+                }
+            }
+        }
+        let dn_count = self.dn2id().len()?;
+        if dn_count != report.entries {
+            report.problems.push(format!(
+                "dn2id has {dn_count} names for {} entries",
+                report.entries
+            ));
+        }
+        Ok(report)
+    }
+}
+
+pub struct Reader {
+    entries: ReadOnlyTable<u64, &'static [u8]>,
+    dn2id: ReadOnlyTable<&'static str, u64>,
+    children: ReadOnlyTable<(u64, u64), ()>,
+    index: ReadOnlyTable<(&'static str, &'static [u8], u64), ()>,
+    meta: ReadOnlyTable<&'static str, u64>,
+    ctx: Arc<Ctx>,
+}
+
+impl Reader {
+    fn open(store: &Store) -> Result<Reader, StoreError> {
+        let txn = store.db.begin_read()?;
+        Ok(Reader {
+            entries: txn.open_table(ENTRIES)?,
+            dn2id: txn.open_table(DN2ID)?,
+            children: txn.open_table(CHILDREN)?,
+            index: txn.open_table(INDEX)?,
+            meta: txn.open_table(META)?,
+            ctx: store.ctx.clone(),
+        })
+    }
+}
+
+impl DirectoryRead for Reader {
+    type Entries = ReadOnlyTable<u64, &'static [u8]>;
+    type Dn2Id = ReadOnlyTable<&'static str, u64>;
+    type Children = ReadOnlyTable<(u64, u64), ()>;
+    type Index = ReadOnlyTable<(&'static str, &'static [u8], u64), ()>;
+    type Meta = ReadOnlyTable<&'static str, u64>;
+
+    fn entries(&self) -> &Self::Entries {
+        &self.entries
+    }
+    fn dn2id(&self) -> &Self::Dn2Id {
+        &self.dn2id
+    }
+    fn children_table(&self) -> &Self::Children {
+        &self.children
+    }
+    fn index(&self) -> &Self::Index {
+        &self.index
+    }
+    fn meta_table(&self) -> &Self::Meta {
+        &self.meta
+    }
+    fn ctx(&self) -> &Ctx {
+        &self.ctx
+    }
+}
+
+pub struct Writer<'t> {
+    entries: Table<'t, u64, &'static [u8]>,
+    dn2id: Table<'t, &'static str, u64>,
+    children: Table<'t, (u64, u64), ()>,
+    index: Table<'t, (&'static str, &'static [u8], u64), ()>,
+    meta: Table<'t, &'static str, u64>,
+    ctx: &'t Ctx,
+}
+
+impl<'t> Writer<'t> {
+    fn open(txn: &'t WriteTransaction, ctx: &'t Ctx) -> Result<Writer<'t>, StoreError> {
+        Ok(Writer {
+            entries: txn.open_table(ENTRIES)?,
+            dn2id: txn.open_table(DN2ID)?,
+            children: txn.open_table(CHILDREN)?,
+            index: txn.open_table(INDEX)?,
+            meta: txn.open_table(META)?,
+            ctx,
+        })
+    }
+
+    /// Add a new entry under an existing parent.
+    pub fn add(&mut self, entry: &Entry) -> Result<u64, StoreError> {
+        let parent = match entry.dn.parent() {
+            Some(p) if !p.is_root() => Some(self.id_of(&p)?.ok_or(StoreError::NoParent)?),
+            _ => None,
+        };
+        self.insert(entry, parent)
+    }
+
+    /// Add the root of a naming context: an entry whose parent is not in the store.
+    pub fn add_suffix(&mut self, entry: &Entry) -> Result<u64, StoreError> {
+        self.insert(entry, None)
+    }
+
+    fn insert(&mut self, entry: &Entry, parent: Option<u64>) -> Result<u64, StoreError> {
+        if self.id_of(&entry.dn)?.is_some() {
+            return Err(StoreError::AlreadyExists);
+        }
+        let id = self.meta(NEXT_ID)?.unwrap_or(1);
+        self.meta.insert(NEXT_ID, id + 1)?;
+        self.entries.insert(id, entry.encode().as_slice())?;
+        self.dn2id.insert(entry.dn.norm(), id)?;
+        if let Some(parent) = parent {
+            self.children.insert((parent, id), ())?;
+        }
+        self.add_index(id, entry)?;
+        Ok(id)
+    }
+
+    /// Replace the entry `id` (same DN) with `new`, keeping indexes in step.
+    pub fn replace(&mut self, id: u64, old: &Entry, new: &Entry) -> Result<(), StoreError> {
+        self.remove_index(id, old)?;
+        self.entries.insert(id, new.encode().as_slice())?;
+        self.add_index(id, new)?;
+        Ok(())
+    }
+
+    /// Move a leaf entry to a new DN (new RDN and/or new parent).
+    pub fn rename(&mut self, id: u64, old: &Entry, new: &Entry) -> Result<(), StoreError> {
+        if self.id_of(&new.dn)?.is_some_and(|other| other != id) {
+            return Err(StoreError::AlreadyExists);
+        }
+        let old_parent = self.parent_id(&old.dn)?;
+        let new_parent = match new.dn.parent() {
+            Some(p) if !p.is_root() => Some(self.id_of(&p)?.ok_or(StoreError::NoParent)?),
+            _ => None,
+        };
+        self.dn2id.remove(old.dn.norm())?;
+        self.dn2id.insert(new.dn.norm(), id)?;
+        if let Some(p) = old_parent {
+            self.children.remove((p, id))?;
+        }
+        if let Some(p) = new_parent {
+            self.children.insert((p, id), ())?;
+        }
+        self.replace(id, old, new)
+    }
+
+    pub fn delete(&mut self, id: u64, entry: &Entry) -> Result<(), StoreError> {
+        self.remove_index(id, entry)?;
+        self.entries.remove(id)?;
+        self.dn2id.remove(entry.dn.norm())?;
+        if let Some(p) = self.parent_id(&entry.dn)? {
+            self.children.remove((p, id))?;
+        }
+        Ok(())
+    }
+
+    pub fn set_meta(&mut self, key: &str, value: u64) -> Result<(), StoreError> {
+        self.meta.insert(key, value)?;
+        Ok(())
+    }
+
+    fn parent_id(&self, dn: &Dn) -> Result<Option<u64>, StoreError> {
+        match dn.parent() {
+            Some(p) if !p.is_root() => self.id_of(&p),
+            _ => Ok(None),
+        }
+    }
+
+    fn add_index(&mut self, id: u64, entry: &Entry) -> Result<(), StoreError> {
+        for (attr, key) in index_keys(&self.ctx.indexed, entry) {
+            self.index.insert((attr.as_str(), key.as_slice(), id), ())?;
+        }
+        Ok(())
+    }
+
+    fn remove_index(&mut self, id: u64, entry: &Entry) -> Result<(), StoreError> {
+        for (attr, key) in index_keys(&self.ctx.indexed, entry) {
+            self.index.remove((attr.as_str(), key.as_slice(), id))?;
+        }
+        Ok(())
+    }
+}
+
+impl<'t> DirectoryRead for Writer<'t> {
+    type Entries = Table<'t, u64, &'static [u8]>;
+    type Dn2Id = Table<'t, &'static str, u64>;
+    type Children = Table<'t, (u64, u64), ()>;
+    type Index = Table<'t, (&'static str, &'static [u8], u64), ()>;
+    type Meta = Table<'t, &'static str, u64>;
+
+    fn entries(&self) -> &Self::Entries {
+        &self.entries
+    }
+    fn dn2id(&self) -> &Self::Dn2Id {
+        &self.dn2id
+    }
+    fn children_table(&self) -> &Self::Children {
+        &self.children
+    }
+    fn index(&self) -> &Self::Index {
+        &self.index
+    }
+    fn meta_table(&self) -> &Self::Meta {
+        &self.meta
+    }
+    fn ctx(&self) -> &Ctx {
+        self.ctx
+    }
+}
+
+/// The (attribute, key) pairs an entry contributes to the equality index.
+fn index_keys(indexed: &[(String, Option<MatchingRule>)], entry: &Entry) -> Vec<(String, Vec<u8>)> {
+    let mut keys = Vec::new();
+    for (attr, rule) in indexed {
+        for value in entry.values(attr) {
+            if let Some(key) = normalize(*rule, value) {
+                keys.push((attr.clone(), key));
+            }
+        }
+    }
+    keys.sort();
+    keys.dedup();
+    keys
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> Store {
+        let schema = Schema::shipped().unwrap();
+        Store::in_memory(&schema, &["objectClass".into(), "uid".into()]).unwrap()
+    }
+
+    fn entry(dn: &str, uid: Option<&str>) -> Entry {
+        let mut e = Entry::new(Dn::parse(dn).unwrap());
+        e.set_str("objectClass", "top");
+        if let Some(uid) = uid {
+            e.set_str("uid", uid);
+        }
+        e
+    }
+
+    #[test]
+    fn add_lookup_rename_delete() {
+        let s = store();
+        s.write_blocking(|w| {
+            w.add_suffix(&entry("dc=example,dc=com", None))?;
+            w.add(&entry("ou=people,dc=example,dc=com", None))?;
+            w.add(&entry(
+                "uid=alice,ou=people,dc=example,dc=com",
+                Some("Alice"),
+            ))?;
+            Ok::<_, StoreError>(())
+        })
+        .unwrap();
+        s.read_blocking(|r| {
+            let (id, e) = r
+                .entry_by_dn(&Dn::parse("UID=alice,ou=People,dc=example,dc=com")?)?
+                .unwrap();
+            assert_eq!(e.first_str("uid"), Some("Alice"));
+            assert_eq!(r.lookup("uid", b"alice")?.unwrap(), BTreeSet::from([id]));
+            assert_eq!(r.subtree(1)?.len(), 3);
+            assert!(r.has_children(2)?);
+            assert!(r.lookup("cn", b"x")?.is_none());
+            assert!(r.verify()?.problems.is_empty());
+            Ok::<_, Box<dyn std::error::Error>>(())
+        })
+        .unwrap();
+        let err = s
+            .write_blocking(|w| w.add(&entry("uid=x,ou=nowhere,dc=example,dc=com", None)))
+            .unwrap_err();
+        assert!(matches!(err, StoreError::NoParent));
+        s.write_blocking(|w| {
+            let (id, old) = w
+                .entry_by_dn(&Dn::parse("uid=alice,ou=people,dc=example,dc=com").unwrap())?
+                .unwrap();
+            let mut new = old.clone();
+            new.dn = Dn::parse("uid=alicia,ou=people,dc=example,dc=com").unwrap();
+            new.set_str("uid", "alicia");
+            w.rename(id, &old, &new)?;
+            assert!(w.lookup("uid", b"alice")?.unwrap().is_empty());
+            w.delete(id, &new)?;
+            assert!(!w.has_children(2)?);
+            Ok::<_, StoreError>(())
+        })
+        .unwrap();
+        assert!(s.verify().unwrap().problems.is_empty());
+    }
+}

@@ -1,0 +1,89 @@
+# Shared helpers for the interop scripts: start a Tessera release binary on free loopback
+# ports with its own data directory, wait for it, stop it, and assert on tool output.
+# shellcheck shell=bash
+
+set -euo pipefail
+
+TESSERA=${TESSERA:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/target/release/tessera}
+WORK=$(mktemp -d)
+DATA="$WORK/data"
+SERVER_PID=""
+FAILURES=0
+PASSES=0
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+
+LDAPS_PORT=$(free_port)
+LDAP_PORT=$(free_port)
+SOCK="$DATA/ldapi.sock"
+LDAPI="ldapi://$(printf '%s' "$SOCK" | sed 's|/|%2F|g')"
+LDAPS="ldaps://localhost:$LDAPS_PORT"
+LDAP="ldap://localhost:$LDAP_PORT"
+export LDAPTLS_CACERT="$DATA/tls/ca.pem"
+export LDAPTLS_REQCERT=demand
+
+cat > "$WORK/tessera.toml" <<TOML
+data_dir = "$DATA"
+[listen]
+ldaps = "127.0.0.1:$LDAPS_PORT"
+ldap = "127.0.0.1:$LDAP_PORT"
+[argon2]
+memory_kib = 1024
+iterations = 1
+parallelism = 1
+TOML
+
+start_server() {
+    "$TESSERA" serve --config "$WORK/tessera.toml" >"$WORK/stdout.log" 2>"$WORK/server.log" &
+    SERVER_PID=$!
+    for _ in $(seq 1 100); do
+        if [ -S "$SOCK" ] && ldapwhoami -Y EXTERNAL -H "$LDAPI" >/dev/null 2>&1; then
+            return 0
+        fi
+        if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+            echo "server exited early:"; cat "$WORK/server.log"; exit 1
+        fi
+        sleep 0.1
+    done
+    echo "server did not come up"; cat "$WORK/server.log"; exit 1
+}
+
+stop_server() {
+    if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
+        kill -TERM "$SERVER_PID"
+        wait "$SERVER_PID" || true
+    fi
+    SERVER_PID=""
+}
+
+cleanup() {
+    stop_server
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+pass() { PASSES=$((PASSES + 1)); echo "ok   - $*"; }
+fail() { FAILURES=$((FAILURES + 1)); echo "FAIL - $*"; }
+
+# expect_contains NAME NEEDLE COMMAND...: run COMMAND, its output must contain NEEDLE.
+expect_contains() {
+    local name=$1 needle=$2; shift 2
+    local out
+    out=$("$@" 2>&1) || true
+    if grep -qF -- "$needle" <<<"$out"; then pass "$name"; else fail "$name: no '$needle' in: $out"; fi
+}
+
+# expect_rc NAME CODE COMMAND...: COMMAND must exit with CODE (OpenLDAP tools exit with the LDAP result code).
+expect_rc() {
+    local name=$1 want=$2; shift 2
+    local rc=0
+    "$@" >"$WORK/last.out" 2>&1 || rc=$?
+    if [ "$rc" = "$want" ]; then pass "$name"; else fail "$name: exit $rc, wanted $want: $(cat "$WORK/last.out")"; fi
+}
+
+finish() {
+    echo "$PASSES passed, $FAILURES failed"
+    [ "$FAILURES" = 0 ]
+}

@@ -1,0 +1,184 @@
+//! Binds: anonymous, password, the uniform 49, 53, 13, StartTLS, EXTERNAL, rehash.
+
+use ldap3::{Scope, SearchEntry};
+
+use crate::{TestServer, add_person, person_dn, search, whoami};
+
+#[tokio::test]
+async fn password_bind_and_whoami_over_ldaps() {
+    let server = TestServer::start().await;
+    let mut admin = server.admin().await;
+    add_person(&mut admin, "alice", "correct horse", false).await;
+
+    let mut ldap = server.ldaps().await;
+    assert_eq!(whoami(&mut ldap).await, "");
+    ldap.simple_bind(&person_dn("alice"), "correct horse")
+        .await
+        .unwrap()
+        .success()
+        .unwrap();
+    assert_eq!(
+        whoami(&mut ldap).await,
+        format!("dn:{}", person_dn("alice"))
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn every_bad_credential_is_the_same_49() {
+    let server = TestServer::start().await;
+    let mut admin = server.admin().await;
+    add_person(&mut admin, "alice", "correct horse", false).await;
+    let mut ldap = server.ldaps().await;
+    let cases = [
+        (person_dn("alice"), "wrong"),
+        (person_dn("nobody"), "whatever"),
+        ("uid=alice,dc=elsewhere,dc=org".to_string(), "correct horse"),
+        (String::new(), "some password"),
+        ("not a dn".to_string(), "x"),
+        ("ou=people,dc=example,dc=com".to_string(), "x"),
+    ];
+    let mut messages = Vec::new();
+    for (dn, pw) in &cases {
+        let res = ldap.simple_bind(dn, pw).await.unwrap();
+        assert_eq!(res.rc, 49, "{dn}");
+        messages.push(res.text);
+    }
+    messages.dedup();
+    assert_eq!(messages.len(), 1, "messages differ: {messages:?}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn failed_bind_leaves_the_connection_anonymous() {
+    let server = TestServer::start().await;
+    let mut admin = server.admin().await;
+    add_person(&mut admin, "alice", "pw-alice", false).await;
+    let mut ldap = server.bound(&person_dn("alice"), "pw-alice").await;
+    assert!(whoami(&mut ldap).await.starts_with("dn:"));
+    assert_eq!(
+        ldap.simple_bind(&person_dn("alice"), "bad")
+            .await
+            .unwrap()
+            .rc,
+        49
+    );
+    assert_eq!(whoami(&mut ldap).await, "");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn unauthenticated_bind_is_53_and_plaintext_bind_is_13() {
+    let server = TestServer::start().await;
+    let mut admin = server.admin().await;
+    add_person(&mut admin, "alice", "pw-alice", false).await;
+    let mut ldap = server.ldaps().await;
+    assert_eq!(
+        ldap.simple_bind(&person_dn("alice"), "").await.unwrap().rc,
+        53
+    );
+
+    let mut plain = server.plain().await;
+    assert_eq!(
+        plain
+            .simple_bind(&person_dn("alice"), "pw-alice")
+            .await
+            .unwrap()
+            .rc,
+        13
+    );
+    // An anonymous bind needs no protection.
+    assert_eq!(plain.simple_bind("", "").await.unwrap().rc, 0);
+
+    let mut upgraded = server.starttls().await;
+    upgraded
+        .simple_bind(&person_dn("alice"), "pw-alice")
+        .await
+        .unwrap()
+        .success()
+        .unwrap();
+    assert_eq!(
+        whoami(&mut upgraded).await,
+        format!("dn:{}", person_dn("alice"))
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn plaintext_binds_allowed_when_configured() {
+    let server = TestServer::start_with("[security]\nrequire_tls_for_bind = false\n").await;
+    let mut admin = server.admin().await;
+    add_person(&mut admin, "alice", "pw-alice", false).await;
+    let mut plain = server.plain().await;
+    plain
+        .simple_bind(&person_dn("alice"), "pw-alice")
+        .await
+        .unwrap()
+        .success()
+        .unwrap();
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn external_on_ldapi_maps_peer_credentials() {
+    let server = TestServer::start().await;
+    let mut admin = server.admin().await;
+    let me = whoami(&mut admin).await;
+    assert!(me.starts_with("dn:gidNumber="), "{me}");
+    assert!(me.ends_with(",cn=peercred,cn=external,cn=auth"), "{me}");
+    // EXTERNAL is refused on TCP.
+    let mut ldap = server.ldaps().await;
+    let res = ldap.sasl_external_bind().await.unwrap();
+    assert_eq!(res.rc, 48);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn legacy_ssha_hash_verifies_and_is_rehashed_to_argon2id() {
+    let server = TestServer::start().await;
+    let mut admin = server.admin().await;
+    // {SSHA} of "secret" with salt "salt" (sha1("secret" + "salt") + "salt", base64).
+    let ssha = ssha("secret", b"salt");
+    add_person(&mut admin, "legacy", &ssha, false).await;
+    let (entries, _) = search(
+        &mut admin,
+        &person_dn("legacy"),
+        Scope::Base,
+        "(objectClass=*)",
+        &["userPassword"],
+    )
+    .await;
+    assert_eq!(
+        entries[0].attrs["userPassword"],
+        vec![ssha.clone()],
+        "a hashed value is stored as given"
+    );
+
+    server.bound(&person_dn("legacy"), "secret").await;
+    let (entries, _) = search(
+        &mut admin,
+        &person_dn("legacy"),
+        Scope::Base,
+        "(objectClass=*)",
+        &["userPassword"],
+    )
+    .await;
+    let stored = &SearchEntry::clone(&entries[0]).attrs["userPassword"][0];
+    assert!(stored.starts_with("{ARGON2}$argon2id$"), "{stored}");
+    server.bound(&person_dn("legacy"), "secret").await;
+    server.stop().await;
+}
+
+fn ssha(password: &str, salt: &[u8]) -> String {
+    use base64::Engine;
+    use sha1::{Digest, Sha1};
+    let mut h = Sha1::new();
+    h.update(password.as_bytes());
+    h.update(salt);
+    let mut raw = h.finalize().to_vec();
+    raw.extend_from_slice(salt);
+    format!(
+        "{{SSHA}}{}",
+        base64::engine::general_purpose::STANDARD.encode(raw)
+    )
+}

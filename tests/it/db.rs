@@ -1,0 +1,116 @@
+//! Offline data commands: import, export and verify on the redb file.
+
+use ldap3::Scope;
+use tessera::config::Config;
+
+use crate::{PEOPLE, TestServer, add_group, add_person, search};
+
+fn config_for(dir: &std::path::Path) -> Config {
+    let toml = format!(
+        "data_dir = \"{}\"\n[argon2]\nmemory_kib = 64\niterations = 1\nparallelism = 1\n",
+        dir.display()
+    );
+    Config::parse(&toml).unwrap()
+}
+
+#[tokio::test]
+async fn export_import_round_trip_and_verify() {
+    let server = TestServer::start().await;
+    let mut admin = server.admin().await;
+    add_person(&mut admin, "alice", "pw-alice", true).await;
+    add_person(&mut admin, "bob", "pw-bob", true).await;
+    add_group(&mut admin, "team", &["alice", "bob"], true).await;
+    let (before, _) = search(
+        &mut admin,
+        "dc=example,dc=com",
+        Scope::Subtree,
+        "(objectClass=*)",
+        &["*", "entryUUID"],
+    )
+    .await;
+    let data = server.dir.path().join("data");
+
+    // A server holds the file: offline commands say so plainly.
+    let err = tessera::db::export(&config_for(&data), &mut Vec::new()).unwrap_err();
+    assert!(
+        err.to_string().contains("in use by another process"),
+        "{err}"
+    );
+    server.stop().await;
+
+    let mut ldif = Vec::new();
+    let n = tessera::db::export(&config_for(&data), &mut ldif).unwrap();
+    assert_eq!(n as usize, before.len());
+    let text = String::from_utf8(ldif.clone()).unwrap();
+    assert!(
+        text.contains("userPassword: {ARGON2}"),
+        "hashes are exported"
+    );
+    tessera::db::verify(&config_for(&data)).unwrap();
+
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), &ldif).unwrap();
+    let fresh = tempfile::tempdir().unwrap();
+    let imported = tessera::db::import(&config_for(fresh.path()), file.path(), false).unwrap();
+    // The suffix and the containers exist from first start and are skipped.
+    assert!(imported >= 3);
+    tessera::db::verify(&config_for(fresh.path())).unwrap();
+    let mut again = Vec::new();
+    tessera::db::export(&config_for(fresh.path()), &mut again).unwrap();
+    let strip = |s: &str| {
+        let mut lines: Vec<String> = s
+            .lines()
+            .filter(|l| !l.starts_with("createTimestamp") && !l.starts_with("modifyTimestamp"))
+            .map(String::from)
+            .collect();
+        lines.sort();
+        lines
+    };
+    let first = strip(&text);
+    let second = strip(&String::from_utf8(again).unwrap());
+    // Same entries, values, UUIDs and hashes (bootstrap timestamps differ).
+    assert_eq!(
+        first.iter().filter(|l| l.starts_with("entryUUID")).count(),
+        second.iter().filter(|l| l.starts_with("entryUUID")).count()
+    );
+    assert!(second.iter().any(|l| l.starts_with("uid: alice")));
+    let uuids_first: Vec<_> = first
+        .iter()
+        .filter(|l| l.starts_with("userPassword"))
+        .collect();
+    let uuids_second: Vec<_> = second
+        .iter()
+        .filter(|l| l.starts_with("userPassword"))
+        .collect();
+    assert_eq!(uuids_first, uuids_second);
+}
+
+#[tokio::test]
+async fn import_reports_the_bad_entry_and_line() {
+    let fresh = tempfile::tempdir().unwrap();
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        file.path(),
+        "dn: uid=ok,ou=people,dc=example,dc=com\nobjectClass: inetOrgPerson\ncn: ok\nsn: ok\nuserPassword: cleartext\n\n\
+         dn: uid=bad,ou=people,dc=example,dc=com\nobjectClass: inetOrgPerson\ncn: bad\n\n",
+    )
+    .unwrap();
+    let err = tessera::db::import(&config_for(fresh.path()), file.path(), false).unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("uid=bad") && msg.contains("sn"), "{msg}");
+
+    std::fs::write(
+        file.path(),
+        "dn: uid=ok,ou=people,dc=example,dc=com\nobjectClass: inetOrgPerson\ncn: ok\nsn: ok\nuserPassword: cleartext\n\n",
+    )
+    .unwrap();
+    tessera::db::import(&config_for(fresh.path()), file.path(), false).unwrap();
+    let mut out = Vec::new();
+    tessera::db::export(&config_for(fresh.path()), &mut out).unwrap();
+    let text = String::from_utf8(out).unwrap();
+    assert!(
+        !text.contains("cleartext"),
+        "cleartext passwords are hashed on import"
+    );
+    let _ = PEOPLE;
+}

@@ -1,0 +1,235 @@
+//! Integration tests: a real Tessera server started in-process on 127.0.0.1:0 with its own
+//! temporary data directory, driven by the `ldap3` client crate over LDAPS, StartTLS and
+//! LDAPI, and by raw bytes where a client library would refuse to send them.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod bind;
+mod db;
+mod extended;
+mod raw;
+mod search;
+mod write;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, Mod, Scope, SearchEntry};
+use tempfile::TempDir;
+use tessera::config::Config;
+use tessera::server::{self, Running};
+
+pub const SUFFIX: &str = "dc=example,dc=com";
+pub const PEOPLE: &str = "ou=people,dc=example,dc=com";
+pub const GROUPS: &str = "ou=groups,dc=example,dc=com";
+
+pub struct TestServer {
+    pub running: Option<Running>,
+    pub dir: TempDir,
+    tls: Arc<rustls::ClientConfig>,
+}
+
+impl TestServer {
+    pub async fn start() -> TestServer {
+        TestServer::start_with("").await
+    }
+
+    /// Start with extra TOML appended to the test defaults.
+    pub async fn start_with(extra: &str) -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        let toml = format!(
+            r#"
+data_dir = "{data}"
+[listen]
+ldaps = "127.0.0.1:0"
+ldap = "127.0.0.1:0"
+[argon2]
+memory_kib = 64
+iterations = 1
+parallelism = 1
+{extra}
+"#,
+            data = dir.path().join("data").display(),
+        );
+        let config = Config::parse(&toml).unwrap();
+        let running = server::start(config).await.unwrap();
+        let tls = client_tls(running.ca.as_ref().unwrap());
+        TestServer {
+            running: Some(running),
+            dir,
+            tls,
+        }
+    }
+
+    pub fn running(&self) -> &Running {
+        self.running.as_ref().unwrap()
+    }
+
+    pub fn ldaps_url(&self) -> String {
+        format!("ldaps://localhost:{}", self.running().ldaps.unwrap().port())
+    }
+
+    pub fn ldap_url(&self) -> String {
+        format!("ldap://localhost:{}", self.running().ldap.unwrap().port())
+    }
+
+    pub fn ldapi_url(&self) -> String {
+        let path = self.running().ldapi.as_ref().unwrap().display().to_string();
+        format!("ldapi://{}", path.replace('/', "%2F"))
+    }
+
+    fn settings(&self) -> LdapConnSettings {
+        LdapConnSettings::new().set_config(self.tls.clone())
+    }
+
+    async fn connect_url(&self, url: &str, settings: LdapConnSettings) -> Ldap {
+        let (conn, ldap) = LdapConnAsync::with_settings(settings, url).await.unwrap();
+        ldap3::drive!(conn);
+        ldap
+    }
+
+    /// An anonymous LDAPS connection with full certificate verification.
+    pub async fn ldaps(&self) -> Ldap {
+        self.connect_url(&self.ldaps_url(), self.settings()).await
+    }
+
+    /// A plain LDAP connection (no TLS).
+    pub async fn plain(&self) -> Ldap {
+        self.connect_url(&self.ldap_url(), self.settings()).await
+    }
+
+    /// An LDAP connection upgraded with StartTLS.
+    pub async fn starttls(&self) -> Ldap {
+        self.connect_url(&self.ldap_url(), self.settings().set_starttls(true))
+            .await
+    }
+
+    /// The local administrator: SASL EXTERNAL on the LDAPI socket.
+    pub async fn admin(&self) -> Ldap {
+        let mut ldap = self
+            .connect_url(&self.ldapi_url(), LdapConnSettings::new())
+            .await;
+        ldap.sasl_external_bind().await.unwrap().success().unwrap();
+        ldap
+    }
+
+    /// An LDAPS connection bound as `dn`.
+    pub async fn bound(&self, dn: &str, password: &str) -> Ldap {
+        let mut ldap = self.ldaps().await;
+        ldap.simple_bind(dn, password)
+            .await
+            .unwrap()
+            .success()
+            .unwrap();
+        ldap
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(r) = self.running.take() {
+            r.shutdown().await;
+        }
+    }
+}
+
+fn client_tls(ca: &std::path::Path) -> Arc<rustls::ClientConfig> {
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(ca).unwrap() {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Arc::new(config)
+}
+
+pub fn person_dn(uid: &str) -> String {
+    format!("uid={uid},{PEOPLE}")
+}
+
+pub fn group_dn(cn: &str) -> String {
+    format!("cn={cn},{GROUPS}")
+}
+
+/// Add a person with a password (and POSIX attributes when `posix`).
+pub async fn add_person(ldap: &mut Ldap, uid: &str, password: &str, posix: bool) {
+    let mut classes = vec!["inetOrgPerson"];
+    if posix {
+        classes.push("posixAccount");
+    }
+    let cn = format!("{uid} Example");
+    let attrs = vec![
+        ("objectClass", classes.into_iter().collect::<HashSet<_>>()),
+        ("uid", HashSet::from([uid])),
+        ("cn", HashSet::from([cn.as_str()])),
+        ("sn", HashSet::from(["Example"])),
+        ("userPassword", HashSet::from([password])),
+    ];
+    ldap.add(&person_dn(uid), attrs)
+        .await
+        .unwrap()
+        .success()
+        .unwrap();
+}
+
+pub async fn add_group(ldap: &mut Ldap, cn: &str, members: &[&str], posix: bool) {
+    let mut classes = vec!["groupOfNames"];
+    if posix {
+        classes.push("posixGroup");
+    }
+    let member_dns: Vec<String> = members.iter().map(|m| person_dn(m)).collect();
+    let mut attrs = vec![
+        ("objectClass", classes.into_iter().collect::<HashSet<_>>()),
+        ("cn", HashSet::from([cn])),
+    ];
+    if !member_dns.is_empty() {
+        attrs.push(("member", member_dns.iter().map(String::as_str).collect()));
+    }
+    ldap.add(&group_dn(cn), attrs)
+        .await
+        .unwrap()
+        .success()
+        .unwrap();
+}
+
+pub async fn replace(ldap: &mut Ldap, dn: &str, attr: &str, values: &[&str]) -> u32 {
+    let set: HashSet<&str> = values.iter().copied().collect();
+    ldap.modify(dn, vec![Mod::Replace(attr, set)])
+        .await
+        .unwrap()
+        .rc
+}
+
+/// Entries found by a search and the result code (entries sent before an error included).
+pub async fn search(
+    ldap: &mut Ldap,
+    base: &str,
+    scope: Scope,
+    filter: &str,
+    attrs: &[&str],
+) -> (Vec<SearchEntry>, u32) {
+    let result = ldap
+        .search(base, scope, filter, attrs.to_vec())
+        .await
+        .unwrap();
+    let rc = result.1.rc;
+    (
+        result.0.into_iter().map(SearchEntry::construct).collect(),
+        rc,
+    )
+}
+
+pub async fn whoami(ldap: &mut Ldap) -> String {
+    let (exop, res) = ldap
+        .extended(ldap3::exop::WhoAmI)
+        .await
+        .unwrap()
+        .success()
+        .unwrap();
+    let _ = res;
+    String::from_utf8(exop.val.unwrap_or_default()).unwrap()
+}

@@ -1,0 +1,232 @@
+//! Raw bytes a client library would not send: garbage, truncated and oversized BER,
+//! message id 0, deep filters, pipelined StartTLS. The server answers or disconnects
+//! cleanly, and keeps serving another client.
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use ldap3_proto::LdapCodec;
+use ldap3_proto::proto::{LdapMsg, LdapOp, LdapResultCode};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio_util::codec::FramedRead;
+
+use crate::{TestServer, whoami};
+
+fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag];
+    let len = content.len();
+    if len < 0x80 {
+        out.push(len as u8);
+    } else {
+        let bytes = (len as u32).to_be_bytes();
+        let skip = bytes.iter().take_while(|b| **b == 0).count();
+        out.push(0x80 | (4 - skip) as u8);
+        out.extend_from_slice(&bytes[skip..]);
+    }
+    out.extend_from_slice(content);
+    out
+}
+
+fn message(msgid: u8, op: Vec<u8>) -> Vec<u8> {
+    let mut body = tlv(0x02, &[msgid]);
+    body.extend(op);
+    tlv(0x30, &body)
+}
+
+fn whoami_request(msgid: u8) -> Vec<u8> {
+    message(msgid, tlv(0x77, &tlv(0x80, b"1.3.6.1.4.1.4203.1.11.3")))
+}
+
+fn search_request(msgid: u8, filter: Vec<u8>) -> Vec<u8> {
+    let mut body = tlv(0x04, b"");
+    body.extend(tlv(0x0a, &[0]));
+    body.extend(tlv(0x0a, &[0]));
+    body.extend(tlv(0x02, &[0]));
+    body.extend(tlv(0x02, &[0]));
+    body.extend(tlv(0x01, &[0]));
+    body.extend(filter);
+    body.extend(tlv(0x30, b""));
+    message(msgid, tlv(0x63, &body))
+}
+
+fn nested_not(depth: usize) -> Vec<u8> {
+    let mut f = tlv(0x87, b"objectClass");
+    for _ in 0..depth {
+        f = tlv(0xa2, &f);
+    }
+    f
+}
+
+struct Raw {
+    write: tokio::net::tcp::OwnedWriteHalf,
+    read: FramedRead<tokio::net::tcp::OwnedReadHalf, LdapCodec>,
+}
+
+impl Raw {
+    async fn connect(server: &TestServer) -> Raw {
+        let stream = TcpStream::connect(server.running().ldap.unwrap())
+            .await
+            .unwrap();
+        let (r, w) = stream.into_split();
+        Raw {
+            write: w,
+            read: FramedRead::new(r, LdapCodec::new(Some(8 << 20), None)),
+        }
+    }
+
+    async fn send(&mut self, bytes: &[u8]) {
+        // The server may already have closed; that is an allowed outcome too.
+        let _ = self.write.write_all(bytes).await;
+    }
+
+    /// The next message, or None once the server has closed the connection.
+    async fn next(&mut self) -> Option<LdapMsg> {
+        match tokio::time::timeout(Duration::from_secs(10), self.read.next()).await {
+            Ok(Some(Ok(msg))) => Some(msg),
+            Ok(_) => None,
+            Err(_) => panic!("server neither answered nor closed"),
+        }
+    }
+
+    /// Expect a Notice of Disconnection (or a bare close), then the end of the stream.
+    async fn expect_disconnect(&mut self) {
+        if let Some(msg) = self.next().await {
+            assert_eq!(msg.msgid, 0, "{msg:?}");
+            let LdapOp::ExtendedResponse(resp) = msg.op else {
+                panic!("expected a notice of disconnection, got {:?}", msg.op);
+            };
+            assert_eq!(resp.name.as_deref(), Some("1.3.6.1.4.1.1466.20036"));
+            assert!(
+                self.next().await.is_none(),
+                "connection closed after the notice"
+            );
+        }
+    }
+}
+
+async fn still_serving(server: &TestServer) {
+    let mut ldap = server.ldaps().await;
+    assert_eq!(whoami(&mut ldap).await, "");
+}
+
+#[tokio::test]
+async fn garbage_truncated_and_oversized_ber() {
+    let server = TestServer::start().await;
+    let mut raw = Raw::connect(&server).await;
+    raw.send(&[0xff, 0xff, 0xff, 0xff, 0x00, 0x01]).await;
+    raw.expect_disconnect().await;
+
+    let mut raw = Raw::connect(&server).await;
+    // Indefinite length is not allowed in LDAP.
+    raw.send(&[0x30, 0x80, 0x02, 0x01, 0x01, 0x42, 0x00, 0x00, 0x00])
+        .await;
+    raw.expect_disconnect().await;
+
+    let mut raw = Raw::connect(&server).await;
+    // Declares 100 bytes, sends 10, then closes its side.
+    raw.send(&[0x30, 0x64, 0x02, 0x01, 0x01, 0x63, 0x5f, 0x04, 0x00, 0x0a])
+        .await;
+    raw.write.shutdown().await.unwrap();
+    assert!(raw.next().await.is_none());
+
+    let mut raw = Raw::connect(&server).await;
+    // 1 MiB declared before bind: over the anonymous message limit.
+    let mut big = vec![
+        0x30, 0x83, 0x10, 0x00, 0x00, 0x02, 0x01, 0x01, 0x63, 0x83, 0x0f, 0xff, 0xf8,
+    ];
+    big.extend(std::iter::repeat_n(0x04, 300 * 1024));
+    raw.send(&big).await;
+    raw.expect_disconnect().await;
+    still_serving(&server).await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn message_id_zero_and_response_ops_disconnect() {
+    let server = TestServer::start().await;
+    let mut raw = Raw::connect(&server).await;
+    raw.send(&whoami_request(0)).await;
+    raw.expect_disconnect().await;
+    let mut raw = Raw::connect(&server).await;
+    // A BindResponse sent by a client.
+    raw.send(&message(
+        1,
+        tlv(0x61, &[0x0a, 0x01, 0x00, 0x04, 0x00, 0x04, 0x00]),
+    ))
+    .await;
+    raw.expect_disconnect().await;
+    still_serving(&server).await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn deep_filters_are_refused_cleanly() {
+    let server = TestServer::start().await;
+    let mut raw = Raw::connect(&server).await;
+    // Deeper than our filter limit (32) but within the codec's: an LDAP error.
+    raw.send(&search_request(1, nested_not(40))).await;
+    let msg = raw.next().await.unwrap();
+    let LdapOp::SearchResultDone(res) = msg.op else {
+        panic!("{:?}", msg.op);
+    };
+    assert_eq!(res.code, LdapResultCode::UnwillingToPerform);
+    raw.send(&whoami_request(2)).await;
+    assert_eq!(raw.next().await.unwrap().msgid, 2);
+    // Far deeper than the codec allows: disconnect.
+    raw.send(&search_request(3, nested_not(2000))).await;
+    raw.expect_disconnect().await;
+    still_serving(&server).await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn pipelined_operations_answer_with_their_own_ids() {
+    let server = TestServer::start().await;
+    let mut raw = Raw::connect(&server).await;
+    let mut batch = Vec::new();
+    for id in 1..=20 {
+        batch.extend(whoami_request(id));
+    }
+    raw.send(&batch).await;
+    let mut ids = Vec::new();
+    for _ in 0..20 {
+        ids.push(raw.next().await.unwrap().msgid);
+    }
+    ids.sort();
+    assert_eq!(ids, (1..=20).collect::<Vec<_>>());
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn starttls_with_pipelined_plaintext_is_refused() {
+    let server = TestServer::start().await;
+    let mut raw = Raw::connect(&server).await;
+    let mut bytes = message(1, tlv(0x77, &tlv(0x80, b"1.3.6.1.4.1.1466.20037")));
+    bytes.extend(whoami_request(2));
+    raw.send(&bytes).await;
+    let first = raw.next().await.unwrap();
+    let LdapOp::ExtendedResponse(resp) = first.op else {
+        panic!("{:?}", first.op);
+    };
+    assert_eq!(resp.res.code, LdapResultCode::OperationsError);
+    // The pipelined request is answered in the clear; no TLS was started.
+    assert_eq!(raw.next().await.unwrap().msgid, 2);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn ldapv2_bind_gets_protocol_error() {
+    let server = TestServer::start().await;
+    let mut raw = Raw::connect(&server).await;
+    let mut bind = tlv(0x02, &[2]);
+    bind.extend(tlv(0x04, b""));
+    bind.extend(tlv(0x80, b""));
+    raw.send(&message(1, tlv(0x60, &bind))).await;
+    let msg = raw.next().await.unwrap();
+    let LdapOp::BindResponse(resp) = msg.op else {
+        panic!("{:?}", msg.op);
+    };
+    assert_eq!(resp.res.code, LdapResultCode::ProtocolError);
+    server.stop().await;
+}

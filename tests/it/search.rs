@@ -1,0 +1,598 @@
+//! Search: scopes, filters under schema matching, attribute selection, operational and
+//! computed attributes, limits, rootDSE, subschema, paging and index use.
+
+use std::collections::HashSet;
+
+use ldap3::controls::{PagedResults, RawControl};
+use ldap3::{Ldap, Scope, SearchEntry};
+
+use crate::{PEOPLE, SUFFIX, TestServer, add_group, add_person, group_dn, person_dn, search};
+
+async fn seeded() -> (TestServer, Ldap) {
+    let server = TestServer::start().await;
+    let mut admin = server.admin().await;
+    add_person(&mut admin, "alice", "pw-alice", true).await;
+    add_person(&mut admin, "bob", "pw-bob", true).await;
+    add_person(&mut admin, "carol", "pw-carol", false).await;
+    add_group(&mut admin, "staff", &["alice", "bob"], true).await;
+    add_group(&mut admin, "readers", &["carol"], false).await;
+    (server, admin)
+}
+
+fn dns(entries: &[SearchEntry]) -> HashSet<String> {
+    entries.iter().map(|e| e.dn.to_ascii_lowercase()).collect()
+}
+
+#[tokio::test]
+async fn scopes_and_missing_base() {
+    let (server, mut admin) = seeded().await;
+    let (base, rc) = search(&mut admin, PEOPLE, Scope::Base, "(objectClass=*)", &[]).await;
+    assert_eq!((base.len(), rc), (1, 0));
+    let (one, _) = search(&mut admin, PEOPLE, Scope::OneLevel, "(objectClass=*)", &[]).await;
+    assert_eq!(one.len(), 3);
+    let (sub, _) = search(
+        &mut admin,
+        SUFFIX,
+        Scope::Subtree,
+        "(objectClass=person)",
+        &[],
+    )
+    .await;
+    assert_eq!(sub.len(), 3);
+    let (none, rc) = search(
+        &mut admin,
+        &person_dn("nobody"),
+        Scope::Base,
+        "(objectClass=*)",
+        &[],
+    )
+    .await;
+    assert_eq!((none.len(), rc), (0, 32));
+    let res = admin
+        .search(
+            "uid=x,ou=missing,dc=example,dc=com",
+            Scope::Base,
+            "(objectClass=*)",
+            vec!["*"],
+        )
+        .await
+        .unwrap();
+    assert_eq!(res.1.rc, 32);
+    assert_eq!(res.1.matched.to_ascii_lowercase(), SUFFIX);
+    let (_, rc) = search(
+        &mut admin,
+        "dc=other,dc=org",
+        Scope::Subtree,
+        "(objectClass=*)",
+        &[],
+    )
+    .await;
+    assert_eq!(rc, 32);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn filters_follow_the_schema() {
+    let (server, mut admin) = seeded().await;
+    let find = |f: &'static str| f;
+    let cases: Vec<(&str, HashSet<String>)> = vec![
+        (find("(uid=ALICE)"), HashSet::from([person_dn("alice")])),
+        ("(cn=alice   example)", HashSet::from([person_dn("alice")])),
+        (
+            "(&(objectClass=posixAccount)(uid=bob))",
+            HashSet::from([person_dn("bob")]),
+        ),
+        (
+            "(|(uid=alice)(uid=carol))",
+            HashSet::from([person_dn("alice"), person_dn("carol")]),
+        ),
+        (
+            "(&(objectClass=person)(!(uid=alice)))",
+            HashSet::from([person_dn("bob"), person_dn("carol")]),
+        ),
+        ("(uid=a*)", HashSet::from([person_dn("alice")])),
+        (
+            "(uid=*o*)",
+            HashSet::from([person_dn("bob"), person_dn("carol")]),
+        ),
+        (
+            "(&(objectClass=person)(uidNumber=*))",
+            HashSet::from([person_dn("alice"), person_dn("bob")]),
+        ),
+        ("(uid~=carol)", HashSet::from([person_dn("carol")])),
+        (
+            "(uid:caseExactMatch:=alice)",
+            HashSet::from([person_dn("alice")]),
+        ),
+        (
+            "(member=UID=Alice,OU=People,DC=Example,DC=Com)",
+            HashSet::from([group_dn("staff")]),
+        ),
+        ("(memberUid=bob)", HashSet::from([group_dn("staff")])),
+        (
+            "(memberOf=cn=staff,ou=groups,dc=example,dc=com)",
+            HashSet::from([person_dn("alice"), person_dn("bob")]),
+        ),
+        (
+            "(&(objectClass=person)(memberOf=*))",
+            HashSet::from([person_dn("alice"), person_dn("bob"), person_dn("carol")]),
+        ),
+        ("(noSuchAttribute=x)", HashSet::new()),
+        ("(!(noSuchAttribute=x))", HashSet::new()),
+    ];
+    for (filter, want) in cases {
+        let (entries, rc) = search(&mut admin, SUFFIX, Scope::Subtree, filter, &["1.1"]).await;
+        assert_eq!(rc, 0, "{filter}");
+        let want: HashSet<String> = want.into_iter().map(|d| d.to_ascii_lowercase()).collect();
+        assert_eq!(dns(&entries), want, "{filter}");
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn integer_and_time_ordering() {
+    let (server, mut admin) = seeded().await;
+    let (all, _) = search(
+        &mut admin,
+        PEOPLE,
+        Scope::OneLevel,
+        "(uidNumber>=0)",
+        &["uidNumber"],
+    )
+    .await;
+    assert_eq!(all.len(), 2);
+    let mut numbers: Vec<i64> = all
+        .iter()
+        .map(|e| e.attrs["uidNumber"][0].parse().unwrap())
+        .collect();
+    numbers.sort();
+    assert!(
+        numbers[0] >= 10000 && numbers[1] > numbers[0],
+        "{numbers:?}"
+    );
+    // 9 < 10000 as integers, though "9" > "10000" as strings.
+    let (low, _) = search(&mut admin, PEOPLE, Scope::OneLevel, "(uidNumber<=9)", &[]).await;
+    assert!(low.is_empty());
+    let filter = format!("(uidNumber>={})", numbers[1]);
+    let (high, _) = search(&mut admin, PEOPLE, Scope::OneLevel, &filter, &[]).await;
+    assert_eq!(high.len(), 1);
+
+    let (e, _) = search(
+        &mut admin,
+        &person_dn("alice"),
+        Scope::Base,
+        "(objectClass=*)",
+        &["modifyTimestamp"],
+    )
+    .await;
+    let stamp = e[0].attrs["modifyTimestamp"][0].clone();
+    let ge = format!("(&(uid=alice)(modifyTimestamp>={stamp}))");
+    assert_eq!(
+        search(&mut admin, PEOPLE, Scope::OneLevel, &ge, &[])
+            .await
+            .0
+            .len(),
+        1
+    );
+    let later = format!("(&(uid=alice)(modifyTimestamp>=29991231235959.5Z))");
+    assert!(
+        search(&mut admin, PEOPLE, Scope::OneLevel, &later, &[])
+            .await
+            .0
+            .is_empty()
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn attribute_selection() {
+    let (server, mut admin) = seeded().await;
+    let alice = person_dn("alice");
+    let get = |entries: Vec<SearchEntry>| entries.into_iter().next().unwrap();
+
+    let user = get(
+        search(&mut admin, &alice, Scope::Base, "(objectClass=*)", &[])
+            .await
+            .0,
+    );
+    assert!(user.attrs.contains_key("uid") && user.attrs.contains_key("objectClass"));
+    assert!(
+        !user.attrs.contains_key("entryUUID"),
+        "operational attributes never on *"
+    );
+
+    let op = get(
+        search(&mut admin, &alice, Scope::Base, "(objectClass=*)", &["+"])
+            .await
+            .0,
+    );
+    for a in [
+        "entryUUID",
+        "entryDN",
+        "createTimestamp",
+        "modifyTimestamp",
+        "creatorsName",
+        "modifiersName",
+        "structuralObjectClass",
+        "hasSubordinates",
+        "subschemaSubentry",
+        "memberOf",
+    ] {
+        assert!(
+            op.attrs.contains_key(a),
+            "{a} missing from +: {:?}",
+            op.attrs.keys()
+        );
+    }
+    assert!(!op.attrs.contains_key("uid"));
+    assert_eq!(op.attrs["structuralObjectClass"], vec!["inetOrgPerson"]);
+    assert_eq!(op.attrs["hasSubordinates"], vec!["FALSE"]);
+    assert_eq!(
+        op.attrs["memberOf"]
+            .iter()
+            .map(|m| m.to_ascii_lowercase())
+            .collect::<Vec<_>>(),
+        vec![group_dn("staff")]
+    );
+
+    let named = get(search(
+        &mut admin,
+        &alice,
+        Scope::Base,
+        "(objectClass=*)",
+        &["UID", "entryUUID", "nonexistent", "cn;binary"],
+    )
+    .await
+    .0);
+    let keys: HashSet<&str> = named.attrs.keys().map(String::as_str).collect();
+    assert_eq!(
+        keys,
+        HashSet::from(["uid", "entryUUID", "cn", "objectClass"])
+    );
+
+    let none = get(
+        search(&mut admin, &alice, Scope::Base, "(objectClass=*)", &["1.1"])
+            .await
+            .0,
+    );
+    assert!(none.attrs.is_empty());
+
+    let res = admin
+        .with_search_options(ldap3::SearchOptions::new().typesonly(true))
+        .search(&alice, Scope::Base, "(objectClass=*)", vec!["uid"])
+        .await
+        .unwrap();
+    let raw = SearchEntry::construct(res.0.into_iter().next().unwrap());
+    assert!(raw.attrs["uid"].is_empty(), "typesOnly returns no values");
+
+    let group = get(search(
+        &mut admin,
+        &group_dn("staff"),
+        Scope::Base,
+        "(objectClass=*)",
+        &["memberUid", "gidNumber"],
+    )
+    .await
+    .0);
+    let mut uids = group.attrs["memberUid"].clone();
+    uids.sort();
+    assert_eq!(uids, vec!["alice", "bob"]);
+    assert!(group.attrs["gidNumber"][0].parse::<u32>().unwrap() >= 10000);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn user_password_is_hashed_and_only_admins_see_it() {
+    let (server, mut admin) = seeded().await;
+    let (e, _) = search(
+        &mut admin,
+        &person_dn("alice"),
+        Scope::Base,
+        "(objectClass=*)",
+        &["userPassword"],
+    )
+    .await;
+    let stored = &e[0].attrs["userPassword"][0];
+    assert!(stored.starts_with("{ARGON2}$argon2id$"), "{stored}");
+    assert!(!stored.contains("pw-alice"));
+
+    let mut bob = server.bound(&person_dn("bob"), "pw-bob").await;
+    let (e, _) = search(
+        &mut bob,
+        &person_dn("alice"),
+        Scope::Base,
+        "(objectClass=*)",
+        &["userPassword", "*"],
+    )
+    .await;
+    assert!(!e[0].attrs.contains_key("userPassword"));
+    assert!(e[0].attrs.contains_key("uid"));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn anonymous_sees_only_the_root_dse_by_default() {
+    let (server, _admin) = seeded().await;
+    let mut anon = server.ldaps().await;
+    let (e, rc) = search(&mut anon, SUFFIX, Scope::Base, "(objectClass=*)", &[]).await;
+    assert_eq!((e.len(), rc), (0, 32));
+    let (e, rc) = search(&mut anon, "", Scope::Base, "(objectClass=*)", &["+"]).await;
+    assert_eq!((e.len(), rc), (1, 0));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn size_limit_returns_4_after_exactly_n() {
+    let (server, _admin) = seeded().await;
+    let mut bob = server.bound(&person_dn("bob"), "pw-bob").await;
+    let res = bob
+        .with_search_options(ldap3::SearchOptions::new().sizelimit(2))
+        .search(SUFFIX, Scope::Subtree, "(objectClass=*)", vec!["1.1"])
+        .await
+        .unwrap();
+    assert_eq!((res.0.len(), res.1.rc), (2, 4));
+    let server_limited = TestServer::start_with("[limits]\nsize_limit = 3\n").await;
+    let mut admin = server_limited.admin().await;
+    for uid in ["a1", "a2", "a3", "a4"] {
+        add_person(&mut admin, uid, "pw", false).await;
+    }
+    let mut user = server_limited.bound(&person_dn("a1"), "pw").await;
+    let (e, rc) = search(
+        &mut user,
+        PEOPLE,
+        Scope::OneLevel,
+        "(objectClass=*)",
+        &["1.1"],
+    )
+    .await;
+    assert_eq!((e.len(), rc), (3, 4));
+    // Administrators are not limited by the server's size limit.
+    let (e, rc) = search(
+        &mut admin,
+        PEOPLE,
+        Scope::OneLevel,
+        "(objectClass=*)",
+        &["1.1"],
+    )
+    .await;
+    assert_eq!((e.len(), rc), (4, 0));
+    server_limited.stop().await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn root_dse_and_subschema() {
+    let (server, _admin) = seeded().await;
+    let mut anon = server.ldaps().await;
+    let (e, _) = search(&mut anon, "", Scope::Base, "(objectClass=*)", &["+"]).await;
+    let root = &e[0].attrs;
+    assert_eq!(root["namingContexts"], vec![SUFFIX]);
+    assert_eq!(root["defaultNamingContext"], vec![SUFFIX]);
+    assert_eq!(root["supportedLDAPVersion"], vec!["3"]);
+    assert!(root["supportedControl"].contains(&"1.2.840.113556.1.4.319".to_string()));
+    for oid in [
+        "1.3.6.1.4.1.4203.1.11.3",
+        "1.3.6.1.4.1.4203.1.11.1",
+        "1.3.6.1.4.1.1466.20037",
+    ] {
+        assert!(
+            root["supportedExtension"].contains(&oid.to_string()),
+            "{oid}"
+        );
+    }
+    assert!(root["supportedFeatures"].contains(&"1.3.6.1.4.1.4203.1.5.1".to_string()));
+    assert_eq!(root["supportedSASLMechanisms"], vec!["EXTERNAL"]);
+    assert_eq!(root["subschemaSubentry"], vec!["cn=Subschema"]);
+    assert_eq!(root["vendorName"], vec!["Tessera"]);
+    assert!(root.contains_key("vendorVersion"));
+    let (plain, _) = search(&mut anon, "", Scope::Base, "(objectClass=*)", &[]).await;
+    assert!(
+        !plain[0].attrs.contains_key("namingContexts"),
+        "rootDSE attributes are operational"
+    );
+
+    let (e, rc) = search(
+        &mut anon,
+        "CN=SUBSCHEMA",
+        Scope::Base,
+        "(objectClass=subschema)",
+        &["+"],
+    )
+    .await;
+    assert_eq!(rc, 0);
+    let schema = &e[0].attrs;
+    for a in [
+        "attributeTypes",
+        "objectClasses",
+        "ldapSyntaxes",
+        "matchingRules",
+    ] {
+        assert!(!schema[a].is_empty(), "{a}");
+    }
+    // Every attribute the server returns is declared, operational ones included.
+    let declared = schema["attributeTypes"].join("\n").to_ascii_lowercase();
+    for a in [
+        "'entryuuid'",
+        "'memberof'",
+        "'entrydn'",
+        "'hassubordinates'",
+        "'createtimestamp'",
+        "'memberuid'",
+        "'uidnumber'",
+        "'namingcontexts'",
+    ] {
+        assert!(declared.contains(a), "{a} not in the subschema");
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn paged_results_continue_and_refuse_bad_cookies() {
+    let server = TestServer::start().await;
+    let mut admin = server.admin().await;
+    for i in 0..25 {
+        add_person(&mut admin, &format!("p{i:02}"), "pw", false).await;
+    }
+    let mut user = server.bound(&person_dn("p00"), "pw").await;
+    let mut seen = Vec::new();
+    let mut cookie = Vec::new();
+    let mut pages = 0;
+    loop {
+        let ctrl: RawControl = PagedResults {
+            size: 10,
+            cookie: cookie.clone(),
+        }
+        .into();
+        let res = user
+            .with_controls(vec![ctrl])
+            .search(PEOPLE, Scope::OneLevel, "(objectClass=person)", vec!["uid"])
+            .await
+            .unwrap();
+        assert_eq!(res.1.rc, 0);
+        pages += 1;
+        seen.extend(res.0.into_iter().map(|e| SearchEntry::construct(e).dn));
+        let paged = res.1.ctrls.iter().find_map(|c| match c.0 {
+            Some(ldap3::controls::ControlType::PagedResults) => Some(c.1.parse::<PagedResults>()),
+            _ => None,
+        });
+        let paged = paged.expect("a paged response control on every page");
+        if paged.cookie.is_empty() {
+            break;
+        }
+        assert!(
+            paged.cookie.iter().all(|b| b.is_ascii_graphic()),
+            "printable cookie"
+        );
+        // Replaying the cookie after use is refused.
+        cookie = paged.cookie;
+        assert!(pages < 10);
+    }
+    assert_eq!(pages, 3);
+    assert_eq!(seen.len(), 25);
+    assert_eq!(
+        seen.iter().collect::<HashSet<_>>().len(),
+        25,
+        "each entry exactly once"
+    );
+
+    // A cookie from page one, used twice; then tampered.
+    let first = user
+        .with_controls(vec![RawControl::from(PagedResults {
+            size: 5,
+            cookie: Vec::new(),
+        })])
+        .search(PEOPLE, Scope::OneLevel, "(objectClass=person)", vec!["uid"])
+        .await
+        .unwrap();
+    let cookie = first
+        .1
+        .ctrls
+        .iter()
+        .find_map(|c| match c.0 {
+            Some(ldap3::controls::ControlType::PagedResults) => {
+                Some(c.1.parse::<PagedResults>().cookie)
+            }
+            _ => None,
+        })
+        .unwrap();
+    let again = |cookie: Vec<u8>| RawControl::from(PagedResults { size: 5, cookie });
+    let ok = user
+        .with_controls(vec![again(cookie.clone())])
+        .search(PEOPLE, Scope::OneLevel, "(objectClass=person)", vec!["uid"])
+        .await
+        .unwrap();
+    assert_eq!((ok.0.len(), ok.1.rc), (5, 0));
+    let replay = user
+        .with_controls(vec![again(cookie.clone())])
+        .search(PEOPLE, Scope::OneLevel, "(objectClass=person)", vec!["uid"])
+        .await
+        .unwrap();
+    assert_eq!((replay.0.len(), replay.1.rc), (0, 2));
+    let mut tampered = cookie.clone();
+    tampered[3] = if tampered[3] == b'0' { b'1' } else { b'0' };
+    let bad = user
+        .with_controls(vec![again(tampered)])
+        .search(PEOPLE, Scope::OneLevel, "(objectClass=person)", vec!["uid"])
+        .await
+        .unwrap();
+    assert_eq!((bad.0.len(), bad.1.rc), (0, 2));
+    // A cookie from another connection is refused too.
+    let mut other = server.bound(&person_dn("p01"), "pw").await;
+    let foreign = other
+        .with_controls(vec![again(cookie)])
+        .search(PEOPLE, Scope::OneLevel, "(objectClass=person)", vec!["uid"])
+        .await
+        .unwrap();
+    assert_eq!((foreign.0.len(), foreign.1.rc), (0, 2));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn critical_controls() {
+    let (server, mut admin) = seeded().await;
+    let unknown = RawControl {
+        ctype: "1.2.3.4.5.6".into(),
+        crit: true,
+        val: None,
+    };
+    let res = admin
+        .with_controls(vec![unknown])
+        .search(PEOPLE, Scope::Base, "(objectClass=*)", vec!["1.1"])
+        .await
+        .unwrap();
+    assert_eq!(res.1.rc, 12);
+    let ignorable = RawControl {
+        ctype: "1.2.3.4.5.6".into(),
+        crit: false,
+        val: None,
+    };
+    let res = admin
+        .with_controls(vec![ignorable])
+        .search(PEOPLE, Scope::Base, "(objectClass=*)", vec!["1.1"])
+        .await
+        .unwrap();
+    assert_eq!((res.0.len(), res.1.rc), (1, 0));
+    // A critical paged control on a base search (TrueNAS reads the rootDSE this way).
+    let mut paged: RawControl = PagedResults {
+        size: 100,
+        cookie: Vec::new(),
+    }
+    .into();
+    paged.crit = true;
+    let res = admin
+        .with_controls(vec![paged])
+        .search("", Scope::Base, "(objectClass=*)", vec!["+"])
+        .await
+        .unwrap();
+    assert_eq!((res.0.len(), res.1.rc), (1, 0));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn indexed_equality_reads_a_handful_of_entries() {
+    let server = TestServer::start().await;
+    let mut admin = server.admin().await;
+    for i in 0..300 {
+        add_person(&mut admin, &format!("user{i}"), "pw", true).await;
+    }
+    let store = &server.running().state.store;
+    let filters = [
+        "(&(objectClass=posixAccount)(uid=user150))",
+        "(uidNumber=10150)",
+        "(cn=user150 example)",
+        "(|(uid=user1)(uid=user2))",
+    ];
+    for f in filters {
+        let before = store.entries_examined();
+        let (e, rc) = search(&mut admin, SUFFIX, Scope::Subtree, f, &["uid"]).await;
+        let examined = store.entries_examined() - before;
+        assert_eq!(rc, 0);
+        assert!(!e.is_empty(), "{f}");
+        assert!(examined <= 5, "{f} examined {examined} entries");
+    }
+    // An unindexed filter has to look at every entry: the counter does count.
+    let before = store.entries_examined();
+    search(&mut admin, SUFFIX, Scope::Subtree, "(sn=nothing)", &["uid"]).await;
+    assert!(store.entries_examined() - before >= 300);
+    server.stop().await;
+}

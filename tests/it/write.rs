@@ -1,0 +1,449 @@
+//! Add, Modify, Delete, ModifyDN and Compare with their RFC 4511 result codes, schema
+//! checks, POSIX id allocation and who may write.
+
+use std::collections::HashSet;
+
+use ldap3::{Mod, Scope};
+
+use crate::{PEOPLE, TestServer, add_group, add_person, group_dn, person_dn, replace, search};
+
+#[tokio::test]
+async fn add_checks_schema_and_existence() {
+    let server = TestServer::start().await;
+    let mut admin = server.admin().await;
+    add_person(&mut admin, "alice", "pw", false).await;
+    let dup = admin
+        .add(
+            &person_dn("alice"),
+            vec![
+                ("objectClass", HashSet::from(["inetOrgPerson"])),
+                ("cn", HashSet::from(["a"])),
+                ("sn", HashSet::from(["a"])),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(dup.rc, 68);
+    let cases: Vec<(&str, Vec<(&str, HashSet<&str>)>, u32)> = vec![
+        // sn is required by person
+        (
+            "uid=x1",
+            vec![
+                ("objectClass", HashSet::from(["inetOrgPerson"])),
+                ("cn", HashSet::from(["x"])),
+            ],
+            65,
+        ),
+        // no structural class
+        (
+            "uid=x2",
+            vec![
+                ("objectClass", HashSet::from(["posixAccount"])),
+                ("cn", HashSet::from(["x"])),
+            ],
+            65,
+        ),
+        // attribute not allowed
+        (
+            "uid=x3",
+            vec![
+                ("objectClass", HashSet::from(["person"])),
+                ("cn", HashSet::from(["x"])),
+                ("sn", HashSet::from(["x"])),
+                ("mail", HashSet::from(["x@example.com"])),
+            ],
+            65,
+        ),
+        // unknown attribute type
+        (
+            "uid=x4",
+            vec![
+                ("objectClass", HashSet::from(["inetOrgPerson"])),
+                ("cn", HashSet::from(["x"])),
+                ("sn", HashSet::from(["x"])),
+                ("bogusAttr", HashSet::from(["x"])),
+            ],
+            17,
+        ),
+        // integer syntax
+        (
+            "uid=x5",
+            vec![
+                (
+                    "objectClass",
+                    HashSet::from(["inetOrgPerson", "posixAccount"]),
+                ),
+                ("cn", HashSet::from(["x"])),
+                ("sn", HashSet::from(["x"])),
+                ("uidNumber", HashSet::from(["twelve"])),
+            ],
+            21,
+        ),
+        // unknown class
+        (
+            "uid=x6",
+            vec![
+                ("objectClass", HashSet::from(["noSuchClass"])),
+                ("cn", HashSet::from(["x"])),
+            ],
+            21,
+        ),
+        // server-maintained attribute
+        (
+            "uid=x7",
+            vec![
+                ("objectClass", HashSet::from(["inetOrgPerson"])),
+                ("cn", HashSet::from(["x"])),
+                ("sn", HashSet::from(["x"])),
+                (
+                    "entryUUID",
+                    HashSet::from(["00000000-0000-0000-0000-000000000000"]),
+                ),
+            ],
+            19,
+        ),
+    ];
+    for (rdn, attrs, code) in cases {
+        let res = admin.add(&format!("{rdn},{PEOPLE}"), attrs).await.unwrap();
+        assert_eq!(res.rc, code, "{rdn}: {}", res.text);
+    }
+    let orphan = admin
+        .add(
+            "uid=x,ou=nowhere,dc=example,dc=com",
+            vec![
+                ("objectClass", HashSet::from(["inetOrgPerson"])),
+                ("cn", HashSet::from(["x"])),
+                ("sn", HashSet::from(["x"])),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(orphan.rc, 32);
+    assert_eq!(orphan.matched.to_ascii_lowercase(), "dc=example,dc=com");
+    let (e, _) = search(
+        &mut admin,
+        PEOPLE,
+        Scope::OneLevel,
+        "(objectClass=*)",
+        &["1.1"],
+    )
+    .await;
+    assert_eq!(e.len(), 1, "nothing refused was stored");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn modify_semantics() {
+    let server = TestServer::start().await;
+    let mut admin = server.admin().await;
+    add_person(&mut admin, "alice", "pw", false).await;
+    let dn = person_dn("alice");
+    let m = |mods: Vec<Mod<&'static str>>| mods;
+    let rc = admin
+        .modify(
+            &dn,
+            m(vec![Mod::Add("mail", HashSet::from(["a@example.com"]))]),
+        )
+        .await
+        .unwrap()
+        .rc;
+    assert_eq!(rc, 0);
+    let rc = admin
+        .modify(
+            &dn,
+            m(vec![Mod::Add("mail", HashSet::from(["A@EXAMPLE.COM"]))]),
+        )
+        .await
+        .unwrap()
+        .rc;
+    assert_eq!(rc, 20, "mail is case-insensitive");
+    let rc = admin
+        .modify(&dn, m(vec![Mod::Delete("title", HashSet::new())]))
+        .await
+        .unwrap()
+        .rc;
+    assert_eq!(rc, 16);
+    let rc = admin
+        .modify(
+            &dn,
+            m(vec![Mod::Delete(
+                "mail",
+                HashSet::from(["other@example.com"]),
+            )]),
+        )
+        .await
+        .unwrap()
+        .rc;
+    assert_eq!(rc, 16);
+    let rc = admin
+        .modify(&dn, m(vec![Mod::Delete("sn", HashSet::new())]))
+        .await
+        .unwrap()
+        .rc;
+    assert_eq!(rc, 65, "sn is required");
+    let rc = admin
+        .modify(&dn, m(vec![Mod::Replace("bogus", HashSet::from(["x"]))]))
+        .await
+        .unwrap()
+        .rc;
+    assert_eq!(rc, 17);
+    let rc = admin
+        .modify(&dn, m(vec![Mod::Delete("uid", HashSet::new())]))
+        .await
+        .unwrap()
+        .rc;
+    assert_eq!(rc, 67, "the RDN value stays");
+    let rc = admin
+        .modify(
+            &dn,
+            m(vec![Mod::Replace(
+                "objectClass",
+                HashSet::from(["organizationalUnit"]),
+            )]),
+        )
+        .await
+        .unwrap()
+        .rc;
+    assert_eq!(rc, 69);
+    // A failed change list applies nothing: the first change is fine, the second fails.
+    let rc = admin
+        .modify(
+            &dn,
+            m(vec![
+                Mod::Replace("title", HashSet::from(["Boss"])),
+                Mod::Delete("description", HashSet::new()),
+            ]),
+        )
+        .await
+        .unwrap()
+        .rc;
+    assert_eq!(rc, 16);
+    let (e, _) = search(
+        &mut admin,
+        &dn,
+        Scope::Base,
+        "(objectClass=*)",
+        &["title", "mail", "modifyTimestamp", "createTimestamp"],
+    )
+    .await;
+    assert!(!e[0].attrs.contains_key("title"));
+    assert_eq!(e[0].attrs["mail"], vec!["a@example.com"]);
+    assert_eq!(
+        replace(&mut admin, &dn, "userPassword", &["new secret"]).await,
+        0
+    );
+    let (e, _) = search(
+        &mut admin,
+        &dn,
+        Scope::Base,
+        "(objectClass=*)",
+        &["userPassword"],
+    )
+    .await;
+    assert!(e[0].attrs["userPassword"][0].starts_with("{ARGON2}"));
+    server.bound(&dn, "new secret").await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn posix_ids_are_allocated_and_unique() {
+    let server = TestServer::start().await;
+    let mut admin = server.admin().await;
+    add_person(&mut admin, "alice", "pw", true).await;
+    add_person(&mut admin, "bob", "pw", true).await;
+    let (e, _) = search(
+        &mut admin,
+        PEOPLE,
+        Scope::OneLevel,
+        "(objectClass=posixAccount)",
+        &["uidNumber", "gidNumber", "homeDirectory"],
+    )
+    .await;
+    let numbers: HashSet<String> = e.iter().map(|e| e.attrs["uidNumber"][0].clone()).collect();
+    assert_eq!(numbers.len(), 2);
+    assert!(
+        e.iter()
+            .all(|e| e.attrs["homeDirectory"][0].starts_with("/home/"))
+    );
+    let taken = e[0].attrs["uidNumber"][0].clone();
+    let rc = replace(&mut admin, &person_dn("bob"), "uidNumber", &[&taken]).await;
+    let rc2 = replace(&mut admin, &person_dn("alice"), "uidNumber", &[&taken]).await;
+    assert!(rc == 19 || rc2 == 19, "a duplicate uidNumber is refused");
+    // Deleting an account does not free its number for reuse.
+    admin
+        .delete(&person_dn("bob"))
+        .await
+        .unwrap()
+        .success()
+        .unwrap();
+    add_person(&mut admin, "carol", "pw", true).await;
+    let (c, _) = search(
+        &mut admin,
+        &person_dn("carol"),
+        Scope::Base,
+        "(objectClass=*)",
+        &["uidNumber"],
+    )
+    .await;
+    assert!(!numbers.contains(&c[0].attrs["uidNumber"][0]));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn delete_rename_and_referential_integrity() {
+    let server = TestServer::start().await;
+    let mut admin = server.admin().await;
+    add_person(&mut admin, "alice", "pw", false).await;
+    add_person(&mut admin, "bob", "pw", false).await;
+    add_group(&mut admin, "team", &["alice", "bob"], true).await;
+    assert_eq!(admin.delete(PEOPLE).await.unwrap().rc, 66);
+    assert_eq!(admin.delete(&person_dn("nobody")).await.unwrap().rc, 32);
+
+    admin
+        .modifydn(&person_dn("alice"), "uid=alicia", true, None)
+        .await
+        .unwrap()
+        .success()
+        .unwrap();
+    let (e, _) = search(
+        &mut admin,
+        &person_dn("alicia"),
+        Scope::Base,
+        "(objectClass=*)",
+        &["uid"],
+    )
+    .await;
+    assert_eq!(e[0].attrs["uid"], vec!["alicia"], "old RDN value removed");
+    let (g, _) = search(
+        &mut admin,
+        &group_dn("team"),
+        Scope::Base,
+        "(objectClass=*)",
+        &["member", "memberUid"],
+    )
+    .await;
+    let members: HashSet<String> = g[0].attrs["member"]
+        .iter()
+        .map(|m| m.to_ascii_lowercase())
+        .collect();
+    assert_eq!(
+        members,
+        HashSet::from([person_dn("alicia"), person_dn("bob")])
+    );
+    assert!(g[0].attrs["memberUid"].contains(&"alicia".to_string()));
+
+    assert_eq!(
+        admin
+            .modifydn(&person_dn("bob"), "uid=alicia", true, None)
+            .await
+            .unwrap()
+            .rc,
+        68
+    );
+    admin
+        .modifydn(
+            &person_dn("bob"),
+            "uid=bob",
+            false,
+            Some("ou=services,dc=example,dc=com"),
+        )
+        .await
+        .unwrap()
+        .success()
+        .unwrap();
+    admin
+        .delete("uid=bob,ou=services,dc=example,dc=com")
+        .await
+        .unwrap()
+        .success()
+        .unwrap();
+    let (g, _) = search(
+        &mut admin,
+        &group_dn("team"),
+        Scope::Base,
+        "(objectClass=*)",
+        &["member", "memberUid"],
+    )
+    .await;
+    assert_eq!(g[0].attrs["member"].len(), 1);
+    assert_eq!(g[0].attrs["memberUid"], vec!["alicia"]);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn compare_codes() {
+    let server = TestServer::start().await;
+    let mut admin = server.admin().await;
+    add_person(&mut admin, "alice", "pw", true).await;
+    let dn = person_dn("alice");
+    assert_eq!(admin.compare(&dn, "uid", "ALICE").await.unwrap().0.rc, 6);
+    assert_eq!(admin.compare(&dn, "uid", "bob").await.unwrap().0.rc, 5);
+    assert_eq!(admin.compare(&dn, "mail", "x").await.unwrap().0.rc, 16);
+    assert_eq!(admin.compare(&dn, "bogus", "x").await.unwrap().0.rc, 17);
+    assert_eq!(
+        admin
+            .compare(&person_dn("nobody"), "uid", "x")
+            .await
+            .unwrap()
+            .0
+            .rc,
+        32
+    );
+    let (e, _) = search(
+        &mut admin,
+        &dn,
+        Scope::Base,
+        "(objectClass=*)",
+        &["uidNumber"],
+    )
+    .await;
+    let n = format!("0{}", e[0].attrs["uidNumber"][0]);
+    assert_eq!(
+        admin
+            .compare(&dn, "uidNumber", n.as_str())
+            .await
+            .unwrap()
+            .0
+            .rc,
+        6,
+        "integer matching"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn only_administrators_write() {
+    let server = TestServer::start().await;
+    let mut admin = server.admin().await;
+    add_person(&mut admin, "alice", "pw", false).await;
+    add_person(&mut admin, "bob", "pw", false).await;
+    let mut alice = server.bound(&person_dn("alice"), "pw").await;
+    assert_eq!(
+        replace(&mut alice, &person_dn("bob"), "title", &["x"]).await,
+        50
+    );
+    assert_eq!(alice.delete(&person_dn("bob")).await.unwrap().rc, 50);
+    let mut anon = server.ldaps().await;
+    assert_eq!(
+        replace(&mut anon, &person_dn("bob"), "title", &["x"]).await,
+        8
+    );
+    assert_eq!(anon.delete(&person_dn("bob")).await.unwrap().rc, 8);
+
+    // Members of the directory-admins role are administrators, from the next operation on.
+    let role = "cn=directory-admins,ou=roles,dc=example,dc=com";
+    let alice_dn = person_dn("alice");
+    let add = vec![Mod::Add("member", HashSet::from([alice_dn.as_str()]))];
+    admin.modify(role, add).await.unwrap().success().unwrap();
+    assert_eq!(
+        replace(&mut alice, &person_dn("bob"), "title", &["x"]).await,
+        0
+    );
+    let remove = vec![Mod::Delete("member", HashSet::from([alice_dn.as_str()]))];
+    admin.modify(role, remove).await.unwrap().success().unwrap();
+    assert_eq!(
+        replace(&mut alice, &person_dn("bob"), "title", &["y"]).await,
+        50
+    );
+    server.stop().await;
+}
