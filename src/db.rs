@@ -159,6 +159,7 @@ fn prepare(
         entry.push_value(&name, value);
     }
     write::ensure_rdn_values(schema, &mut entry).map_err(|e| fail(e.message))?;
+    write::expand_classes(schema, &mut entry);
     Ok(entry)
 }
 
@@ -216,7 +217,7 @@ fn commit(
 }
 
 fn is_bootstrap(config: &Config, dn: &Dn) -> bool {
-    if dn == &config.suffix {
+    if dn == &config.suffix || dn == &crate::ldap::access::admin_role(&config.suffix) {
         return true;
     }
     dn.parent().as_ref() == Some(&config.suffix)

@@ -39,6 +39,7 @@ pub async fn add(ctx: &OpContext, req: &LdapAddRequest) -> Result<(), LdapError>
         }
     }
     write::ensure_rdn_values(&state.schema, &mut entry)?;
+    write::expand_classes(&state.schema, &mut entry);
     let schema = state.schema.clone();
     let posix = state.config.posix.clone();
     let principal = ctx.session.principal.clone();

@@ -107,6 +107,7 @@ async fn password_modify(
     let principal = ctx.session.principal.clone();
     let suffix = state.config.suffix.clone();
     let hashers = state.hashers.clone();
+    let schema = state.schema.clone();
     // Verify the old password (argon2) under the hasher cap, before the write.
     if let Some(old) = old_password {
         let stored = state
@@ -148,7 +149,9 @@ async fn password_modify(
             let Some((id, old)) = w.entry_by_dn(&target)? else {
                 return Err(LdapError::no_such_object(String::new()));
             };
-            if !old.has_class("person") && !old.has_class("simpleSecurityObject") {
+            if !write::is_a(&schema, &old, "person")
+                && !write::is_a(&schema, &old, "simpleSecurityObject")
+            {
                 return Err(LdapError::unwilling("this entry cannot have a password"));
             }
             let mut entry = old.clone();

@@ -61,6 +61,7 @@ pub async fn modify(ctx: &OpContext, req: &LdapModifyRequest) -> Result<(), Ldap
                 apply(&schema, &mut entry, change)?;
             }
             check_rdn_kept(&schema, &entry)?;
+            write::expand_classes(&schema, &mut entry);
             if structural(&old) != structural_after(&schema, &entry, &old) {
                 return Err(LdapError::new(
                     LdapResultCode::ObjectClassModsProhibited,

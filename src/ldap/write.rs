@@ -208,6 +208,42 @@ fn oc_violation(message: &str) -> LdapError {
     LdapError::new(LdapResultCode::ObjectClassViolation, message.to_string())
 }
 
+/// Add every superclass of the entry's classes to `objectClass`, as OpenLDAP does, so
+/// `(objectClass=person)` finds an inetOrgPerson.
+pub fn expand_classes(schema: &Schema, entry: &mut Entry) {
+    let mut classes: Vec<Vec<u8>> = entry.values("objectClass").to_vec();
+    let given: Vec<String> = classes
+        .iter()
+        .filter_map(|c| std::str::from_utf8(c).ok().map(str::to_string))
+        .collect();
+    for class in given {
+        for sup in schema.superclasses(&class) {
+            let name = sup.names.first().map_or(sup.oid.as_str(), String::as_str);
+            if !classes
+                .iter()
+                .any(|c| c.eq_ignore_ascii_case(name.as_bytes()))
+            {
+                classes.push(name.as_bytes().to_vec());
+            }
+        }
+    }
+    entry.set("objectClass", classes);
+}
+
+/// Is the entry of `class`, directly or through a subclass?
+pub fn is_a(schema: &Schema, entry: &Entry, class: &str) -> bool {
+    entry
+        .values("objectClass")
+        .iter()
+        .filter_map(|c| std::str::from_utf8(c).ok())
+        .any(|c| {
+            schema
+                .superclasses(c)
+                .iter()
+                .any(|s| s.names.iter().any(|n| n.eq_ignore_ascii_case(class)))
+        })
+}
+
 /// Make sure every RDN value is among the entry's values (RFC 4512 §2.3).
 pub fn ensure_rdn_values(schema: &Schema, entry: &mut Entry) -> Result<(), LdapError> {
     let Some(rdn) = entry.dn.rdn().cloned() else {

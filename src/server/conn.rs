@@ -16,7 +16,8 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
-use tokio_util::codec::{FramedRead, FramedWrite};
+use tokio_util::bytes::BytesMut;
+use tokio_util::codec::{Decoder, FramedRead, FramedWrite};
 use tokio_util::sync::CancellationToken;
 
 use crate::ldap::extended::OID_STARTTLS;
@@ -126,7 +127,7 @@ struct Conn {
     channel: (mpsc::Sender<LdapMsg>, mpsc::Receiver<LdapMsg>),
 }
 
-type Reader<S> = FramedRead<ReadHalf<S>, LdapCodec>;
+type Reader<S> = FramedRead<ReadHalf<S>, FrameCodec>;
 type Writer<S> = FramedWrite<WriteHalf<S>, LdapCodec>;
 
 impl Conn {
@@ -351,8 +352,52 @@ enum Step {
     End(End),
 }
 
-fn codec(max_bytes: usize) -> LdapCodec {
-    LdapCodec::new(Some(max_bytes), Some(MAX_BER_DEPTH))
+fn codec(max_bytes: usize) -> FrameCodec {
+    FrameCodec {
+        inner: LdapCodec::new(Some(max_bytes), Some(MAX_BER_DEPTH)),
+        max_bytes,
+    }
+}
+
+/// The codec with the checks it lacks up front: every LDAPMessage is a SEQUENCE with a
+/// definite length of at most four length bytes. Anything else can never become a valid
+/// message, so it is refused at once instead of waiting for more bytes (slapd does the same).
+/// A declared length over the limit is refused before the body arrives.
+pub struct FrameCodec {
+    inner: LdapCodec,
+    max_bytes: usize,
+}
+
+impl Decoder for FrameCodec {
+    type Item = LdapMsg;
+    type Error = std::io::Error;
+
+    fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<LdapMsg>, std::io::Error> {
+        let bad = |why: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, why.to_string());
+        if buf.first().is_some_and(|&tag| tag != 0x30) {
+            return Err(bad("message is not a SEQUENCE"));
+        }
+        if let Some(&len) = buf.get(1) {
+            if len == 0x80 {
+                return Err(bad("indefinite length"));
+            }
+            if len & 0x80 != 0 {
+                let n = usize::from(len & 0x7f);
+                if n > 4 {
+                    return Err(bad("length field too long"));
+                }
+                if let Some(bytes) = buf.get(2..2 + n) {
+                    let declared = bytes
+                        .iter()
+                        .fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
+                    if declared > self.max_bytes {
+                        return Err(bad("message too large"));
+                    }
+                }
+            }
+        }
+        self.inner.decode(buf)
+    }
 }
 
 /// RFC 4511 §4.4.1: unsolicited, msgid 0, then the server closes the connection.

@@ -36,7 +36,7 @@ async fn export_import_round_trip_and_verify() {
         err.to_string().contains("in use by another process"),
         "{err}"
     );
-    server.stop().await;
+    let _dir = server.stop().await;
 
     let mut ldif = Vec::new();
     let n = tessera::db::export(&config_for(&data), &mut ldif).unwrap();

@@ -124,10 +124,12 @@ parallelism = 1
         ldap
     }
 
-    pub async fn stop(mut self) {
+    /// Shut down gracefully; the data directory lives on in the returned handle.
+    pub async fn stop(mut self) -> TempDir {
         if let Some(r) = self.running.take() {
             r.shutdown().await;
         }
+        self.dir
     }
 }
 

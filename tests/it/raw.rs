@@ -128,7 +128,7 @@ async fn garbage_truncated_and_oversized_ber() {
     raw.send(&[0x30, 0x64, 0x02, 0x01, 0x01, 0x63, 0x5f, 0x04, 0x00, 0x0a])
         .await;
     raw.write.shutdown().await.unwrap();
-    assert!(raw.next().await.is_none());
+    raw.expect_disconnect().await;
 
     let mut raw = Raw::connect(&server).await;
     // 1 MiB declared before bind: over the anonymous message limit.
