@@ -63,20 +63,18 @@ pub async fn modify_dn(ctx: &OpContext, req: &LdapModifyDNRequest) -> Result<(),
             }
             let mut entry = old.clone();
             entry.dn = new_dn.clone();
-            if delete_old {
-                if let Some(old_rdn) = dn.rdn() {
-                    for ava in &old_rdn.avas {
-                        let name = write::attr_name(&schema, &ava.attr)?;
-                        let rule = schema.attribute(&name).and_then(|a| a.equality);
-                        let gone = normalize(rule, ava.value.as_bytes());
-                        let kept: Vec<Vec<u8>> = entry
-                            .values(&name)
-                            .iter()
-                            .filter(|v| normalize(rule, v) != gone)
-                            .cloned()
-                            .collect();
-                        entry.set(&name, kept);
-                    }
+            if let Some(old_rdn) = dn.rdn().filter(|_| delete_old) {
+                for ava in &old_rdn.avas {
+                    let name = write::attr_name(&schema, &ava.attr)?;
+                    let rule = schema.attribute(&name).and_then(|a| a.equality);
+                    let gone = normalize(rule, ava.value.as_bytes());
+                    let kept: Vec<Vec<u8>> = entry
+                        .values(&name)
+                        .iter()
+                        .filter(|v| normalize(rule, v) != gone)
+                        .cloned()
+                        .collect();
+                    entry.set(&name, kept);
                 }
             }
             write::ensure_rdn_values(&schema, &mut entry)?;

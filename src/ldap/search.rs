@@ -170,12 +170,10 @@ async fn run(ctx: &OpContext, req: &LdapSearchRequest) -> Outcome {
                 if filter.matches(&entry) != Truth::True {
                     continue;
                 }
-                if let Some(p) = &page {
-                    if p.size > 0 && sent == p.size {
-                        return Ok(ScanEnd::More {
-                            last: last.unwrap_or(p.after),
-                        });
-                    }
+                if let Some(p) = page.as_ref().filter(|p| p.size > 0 && sent == p.size) {
+                    return Ok(ScanEnd::More {
+                        last: last.unwrap_or(p.after),
+                    });
                 }
                 if size_limit.is_some_and(|n| sent == n) {
                     return Err(ScanError::Ldap(LdapError::new(

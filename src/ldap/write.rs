@@ -62,12 +62,15 @@ pub fn check_user_modifiable(schema: &Schema, name: &str) -> Result<(), LdapErro
     Ok(())
 }
 
+/// An attribute of a request: schema name and values.
+pub type RequestAttr = (String, Vec<Vec<u8>>);
+
 /// Convert request attributes into (schema name, values), merging repeated names.
 pub fn request_attrs(
     schema: &Schema,
     attrs: &[LdapPartialAttribute],
-) -> Result<Vec<(String, Vec<Vec<u8>>)>, LdapError> {
-    let mut out: Vec<(String, Vec<Vec<u8>>)> = Vec::new();
+) -> Result<Vec<RequestAttr>, LdapError> {
+    let mut out: Vec<RequestAttr> = Vec::new();
     for a in attrs {
         let name = attr_name(schema, &a.atype)?;
         match out.iter_mut().find(|(n, _)| n.eq_ignore_ascii_case(&name)) {
@@ -380,10 +383,9 @@ pub fn posix_ids(
             let uid = entry.first_str("uidNumber").unwrap_or_default().to_string();
             entry.set_str("gidNumber", &uid);
         }
-        if entry.get("homeDirectory").is_none() {
-            if let Some(uid) = entry.first_str("uid").map(str::to_string) {
-                entry.set_str("homeDirectory", &format!("/home/{uid}"));
-            }
+        let uid = entry.first_str("uid").map(str::to_string);
+        if let Some(uid) = uid.filter(|_| entry.get("homeDirectory").is_none()) {
+            entry.set_str("homeDirectory", &format!("/home/{uid}"));
         }
         unique(w, entry, id, "uidNumber", "posixAccount")?;
     }

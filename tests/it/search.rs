@@ -174,9 +174,9 @@ async fn integer_and_time_ordering() {
             .len(),
         1
     );
-    let later = format!("(&(uid=alice)(modifyTimestamp>=29991231235959.5Z))");
+    let later = "(&(uid=alice)(modifyTimestamp>=29991231235959.5Z))";
     assert!(
-        search(&mut admin, PEOPLE, Scope::OneLevel, &later, &[])
+        search(&mut admin, PEOPLE, Scope::OneLevel, later, &[])
             .await
             .0
             .is_empty()

@@ -24,7 +24,8 @@ async fn add_checks_schema_and_existence() {
         .await
         .unwrap();
     assert_eq!(dup.rc, 68);
-    let cases: Vec<(&str, Vec<(&str, HashSet<&str>)>, u32)> = vec![
+    type Attrs<'a> = Vec<(&'a str, HashSet<&'a str>)>;
+    let cases: Vec<(&str, Attrs, u32)> = vec![
         // sn is required by person
         (
             "uid=x1",
