@@ -2312,4 +2312,28 @@ objectclass ( ExampleClass:2 NAME 'exampleAux' AUXILIARY MAY ( exampleStart $ ex
             let _ = base.clone().with_files(&files(&[("fuzz.schema", input)]));
         }
     }
+
+    #[test]
+    fn every_file_in_the_schema_folder_is_shipped_and_loads() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schema");
+        let mut found: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|n| n.ends_with(".schema"))
+            .collect();
+        found.sort();
+        assert!(found.len() >= 6, "schema files found: {found:?}");
+        let mut shipped: Vec<String> = SHIPPED.iter().map(|(n, _)| n.to_string()).collect();
+        shipped.sort();
+        assert_eq!(
+            found, shipped,
+            "every file in schema/ is embedded in the binary"
+        );
+        // The files on disk are the ones embedded, and load on their own.
+        let from_disk = Schema::default().load_dir(&dir).unwrap();
+        assert_eq!(
+            from_disk.attributes().count(),
+            Schema::shipped().unwrap().attributes().count()
+        );
+    }
 }

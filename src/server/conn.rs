@@ -144,6 +144,8 @@ impl Conn {
         let shutdown = self.shared.shutdown.clone();
         loop {
             let can_read = self.ops.len() < limits.max_outstanding_ops;
+            // Reads come before queued responses, so an Abandon or Unbind is seen while a
+            // large search is still streaming; reading stops at the outstanding-op cap.
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => {
@@ -151,16 +153,6 @@ impl Conn {
                     let notice = notice(LdapResultCode::Unavailable, "server is shutting down");
                     let _ = self.write(writer, notice).await;
                     return End::Closed;
-                }
-                Some(msg) = self.channel.1.recv() => {
-                    if !self.write(writer, msg).await {
-                        return End::Closed;
-                    }
-                }
-                Some(done) = self.ops.join_next(), if !self.ops.is_empty() => {
-                    if let Ok(msgid) = done {
-                        self.cancels.remove(&msgid);
-                    }
                 }
                 read = tokio::time::timeout(limits.idle_timeout, reader.next()), if can_read => {
                     let msg = match read {
@@ -178,6 +170,16 @@ impl Conn {
                     match self.handle(msg, reader, writer, session).await {
                         Step::Continue => {}
                         Step::End(end) => return end,
+                    }
+                }
+                Some(msg) = self.channel.1.recv() => {
+                    if !self.write(writer, msg).await {
+                        return End::Closed;
+                    }
+                }
+                Some(done) = self.ops.join_next(), if !self.ops.is_empty() => {
+                    if let Ok(msgid) = done {
+                        self.cancels.remove(&msgid);
                     }
                 }
             }

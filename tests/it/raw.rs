@@ -230,3 +230,105 @@ async fn ldapv2_bind_gets_protocol_error() {
     assert_eq!(resp.res.code, LdapResultCode::ProtocolError);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn abandon_stops_a_search_without_a_response() {
+    let server = TestServer::start_with("[security]\nanonymous = \"read\"\n").await;
+    let mut admin = server.admin().await;
+    for i in 0..1500 {
+        let uid = format!("bulk{i}");
+        let attrs = vec![
+            (
+                "objectClass",
+                std::collections::HashSet::from(["inetOrgPerson"]),
+            ),
+            ("cn", std::collections::HashSet::from([uid.as_str()])),
+            ("sn", std::collections::HashSet::from(["x"])),
+        ];
+        admin
+            .add(&crate::person_dn(&uid), attrs)
+            .await
+            .unwrap()
+            .success()
+            .unwrap();
+    }
+    drop(admin);
+    let mut raw = Raw::connect(&server).await;
+    raw.send(&anonymous_read_bind()).await;
+    let _ = raw.next().await;
+    // Search everything (as anonymous with `anonymous = "read"`), abandon it at once,
+    // then ask who we are: the search must stop with no SearchResultDone.
+    let mut bytes = subtree_search(2, b"dc=example,dc=com");
+    bytes.extend(message(3, tlv(0x50, &[2])));
+    bytes.extend(whoami_request(4));
+    raw.send(&bytes).await;
+    let mut entries = 0;
+    loop {
+        let msg = raw.next().await.expect("connection stays open");
+        match msg.op {
+            LdapOp::SearchResultEntry(_) => entries += 1,
+            LdapOp::SearchResultDone(_) => panic!("an abandoned search must not answer"),
+            LdapOp::ExtendedResponse(_) if msg.msgid == 4 => break,
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(
+        entries < 1500,
+        "the search stopped early ({entries} entries)"
+    );
+    server.stop().await;
+}
+
+fn anonymous_read_bind() -> Vec<u8> {
+    let mut bind = tlv(0x02, &[3]);
+    bind.extend(tlv(0x04, b""));
+    bind.extend(tlv(0x80, b""));
+    message(1, tlv(0x60, &bind))
+}
+
+/// `(objectClass=*)` over the subtree at `base`.
+fn subtree_search(msgid: u8, base: &[u8]) -> Vec<u8> {
+    let mut body = tlv(0x04, base);
+    body.extend(tlv(0x0a, &[2]));
+    body.extend(tlv(0x0a, &[0]));
+    body.extend(tlv(0x02, &[0]));
+    body.extend(tlv(0x02, &[0]));
+    body.extend(tlv(0x01, &[0]));
+    body.extend(tlv(0x87, b"objectClass"));
+    body.extend(tlv(0x30, b""));
+    message(msgid, tlv(0x63, &body))
+}
+
+#[tokio::test]
+async fn shutdown_sends_a_notice_of_disconnection() {
+    let server = TestServer::start().await;
+    let mut raw = Raw::connect(&server).await;
+    raw.send(&whoami_request(1)).await;
+    assert_eq!(raw.next().await.unwrap().msgid, 1);
+    let stopping = tokio::spawn(server.stop());
+    let msg = raw.next().await.expect("a notice before the close");
+    assert_eq!(msg.msgid, 0);
+    let LdapOp::ExtendedResponse(resp) = msg.op else {
+        panic!("{:?}", msg.op);
+    };
+    assert_eq!(resp.name.as_deref(), Some("1.3.6.1.4.1.1466.20036"));
+    assert_eq!(resp.res.code, LdapResultCode::Unavailable);
+    assert!(raw.next().await.is_none());
+    stopping.await.unwrap();
+}
+
+#[tokio::test]
+async fn unknown_sasl_mechanism_is_7() {
+    let server = TestServer::start().await;
+    let mut raw = Raw::connect(&server).await;
+    let mut bind = tlv(0x02, &[3]);
+    bind.extend(tlv(0x04, b""));
+    bind.extend(tlv(0xa3, &tlv(0x04, b"DIGEST-MD5")));
+    raw.send(&message(1, tlv(0x60, &bind))).await;
+    let msg = raw.next().await.unwrap();
+    let LdapOp::BindResponse(resp) = msg.op else {
+        panic!("{:?}", msg.op);
+    };
+    assert_eq!(resp.res.code, LdapResultCode::AuthMethodNotSupported);
+    server.stop().await;
+}
