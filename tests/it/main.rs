@@ -36,6 +36,11 @@ impl TestServer {
 
     /// Start with extra TOML appended to the test defaults.
     pub async fn start_with(extra: &str) -> TestServer {
+        TestServer::start_with_ldif(extra, None).await
+    }
+
+    /// Start after bulk-loading `ldif` with the offline importer (fast, for big trees).
+    pub async fn start_with_ldif(extra: &str, ldif: Option<&str>) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
         let toml = format!(
             r#"
@@ -52,6 +57,11 @@ parallelism = 1
             data = dir.path().join("data").display(),
         );
         let config = Config::parse(&toml).unwrap();
+        if let Some(ldif) = ldif {
+            let file = dir.path().join("seed.ldif");
+            std::fs::write(&file, ldif).unwrap();
+            tessera::db::import(&config, &file, false).unwrap();
+        }
         let running = server::start(config).await.unwrap();
         let tls = client_tls(running.ca.as_ref().unwrap());
         TestServer {
@@ -147,6 +157,17 @@ fn client_tls(ca: &std::path::Path) -> Arc<rustls::ClientConfig> {
         .with_root_certificates(roots)
         .with_no_client_auth();
     Arc::new(config)
+}
+
+/// LDIF for `n` people `bulk0..` without passwords.
+pub fn bulk_people(n: usize) -> String {
+    (0..n)
+        .map(|i| {
+            format!(
+                "dn: uid=bulk{i},{PEOPLE}\nobjectClass: inetOrgPerson\nuid: bulk{i}\ncn: Bulk {i}\nsn: {i}\n\n"
+            )
+        })
+        .collect()
 }
 
 pub fn person_dn(uid: &str) -> String {

@@ -233,26 +233,11 @@ async fn ldapv2_bind_gets_protocol_error() {
 
 #[tokio::test]
 async fn abandon_stops_a_search_without_a_response() {
-    let server = TestServer::start_with("[security]\nanonymous = \"read\"\n").await;
-    let mut admin = server.admin().await;
-    for i in 0..1500 {
-        let uid = format!("bulk{i}");
-        let attrs = vec![
-            (
-                "objectClass",
-                std::collections::HashSet::from(["inetOrgPerson"]),
-            ),
-            ("cn", std::collections::HashSet::from([uid.as_str()])),
-            ("sn", std::collections::HashSet::from(["x"])),
-        ];
-        admin
-            .add(&crate::person_dn(&uid), attrs)
-            .await
-            .unwrap()
-            .success()
-            .unwrap();
-    }
-    drop(admin);
+    let server = TestServer::start_with_ldif(
+        "[security]\nanonymous = \"read\"\n",
+        Some(&crate::bulk_people(1500)),
+    )
+    .await;
     let mut raw = Raw::connect(&server).await;
     raw.send(&anonymous_read_bind()).await;
     let _ = raw.next().await;

@@ -596,3 +596,35 @@ async fn indexed_equality_reads_a_handful_of_entries() {
     assert!(store.entries_examined() - before >= 300);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn time_limit_returns_3() {
+    // A 1 ms server limit cannot cover an unindexed scan of 3,000 entries.
+    let server = TestServer::start_with_ldif(
+        "[limits]\ntime_limit = \"1ms\"\n[security]\nanonymous = \"read\"\n",
+        Some(&crate::bulk_people(3000)),
+    )
+    .await;
+    let mut anon = server.ldaps().await;
+    let (entries, rc) = search(
+        &mut anon,
+        SUFFIX,
+        Scope::Subtree,
+        "(description=none)",
+        &["1.1"],
+    )
+    .await;
+    assert_eq!((entries.len(), rc), (0, 3));
+    // Administrators are held only to the limit they ask for.
+    let mut admin = server.admin().await;
+    let (_, rc) = search(
+        &mut admin,
+        SUFFIX,
+        Scope::Subtree,
+        "(description=none)",
+        &["1.1"],
+    )
+    .await;
+    assert_eq!(rc, 0);
+    server.stop().await;
+}
