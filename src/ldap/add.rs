@@ -57,7 +57,7 @@ pub async fn add(ctx: &OpContext, req: &LdapAddRequest) -> Result<(), LdapError>
             if dn != suffix {
                 let parent = dn.parent().unwrap_or_else(Dn::root);
                 if w.id_of(&parent)?.is_none() {
-                    return Err(LdapError::no_such_object(nearest(w, &parent)?));
+                    return Err(LdapError::missing(w, &dn));
                 }
             }
             write::derive_member_uid(&mut entry);
@@ -74,19 +74,4 @@ pub async fn add(ctx: &OpContext, req: &LdapAddRequest) -> Result<(), LdapError>
             Ok(())
         })
         .await
-}
-
-/// The closest existing ancestor, for matchedDN.
-pub fn nearest(r: &impl DirectoryRead, dn: &Dn) -> Result<String, StoreError> {
-    let mut cur = Some(dn.clone());
-    while let Some(p) = cur {
-        if p.is_root() {
-            break;
-        }
-        if let Some((_, e)) = r.entry_by_dn(&p)? {
-            return Ok(e.dn.to_string());
-        }
-        cur = p.parent();
-    }
-    Ok(String::new())
 }

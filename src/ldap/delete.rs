@@ -19,11 +19,7 @@ pub async fn delete(ctx: &OpContext, dn: &str) -> Result<(), LdapError> {
             let caller = access::caller(w, &principal, &suffix)?;
             caller.require_write()?;
             let Some((id, entry)) = w.entry_by_dn(&dn)? else {
-                let matched = match dn.parent() {
-                    Some(p) => crate::ldap::add::nearest(w, &p)?,
-                    None => String::new(),
-                };
-                return Err(LdapError::no_such_object(matched));
+                return Err(LdapError::missing(w, &dn));
             };
             if w.has_children(id)? {
                 return Err(LdapError::new(

@@ -54,7 +54,7 @@ pub async fn modify(ctx: &OpContext, req: &LdapModifyRequest) -> Result<(), Ldap
             let caller = access::caller(w, &principal, &suffix)?;
             caller.require_write()?;
             let Some((id, old)) = w.entry_by_dn(&dn)? else {
-                return Err(LdapError::no_such_object(nearest_parent(w, &dn)?));
+                return Err(LdapError::missing(w, &dn));
             };
             let mut entry = old.clone();
             for change in &changes {
@@ -78,13 +78,6 @@ pub async fn modify(ctx: &OpContext, req: &LdapModifyRequest) -> Result<(), Ldap
             Ok(())
         })
         .await
-}
-
-fn nearest_parent(r: &impl DirectoryRead, dn: &Dn) -> Result<String, crate::store::StoreError> {
-    match dn.parent() {
-        Some(p) => crate::ldap::add::nearest(r, &p),
-        None => Ok(String::new()),
-    }
 }
 
 fn apply(schema: &Schema, entry: &mut Entry, change: &Change) -> Result<(), LdapError> {

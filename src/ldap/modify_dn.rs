@@ -28,11 +28,7 @@ pub async fn modify_dn(ctx: &OpContext, req: &LdapModifyDNRequest) -> Result<(),
             let caller = access::caller(w, &principal, &suffix)?;
             caller.require_write()?;
             let Some((id, old)) = w.entry_by_dn(&dn)? else {
-                let matched = match dn.parent() {
-                    Some(p) => crate::ldap::add::nearest(w, &p)?,
-                    None => String::new(),
-                };
-                return Err(LdapError::no_such_object(matched));
+                return Err(LdapError::missing(w, &dn));
             };
             if dn == suffix {
                 return Err(LdapError::unwilling("the suffix entry cannot be renamed"));
@@ -53,9 +49,7 @@ pub async fn modify_dn(ctx: &OpContext, req: &LdapModifyDNRequest) -> Result<(),
                 ));
             }
             if w.id_of(&parent)?.is_none() {
-                return Err(LdapError::no_such_object(crate::ldap::add::nearest(
-                    w, &parent,
-                )?));
+                return Err(LdapError::missing(w, &parent));
             }
             let new_dn = parent.child(new_rdn.clone());
             if new_dn != dn && w.id_of(&new_dn)?.is_some() {

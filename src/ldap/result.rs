@@ -33,6 +33,17 @@ impl LdapError {
         }
     }
 
+    /// noSuchObject for a missing `dn`, naming its closest existing ancestor.
+    pub fn missing(
+        r: &impl crate::store::DirectoryRead,
+        dn: &crate::directory::dn::Dn,
+    ) -> LdapError {
+        match r.closest_ancestor(dn) {
+            Ok(matched) => LdapError::no_such_object(matched),
+            Err(e) => e.into(),
+        }
+    }
+
     /// The one answer for every failed credential check, whatever the cause.
     pub fn invalid_credentials() -> LdapError {
         LdapError::new(LdapResultCode::InvalidCredentials, "invalid credentials")

@@ -134,9 +134,7 @@ async fn run(ctx: &OpContext, req: &LdapSearchRequest) -> Outcome {
                 return Err(ScanError::Ldap(LdapError::no_such_object(String::new())));
             }
             let Some(base_id) = r.id_of(&base)? else {
-                return Err(ScanError::Ldap(LdapError::no_such_object(matched(
-                    r, &base,
-                )?)));
+                return Err(ScanError::Ldap(LdapError::missing(r, &base)));
             };
             let ids = candidates(r, &filter, &scope, base_id)?;
             let mut needed = Vec::new();
@@ -399,21 +397,6 @@ fn in_scope(dn: &Dn, base: &Dn, scope: &LdapSearchScope) -> bool {
         LdapSearchScope::Subtree => true,
         LdapSearchScope::Children => dn != base,
     }
-}
-
-/// The closest existing ancestor of a missing DN, for matchedDN.
-fn matched(r: &impl DirectoryRead, dn: &Dn) -> Result<String, StoreError> {
-    let mut cur = dn.parent();
-    while let Some(p) = cur {
-        if p.is_root() {
-            break;
-        }
-        if let Some((_, e)) = r.entry_by_dn(&p)? {
-            return Ok(e.dn.to_string());
-        }
-        cur = p.parent();
-    }
-    Ok(String::new())
 }
 
 /// Attach the computed operational attributes that `want` asks for.

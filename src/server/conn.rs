@@ -39,26 +39,14 @@ pub struct ConnShared {
 /// Serve a plain LDAP connection, upgrading it when the client asks for StartTLS.
 pub async fn serve_plain(shared: ConnShared, stream: TcpStream) {
     let mut session = Session::new(Transport::Plain);
-    let end = serve(&shared, stream, &mut session).await;
-    let Some(stream) = end else {
-        return;
-    };
-    let Some(acceptor) = shared.tls.clone() else {
-        return;
-    };
-    let timeout = shared.state.config.limits.tls_handshake_timeout;
-    match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
-        Ok(Ok(tls)) => {
-            // RFC 4513 §3.1.1: the identity does not carry over the upgrade.
-            let mut session = Session::new(Transport::Tls);
-            serve(&shared, tls, &mut session).await;
-        }
-        Ok(Err(e)) => tracing::debug!(error = %e, "StartTLS handshake failed"),
-        Err(_) => tracing::debug!("StartTLS handshake timed out"),
+    if let Some(stream) = serve(&shared, stream, &mut session).await {
+        // RFC 4513 §3.1.1: the identity does not carry over the upgrade.
+        serve_tls(shared, stream).await;
     }
 }
 
-/// Serve an LDAPS connection: the TLS handshake happens here, under its timeout.
+/// Serve an LDAPS connection (or one after StartTLS): the TLS handshake happens here,
+/// under its timeout.
 pub async fn serve_tls(shared: ConnShared, stream: TcpStream) {
     let Some(acceptor) = shared.tls.clone() else {
         return;

@@ -257,6 +257,19 @@ pub trait DirectoryRead {
         Ok(self.entry(id)?.map(|e| (id, e)))
     }
 
+    /// The nearest existing strict ancestor of `dn`, for a noSuchObject's matchedDN;
+    /// empty when there is none.
+    fn closest_ancestor(&self, dn: &Dn) -> Result<String, StoreError> {
+        let mut cur = dn.parent();
+        while let Some(p) = cur.filter(|p| !p.is_root()) {
+            if let Some((_, e)) = self.entry_by_dn(&p)? {
+                return Ok(e.dn.to_string());
+            }
+            cur = p.parent();
+        }
+        Ok(String::new())
+    }
+
     fn children(&self, id: u64) -> Result<Vec<u64>, StoreError> {
         let mut out = Vec::new();
         for item in self.children_table().range((id, 0)..=(id, u64::MAX))? {
