@@ -95,11 +95,11 @@ ldapsearch "${ADMIN[@]}" -E pr=500/noprompt -b ou=people,dc=example,dc=com "(obj
     > "$WORK/paged.out" 2>&1 || true
 TOTAL=$(grep -c '^dn: uid=user' "$WORK/paged.out" || true)
 UNIQUE=$(grep '^dn: uid=user' "$WORK/paged.out" | sort -u | wc -l)
-PAGES=$(grep -c '^# pagedresults: cookie=' "$WORK/paged.out" || true)
-if [ "$TOTAL" = 10000 ] && [ "$UNIQUE" = 10000 ]; then
-    pass "paged search (pr=500) returned 10,000 people, each once, in $((PAGES + 1)) pages"
+PAGES=$(grep -c '^search: ' "$WORK/paged.out" || true)
+if [ "$TOTAL" = 10000 ] && [ "$UNIQUE" = 10000 ] && [ "$PAGES" = 20 ]; then
+    pass "paged search (pr=500) returned 10,000 people, each once, in $PAGES pages"
 else
-    fail "paged search returned $TOTAL entries ($UNIQUE unique)"
+    fail "paged search returned $TOTAL entries ($UNIQUE unique) in $PAGES pages"
 fi
 ldapsearch -x -H "$LDAPS" -D "$ALICE" -w "$GEN" -E pr=500/noprompt -b ou=people,dc=example,dc=com "(uid=user*)" 1.1 \
     > "$WORK/paged-user.out" 2>&1 || true
