@@ -40,6 +40,15 @@ pub struct Config {
     pub argon2: Argon2Params,
     pub index: Vec<String>,
     pub log: Log,
+    pub tokens: Tokens,
+}
+
+#[derive(Debug, Clone)]
+pub struct Tokens {
+    /// Lifetime of a token generated without an explicit expiry.
+    pub default_lifetime: Duration,
+    /// Longest lifetime allowed; when set, `never` is refused too.
+    pub max_lifetime: Option<Duration>,
 }
 
 #[derive(Debug, Clone)]
@@ -138,6 +147,15 @@ struct RawConfig {
     index: RawIndex,
     #[serde(default)]
     log: RawLog,
+    #[serde(default)]
+    tokens: RawTokens,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTokens {
+    default_lifetime: Option<String>,
+    max_lifetime: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -213,6 +231,7 @@ pub const DEFAULT_INDEX: &[&str] = &[
     "member",
     "memberUid",
     "entryUUID",
+    "tokenId",
 ];
 
 impl Config {
@@ -347,7 +366,28 @@ impl Config {
                 "not a valid level or filter (e.g. info, debug)",
             ));
         }
+        let tokens = Tokens {
+            default_lifetime: duration(
+                "tokens.default_lifetime",
+                raw.tokens.default_lifetime,
+                "365d",
+            )?,
+            max_lifetime: match raw.tokens.max_lifetime.as_deref() {
+                None | Some("") => None,
+                Some(t) => Some(duration("tokens.max_lifetime", Some(t.to_string()), "")?),
+            },
+        };
+        if tokens
+            .max_lifetime
+            .is_some_and(|max| tokens.default_lifetime > max)
+        {
+            return Err(invalid(
+                "tokens.default_lifetime",
+                "must not exceed tokens.max_lifetime",
+            ));
+        }
         Ok(Config {
+            tokens,
             data_dir: raw
                 .data_dir
                 .unwrap_or_else(|| PathBuf::from("tessera-data")),

@@ -6,3 +6,4 @@ pub mod entry;
 pub mod filter;
 pub mod matching;
 pub mod schema;
+pub mod time;

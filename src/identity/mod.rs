@@ -1,3 +1,4 @@
 //! Credentials: password hashing and verification.
 
 pub mod password;
+pub mod token;

@@ -43,10 +43,11 @@ pub async fn add(ctx: &OpContext, req: &LdapAddRequest) -> Result<(), LdapError>
     let schema = state.schema.clone();
     let posix = state.config.posix.clone();
     let principal = ctx.session.principal.clone();
+    let now = ctx.state.now();
     state
         .store
         .write(move |w| {
-            let caller = access::caller(w, &principal, &suffix)?;
+            let caller = access::caller(w, &principal, &suffix, &now)?;
             caller.require_write()?;
             if !dn.is_within(&suffix) {
                 return Err(LdapError::no_such_object(String::new()));
@@ -64,6 +65,7 @@ pub async fn add(ctx: &OpContext, req: &LdapAddRequest) -> Result<(), LdapError>
             write::posix_ids(w, &posix, &mut entry, None)?;
             let actor = caller.dn().map(ToString::to_string).unwrap_or_default();
             write::stamp_new(&schema, &mut entry, &actor, &write::now_generalized());
+            write::check_service_account(&entry)?;
             check_entry(&schema, &entry)?;
             if dn == suffix {
                 w.add_suffix(&entry)?;

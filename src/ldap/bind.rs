@@ -9,9 +9,11 @@ use ldap3_proto::proto::{LdapBindCred, LdapBindRequest, LdapResult, LdapResultCo
 
 use crate::directory::dn::Dn;
 use crate::identity::password::StoredPassword;
+use crate::identity::token;
 use crate::ldap::State;
 use crate::ldap::result::{LdapError, success};
 use crate::ldap::session::{Principal, Session, Transport};
+use crate::ldap::token as ldap_token;
 use crate::ldap::write;
 use crate::store::DirectoryRead;
 
@@ -20,21 +22,32 @@ pub async fn bind(state: &State, session: &mut Session, req: &LdapBindRequest) -
     session.principal = Principal::Anonymous;
     match run(state, session, req).await {
         Ok(principal) => {
+            let token_id = match &principal {
+                Principal::Token { token_id, .. } => token_id.as_str(),
+                _ => "",
+            };
             tracing::info!(
                 event = "bind",
                 outcome = "success",
                 dn = %principal.dn().map(ToString::to_string).unwrap_or_default(),
+                token_id,
                 transport = ?session.transport,
             );
             session.principal = principal;
             success()
         }
         Err(e) => {
+            // The token id is public; the secret after it is never logged.
+            let token_id = match &req.cred {
+                LdapBindCred::Simple(pw) => token::parse(pw).map(|p| p.id.to_string()),
+                _ => None,
+            };
             tracing::info!(
                 event = "bind",
                 outcome = "failure",
                 code = e.code.clone() as i64,
                 dn = %req.dn,
+                token_id = token_id.unwrap_or_default(),
                 transport = ?session.transport,
             );
             e.into_result()
@@ -87,6 +100,9 @@ async fn simple(
             LdapResultCode::ConfidentialityRequired,
             "binds with a password require TLS (use ldaps:// or StartTLS) or LDAPI",
         ));
+    }
+    if token::looks_like_token(password) || ldap_token::is_token_dn(dn) {
+        return token_bind(state, dn, password).await;
     }
     let target = Dn::parse(dn)
         .ok()
@@ -142,6 +158,40 @@ async fn simple(
         rehash(state, &dn, password).await;
     }
     Ok(Principal::Entry(dn))
+}
+
+/// A bind with an API token (`dn=token` or the account's DN) or an app password (the
+/// person's DN). Tokens are high-entropy, so this is a SHA-256, not an argon2 run.
+async fn token_bind(state: &State, dn: &str, password: &str) -> Result<Principal, LdapError> {
+    let target = if ldap_token::is_token_dn(dn) {
+        None
+    } else {
+        Some(Dn::parse(dn).map_err(|_| LdapError::invalid_credentials())?)
+    };
+    let password = password.to_string();
+    let now = state.now();
+    let valid = state
+        .store
+        .read(move |r| {
+            let Some(presented) = token::parse(&password) else {
+                return Ok::<_, LdapError>(None);
+            };
+            Ok(ldap_token::verify_bind(
+                r,
+                &presented,
+                target.as_ref(),
+                &now,
+            )?)
+        })
+        .await?;
+    let Some(valid) = valid else {
+        return Err(LdapError::invalid_credentials());
+    };
+    ldap_token::record_use(state, &valid);
+    Ok(Principal::Token {
+        account: valid.account,
+        token_id: valid.id,
+    })
 }
 
 /// Replace an imported legacy hash with argon2id after a successful bind. Best effort:

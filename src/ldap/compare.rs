@@ -26,10 +26,11 @@ pub async fn compare(ctx: &OpContext, req: &LdapCompareRequest) -> Result<LdapRe
     let suffix = state.config.suffix.clone();
     let anonymous = state.config.security.anonymous;
     let principal = ctx.session.principal.clone();
+    let now = ctx.state.now();
     state
         .store
         .read(move |r| {
-            let caller = access::caller(r, &principal, &suffix)?;
+            let caller = access::caller(r, &principal, &suffix, &now)?;
             if !caller.can_read_tree(anonymous) {
                 return Err(LdapError::no_such_object(String::new()));
             }

@@ -4,8 +4,8 @@ use ldap3_proto::proto::LdapResultCode;
 
 use crate::directory::dn::Dn;
 use crate::ldap::OpContext;
-use crate::ldap::access;
 use crate::ldap::result::LdapError;
+use crate::ldap::{access, token};
 use crate::store::DirectoryRead;
 
 pub async fn delete(ctx: &OpContext, dn: &str) -> Result<(), LdapError> {
@@ -13,14 +13,26 @@ pub async fn delete(ctx: &OpContext, dn: &str) -> Result<(), LdapError> {
     let dn = Dn::parse(dn)?;
     let suffix = state.config.suffix.clone();
     let principal = ctx.session.principal.clone();
+    let now = ctx.state.now();
     state
         .store
         .write(move |w| {
-            let caller = access::caller(w, &principal, &suffix)?;
-            caller.require_write()?;
+            let caller = access::caller(w, &principal, &suffix, &now)?;
             let Some((id, entry)) = w.entry_by_dn(&dn)? else {
+                caller.require_write()?;
                 return Err(LdapError::missing(w, &dn));
             };
+            // Revoking a token: its account's managers may, as well as administrators.
+            let revoke = match entry.has_class(token::CLASS).then(|| dn.parent()).flatten() {
+                Some(account) => match w.entry_by_dn(&account)? {
+                    Some((_, account)) => token::may_manage(w, &caller, &account)?,
+                    None => false,
+                },
+                None => false,
+            };
+            if !revoke {
+                caller.require_write()?;
+            }
             if w.has_children(id)? {
                 return Err(LdapError::new(
                     LdapResultCode::NotAllowedOnNonLeaf,
@@ -28,6 +40,9 @@ pub async fn delete(ctx: &OpContext, dn: &str) -> Result<(), LdapError> {
                 ));
             }
             w.delete(id, &entry)?;
+            if revoke || entry.has_class(token::CLASS) {
+                tracing::info!(event = "token-revoked", dn = %entry.dn, actor = ?caller.dn().map(ToString::to_string));
+            }
             crate::ldap::write::refint(w, &entry.dn, None)?;
             tracing::info!(dn = %entry.dn, actor = ?caller.dn().map(ToString::to_string), "entry deleted");
             Ok(())

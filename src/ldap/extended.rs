@@ -10,13 +10,19 @@ use crate::directory::dn::Dn;
 use crate::identity::password::{self, StoredPassword};
 use crate::ldap::access::{self, Caller};
 use crate::ldap::result::{LdapError, success};
-use crate::ldap::write;
 use crate::ldap::{OpContext, reply};
+use crate::ldap::{ber, token, write};
 use crate::store::DirectoryRead;
 
 pub const OID_STARTTLS: &str = "1.3.6.1.4.1.1466.20037";
 
-pub const SUPPORTED_EXTENSIONS: &[&str] = &[OID_WHOAMI, OID_PASSWORD_MODIFY, OID_STARTTLS];
+pub const SUPPORTED_EXTENSIONS: &[&str] = &[
+    OID_WHOAMI,
+    OID_PASSWORD_MODIFY,
+    OID_STARTTLS,
+    token::OID_GENERATE,
+    token::OID_ROTATE,
+];
 
 const GENERATED_PASSWORD_LEN: usize = 20;
 
@@ -25,6 +31,16 @@ pub async fn extended(ctx: &OpContext, req: &LdapExtendedRequest) {
     let result = match req.name.as_str() {
         OID_WHOAMI => whoami(ctx).await,
         OID_PASSWORD_MODIFY => password_modify(ctx, req).await,
+        token::OID_GENERATE => {
+            token::generate(&ctx.state, &ctx.session.principal, req.value.as_deref())
+                .await
+                .map(Some)
+        }
+        token::OID_ROTATE => {
+            token::rotate(&ctx.state, &ctx.session.principal, req.value.as_deref())
+                .await
+                .map(Some)
+        }
         OID_STARTTLS => Err(LdapError::new(
             LdapResultCode::OperationsError,
             "StartTLS cannot be processed now",
@@ -49,9 +65,10 @@ pub async fn extended(ctx: &OpContext, req: &LdapExtendedRequest) {
 async fn current_caller(ctx: &OpContext) -> Result<Caller, LdapError> {
     let principal = ctx.session.principal.clone();
     let suffix = ctx.state.config.suffix.clone();
+    let now = ctx.state.now();
     ctx.state
         .store
-        .read(move |r| Ok::<_, LdapError>(access::caller(r, &principal, &suffix)?))
+        .read(move |r| Ok::<_, LdapError>(access::caller(r, &principal, &suffix, &now)?))
         .await
 }
 
@@ -85,6 +102,7 @@ async fn password_modify(
         ));
     }
     let caller = current_caller(ctx).await?;
+    caller.require_not_read_only()?;
     let Some(caller_dn) = caller.dn().cloned() else {
         return Err(LdapError::unwilling(
             "only authenticated users may change passwords",
@@ -105,6 +123,7 @@ async fn password_modify(
     let hashed = write::hash_one(state, new_password.as_bytes().to_vec()).await?;
 
     let principal = ctx.session.principal.clone();
+    let now = ctx.state.now();
     let suffix = state.config.suffix.clone();
     let hashers = state.hashers.clone();
     let schema = state.schema.clone();
@@ -142,7 +161,7 @@ async fn password_modify(
     state
         .store
         .write(move |w| {
-            let caller = access::caller(w, &principal, &suffix)?;
+            let caller = access::caller(w, &principal, &suffix, &now)?;
             if caller.dn() != Some(&target) && !caller.is_admin() {
                 return Err(LdapError::insufficient_access());
             }
@@ -168,22 +187,5 @@ async fn password_modify(
 
 /// `PasswdModifyResponseValue ::= SEQUENCE { genPasswd [0] OCTET STRING OPTIONAL }`
 fn gen_passwd_value(password: &str) -> Vec<u8> {
-    let mut inner = vec![0x80];
-    push_len(&mut inner, password.len());
-    inner.extend_from_slice(password.as_bytes());
-    let mut out = vec![0x30];
-    push_len(&mut out, inner.len());
-    out.extend(inner);
-    out
-}
-
-fn push_len(out: &mut Vec<u8>, len: usize) {
-    if len < 0x80 {
-        out.push(len as u8);
-    } else {
-        let bytes = (len as u32).to_be_bytes();
-        let skip = bytes.iter().take_while(|b| **b == 0).count();
-        out.push(0x80 | (4 - skip) as u8);
-        out.extend_from_slice(&bytes[skip..]);
-    }
+    ber::write(0x30, &ber::write(0x80, password.as_bytes()))
 }

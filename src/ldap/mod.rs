@@ -8,6 +8,7 @@
 
 pub mod access;
 pub mod add;
+pub mod ber;
 pub mod bind;
 pub mod bootstrap;
 pub mod compare;
@@ -19,6 +20,7 @@ pub mod result;
 pub mod root_dse;
 pub mod search;
 pub mod session;
+pub mod token;
 pub mod write;
 
 use std::sync::Arc;
@@ -30,6 +32,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::directory::schema::Schema;
+use crate::directory::time::{Clock, generalized};
 use crate::ldap::result::{LdapError, response_op, success};
 use crate::ldap::session::Session;
 use crate::store::Store;
@@ -49,6 +52,19 @@ pub struct State {
     pub decoy_hash: Arc<String>,
     /// The server's own process uid: always a local administrator on LDAPI.
     pub own_uid: u32,
+    /// Policy time (token and account expiry); tests move it forward.
+    pub clock: Clock,
+    /// When each token's last use was written, to write it at most once a minute.
+    pub token_uses: TokenUses,
+}
+
+pub type TokenUses = Arc<std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>>;
+
+impl State {
+    /// Now, as generalizedTime, by the policy clock.
+    pub fn now(&self) -> String {
+        generalized(self.clock.now())
+    }
 }
 
 /// What a spawned operation needs: a snapshot of the session and where to reply.

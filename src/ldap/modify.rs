@@ -48,10 +48,11 @@ pub async fn modify(ctx: &OpContext, req: &LdapModifyRequest) -> Result<(), Ldap
     let schema = state.schema.clone();
     let posix = state.config.posix.clone();
     let principal = ctx.session.principal.clone();
+    let now = ctx.state.now();
     state
         .store
         .write(move |w| {
-            let caller = access::caller(w, &principal, &suffix)?;
+            let caller = access::caller(w, &principal, &suffix, &now)?;
             caller.require_write()?;
             let Some((id, old)) = w.entry_by_dn(&dn)? else {
                 return Err(LdapError::missing(w, &dn));
@@ -72,6 +73,7 @@ pub async fn modify(ctx: &OpContext, req: &LdapModifyRequest) -> Result<(), Ldap
             write::posix_ids(w, &posix, &mut entry, Some(id))?;
             let actor = caller.dn().map(ToString::to_string).unwrap_or_default();
             write::stamp_modified(&mut entry, &actor, &write::now_generalized());
+            write::check_service_account(&entry)?;
             check_entry(&schema, &entry)?;
             w.replace(id, &old, &entry)?;
             tracing::info!(dn = %entry.dn, actor = %actor, "entry modified");

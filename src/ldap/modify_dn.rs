@@ -22,10 +22,11 @@ pub async fn modify_dn(ctx: &OpContext, req: &LdapModifyDNRequest) -> Result<(),
     let suffix = state.config.suffix.clone();
     let schema = state.schema.clone();
     let principal = ctx.session.principal.clone();
+    let now = ctx.state.now();
     state
         .store
         .write(move |w| {
-            let caller = access::caller(w, &principal, &suffix)?;
+            let caller = access::caller(w, &principal, &suffix, &now)?;
             caller.require_write()?;
             let Some((id, old)) = w.entry_by_dn(&dn)? else {
                 return Err(LdapError::missing(w, &dn));

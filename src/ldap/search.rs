@@ -102,6 +102,7 @@ async fn run(ctx: &OpContext, req: &LdapSearchRequest) -> Outcome {
     }
 
     let principal = ctx.session.principal.clone();
+    let now = ctx.state.now();
     let suffix = state.config.suffix.clone();
     let anonymous = state.config.security.anonymous;
     let server_size = state.config.limits.size_limit;
@@ -119,7 +120,7 @@ async fn run(ctx: &OpContext, req: &LdapSearchRequest) -> Outcome {
     let scan = state
         .store
         .read(move |r| {
-            let caller = access::caller(r, &principal, &suffix)?;
+            let caller = access::caller(r, &principal, &suffix, &now)?;
             // Limits: administrators get only what they ask for.
             let (size_limit, time_limit) =
                 effective_limits(&caller, client_size, client_time, server_size, server_time);
@@ -160,6 +161,7 @@ async fn run(ctx: &OpContext, req: &LdapSearchRequest) -> Outcome {
                 if !in_scope(&entry.dn, &base, &scope) {
                     continue;
                 }
+                caller.redact(&mut entry);
                 add_computed(r, id, &mut entry, |name| {
                     needed
                         .iter()
@@ -296,8 +298,8 @@ async fn special_search(
     }
     if filter.matches(&entry) == Truth::True {
         let caller = match &ctx.session.principal {
-            crate::ldap::session::Principal::Anonymous => Caller::Anonymous,
-            p => Caller::User(p.dn().cloned().unwrap_or_else(Dn::root)),
+            crate::ldap::session::Principal::Anonymous => Caller::anonymous(),
+            p => Caller::user(p.dn().cloned().unwrap_or_else(Dn::root)),
         };
         let result = project(&entry, selection, &caller, &ctx.state.schema);
         if !ctx

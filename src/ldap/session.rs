@@ -20,6 +20,12 @@ pub enum Principal {
     },
     /// A directory entry that bound with its password.
     Entry(Dn),
+    /// An account bound with one of its tokens (API token or app password); the token is
+    /// re-checked on every operation.
+    Token {
+        account: Dn,
+        token_id: String,
+    },
 }
 
 impl Principal {
@@ -27,6 +33,7 @@ impl Principal {
         match self {
             Principal::Anonymous => None,
             Principal::Local { dn, .. } | Principal::Entry(dn) => Some(dn),
+            Principal::Token { account, .. } => Some(account),
         }
     }
 }

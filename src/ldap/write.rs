@@ -247,6 +247,46 @@ pub fn is_a(schema: &Schema, entry: &Entry, class: &str) -> bool {
         })
 }
 
+/// Service accounts: a valid name, and never a password; they bind with tokens only.
+pub fn check_service_account(entry: &Entry) -> Result<(), LdapError> {
+    if !entry.has_class(crate::ldap::token::SERVICE_CLASS) {
+        return Ok(());
+    }
+    if entry.get("userPassword").is_some() {
+        return Err(LdapError::new(
+            LdapResultCode::ConstraintViolation,
+            "service accounts have no password; they bind with API tokens",
+        ));
+    }
+    let name = entry.first_str("uid").unwrap_or_default();
+    check_account_name(name)
+}
+
+/// 1 to 63 of `a-z 0-9 - _`, starting and ending with a letter or digit.
+pub fn check_account_name(name: &str) -> Result<(), LdapError> {
+    const RULE: &str = "service account names are 1 to 63 characters of lowercase letters, digits, '-' and '_', starting and ending with a letter or digit";
+    let bad = |why: String| {
+        Err(LdapError::new(
+            LdapResultCode::ConstraintViolation,
+            format!("{RULE}; {why}"),
+        ))
+    };
+    if name.is_empty() || name.chars().count() > 63 {
+        return bad(format!("'{name}' has {} characters", name.chars().count()));
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-' || *c == '_'))
+    {
+        return bad(format!("'{name}' contains '{c}'"));
+    }
+    let edge_ok = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
+    if !edge_ok(name.chars().next()) || !edge_ok(name.chars().last()) {
+        return bad(format!("'{name}' starts or ends with '-' or '_'"));
+    }
+    Ok(())
+}
+
 /// Make sure every RDN value is among the entry's values (RFC 4512 §2.3).
 pub fn ensure_rdn_values(schema: &Schema, entry: &mut Entry) -> Result<(), LdapError> {
     let Some(rdn) = entry.dn.rdn().cloned() else {

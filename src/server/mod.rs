@@ -116,6 +116,8 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         cookie_key: Arc::new(cookie_key),
         decoy_hash: Arc::new(decoy),
         own_uid,
+        clock: Default::default(),
+        token_uses: Default::default(),
     };
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();

@@ -9,6 +9,7 @@ mod db;
 mod extended;
 mod raw;
 mod search;
+mod tokens;
 mod write;
 
 use std::collections::HashSet;

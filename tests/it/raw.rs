@@ -13,7 +13,7 @@ use tokio_util::codec::FramedRead;
 
 use crate::{TestServer, whoami};
 
-fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+pub fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
     let mut out = vec![tag];
     let len = content.len();
     if len < 0x80 {
