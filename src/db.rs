@@ -217,7 +217,11 @@ fn commit(
 }
 
 fn is_bootstrap(config: &Config, dn: &Dn) -> bool {
-    if dn == &config.suffix || dn == &crate::ldap::access::admin_role(&config.suffix) {
+    let roles = [
+        crate::ldap::access::admin_role(&config.suffix),
+        crate::ldap::access::role(&config.suffix, bootstrap::SERVICE_ACCOUNT_ADMINS),
+    ];
+    if dn == &config.suffix || roles.contains(dn) {
         return true;
     }
     dn.parent().as_ref() == Some(&config.suffix)

@@ -104,9 +104,29 @@ impl Caller {
 
 /// The DN of the built-in administrators' role.
 pub fn admin_role(suffix: &Dn) -> Dn {
+    role(suffix, "directory-admins")
+}
+
+/// The DN of the built-in role `cn` under `ou=roles`.
+pub fn role(suffix: &Dn, cn: &str) -> Dn {
     suffix
         .child(Rdn::single("ou", "roles"))
-        .child(Rdn::single("cn", "directory-admins"))
+        .child(Rdn::single("cn", cn))
+}
+
+/// Does `caller` hold the built-in role `cn` (directly, as a member)? Read-only tokens
+/// hold no role that writes.
+pub fn holds_role(
+    r: &impl DirectoryRead,
+    caller: &Caller,
+    suffix: &Dn,
+    cn: &str,
+) -> Result<bool, StoreError> {
+    let Some(dn) = caller.dn().filter(|_| !caller.read_only) else {
+        return Ok(false);
+    };
+    let role = r.entry_by_dn(&role(suffix, cn))?;
+    Ok(role.is_some_and(|(_, e)| is_member(&e, dn)))
 }
 
 /// Resolve `principal` as of this transaction; `now` is the policy time (generalizedTime).

@@ -7,7 +7,9 @@ use crate::directory::dn::Dn;
 use crate::directory::entry::Entry;
 use crate::ldap::OpContext;
 use crate::ldap::access;
+use crate::ldap::bootstrap::SERVICE_ACCOUNT_ADMINS;
 use crate::ldap::result::LdapError;
+use crate::ldap::token;
 use crate::ldap::write::{self, check_entry, check_user_modifiable};
 use crate::store::{DirectoryRead, StoreError};
 
@@ -48,7 +50,11 @@ pub async fn add(ctx: &OpContext, req: &LdapAddRequest) -> Result<(), LdapError>
         .store
         .write(move |w| {
             let caller = access::caller(w, &principal, &suffix, &now)?;
-            caller.require_write()?;
+            let delegated = entry.has_class(token::SERVICE_CLASS)
+                && access::holds_role(w, &caller, &suffix, SERVICE_ACCOUNT_ADMINS)?;
+            if !delegated {
+                caller.require_write()?;
+            }
             if !dn.is_within(&suffix) {
                 return Err(LdapError::no_such_object(String::new()));
             }

@@ -5,11 +5,12 @@
 use crate::directory::dn::{Dn, Rdn};
 use crate::directory::entry::Entry;
 use crate::directory::schema::Schema;
-use crate::ldap::access::admin_role;
+use crate::ldap::access::{admin_role, role};
 use crate::ldap::write;
 use crate::store::{DirectoryRead, Store, StoreError};
 
 pub const CONTAINERS: &[&str] = &["people", "groups", "services", "roles"];
+pub const SERVICE_ACCOUNT_ADMINS: &str = "service-account-admins";
 
 pub fn bootstrap(store: &Store, schema: &Schema, suffix: &Dn) -> Result<usize, StoreError> {
     let mut wanted = vec![suffix_entry(suffix)];
@@ -33,6 +34,17 @@ pub fn bootstrap(store: &Store, schema: &Schema, suffix: &Dn) -> Result<usize, S
         "Directory administrators: every right on every entry",
     );
     wanted.push(admins);
+    let mut sa_admins = Entry::new(role(suffix, SERVICE_ACCOUNT_ADMINS));
+    sa_admins.set(
+        "objectClass",
+        vec![b"top".to_vec(), b"tesseraRole".to_vec()],
+    );
+    sa_admins.set_str("cn", SERVICE_ACCOUNT_ADMINS);
+    sa_admins.set_str(
+        "description",
+        "May create service accounts; their managers (entryManagedBy) manage their tokens",
+    );
+    wanted.push(sa_admins);
 
     store.write_blocking(|w| {
         let mut created = 0;

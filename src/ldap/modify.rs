@@ -9,9 +9,9 @@ use crate::directory::filter::normalize;
 use crate::directory::schema::Schema;
 use crate::identity::password::StoredPassword;
 use crate::ldap::OpContext;
-use crate::ldap::access;
 use crate::ldap::result::LdapError;
 use crate::ldap::write::{self, check_entry, check_user_modifiable};
+use crate::ldap::{access, token};
 use crate::store::DirectoryRead;
 
 /// One change with the attribute resolved and passwords already hashed.
@@ -53,10 +53,13 @@ pub async fn modify(ctx: &OpContext, req: &LdapModifyRequest) -> Result<(), Ldap
         .store
         .write(move |w| {
             let caller = access::caller(w, &principal, &suffix, &now)?;
-            caller.require_write()?;
             let Some((id, old)) = w.entry_by_dn(&dn)? else {
+                caller.require_write()?;
                 return Err(LdapError::missing(w, &dn));
             };
+            if !managed_update(w, &caller, &old, &changes, &suffix)? {
+                caller.require_write()?;
+            }
             let mut entry = old.clone();
             for change in &changes {
                 apply(&schema, &mut entry, change)?;
@@ -80,6 +83,33 @@ pub async fn modify(ctx: &OpContext, req: &LdapModifyRequest) -> Result<(), Ldap
             Ok(())
         })
         .await
+}
+
+/// Managers of a service account (see `token::may_manage`) may update it, except that
+/// re-delegating an account that is a directory administrator takes an administrator.
+fn managed_update(
+    r: &impl DirectoryRead,
+    caller: &access::Caller,
+    entry: &Entry,
+    changes: &[Change],
+    suffix: &Dn,
+) -> Result<bool, crate::store::StoreError> {
+    if caller.is_admin() || !entry.has_class(token::SERVICE_CLASS) {
+        return Ok(false);
+    }
+    if !token::may_manage(r, caller, entry)? {
+        return Ok(false);
+    }
+    let redelegates = changes
+        .iter()
+        .any(|c| c.name.eq_ignore_ascii_case("entryManagedBy"));
+    if redelegates {
+        let role = r.entry_by_dn(&access::admin_role(suffix))?;
+        if role.is_some_and(|(_, g)| access::is_member(&g, &entry.dn)) {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 fn apply(schema: &Schema, entry: &mut Entry, change: &Change) -> Result<(), LdapError> {

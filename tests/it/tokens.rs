@@ -563,3 +563,77 @@ async fn secrets_never_appear_in_logs_or_results() {
     );
     assert!(!log.contains(secret), "the secret is never logged");
 }
+
+#[tokio::test]
+async fn service_account_admins_create_and_managers_update() {
+    let (server, mut admin) = setup().await;
+    let sa_admins = format!("cn=service-account-admins,ou=roles,{SUFFIX}");
+    let carol_dn = person_dn("carol");
+    let add = vec![Mod::Add("member", HashSet::from([carol_dn.as_str()]))];
+    admin
+        .modify(&sa_admins, add)
+        .await
+        .unwrap()
+        .success()
+        .unwrap();
+    let mut carol = server.bound(&carol_dn, "pw-carol").await;
+    let mut bob = server.bound(&person_dn("bob"), "pw-bob").await;
+    assert_eq!(
+        add_service(&mut carol, "made-by-carol", Some(&group_dn("nas-admins"))).await,
+        0
+    );
+    assert_eq!(add_service(&mut bob, "made-by-bob", None).await, 50);
+    // Members of service-account-admins create service accounts, nothing else.
+    let person = carol
+        .add(
+            &person_dn("mallory"),
+            vec![
+                ("objectClass", HashSet::from(["inetOrgPerson"])),
+                ("cn", HashSet::from(["m"])),
+                ("sn", HashSet::from(["m"])),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(person.rc, 50);
+
+    let nas = service_dn("nas01");
+    assert_eq!(
+        crate::replace(&mut bob, &nas, "description", &["the NAS"]).await,
+        0,
+        "managers update"
+    );
+    assert_eq!(
+        crate::replace(&mut carol, &nas, "description", &["not hers"]).await,
+        50
+    );
+    assert_eq!(
+        crate::replace(&mut bob, &person_dn("carol"), "description", &["x"]).await,
+        50
+    );
+    // Once nas01 is a directory administrator, only administrators re-delegate it.
+    let role = format!("cn=directory-admins,ou=roles,{SUFFIX}");
+    admin
+        .modify(
+            &role,
+            vec![Mod::Add("member", HashSet::from([nas.as_str()]))],
+        )
+        .await
+        .unwrap()
+        .success()
+        .unwrap();
+    let carol_group = person_dn("carol");
+    assert_eq!(
+        crate::replace(&mut bob, &nas, "entryManagedBy", &[&carol_group]).await,
+        50
+    );
+    assert_eq!(
+        crate::replace(&mut bob, &nas, "description", &["still fine"]).await,
+        0
+    );
+    assert_eq!(
+        crate::replace(&mut admin, &nas, "entryManagedBy", &[&carol_group]).await,
+        0
+    );
+    server.stop().await;
+}
