@@ -317,3 +317,42 @@ async fn unknown_sasl_mechanism_is_7() {
     assert_eq!(resp.res.code, LdapResultCode::AuthMethodNotSupported);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn connections_past_the_limit_are_refused_and_others_go_on() {
+    let server = TestServer::start_with("[limits]\nmax_connections = 2\n").await;
+    let mut first = Raw::connect(&server).await;
+    let mut second = Raw::connect(&server).await;
+    first.send(&whoami_request(1)).await;
+    second.send(&whoami_request(1)).await;
+    assert_eq!(first.next().await.unwrap().msgid, 1);
+    assert_eq!(second.next().await.unwrap().msgid, 1);
+    let mut third = Raw::connect(&server).await;
+    let msg = third.next().await.expect("a notice, not silence");
+    let LdapOp::ExtendedResponse(resp) = msg.op else {
+        panic!("{:?}", msg.op);
+    };
+    assert_eq!(resp.res.code, LdapResultCode::Busy);
+    assert!(third.next().await.is_none());
+    first.send(&whoami_request(2)).await;
+    assert_eq!(
+        first.next().await.unwrap().msgid,
+        2,
+        "existing clients unaffected"
+    );
+    // Unbind, and wait for the server to close: the slot is freed as its task ends.
+    second.send(&message(3, tlv(0x42, b""))).await;
+    assert!(second.next().await.is_none());
+    let mut again = None;
+    for _ in 0..50 {
+        let mut c = Raw::connect(&server).await;
+        c.send(&whoami_request(1)).await;
+        if let Some(m) = c.next().await.filter(|m| m.msgid == 1) {
+            again = Some(m);
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    assert!(again.is_some(), "a freed slot is usable again");
+    server.stop().await;
+}
