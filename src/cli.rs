@@ -5,7 +5,10 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 use thiserror::Error;
 
+use crate::admin::client::Client;
+use crate::admin::render;
 use crate::config::{Config, ConfigError, LogFormat};
+use crate::directory::dn::Dn;
 use crate::server::{self, StartError};
 
 #[derive(Parser, Debug)]
@@ -26,12 +29,198 @@ pub enum Command {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
+    /// People: create, get, list, delete, set-password, app-password.
+    Person {
+        #[command(flatten)]
+        conn: ConnOpts,
+        #[command(subcommand)]
+        command: PersonCommand,
+    },
+    /// Groups: create, add-members, remove-members, get, list, delete.
+    Group {
+        #[command(flatten)]
+        conn: ConnOpts,
+        #[command(subcommand)]
+        command: GroupCommand,
+    },
+    /// Service accounts and their API tokens.
+    ServiceAccount {
+        #[command(flatten)]
+        conn: ConnOpts,
+        #[command(subcommand)]
+        command: ServiceAccountCommand,
+    },
     /// Offline data commands on the database file (no server may be running on it).
     Db {
         #[arg(long, short, global = true)]
         config: Option<PathBuf>,
         #[command(subcommand)]
         command: DbCommand,
+    },
+}
+
+/// How the admin commands reach the server.
+#[derive(clap::Args, Debug)]
+pub struct ConnOpts {
+    /// The server's config (for the socket path, suffix and CA); default: embedded defaults.
+    #[arg(long, short, global = true)]
+    config: Option<PathBuf>,
+    /// ldapi://%2Fpath%2Fto.sock or ldaps://host:port; default: the local socket, as the
+    /// local administrator.
+    #[arg(short = 'H', long = "url", global = true)]
+    url: Option<String>,
+    /// Over ldaps://: who to act as (a person id or a DN). Password from TESSERA_PASSWORD
+    /// or a prompt; with TESSERA_TOKEN set, a token binds instead.
+    #[arg(long, global = true)]
+    name: Option<String>,
+    /// CA certificate to verify the server with; default <data_dir>/tls/ca.pem.
+    #[arg(long, global = true)]
+    ca: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PersonCommand {
+    Create {
+        id: String,
+        display_name: String,
+        #[arg(long)]
+        mail: Option<String>,
+        /// Add posixAccount (uidNumber, gidNumber and homeDirectory are allocated).
+        #[arg(long)]
+        posix: bool,
+    },
+    Get {
+        id: String,
+    },
+    List,
+    Delete {
+        id: String,
+    },
+    /// Set a password (prompted, or TESSERA_NEW_PASSWORD); --generate prints a new one once.
+    SetPassword {
+        id: String,
+        #[arg(long)]
+        generate: bool,
+    },
+    /// Per-device app passwords: generate, status, destroy.
+    AppPassword {
+        #[command(subcommand)]
+        command: AppPasswordCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AppPasswordCommand {
+    Generate {
+        id: String,
+        label: String,
+        /// RFC 3339 time, duration (30m, 12h, 90d) or never; default: the server's.
+        expiry: Option<String>,
+    },
+    Status {
+        id: String,
+    },
+    Destroy {
+        id: String,
+        token_id: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum GroupCommand {
+    Create {
+        name: String,
+        /// Add posixGroup (gidNumber is allocated).
+        #[arg(long)]
+        posix: bool,
+    },
+    AddMembers {
+        name: String,
+        #[arg(required = true)]
+        members: Vec<String>,
+    },
+    RemoveMembers {
+        name: String,
+        #[arg(required = true)]
+        members: Vec<String>,
+    },
+    Get {
+        name: String,
+    },
+    List,
+    Delete {
+        name: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ServiceAccountCommand {
+    Create {
+        account_id: String,
+        display_name: String,
+        /// The group (or person) that manages it and its tokens.
+        entry_managed_by: String,
+        #[arg(long)]
+        description: Option<String>,
+        /// RFC 3339 time or duration after which it can no longer bind.
+        #[arg(long)]
+        expires: Option<String>,
+        /// Groups to add it to.
+        #[arg(long = "group")]
+        groups: Vec<String>,
+    },
+    Get {
+        account_id: String,
+    },
+    List,
+    Delete {
+        account_id: String,
+    },
+    Update {
+        account_id: String,
+        #[arg(long)]
+        display_name: Option<String>,
+        #[arg(long)]
+        description: Option<String>,
+        #[arg(long)]
+        entry_managed_by: Option<String>,
+        #[arg(long)]
+        expires: Option<String>,
+    },
+    /// API tokens: generate, status, rotate, destroy.
+    ApiToken {
+        #[command(subcommand)]
+        command: ApiTokenCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ApiTokenCommand {
+    Generate {
+        account_id: String,
+        label: String,
+        /// RFC 3339 time, duration (30m, 12h, 90d) or never; default 365 days.
+        expiry: Option<String>,
+        /// Read-write (default: read-only).
+        #[arg(long)]
+        rw: bool,
+        /// Each use pushes the expiry to now + MAX_AGE.
+        #[arg(long, value_name = "MAX_AGE")]
+        extend_on_use: Option<String>,
+    },
+    Status {
+        account_id: String,
+    },
+    Rotate {
+        account_id: String,
+        token_id: String,
+        /// How long the old token keeps working (default 24h).
+        #[arg(long)]
+        overlap: Option<String>,
+    },
+    Destroy {
+        account_id: String,
+        token_id: String,
     },
 }
 
@@ -60,6 +249,8 @@ pub enum CliError {
     Db(#[from] crate::db::DbError),
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Admin(#[from] crate::admin::AdminError),
 }
 
 pub fn run(cli: Cli) -> Result<(), CliError> {
@@ -72,6 +263,15 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                 .build()?;
             runtime.block_on(serve(config))
         }
+        Command::Person { conn, command } => {
+            admin(conn, |c, suffix| Box::pin(person(c, suffix, command)))
+        }
+        Command::Group { conn, command } => {
+            admin(conn, |c, suffix| Box::pin(group(c, suffix, command)))
+        }
+        Command::ServiceAccount { conn, command } => admin(conn, |c, suffix| {
+            Box::pin(service_account(c, suffix, command))
+        }),
         Command::Db { config, command } => {
             let config = load(config)?;
             init_tracing(&config);
@@ -131,4 +331,328 @@ fn init_tracing(config: &Config) {
         LogFormat::Json => builder.json().try_init(),
         LogFormat::Text => builder.try_init(),
     };
+}
+
+type AdminFuture<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), CliError>> + 'a>>;
+
+/// Connect as the options say, then run one admin command.
+fn admin(
+    conn: ConnOpts,
+    command: impl for<'a> FnOnce(&'a mut Client, &'a Dn) -> AdminFuture<'a>,
+) -> Result<(), CliError> {
+    let config = load(conn.config.clone())?;
+    let args = crate::admin::ConnectArgs {
+        url: conn.url,
+        name: conn.name,
+        ca: conn.ca,
+    };
+    let target = crate::admin::target(&config, &args)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let mut client = Client::connect(&target).await?;
+        command(&mut client, &config.suffix).await
+    })
+}
+
+async fn person(c: &mut Client, suffix: &Dn, command: PersonCommand) -> Result<(), CliError> {
+    use crate::admin::person;
+    match command {
+        PersonCommand::Create {
+            id,
+            display_name,
+            mail,
+            posix,
+        } => {
+            let dn = person::create(c, suffix, &id, &display_name, mail.as_deref(), posix).await?;
+            println!("created {dn}");
+        }
+        PersonCommand::Get { id } => print!("{}", render(&person::get(c, suffix, &id).await?)),
+        PersonCommand::List => person::list(c, suffix)
+            .await?
+            .iter()
+            .for_each(|p| println!("{p}")),
+        PersonCommand::Delete { id } => {
+            person::delete(c, suffix, &id).await?;
+            println!("deleted {}", person::dn(suffix, &id));
+        }
+        PersonCommand::SetPassword { id, generate } => {
+            let chosen = if generate { None } else { new_password()? };
+            match person::set_password(c, suffix, &id, chosen.as_deref()).await? {
+                Some(generated) => {
+                    println!("{generated}");
+                    eprintln!("This password will not be shown again.");
+                }
+                None => println!("password set for {}", person::dn(suffix, &id)),
+            }
+        }
+        PersonCommand::AppPassword { command } => {
+            let account = |id: &str| person::dn(suffix, id);
+            token_command(c, command.into_token(account)).await?;
+        }
+    }
+    Ok(())
+}
+
+async fn group(c: &mut Client, suffix: &Dn, command: GroupCommand) -> Result<(), CliError> {
+    use crate::admin::group;
+    match command {
+        GroupCommand::Create { name, posix } => {
+            println!("created {}", group::create(c, suffix, &name, posix).await?)
+        }
+        GroupCommand::AddMembers { name, members } => {
+            group::members(c, suffix, &name, &members, true).await?;
+            println!(
+                "added {} member(s) to {}",
+                members.len(),
+                group::dn(suffix, &name)
+            );
+        }
+        GroupCommand::RemoveMembers { name, members } => {
+            group::members(c, suffix, &name, &members, false).await?;
+            println!(
+                "removed {} member(s) from {}",
+                members.len(),
+                group::dn(suffix, &name)
+            );
+        }
+        GroupCommand::Get { name } => print!("{}", render(&group::get(c, suffix, &name).await?)),
+        GroupCommand::List => group::list(c, suffix)
+            .await?
+            .iter()
+            .for_each(|g| println!("{g}")),
+        GroupCommand::Delete { name } => {
+            group::delete(c, suffix, &name).await?;
+            println!("deleted {}", group::dn(suffix, &name));
+        }
+    }
+    Ok(())
+}
+
+async fn service_account(
+    c: &mut Client,
+    suffix: &Dn,
+    command: ServiceAccountCommand,
+) -> Result<(), CliError> {
+    use crate::admin::service_account as sa;
+    match command {
+        ServiceAccountCommand::Create {
+            account_id,
+            display_name,
+            entry_managed_by,
+            description,
+            expires,
+            groups,
+        } => {
+            let new = sa::NewAccount {
+                id: &account_id,
+                display_name: &display_name,
+                managed_by: &entry_managed_by,
+                description: description.as_deref(),
+                expires: expires.as_deref(),
+                groups: &groups,
+            };
+            println!("created {}", sa::create(c, suffix, &new).await?);
+        }
+        ServiceAccountCommand::Get { account_id } => {
+            print!("{}", render(&sa::get(c, suffix, &account_id).await?))
+        }
+        ServiceAccountCommand::List => sa::list(c, suffix)
+            .await?
+            .iter()
+            .for_each(|a| println!("{a}")),
+        ServiceAccountCommand::Delete { account_id } => {
+            sa::delete(c, suffix, &account_id).await?;
+            println!("deleted {} and its tokens", sa::dn(suffix, &account_id));
+        }
+        ServiceAccountCommand::Update {
+            account_id,
+            display_name,
+            description,
+            entry_managed_by,
+            expires,
+        } => {
+            let changes: Vec<(&str, String)> = [
+                ("displayName", display_name),
+                ("description", description),
+                ("entryManagedBy", entry_managed_by),
+                ("accountExpires", expires),
+            ]
+            .into_iter()
+            .filter_map(|(a, v)| v.map(|v| (a, v)))
+            .collect();
+            sa::update(c, suffix, &account_id, changes).await?;
+            println!("updated {}", sa::dn(suffix, &account_id));
+        }
+        ServiceAccountCommand::ApiToken { command } => {
+            let account = |id: &str| sa::dn(suffix, id);
+            token_command(c, command.into_token(account)).await?;
+        }
+    }
+    Ok(())
+}
+
+/// The token commands shared by `api-token` and `app-password`.
+enum TokenCommand {
+    Generate {
+        account: Dn,
+        label: String,
+        expiry: Option<String>,
+        rw: bool,
+        app_password: bool,
+        extend_on_use: Option<String>,
+    },
+    Status {
+        account: Dn,
+    },
+    Rotate {
+        account: Dn,
+        token_id: String,
+        overlap: Option<String>,
+    },
+    Destroy {
+        account: Dn,
+        token_id: String,
+    },
+}
+
+impl ApiTokenCommand {
+    fn into_token(self, account: impl Fn(&str) -> Dn) -> TokenCommand {
+        match self {
+            ApiTokenCommand::Generate {
+                account_id,
+                label,
+                expiry,
+                rw,
+                extend_on_use,
+            } => TokenCommand::Generate {
+                account: account(&account_id),
+                label,
+                expiry,
+                rw,
+                app_password: false,
+                extend_on_use,
+            },
+            ApiTokenCommand::Status { account_id } => TokenCommand::Status {
+                account: account(&account_id),
+            },
+            ApiTokenCommand::Rotate {
+                account_id,
+                token_id,
+                overlap,
+            } => TokenCommand::Rotate {
+                account: account(&account_id),
+                token_id,
+                overlap,
+            },
+            ApiTokenCommand::Destroy {
+                account_id,
+                token_id,
+            } => TokenCommand::Destroy {
+                account: account(&account_id),
+                token_id,
+            },
+        }
+    }
+}
+
+impl AppPasswordCommand {
+    fn into_token(self, account: impl Fn(&str) -> Dn) -> TokenCommand {
+        match self {
+            AppPasswordCommand::Generate { id, label, expiry } => TokenCommand::Generate {
+                account: account(&id),
+                label,
+                expiry,
+                rw: true,
+                app_password: true,
+                extend_on_use: None,
+            },
+            AppPasswordCommand::Status { id } => TokenCommand::Status {
+                account: account(&id),
+            },
+            AppPasswordCommand::Destroy { id, token_id } => TokenCommand::Destroy {
+                account: account(&id),
+                token_id,
+            },
+        }
+    }
+}
+
+async fn token_command(c: &mut Client, command: TokenCommand) -> Result<(), CliError> {
+    use crate::admin::service_account as sa;
+    match command {
+        TokenCommand::Generate {
+            account,
+            label,
+            expiry,
+            rw,
+            app_password,
+            extend_on_use,
+        } => {
+            let req = sa::TokenRequest {
+                account: &account,
+                label: &label,
+                expires: expiry.as_deref(),
+                read_write: rw,
+                app_password,
+                extend_on_use: extend_on_use.as_deref(),
+            };
+            let minted = sa::generate(c, &req).await?;
+            print_minted(&minted);
+        }
+        TokenCommand::Status { account } => {
+            println!(
+                "{:<14} {:<20} {:<11} {:<13} {:<23} {:<23} last used",
+                "id", "label", "scope", "intent", "created", "expires"
+            );
+            for t in sa::status(c, &account).await? {
+                let v: Vec<&str> = t.iter().map(|(_, v)| v.as_str()).collect();
+                println!(
+                    "{:<14} {:<20} {:<11} {:<13} {:<23} {:<23} {}",
+                    v[0], v[1], v[2], v[3], v[4], v[5], v[6]
+                );
+            }
+        }
+        TokenCommand::Rotate {
+            account,
+            token_id,
+            overlap,
+        } => {
+            let minted = sa::rotate(c, &account, &token_id, overlap.as_deref()).await?;
+            print_minted(&minted);
+            eprintln!("The old token {token_id} keeps working until the overlap ends.");
+        }
+        TokenCommand::Destroy { account, token_id } => {
+            sa::destroy(c, &account, &token_id).await?;
+            println!("destroyed token {token_id}");
+        }
+    }
+    Ok(())
+}
+
+fn print_minted(minted: &crate::admin::service_account::Minted) {
+    println!("{}", minted.token);
+    eprintln!(
+        "Token id {} (expires {}). Copy the token now: it will not be shown again.",
+        minted.id,
+        minted.expires.as_deref().unwrap_or("never")
+    );
+}
+
+/// A new password from TESSERA_NEW_PASSWORD or typed twice; None (empty) means generate.
+fn new_password() -> Result<Option<String>, CliError> {
+    if let Ok(p) = std::env::var("TESSERA_NEW_PASSWORD") {
+        return Ok((!p.is_empty()).then_some(p));
+    }
+    let first = rpassword::prompt_password("New password (empty to generate): ")?;
+    if first.is_empty() {
+        return Ok(None);
+    }
+    let second = rpassword::prompt_password("Again: ")?;
+    if first != second {
+        return Err(crate::admin::AdminError::Usage("the passwords do not match".into()).into());
+    }
+    Ok(Some(first))
 }

@@ -24,6 +24,7 @@
 //!   -> responses sent back through a channel with the request's msgid
 //! ```
 
+pub mod admin;
 pub mod cli;
 pub mod config;
 pub mod db;
