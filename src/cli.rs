@@ -253,6 +253,19 @@ pub enum CliError {
     Admin(#[from] crate::admin::AdminError),
 }
 
+impl CliError {
+    /// The process exit status: an LDAP result code as OpenLDAP's tools exit with it,
+    /// so scripts can tell 50 from 68; 1 for everything else.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CliError::Admin(crate::admin::AdminError::Ldap { code, .. }) => {
+                u8::try_from(code.clone() as i64).unwrap_or(1).max(1)
+            }
+            _ => 1,
+        }
+    }
+}
+
 pub fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Serve { config } => {

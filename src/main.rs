@@ -1,9 +1,16 @@
 //! The `tessera` binary: parse the command line and hand over to the library.
 
+use std::process::ExitCode;
+
 use clap::Parser;
 
-fn main() -> anyhow::Result<()> {
+fn main() -> ExitCode {
     let cli = tessera::cli::Cli::parse();
-    tessera::cli::run(cli)?;
-    Ok(())
+    match tessera::cli::run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tessera: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
 }

@@ -44,6 +44,40 @@ pub fn generalized(t: OffsetDateTime) -> String {
     )
 }
 
+/// Read a generalizedTime in UTC (`YYYYMMDDHHMMSS[.fraction]Z`), the form this server
+/// writes and slapd exports; None for anything else.
+pub fn parse_generalized(text: &str) -> Option<OffsetDateTime> {
+    let digits = text
+        .get(..14)
+        .filter(|d| d.bytes().all(|b| b.is_ascii_digit()))?;
+    let rest = &text[14..];
+    let fraction = rest.strip_suffix('Z')?;
+    let micros = match fraction.strip_prefix('.') {
+        None if fraction.is_empty() => 0,
+        Some(f) if !f.is_empty() && f.bytes().all(|b| b.is_ascii_digit()) => {
+            let f = format!("{:0<6}", &f[..f.len().min(6)]);
+            f.parse().ok()?
+        }
+        _ => return None,
+    };
+    let n = |range: std::ops::Range<usize>| digits[range].parse::<u32>().ok();
+    let month = time::Month::try_from(u8::try_from(n(4..6)?).ok()?).ok()?;
+    let date = time::Date::from_calendar_date(
+        i32::try_from(n(0..4)?).ok()?,
+        month,
+        u8::try_from(n(6..8)?).ok()?,
+    )
+    .ok()?;
+    let clock = time::Time::from_hms_micro(
+        u8::try_from(n(8..10)?).ok()?,
+        u8::try_from(n(10..12)?).ok()?,
+        u8::try_from(n(12..14)?).ok()?,
+        micros,
+    )
+    .ok()?;
+    Some(date.with_time(clock).assume_utc())
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Expiry {
     Never,
@@ -83,6 +117,29 @@ mod tests {
         let before = other.now();
         clock.advance(Duration::from_secs(86400));
         assert!(other.now() - before >= time::Duration::seconds(86400));
+    }
+
+    #[test]
+    fn generalized_round_trips() {
+        let now = OffsetDateTime::now_utc();
+        let now = now.replace_nanosecond(now.microsecond() * 1000).unwrap();
+        assert_eq!(parse_generalized(&generalized(now)), Some(now));
+        let t = parse_generalized("20240229235959Z").unwrap();
+        assert_eq!(generalized(t), "20240229235959.000000Z");
+        assert_eq!(
+            generalized(parse_generalized("20240101000000.5Z").unwrap()),
+            "20240101000000.500000Z"
+        );
+        for bad in [
+            "",
+            "2024",
+            "20241301000000Z",
+            "20240101000000",
+            "20240101000000.Z",
+            "2024010100000aZ",
+        ] {
+            assert_eq!(parse_generalized(bad), None, "{bad}");
+        }
     }
 
     #[test]
