@@ -82,8 +82,10 @@ pub fn target(config: &Config, args: &ConnectArgs) -> Result<Target, AdminError>
         .unwrap_or_else(|| config.data_dir.join("tls").join("ca.pem"));
     let (bind_dn, secret) = match std::env::var("TESSERA_TOKEN") {
         Ok(token) if !token.is_empty() => {
+            // A token binds as a service account: a bare name is one of those.
             let dn = match &args.name {
-                Some(n) => actor_dn(config, n),
+                Some(n) if n.contains('=') => n.clone(),
+                Some(n) => service_account::dn(&config.suffix, n).to_string(),
                 None => "dn=token".to_string(),
             };
             (dn, token)

@@ -3,7 +3,7 @@
 
 use ldap3_proto::proto::LdapAddRequest;
 
-use crate::directory::dn::Dn;
+use crate::directory::dn::{Dn, Rdn};
 use crate::directory::entry::Entry;
 use crate::ldap::OpContext;
 use crate::ldap::access;
@@ -50,7 +50,10 @@ pub async fn add(ctx: &OpContext, req: &LdapAddRequest) -> Result<(), LdapError>
         .store
         .write(move |w| {
             let caller = access::caller(w, &principal, &suffix, &now)?;
+            // service-account-admins create service accounts, and only where they live.
+            let services = suffix.child(Rdn::single("ou", "services"));
             let delegated = entry.has_class(token::SERVICE_CLASS)
+                && dn.parent().as_ref() == Some(&services)
                 && access::holds_role(w, &caller, &suffix, SERVICE_ACCOUNT_ADMINS)?;
             if !delegated {
                 caller.require_write()?;

@@ -31,7 +31,6 @@ pub async fn bind(state: &State, session: &mut Session, req: &LdapBindRequest) -
                 outcome = "success",
                 dn = %principal.dn().map(ToString::to_string).unwrap_or_default(),
                 token_id,
-                transport = ?session.transport,
             );
             session.principal = principal;
             success()
@@ -48,7 +47,6 @@ pub async fn bind(state: &State, session: &mut Session, req: &LdapBindRequest) -
                 code = e.code.clone() as i64,
                 dn = %req.dn,
                 token_id = token_id.unwrap_or_default(),
-                transport = ?session.transport,
             );
             e.into_result()
         }

@@ -40,12 +40,21 @@ pub async fn delete(ctx: &OpContext, dn: &str) -> Result<(), LdapError> {
                 ));
             }
             w.delete(id, &entry)?;
-            if revoke || entry.has_class(token::CLASS) {
-                tracing::info!(event = "token-revoked", dn = %entry.dn, actor = ?caller.dn().map(ToString::to_string));
-            }
             crate::ldap::write::refint(w, &entry.dn, None)?;
-            tracing::info!(dn = %entry.dn, actor = ?caller.dn().map(ToString::to_string), "entry deleted");
-            Ok(())
+            let actor = caller.dn().map(ToString::to_string).unwrap_or_default();
+            Ok((entry, actor))
         })
         .await
+        .map(|(entry, actor)| {
+            // Logged once committed.
+            if entry.has_class(token::CLASS) {
+                tracing::info!(
+                    event = "token-revoked",
+                    token_id = entry.first_str("tokenId").unwrap_or_default(),
+                    account = %entry.dn.parent().map(|a| a.to_string()).unwrap_or_default(),
+                    actor = %actor,
+                );
+            }
+            tracing::info!(dn = %entry.dn, actor = %actor, "entry deleted");
+        })
 }

@@ -58,7 +58,7 @@ pub struct State {
     pub token_uses: TokenUses,
 }
 
-pub type TokenUses = Arc<std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>>;
+pub type TokenUses = Arc<std::sync::Mutex<std::collections::HashMap<String, time::OffsetDateTime>>>;
 
 impl State {
     /// Now, as generalizedTime, by the policy clock.

@@ -11,7 +11,7 @@ use ldap3_proto::proto::LdapResultCode;
 use crate::directory::dn::{Dn, Rdn};
 use crate::directory::entry::Entry;
 use crate::directory::matching::MatchingRule;
-use crate::directory::time::{Expiry, generalized, parse_expiry};
+use crate::directory::time::{Expiry, generalized, parse_expiry, parse_generalized};
 use crate::identity::token::{self, Presented};
 use crate::ldap::result::LdapError;
 use crate::ldap::{State, write};
@@ -177,22 +177,24 @@ pub fn mint(
         }
         _ => {}
     }
-    let expiry = match &req.expires {
-        Some(text) => parse_expiry(text, now).map_err(LdapError::protocol)?,
-        None => {
-            let d = time::Duration::try_from(state.config.tokens.default_lifetime)
-                .map_err(|_| LdapError::other("bad default lifetime"))?;
-            Expiry::At(now + d)
+    let extend = req.extend_on_use.map(seconds);
+    let too_far = || LdapError::protocol("the expiry is too far in the future");
+    let expiry = match (&req.expires, extend) {
+        (Some(text), _) => parse_expiry(text, now).map_err(LdapError::protocol)?,
+        // A sliding token starts with one period to live.
+        (None, Some(period)) => Expiry::At(now.checked_add(period).ok_or_else(too_far)?),
+        (None, None) => {
+            let lifetime = to_time(state.config.tokens.default_lifetime);
+            Expiry::At(now.checked_add(lifetime).ok_or_else(too_far)?)
         }
     };
-    if let Some(max) = state.config.tokens.max_lifetime {
-        let max =
-            time::Duration::try_from(max).map_err(|_| LdapError::other("bad max lifetime"))?;
-        let too_long = match expiry {
-            Expiry::Never => true,
-            Expiry::At(t) => t > now + max,
+    if let Some(max) = state.config.tokens.max_lifetime.map(to_time) {
+        let too_long = match (expiry, now.checked_add(max)) {
+            (Expiry::Never, _) => true,
+            (Expiry::At(t), Some(limit)) => t > limit,
+            (Expiry::At(_), None) => false,
         };
-        if too_long {
+        if too_long || extend.is_some_and(|period| period > max) {
             return Err(LdapError::new(
                 LdapResultCode::ConstraintViolation,
                 "expiry exceeds the server's maximum token lifetime",
@@ -238,32 +240,40 @@ pub fn mint(
     })
 }
 
+/// How often a token's use is written at most.
+pub const USE_RECORDED_EVERY: time::Duration = time::Duration::minutes(1);
+/// Tokens whose last write is remembered; past this, entries older than a minute go.
+const MAX_REMEMBERED_USES: usize = 100_000;
+
 /// Note a use of the token: `tokenLastUsed` (and, for extend-on-use tokens, a later
-/// `tokenExpires`), written at most once a minute per token, in the background, so binds
-/// never wait on a write.
+/// `tokenExpires`), written at most once a minute per token by the policy clock, in the
+/// background, so binds never wait on a write.
 pub fn record_use(state: &State, valid: &Valid) {
-    const EVERY: std::time::Duration = std::time::Duration::from_secs(60);
-    let now = std::time::Instant::now();
+    let now = state.clock.now();
     {
         let Ok(mut uses) = state.token_uses.lock() else {
             return;
         };
         if uses
             .get(&valid.id)
-            .is_some_and(|t| now.duration_since(*t) < EVERY)
+            .is_some_and(|t| now - *t < USE_RECORDED_EVERY)
         {
             return;
         }
-        if uses.len() > 100_000 {
-            uses.clear();
+        if uses.len() >= MAX_REMEMBERED_USES {
+            uses.retain(|_, t| now - *t < USE_RECORDED_EVERY);
+        }
+        // Still full of recent uses: skip recording rather than grow without bound.
+        if uses.len() >= MAX_REMEMBERED_USES {
+            return;
         }
         uses.insert(valid.id.clone(), now);
     }
     let state = state.clone();
     let entry_id = valid.entry_id;
+    let max_lifetime = state.config.tokens.max_lifetime.map(to_time);
     tokio::spawn(async move {
-        let policy_now = state.clock.now();
-        let stamp = generalized(policy_now);
+        let stamp = generalized(now);
         let result = state
             .store
             .write(move |w| {
@@ -272,11 +282,7 @@ pub fn record_use(state: &State, valid: &Valid) {
                 };
                 let mut entry = old.clone();
                 entry.set_str("tokenLastUsed", &stamp);
-                let extend = entry
-                    .first_str("tokenExtendOnUse")
-                    .and_then(|s| s.parse::<i64>().ok());
-                if let Some(secs) = extend {
-                    let until = policy_now + time::Duration::seconds(secs);
+                if let Some(until) = extended_expiry(&entry, now, max_lifetime) {
                     entry.set_str("tokenExpires", &generalized(until));
                 }
                 w.replace(entry_id, &old, &entry)
@@ -286,6 +292,40 @@ pub fn record_use(state: &State, valid: &Valid) {
             tracing::warn!(error = %e, "recording token use failed");
         }
     });
+}
+
+/// A sliding token's new expiry after a use at `now`: now + its period, never earlier than
+/// the expiry it has, never past its creation + the server's maximum lifetime.
+fn extended_expiry(
+    entry: &Entry,
+    now: time::OffsetDateTime,
+    max_lifetime: Option<time::Duration>,
+) -> Option<time::OffsetDateTime> {
+    let period = entry
+        .first_str("tokenExtendOnUse")
+        .and_then(|s| s.parse::<u64>().ok())
+        .map(seconds)?;
+    let mut until = now.checked_add(period)?;
+    if let Some(current) = entry.first_str("tokenExpires").and_then(parse_generalized) {
+        until = until.max(current);
+    }
+    if let Some(max) = max_lifetime {
+        let created = entry
+            .first_str("createTimestamp")
+            .and_then(parse_generalized)?;
+        if let Some(limit) = created.checked_add(max) {
+            until = until.min(limit);
+        }
+    }
+    Some(until)
+}
+
+fn seconds(secs: u64) -> time::Duration {
+    time::Duration::seconds(i64::try_from(secs).unwrap_or(i64::MAX))
+}
+
+fn to_time(d: std::time::Duration) -> time::Duration {
+    time::Duration::try_from(d).unwrap_or(time::Duration::MAX)
 }
 
 /// `TesseraRoot.4.1`: generate a token. Request `SEQUENCE { account [0], label [1],
@@ -487,7 +527,8 @@ pub async fn rotate(
             let creator = caller.dn().map(ToString::to_string).unwrap_or_default();
             let minted = mint(&st, w, &req, &creator)?;
             let overlap = time::Duration::try_from(overlap).map_err(|_| malformed())?;
-            let until = generalized(st.clock.now() + overlap);
+            let until = st.clock.now().checked_add(overlap).ok_or_else(malformed)?;
+            let until = generalized(until);
             let mut retiring = old.clone();
             let sooner = old
                 .first_str("tokenExpires")
@@ -497,11 +538,23 @@ pub async fn rotate(
             }
             retiring.remove("tokenExtendOnUse");
             w.replace(old_id, &old, &retiring)?;
-            Ok((minted, token_id, creator))
+            let until = retiring
+                .first_str("tokenExpires")
+                .unwrap_or("never")
+                .to_string();
+            Ok((minted, token_id, creator, account_dn, until))
         })
         .await
-        .map(|(minted, old, creator)| {
-            tracing::info!(event = "token-rotated", old = %old, new = %minted.id, actor = %creator);
+        .map(|(minted, old, creator, account, until)| {
+            tracing::info!(
+                event = "token-rotated",
+                account = %account,
+                old_token_id = %old,
+                old_expires = %until,
+                token_id = %minted.id,
+                expires = minted.expires.as_deref().unwrap_or("never"),
+                actor = %creator,
+            );
             response_value(&minted)
         })
 }

@@ -19,6 +19,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::bytes::BytesMut;
 use tokio_util::codec::{Decoder, FramedRead, FramedWrite};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::ldap::extended::OID_STARTTLS;
 use crate::ldap::result::{LdapError, response_op, success};
@@ -36,18 +37,29 @@ pub struct ConnShared {
     pub shutdown: CancellationToken,
 }
 
+/// The span a connection's events are logged in: its peer, and the transport, recorded
+/// once known (`ldap`, `ldaps`, `starttls`, `ldapi uid=U gid=G`).
+pub fn span(peer: &str) -> tracing::Span {
+    tracing::info_span!("conn", peer, transport = tracing::field::Empty)
+}
+
 /// Serve a plain LDAP connection, upgrading it when the client asks for StartTLS.
 pub async fn serve_plain(shared: ConnShared, stream: TcpStream) {
+    tracing::Span::current().record("transport", "ldap");
     let mut session = Session::new(Transport::Plain);
     if let Some(stream) = serve(&shared, stream, &mut session).await {
         // RFC 4513 §3.1.1: the identity does not carry over the upgrade.
-        serve_tls(shared, stream).await;
+        handshake(shared, stream, "starttls").await;
     }
 }
 
-/// Serve an LDAPS connection (or one after StartTLS): the TLS handshake happens here,
-/// under its timeout.
+/// Serve an LDAPS connection: the TLS handshake happens here, under its timeout.
 pub async fn serve_tls(shared: ConnShared, stream: TcpStream) {
+    handshake(shared, stream, "ldaps").await;
+}
+
+async fn handshake(shared: ConnShared, stream: TcpStream, transport: &'static str) {
+    tracing::Span::current().record("transport", transport);
     let Some(acceptor) = shared.tls.clone() else {
         return;
     };
@@ -71,6 +83,10 @@ pub async fn serve_local(shared: ConnShared, stream: tokio::net::UnixStream) {
         uid: cred.uid(),
         gid: cred.gid(),
     };
+    tracing::Span::current().record(
+        "transport",
+        format!("ldapi uid={} gid={}", cred.uid(), cred.gid()).as_str(),
+    );
     let mut session = Session::new(transport);
     serve(&shared, stream, &mut session).await;
 }
@@ -273,10 +289,11 @@ impl Conn {
                     cancel: token,
                 };
                 let msgid = msg.msgid;
-                self.ops.spawn(async move {
+                let op = async move {
                     ldap::dispatch(ctx, op).await;
                     msgid
-                });
+                };
+                self.ops.spawn(op.in_current_span());
                 Step::Continue
             }
         }

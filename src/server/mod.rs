@@ -19,6 +19,7 @@ use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing::Instrument;
 
 use crate::config::Config;
 use crate::directory::schema::{Schema, SchemaError};
@@ -224,14 +225,18 @@ async fn accept_tcp(
         };
         let _ = stream.set_nodelay(true);
         let shared = shared.clone();
-        tracker.spawn(async move {
+        // Every event of this connection (binds, token use, writes) names where it came
+        // from and over what: the audit trail needs both.
+        let span = conn::span(&peer.to_string());
+        let connection = async move {
             let _slot = slot;
             if tls {
                 conn::serve_tls(shared, stream).await;
             } else {
                 conn::serve_plain(shared, stream).await;
             }
-        });
+        };
+        tracker.spawn(connection.instrument(span));
     }
 }
 
@@ -254,10 +259,11 @@ async fn accept_unix(
             continue;
         };
         let shared = shared.clone();
-        tracker.spawn(async move {
+        let connection = async move {
             let _slot = slot;
             conn::serve_local(shared, stream).await;
-        });
+        };
+        tracker.spawn(connection.instrument(conn::span("ldapi")));
     }
 }
 

@@ -163,7 +163,9 @@ impl Store {
         E: From<StoreError> + Send + 'static,
     {
         let store = self.clone();
-        match tokio::task::spawn_blocking(move || store.read_blocking(f)).await {
+        // The caller's span (its connection) goes along, so events logged inside name it.
+        let span = tracing::Span::current();
+        match tokio::task::spawn_blocking(move || span.in_scope(|| store.read_blocking(f))).await {
             Ok(r) => r,
             Err(e) => Err(StoreError::Task(e.to_string()).into()),
         }
@@ -186,7 +188,8 @@ impl Store {
         E: From<StoreError> + Send + 'static,
     {
         let store = self.clone();
-        match tokio::task::spawn_blocking(move || store.write_blocking(f)).await {
+        let span = tracing::Span::current();
+        match tokio::task::spawn_blocking(move || span.in_scope(|| store.write_blocking(f))).await {
             Ok(r) => r,
             Err(e) => Err(StoreError::Task(e.to_string()).into()),
         }

@@ -22,10 +22,11 @@ expect_contains "service-account create" "created $SERVICE" \
 expect_contains "service-account get shows the manager" "entryManagedBy: cn=demo_group,ou=groups,$SUFFIX" \
     cli service-account get demo_service
 expect_rc "a bad account name is refused" 19 cli service-account create Demo "Bad" demo_group
-if cli service-account create Demo Bad demo_group 2>&1 | grep -q "lowercase letters"; then
-    pass "the refusal states the rule"
+REFUSAL=$(cli service-account create Demo Bad demo_group 2>&1 || true)
+if grep -q "lowercase letters" <<<"$REFUSAL" && grep -q "'D'" <<<"$REFUSAL"; then
+    pass "the refusal states the rule and the offending character"
 else
-    fail "the refusal states the rule: $(cli service-account create Demo Bad demo_group 2>&1)"
+    fail "the refusal states the rule: $REFUSAL"
 fi
 
 # demo_user, a member of demo_group, mints a read-only token from "their workstation".

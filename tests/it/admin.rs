@@ -224,65 +224,305 @@ async fn service_accounts_and_tokens() {
     server.stop().await;
 }
 
+/// The binary as an admin types it: exit codes, output, env-var secrets, LDAPS as a person
+/// and with a token.
+struct Cli<'a> {
+    server: &'a TestServer,
+}
+
+struct Out {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Cli<'_> {
+    async fn run(&self, args: &[&str], env: &[(&str, &str)], remote: bool) -> Out {
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_tessera"));
+        cmd.args(args)
+            .env_remove("TESSERA_TOKEN")
+            .env_remove("TESSERA_PASSWORD");
+        cmd.env_remove("TESSERA_NEW_PASSWORD");
+        if remote {
+            let ca = self.server.running().ca.clone().unwrap();
+            cmd.args(["-H", &self.server.ldaps_url(), "--ca"]).arg(ca);
+        } else {
+            cmd.args(["-H", &self.server.ldapi_url()]);
+        }
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().await.unwrap();
+        Out {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    async fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args, &[], false).await;
+        assert_eq!(out.code, 0, "{args:?}: {}", out.stderr);
+        out.stdout
+    }
+}
+
 #[tokio::test]
-async fn the_binary_creates_and_lists() {
+async fn the_binary_end_to_end() {
     let server = TestServer::start().await;
-    let url = server.ldapi_url();
-    // The server shares this test's runtime: run the binary without blocking it.
-    let run = |args: &[&str]| {
-        tokio::process::Command::new(env!("CARGO_BIN_EXE_tessera"))
-            .args(args)
-            .args(["-H", &url])
-            .output()
-    };
-    let out = run(&["person", "create", "alice", "Alice Example", "--posix"])
-        .await
-        .unwrap();
+    let cli = Cli { server: &server };
+
+    cli.ok(&[
+        "person",
+        "create",
+        "alice",
+        "Alice Example",
+        "--mail",
+        "a@example.com",
+    ])
+    .await;
+    cli.ok(&["person", "create", "bob", "Bob Example", "--posix"])
+        .await;
+    let got = cli.ok(&["person", "get", "bob"]).await;
     assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        got.contains("dn: uid=bob,ou=people,dc=example,dc=com") && got.contains("uidNumber: "),
+        "{got}"
     );
+    let set = cli
+        .run(
+            &["person", "set-password", "alice"],
+            &[("TESSERA_NEW_PASSWORD", "alice-pw")],
+            false,
+        )
+        .await;
+    assert_eq!(set.code, 0, "{}", set.stderr);
+    server.bound(&person_dn("alice"), "alice-pw").await;
+    let generated = cli
+        .ok(&["person", "set-password", "bob", "--generate"])
+        .await;
+    server.bound(&person_dn("bob"), generated.trim()).await;
+
+    cli.ok(&["group", "create", "staff", "--posix"]).await;
+    cli.ok(&["group", "add-members", "staff", "alice", "bob"])
+        .await;
+    let staff = cli.ok(&["group", "get", "staff"]).await;
     assert!(
-        String::from_utf8_lossy(&out.stdout)
-            .contains("created uid=alice,ou=people,dc=example,dc=com")
+        staff.contains("memberUid: alice") && staff.contains("gidNumber: "),
+        "{staff}"
     );
-    let out = run(&["person", "list"]).await.unwrap();
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "alice\n");
-    let out = run(&["person", "create", "alice", "Alice Example"])
-        .await
-        .unwrap();
-    assert!(!out.status.success());
+    cli.ok(&["group", "remove-members", "staff", "bob"]).await;
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("entryAlreadyExists (68)"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        !cli.ok(&["group", "get", "staff"])
+            .await
+            .contains("memberUid: bob")
     );
-    let out = run(&["service-account", "create", "nas01", "NAS", "alice"])
-        .await
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    assert_eq!(cli.ok(&["group", "list"]).await, "staff\n");
+    let missing = cli.run(&["group", "get", "nobody"], &[], false).await;
+    assert_eq!(
+        missing.code, 32,
+        "exit status is the LDAP result code: {}",
+        missing.stderr
     );
-    let out = run(&[
+
+    // A service account with expiry and groups, managed by alice.
+    cli.ok(&[
+        "service-account",
+        "create",
+        "nas01",
+        "The NAS",
+        "alice",
+        "--expires",
+        "90d",
+        "--group",
+        "staff",
+        "--description",
+        "rack 2",
+    ])
+    .await;
+    let nas = cli.ok(&["service-account", "get", "nas01"]).await;
+    for want in [
+        "accountExpires: ",
+        "memberOf: cn=staff,ou=groups,dc=example,dc=com",
+        "entryManagedBy: uid=alice,ou=people,dc=example,dc=com",
+        "description: rack 2",
+    ] {
+        assert!(nas.contains(want), "{want} in {nas}");
+    }
+    let past = cli
+        .run(
+            &[
+                "service-account",
+                "update",
+                "nas01",
+                "--expires",
+                "2001-01-01T00:00:00Z",
+            ],
+            &[],
+            false,
+        )
+        .await;
+    assert_eq!(
+        past.code, 1,
+        "a past expiry is a usage error: {}",
+        past.stderr
+    );
+    assert!(past.stderr.contains("past"), "{}", past.stderr);
+
+    // alice manages it from her workstation over LDAPS.
+    let as_alice = [("TESSERA_PASSWORD", "alice-pw")];
+    let generate = [
         "service-account",
         "api-token",
         "generate",
         "nas01",
-        "nas",
+        "fleet",
         "30d",
-    ])
-    .await
-    .unwrap();
+        "--rw",
+        "--name",
+        "alice",
+    ];
+    let minted = cli.run(&generate, &as_alice, true).await;
+    assert_eq!(minted.code, 0, "{}", minted.stderr);
+    let token = minted.stdout.trim().to_string();
+    assert!(token.starts_with("tsr_") && token.len() <= 64, "{token}");
+    assert!(minted.stderr.contains("will not be shown again"));
+    let status = cli
+        .run(
+            &[
+                "service-account",
+                "api-token",
+                "status",
+                "nas01",
+                "--name",
+                "alice",
+            ],
+            &as_alice,
+            true,
+        )
+        .await;
+    let lines: Vec<&str> = status.stdout.lines().collect();
+    for column in [
+        "id",
+        "label",
+        "scope",
+        "intent",
+        "created",
+        "expires",
+        "last used",
+    ] {
+        assert!(lines[0].contains(column), "{column} in {}", lines[0]);
+    }
+    assert_eq!(lines.len(), 2, "{}", status.stdout);
     assert!(
-        out.status.success(),
+        lines[1].contains("fleet")
+            && lines[1].contains("read-write")
+            && lines[1].contains("api-token"),
         "{}",
-        String::from_utf8_lossy(&out.stderr)
+        lines[1]
     );
-    let token = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    assert!(String::from_utf8_lossy(&out.stderr).contains("will not be shown again"));
-    server.bound("dn=token", &token).await;
+    let wrong = cli
+        .run(
+            &["person", "list", "--name", "alice"],
+            &[("TESSERA_PASSWORD", "nope")],
+            true,
+        )
+        .await;
+    assert_eq!(wrong.code, 49, "{}", wrong.stderr);
+
+    // The read-write token drives the CLI itself, as the account (bare name or dn=token).
+    for name in [&["--name", "nas01"][..], &[][..]] {
+        let args: Vec<&str> = ["service-account", "list"]
+            .iter()
+            .copied()
+            .chain(name.iter().copied())
+            .collect();
+        let listed = cli.run(&args, &[("TESSERA_TOKEN", &token)], true).await;
+        assert_eq!(listed.code, 0, "{name:?}: {}", listed.stderr);
+        assert_eq!(listed.stdout, "nas01\n");
+    }
+    let token_id = lines[1].split_whitespace().next().unwrap().to_string();
+    let rotated = cli
+        .run(
+            &[
+                "service-account",
+                "api-token",
+                "rotate",
+                "nas01",
+                &token_id,
+                "--overlap",
+                "1h",
+                "--name",
+                "alice",
+            ],
+            &as_alice,
+            true,
+        )
+        .await;
+    assert_eq!(rotated.code, 0, "{}", rotated.stderr);
+    server.bound("dn=token", rotated.stdout.trim()).await;
+    let destroyed = cli
+        .run(
+            &[
+                "service-account",
+                "api-token",
+                "destroy",
+                "nas01",
+                &token_id,
+                "--name",
+                "alice",
+            ],
+            &as_alice,
+            true,
+        )
+        .await;
+    assert_eq!(destroyed.code, 0, "{}", destroyed.stderr);
+    let mut fresh = server.ldaps().await;
+    assert_eq!(fresh.simple_bind("dn=token", &token).await.unwrap().rc, 49);
+
+    // App passwords: alice's own, per device.
+    let app = cli
+        .run(
+            &[
+                "person",
+                "app-password",
+                "generate",
+                "alice",
+                "phone",
+                "--name",
+                "alice",
+            ],
+            &as_alice,
+            true,
+        )
+        .await;
+    assert_eq!(app.code, 0, "{}", app.stderr);
+    let app_token = app.stdout.trim().to_string();
+    let mut phone = server.bound(&person_dn("alice"), &app_token).await;
+    assert_eq!(
+        whoami(&mut phone).await,
+        format!("dn:{}", person_dn("alice"))
+    );
+    let app_status = cli.ok(&["person", "app-password", "status", "alice"]).await;
+    assert!(
+        app_status.contains("phone") && app_status.contains("app-password"),
+        "{app_status}"
+    );
+    let app_id = app_status
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    cli.ok(&["person", "app-password", "destroy", "alice", &app_id])
+        .await;
+    assert_eq!(whoami(&mut phone).await, "", "destroyed while bound");
+
+    cli.ok(&["service-account", "delete", "nas01"]).await;
+    assert_eq!(cli.ok(&["service-account", "list"]).await, "");
+    cli.ok(&["group", "delete", "staff"]).await;
+    cli.ok(&["person", "delete", "bob"]).await;
+    assert_eq!(cli.ok(&["person", "list"]).await, "alice\n");
     server.stop().await;
 }

@@ -44,16 +44,23 @@ async fn generate(
     expires: Option<&str>,
     intent: Option<&str>,
 ) -> Result<Generated, u32> {
+    let fields = [(0x82, scope), (0x83, expires), (0x84, intent)];
+    generate_with(ldap, account, label, &fields).await
+}
+
+/// A generate request with the optional fields given as (tag, value).
+async fn generate_with(
+    ldap: &mut Ldap,
+    account: &str,
+    label: &str,
+    optional: &[(u8, Option<&str>)],
+) -> Result<Generated, u32> {
     let mut body = tlv(0x80, account.as_bytes());
     body.extend(tlv(0x81, label.as_bytes()));
-    if let Some(s) = scope {
-        body.extend(tlv(0x82, s.as_bytes()));
-    }
-    if let Some(e) = expires {
-        body.extend(tlv(0x83, e.as_bytes()));
-    }
-    if let Some(i) = intent {
-        body.extend(tlv(0x84, i.as_bytes()));
+    for (tag, value) in optional {
+        if let Some(v) = value {
+            body.extend(tlv(*tag, v.as_bytes()));
+        }
     }
     let req = Exop {
         name: Some(GENERATE.into()),
@@ -69,7 +76,9 @@ async fn generate(
 async fn rotate(ldap: &mut Ldap, account: &str, id: &str, overlap: &str) -> Generated {
     let mut body = tlv(0x80, account.as_bytes());
     body.extend(tlv(0x81, id.as_bytes()));
-    body.extend(tlv(0x82, overlap.as_bytes()));
+    if !overlap.is_empty() {
+        body.extend(tlv(0x82, overlap.as_bytes()));
+    }
     let req = Exop {
         name: Some(ROTATE.into()),
         val: Some(tlv(0x30, &body)),
@@ -506,6 +515,7 @@ fn capture_logs() -> Captured {
             let sink = captured.clone();
             let subscriber = tracing_subscriber::fmt()
                 .with_max_level(tracing::Level::INFO)
+                .with_ansi(false)
                 .with_writer(move || sink.clone())
                 .finish();
             tracing::subscriber::set_global_default(subscriber).unwrap();
@@ -524,9 +534,15 @@ async fn secrets_never_appear_in_logs_or_results() {
         .unwrap();
     server.bound("dn=token", &t.token).await;
     let last = if t.token.ends_with('x') { "y" } else { "x" };
-    let wrong = format!("{}{last}", &t.token[..t.token.len() - 1]);
+    let bad_checksum = format!("{}{last}", &t.token[..t.token.len() - 1]);
+    assert_eq!(bind_rc(&server, "dn=token", &bad_checksum).await, 49);
+    let wrong = wrong_secret(&t.token);
     assert_eq!(bind_rc(&server, "dn=token", &wrong).await, 49);
+    let wrong_secret_part = &wrong[4 + 12 + 1..];
     let secret = &t.token[4 + 12 + 1..];
+    let rotated = rotate(&mut admin, &service_dn("nas01"), &t.id, "1h").await;
+    let revoked = format!("tokenId={},{}", rotated.id, service_dn("nas01"));
+    admin.delete(&revoked).await.unwrap().success().unwrap();
     let (all, _) = search(
         &mut admin,
         SUFFIX,
@@ -555,13 +571,51 @@ async fn secrets_never_appear_in_logs_or_results() {
         .0
         .is_empty()
     );
-    server.stop().await;
+    let dir = server.stop().await;
     let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    // Other tests log through the same subscriber: look at this test's token ids only.
+    let events: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains(&t.id) || l.contains(&rotated.id))
+        .collect();
+    let has = |needles: &[&str]| events.iter().any(|l| needles.iter().all(|n| l.contains(n)));
     assert!(
-        log.contains("token-generated") && log.contains(&t.id),
-        "audit events are logged: {log}"
+        has(&["token-generated", "actor=gidNumber="]),
+        "generation: {events:#?}"
     );
-    assert!(!log.contains(secret), "the secret is never logged");
+    assert!(
+        has(&[
+            "event=\"bind\"",
+            "outcome=\"success\"",
+            "peer=\"127.0.0.1:",
+            "transport=\"ldaps\""
+        ]),
+        "a bind names who, the token, where from and over what: {events:#?}"
+    );
+    assert!(
+        has(&["event=\"bind\"", "outcome=\"failure\"", "code=49"]),
+        "{events:#?}"
+    );
+    assert!(has(&["token-rotated", "account=uid=nas01"]), "{events:#?}");
+    assert!(
+        has(&["token-revoked", &rotated.id, "account=uid=nas01"]),
+        "{events:#?}"
+    );
+    for s in [secret, wrong_secret_part, &rotated.token[17..]] {
+        assert!(!log.contains(s), "a secret is never logged");
+    }
+
+    // Nor is it in a backup: the export holds hashes only.
+    let config = tessera::config::Config::parse(&format!(
+        "data_dir = \"{}\"\n",
+        dir.path().join("data").display()
+    ))
+    .unwrap();
+    let mut export = Vec::new();
+    tessera::db::export(&config, &mut export).unwrap();
+    let export = String::from_utf8(export).unwrap();
+    assert!(export.contains(&format!("tokenId={}", t.id)));
+    assert!(!export.contains(secret));
 }
 
 #[tokio::test]
@@ -636,4 +690,321 @@ async fn service_account_admins_create_and_managers_update() {
         0
     );
     server.stop().await;
+}
+
+/// One attribute of one entry, as the administrator sees it.
+async fn attr(admin: &mut Ldap, dn: &str, name: &str) -> Option<String> {
+    let (e, _) = search(admin, dn, Scope::Base, "(objectClass=*)", &[name, "+"]).await;
+    e.first()
+        .and_then(|e| e.attrs.get(name))
+        .and_then(|v| v.first().cloned())
+}
+
+/// Wait (bounded) for a background write to show `name` different from `old`.
+async fn changed(admin: &mut Ldap, dn: &str, name: &str, old: Option<&str>) -> Option<String> {
+    for _ in 0..200 {
+        let now = attr(admin, dn, name).await;
+        if now.as_deref() != old {
+            return now;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("{name} of {dn} never changed from {old:?}");
+}
+
+#[tokio::test]
+async fn last_use_is_recorded_coarsely_and_sliding_expiry_slides() {
+    let (server, mut admin) = setup().await;
+    let clock = server.running().state.clock.clone();
+    let nas = service_dn("nas01");
+    let t = generate_with(&mut admin, &nas, "sliding", &[(0x85, Some("2h"))])
+        .await
+        .unwrap();
+    let dn = format!("tokenId={},{nas}", t.id);
+    let first_expiry = attr(&mut admin, &dn, "tokenExpires").await.unwrap();
+    assert_eq!(
+        attr(&mut admin, &dn, "tokenExtendOnUse").await.as_deref(),
+        Some("7200")
+    );
+    assert_eq!(attr(&mut admin, &dn, "tokenLastUsed").await, None);
+
+    assert_eq!(bind_rc(&server, "dn=token", &t.token).await, 0);
+    let used = changed(&mut admin, &dn, "tokenLastUsed", None)
+        .await
+        .unwrap();
+    // The first use already slides the expiry to now + 2h.
+    let first_expiry = changed(&mut admin, &dn, "tokenExpires", Some(&first_expiry))
+        .await
+        .unwrap();
+    // A second use within the minute writes nothing.
+    assert_eq!(bind_rc(&server, "dn=token", &t.token).await, 0);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        attr(&mut admin, &dn, "tokenLastUsed").await.as_deref(),
+        Some(used.as_str())
+    );
+    assert_eq!(
+        attr(&mut admin, &dn, "tokenExpires").await.as_deref(),
+        Some(first_expiry.as_str())
+    );
+
+    // 90 minutes on, a use pushes the expiry to now + 2h: past the first expiry.
+    clock.advance(Duration::from_secs(90 * 60));
+    assert_eq!(bind_rc(&server, "dn=token", &t.token).await, 0);
+    let pushed = changed(&mut admin, &dn, "tokenExpires", Some(&first_expiry))
+        .await
+        .unwrap();
+    assert!(pushed > first_expiry, "{pushed} > {first_expiry}");
+    clock.advance(Duration::from_secs(90 * 60));
+    assert_eq!(
+        bind_rc(&server, "dn=token", &t.token).await,
+        0,
+        "alive past the first expiry"
+    );
+    let _ = changed(&mut admin, &dn, "tokenExpires", Some(&pushed)).await;
+    clock.advance(Duration::from_secs(3 * 3600));
+    assert_eq!(
+        bind_rc(&server, "dn=token", &t.token).await,
+        49,
+        "unused for longer than 2h"
+    );
+    server.stop().await;
+
+    // The server's maximum bounds both the period and how far uses can push.
+    let capped =
+        TestServer::start_with("[tokens]\ndefault_lifetime = \"7d\"\nmax_lifetime = \"30d\"\n")
+            .await;
+    let clock = capped.running().state.clock.clone();
+    let mut admin = capped.admin().await;
+    assert_eq!(add_service(&mut admin, "nas01", None).await, 0);
+    let too_long = generate_with(&mut admin, &nas, "x", &[(0x85, Some("60d"))]).await;
+    assert_eq!(too_long.err(), Some(19));
+    let t = generate_with(&mut admin, &nas, "x", &[(0x85, Some("20d"))])
+        .await
+        .unwrap();
+    let dn = format!("tokenId={},{nas}", t.id);
+    let before = attr(&mut admin, &dn, "tokenExpires").await;
+    clock.advance(Duration::from_secs(15 * 86400));
+    assert_eq!(bind_rc(&capped, "dn=token", &t.token).await, 0);
+    let _ = changed(&mut admin, &dn, "tokenExpires", before.as_deref()).await;
+    clock.advance(Duration::from_secs(14 * 86400));
+    assert_eq!(bind_rc(&capped, "dn=token", &t.token).await, 0, "day 29");
+    clock.advance(Duration::from_secs(2 * 86400));
+    assert_eq!(
+        bind_rc(&capped, "dn=token", &t.token).await,
+        49,
+        "never past 30 days"
+    );
+    capped.stop().await;
+}
+
+#[tokio::test]
+async fn metadata_rfc3339_expiry_and_default_overlap() {
+    let (server, mut admin) = setup().await;
+    let clock = server.running().state.clock.clone();
+    let nas = service_dn("nas01");
+    let mut bob = server.bound(&person_dn("bob"), "pw-bob").await;
+    let t = generate(
+        &mut bob,
+        &nas,
+        "fleet",
+        Some("read-write"),
+        Some("2999-01-01T10:00:00+10:00"),
+        None,
+    )
+    .await
+    .unwrap();
+    let dn = format!("tokenId={},{nas}", t.id);
+    assert_eq!(
+        attr(&mut admin, &dn, "tokenExpires").await.as_deref(),
+        Some("29990101000000.000000Z")
+    );
+    assert_eq!(
+        attr(&mut admin, &dn, "tokenCreatedBy").await,
+        Some(person_dn("bob"))
+    );
+    assert_eq!(
+        attr(&mut admin, &dn, "tokenIntent").await.as_deref(),
+        Some("api-token")
+    );
+    assert!(attr(&mut admin, &dn, "createTimestamp").await.is_some());
+
+    // Rotation keeps label and scope; the old token lives 24 hours by default.
+    let new = rotate(&mut bob, &nas, &t.id, "").await;
+    let new_dn = format!("tokenId={},{nas}", new.id);
+    assert_eq!(
+        attr(&mut admin, &new_dn, "tokenLabel").await.as_deref(),
+        Some("fleet")
+    );
+    assert_eq!(
+        attr(&mut admin, &new_dn, "tokenScope").await.as_deref(),
+        Some("read-write")
+    );
+    clock.advance(Duration::from_secs(23 * 3600));
+    assert_eq!(bind_rc(&server, "dn=token", &t.token).await, 0);
+    clock.advance(Duration::from_secs(2 * 3600));
+    assert_eq!(bind_rc(&server, "dn=token", &t.token).await, 49);
+    assert_eq!(bind_rc(&server, "dn=token", &new.token).await, 0);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn read_only_compare_no_password_modify_and_deletion_while_bound() {
+    let (server, mut admin) = setup().await;
+    let nas = service_dn("nas01");
+    let ro = generate(&mut admin, &nas, "ro", None, None, None)
+        .await
+        .unwrap();
+    let rw = generate(&mut admin, &nas, "rw", Some("read-write"), None, None)
+        .await
+        .unwrap();
+    let mut ldap = server.bound("dn=token", &ro.token).await;
+    let cmp = ldap
+        .compare(&person_dn("bob"), "sn", "Example")
+        .await
+        .unwrap();
+    assert_eq!(cmp.0.rc, 6, "compareTrue with a read-only token");
+
+    // A service account never has a password, not even through Password Modify.
+    let mut rw_ldap = server.bound("dn=token", &rw.token).await;
+    let change = ldap3::exop::PasswordModify {
+        user_id: Some(&nas),
+        old_pass: None,
+        new_pass: Some("a password"),
+    };
+    let res = rw_ldap.extended(change).await.unwrap().1;
+    assert_eq!(res.rc, 53, "{}", res.text);
+    let own = ldap3::exop::PasswordModify {
+        user_id: None,
+        old_pass: None,
+        new_pass: Some("x"),
+    };
+    assert_eq!(rw_ldap.extended(own).await.unwrap().1.rc, 53);
+    assert_eq!(attr(&mut admin, &nas, "userPassword").await, None);
+
+    // Deleting the account ends connections already bound with its tokens.
+    for t in [&ro, &rw] {
+        let token_dn = format!("tokenId={},{nas}", t.id);
+        admin.delete(&token_dn).await.unwrap().success().unwrap();
+    }
+    admin.delete(&nas).await.unwrap().success().unwrap();
+    assert_eq!(whoami(&mut ldap).await, "");
+    assert_eq!(whoami(&mut rw_ldap).await, "");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn app_passwords_expire_and_are_revoked() {
+    let (server, mut admin) = setup().await;
+    let clock = server.running().state.clock.clone();
+    let bob_dn = person_dn("bob");
+    let mut bob = server.bound(&bob_dn, "pw-bob").await;
+    let phone = generate(
+        &mut bob,
+        &bob_dn,
+        "phone",
+        None,
+        Some("1h"),
+        Some("app-password"),
+    )
+    .await
+    .unwrap();
+    let laptop = generate(
+        &mut bob,
+        &bob_dn,
+        "laptop",
+        None,
+        None,
+        Some("app-password"),
+    )
+    .await
+    .unwrap();
+    let mut on_laptop = server.bound(&bob_dn, &laptop.token).await;
+    bob.delete(&format!("tokenId={},{bob_dn}", laptop.id))
+        .await
+        .unwrap()
+        .success()
+        .unwrap();
+    assert_eq!(whoami(&mut on_laptop).await, "", "revoked while bound");
+    assert_eq!(bind_rc(&server, &bob_dn, &laptop.token).await, 49);
+    assert_eq!(bind_rc(&server, &bob_dn, &phone.token).await, 0);
+    clock.advance(Duration::from_secs(2 * 3600));
+    assert_eq!(bind_rc(&server, &bob_dn, &phone.token).await, 49, "expired");
+    assert_eq!(bind_rc(&server, &bob_dn, "pw-bob").await, 0);
+    let (left, _) = search(
+        &mut admin,
+        &bob_dn,
+        Scope::OneLevel,
+        "(objectClass=tesseraApiToken)",
+        &["tokenLabel"],
+    )
+    .await;
+    assert_eq!(left.len(), 1, "the expired one stays visible until deleted");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn delegation_limits() {
+    let (server, mut admin) = setup().await;
+    // A person as the manager, directly.
+    let managed = service_dn("bobs");
+    assert_eq!(
+        add_service(&mut admin, "bobs", Some(&person_dn("bob"))).await,
+        0
+    );
+    let mut bob = server.bound(&person_dn("bob"), "pw-bob").await;
+    let t = generate(&mut bob, &managed, "mine", None, None, None)
+        .await
+        .unwrap();
+    assert_eq!(bind_rc(&server, "dn=token", &t.token).await, 0);
+    // Managers update the account, and nothing else about it.
+    assert_eq!(bob.delete(&managed).await.unwrap().rc, 50);
+    let renamed = bob
+        .modifydn(&managed, "uid=renamed", true, None)
+        .await
+        .unwrap();
+    assert_eq!(renamed.rc, 50);
+
+    // service-account-admins create service accounts under ou=services only.
+    let sa_admins = format!("cn=service-account-admins,ou=roles,{SUFFIX}");
+    let carol_dn = person_dn("carol");
+    let add = vec![Mod::Add("member", HashSet::from([carol_dn.as_str()]))];
+    admin
+        .modify(&sa_admins, add)
+        .await
+        .unwrap()
+        .success()
+        .unwrap();
+    let mut carol = server.bound(&carol_dn, "pw-carol").await;
+    let elsewhere = carol
+        .add(
+            &person_dn("svc-in-people"),
+            vec![
+                ("objectClass", HashSet::from(["tesseraServiceAccount"])),
+                ("uid", HashSet::from(["svc-in-people"])),
+                ("cn", HashSet::from(["svc-in-people"])),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(elsewhere.rc, 50);
+    assert_eq!(add_service(&mut carol, "in-services", None).await, 0);
+    server.stop().await;
+}
+
+/// The same token id with another secret, checksum made good: a well-formed wrong token.
+fn wrong_secret(token: &str) -> String {
+    use sha2::{Digest, Sha256};
+    const BASE62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    let (body, _) = token.split_at(token.len() - 6);
+    let flipped = if body.ends_with('a') { 'b' } else { 'a' };
+    let body = format!("{}{flipped}", &body[..body.len() - 1]);
+    let digest = Sha256::digest(body.as_bytes());
+    let mut n = u64::from_be_bytes(digest[..8].try_into().unwrap());
+    let mut check = String::new();
+    for _ in 0..6 {
+        check.push(char::from(BASE62[(n % 62) as usize]));
+        n /= 62;
+    }
+    format!("{body}{check}")
 }

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The README's run command as a newcomer uses it: `tessera serve` with no configuration in
+# an empty directory, on the embedded defaults (LDAPS 6636, LDAP 3389, ./tessera-data), and
+# the README's first ldapsearch against it with full certificate verification.
+source "$(dirname "$0")/lib.sh"
+
+HERE=$WORK/fresh
+mkdir -p "$HERE"
+cd "$HERE"
+"$TESSERA" serve >"$WORK/defaults.out" 2>"$WORK/defaults.log" &
+SERVER_PID=$!
+for _ in $(seq 1 100); do
+    grep -q "^Suffix" "$WORK/defaults.out" 2>/dev/null && break
+    kill -0 "$SERVER_PID" 2>/dev/null || break
+    sleep 0.1
+done
+expect_contains "serve prints its LDAPS listener" "ldaps://127.0.0.1:6636" cat "$WORK/defaults.out"
+expect_contains "serve prints its StartTLS listener" "ldap://127.0.0.1:3389" cat "$WORK/defaults.out"
+expect_contains "serve prints the LDAPI socket" "tessera-data/ldapi.sock" cat "$WORK/defaults.out"
+export LDAPTLS_CACERT=tessera-data/tls/ca.pem
+expect_contains "the README's rootDSE search, fully verified" "namingContexts: dc=example,dc=com" \
+    ldapsearch -H ldaps://localhost:6636 -x -b "" -s base +
+expect_contains "StartTLS on the default port" "supportedLDAPVersion: 3" \
+    ldapsearch -H ldap://localhost:3389 -ZZ -x -b "" -s base +
+SOCK_URL="ldapi://$(pwd | sed 's|/|%2F|g')%2Ftessera-data%2Fldapi.sock"
+expect_contains "the README's ldapwhoami over LDAPI" "dn:gidNumber=$(id -g)+uidNumber=$(id -u),cn=peercred,cn=external,cn=auth" \
+    ldapwhoami -Y EXTERNAL -H "$SOCK_URL"
+for ou in people groups services roles; do
+    expect_contains "ou=$ou exists on first start" "dn: ou=$ou,dc=example,dc=com" \
+        ldapsearch -Q -Y EXTERNAL -H "$SOCK_URL" -b "ou=$ou,dc=example,dc=com" -s base 1.1
+done
+expect_contains "the data directory is 0700" "700" stat -c %a tessera-data
+expect_contains "the generated key is 0600" "600" stat -c %a tessera-data/tls/server.key
+stop_server
+finish
