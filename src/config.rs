@@ -232,6 +232,7 @@ pub const DEFAULT_INDEX: &[&str] = &[
     "memberUid",
     "entryUUID",
     "tokenId",
+    "entryManagedBy",
 ];
 
 impl Config {

@@ -217,11 +217,7 @@ fn commit(
 }
 
 fn is_bootstrap(config: &Config, dn: &Dn) -> bool {
-    let roles = [
-        crate::ldap::access::admin_role(&config.suffix),
-        crate::ldap::access::role(&config.suffix, bootstrap::SERVICE_ACCOUNT_ADMINS),
-    ];
-    if dn == &config.suffix || roles.contains(dn) {
+    if dn == &config.suffix || bootstrap::is_built_in_role(&config.suffix, dn) {
         return true;
     }
     dn.parent().as_ref() == Some(&config.suffix)

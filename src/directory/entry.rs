@@ -112,6 +112,13 @@ impl Entry {
         out
     }
 
+    /// Only the DN of an encoded entry: membership and access checks need no more.
+    pub fn decode_dn(mut bytes: &[u8]) -> Result<Dn, DecodeError> {
+        let dn = take(&mut bytes)?;
+        let dn = std::str::from_utf8(dn).map_err(|_| DecodeError::Invalid)?;
+        Dn::parse(dn).map_err(|_| DecodeError::Invalid)
+    }
+
     pub fn decode(mut bytes: &[u8]) -> Result<Entry, DecodeError> {
         let dn = take(&mut bytes)?;
         let dn = std::str::from_utf8(dn).map_err(|_| DecodeError::Invalid)?;
@@ -167,6 +174,7 @@ mod tests {
         e.set_str("cn", "A B");
         e.push_value("jpegPhoto", vec![0, 255, 1]);
         let back = Entry::decode(&e.encode()).unwrap();
+        assert_eq!(Entry::decode_dn(&e.encode()).unwrap(), e.dn);
         assert_eq!(back.dn, e.dn);
         assert_eq!(back.attrs, e.attrs);
         assert!(back.has_class("PERSON"));

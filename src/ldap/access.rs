@@ -1,44 +1,90 @@
-//! Who the caller of an operation is right now, and what that allows.
+//! Who the caller of an operation is right now, and what its roles allow.
 //!
 //! The bound principal is re-resolved against the directory inside each operation's own
 //! transaction: a deleted entry, or a revoked or expired token, acts as anonymous, and a
-//! change to the administrators' role takes effect on the next operation. Until roles
-//! arrive, directory administrators (local LDAPI administrators and members of the
-//! `directory-admins` role) may do everything; other bound identities may read; a
-//! read-only token drops every write; anonymous access follows the config.
+//! change to a role or to a group that holds one takes effect on the next operation. The
+//! roles an identity holds (directly, or through groups, nested) are found once per
+//! operation from the `member` index; each entry is then decided against those grants.
+//!
+//! - Directory administrators (local LDAPI administrators, holders of `directory-admins`)
+//!   may do everything.
+//! - Everyone bound sees the rootDSE, the subschema and their own entry.
+//! - Other entries are visible through a role with the read right that covers them (and
+//!   the entries on the path down to its bases); an invisible entry behaves as if it did
+//!   not exist, and references to it (`member`, `memberOf`, `memberUid`) are dropped.
+//! - A read-only token keeps only the reading rights of its account.
+
+use std::borrow::Cow;
+use std::collections::HashSet;
+use std::sync::Arc;
 
 use ldap3_proto::proto::LdapResultCode;
 
 use crate::config::AnonymousAccess;
+use crate::directory::access::{Grant, Rights};
 use crate::directory::dn::{Dn, Rdn};
 use crate::directory::entry::Entry;
+use crate::directory::schema::Schema;
 use crate::ldap::result::LdapError;
 use crate::ldap::session::Principal;
-use crate::ldap::token;
+use crate::ldap::{State, token};
 use crate::store::{DirectoryRead, StoreError};
 
-#[derive(Clone, Debug, PartialEq, Eq, Default)]
+/// What policy decisions need besides the store: taken from the state per operation.
+#[derive(Clone)]
+pub struct Policy {
+    pub suffix: Dn,
+    /// Policy time, generalizedTime.
+    pub now: String,
+    pub schema: Arc<Schema>,
+    pub anonymous: AnonymousAccess,
+}
+
+impl Policy {
+    pub fn of(state: &State) -> Policy {
+        Policy {
+            suffix: state.config.suffix.clone(),
+            now: state.now(),
+            schema: state.schema.clone(),
+            anonymous: state.config.security.anonymous,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default)]
 pub struct Caller {
     dn: Option<Dn>,
     admin: bool,
     read_only: bool,
     /// The token this caller bound with, if any.
     pub token_id: Option<String>,
+    grants: Arc<Vec<Grant>>,
+    /// Normalised DNs of the groups the caller is in, nested.
+    groups: Arc<HashSet<String>>,
+    /// Normalised DNs of the accounts the caller manages (`entryManagedBy`).
+    managed: Arc<HashSet<String>>,
 }
 
 /// Attributes nobody reads through LDAP, administrators included.
 const NEVER_READABLE: &[&str] = &[token::HASH_ATTR];
 
+/// How far group nesting is followed when finding the roles an identity holds.
+const MAX_NESTING: usize = 8;
+
+/// How the caller may see one entry.
+#[derive(Debug)]
+pub enum View<'a> {
+    /// Administrators: everything.
+    All,
+    /// The caller's own entry, or one on the path to what a role sees.
+    Own,
+    /// Through these grants (each covers the entry and has the read right).
+    Grants(Vec<&'a Grant>),
+}
+
 impl Caller {
     pub fn anonymous() -> Caller {
         Caller::default()
-    }
-
-    pub fn user(dn: Dn) -> Caller {
-        Caller {
-            dn: Some(dn),
-            ..Caller::default()
-        }
     }
 
     pub fn dn(&self) -> Option<&Dn> {
@@ -57,24 +103,124 @@ impl Caller {
         self.read_only
     }
 
-    /// May this caller see entries of the directory tree (not just the rootDSE)?
-    pub fn can_read_tree(&self, anonymous: AnonymousAccess) -> bool {
-        self.dn.is_some() || anonymous == AnonymousAccess::Read
+    /// Does deciding on entries need their computed `memberOf`?
+    pub fn needs_member_of(&self) -> bool {
+        !self.admin && self.grants.iter().any(|g| g.needs_member_of)
     }
 
-    /// Writes need an administrator; anonymous callers are told to authenticate (8).
-    pub fn require_write(&self) -> Result<(), LdapError> {
+    /// The rights of `grant` for this caller: a read-only token keeps only reading.
+    fn effective(&self, rights: Rights) -> Rights {
+        if self.read_only {
+            rights.intersect(Rights::READ_ONLY)
+        } else {
+            rights
+        }
+    }
+
+    /// How the caller sees `entry`, or None when it is invisible. The entry must carry
+    /// `memberOf` when [`Caller::needs_member_of`].
+    pub fn view(&self, entry: &Entry) -> Option<View<'_>> {
+        if self.admin {
+            return Some(View::All);
+        }
+        if self.dn.as_ref() == Some(&entry.dn) || self.owns(&entry.dn) {
+            return Some(View::Own);
+        }
+        let grants: Vec<&Grant> = self
+            .grants
+            .iter()
+            .filter(|g| g.rights.contains(Rights::READ) && g.covers(entry))
+            .collect();
+        if !grants.is_empty() {
+            return Some(View::Grants(grants));
+        }
+        if self.grants.iter().any(|g| g.on_path(&entry.dn)) {
+            return Some(View::Own);
+        }
+        None
+    }
+
+    /// Entries the caller answers for: accounts it manages, and the tokens below them or
+    /// below its own entry (app passwords).
+    fn owns(&self, dn: &Dn) -> bool {
+        if self.managed.contains(dn.norm()) {
+            return true;
+        }
+        let Some(parent) = dn.parent() else {
+            return false;
+        };
+        let token = dn.rdn().is_some_and(|r| {
+            r.avas
+                .iter()
+                .any(|a| a.attr.eq_ignore_ascii_case("tokenId"))
+        });
+        token && (self.dn.as_ref() == Some(&parent) || self.managed.contains(parent.norm()))
+    }
+
+    /// Does the caller manage `account` through `entryManagedBy` (itself or a group it is
+    /// in, nested)?
+    pub fn manages(&self, account: &Dn) -> bool {
+        self.managed.contains(account.norm())
+    }
+
+    /// Is the caller in the group `dn` (nested)?
+    pub fn in_group(&self, dn: &Dn) -> bool {
+        self.groups.contains(dn.norm())
+    }
+
+    /// Does any of the caller's grants carry `right`?
+    pub fn has_right_anywhere(&self, right: Rights) -> bool {
+        self.admin
+            || self
+                .grants
+                .iter()
+                .any(|g| self.effective(g.rights).contains(right))
+    }
+
+    /// May `right` be exercised on `entry`? (Visibility is checked separately.)
+    pub fn may(&self, right: Rights, entry: &Entry) -> bool {
+        if self.admin {
+            return !self.effective(right).is_empty() || right.is_empty();
+        }
+        self.grants
+            .iter()
+            .any(|g| self.effective(g.rights).contains(right) && g.covers(entry))
+    }
+
+    /// May `right` be exercised with every one of `attrs` on `entry` (writes)?
+    pub fn may_attrs(&self, right: Rights, entry: &Entry, attrs: &[&str], schema: &Schema) -> bool {
+        if self.admin {
+            return self.may(right, entry);
+        }
+        attrs.iter().all(|name| {
+            let operational = schema.attribute(name).is_some_and(|a| a.is_operational());
+            self.grants.iter().any(|g| {
+                self.effective(g.rights).contains(right)
+                    && g.covers(entry)
+                    && g.may_write_attr(name, operational)
+            })
+        })
+    }
+
+    /// Writes need authentication (8) and then the right (50).
+    pub fn require(&self, right: Rights, entry: &Entry) -> Result<(), LdapError> {
+        self.require_bound()?;
+        if self.may(right, entry) {
+            Ok(())
+        } else {
+            Err(LdapError::insufficient_access())
+        }
+    }
+
+    /// Anonymous callers are told to authenticate (8) before any write.
+    pub fn require_bound(&self) -> Result<(), LdapError> {
         if self.dn.is_none() {
             return Err(LdapError::new(
                 LdapResultCode::StrongerAuthRequired,
                 "modifications require authentication",
             ));
         }
-        if self.admin && !self.read_only {
-            Ok(())
-        } else {
-            Err(LdapError::insufficient_access())
-        }
+        Ok(())
     }
 
     /// Any write at all (own password, own tokens) is refused to read-only tokens.
@@ -86,20 +232,167 @@ impl Caller {
         }
     }
 
-    /// May this caller read `attr`? Password hashes go to administrators only; token
-    /// hashes to nobody.
-    pub fn can_read_attr(&self, attr: &str) -> bool {
-        if NEVER_READABLE.iter().any(|a| a.eq_ignore_ascii_case(attr)) {
-            return false;
-        }
-        !attr.eq_ignore_ascii_case("userPassword") || self.admin
+    /// Remove the attributes `view` may not read, before filters see the entry, so hidden
+    /// values cannot be probed by filtering.
+    pub fn redact(&self, view: &View<'_>, entry: &mut Entry, schema: &Schema) {
+        entry.attrs.retain(|a| {
+            if NEVER_READABLE
+                .iter()
+                .any(|n| n.eq_ignore_ascii_case(&a.name))
+            {
+                return false;
+            }
+            let password = a.name.eq_ignore_ascii_case("userPassword");
+            match view {
+                View::All => true,
+                View::Own => !password,
+                View::Grants(grants) => {
+                    let operational = schema
+                        .attribute(&a.name)
+                        .is_some_and(|t| t.is_operational());
+                    !password && grants.iter().any(|g| g.may_read_attr(&a.name, operational))
+                }
+            }
+        });
     }
 
-    /// Remove what this caller may not read, before filters see the entry, so hidden
-    /// values cannot be probed by filtering.
-    pub fn redact(&self, entry: &mut Entry) {
-        entry.attrs.retain(|a| self.can_read_attr(&a.name));
+    /// Is the entry named `dn` visible? Decided from the DN alone where a grant without a
+    /// filter reaches it; otherwise the entry is read.
+    pub fn sees_dn(&self, r: &impl DirectoryRead, dn: &Dn) -> Result<bool, StoreError> {
+        if self.admin || self.dn.as_ref() == Some(dn) || self.owns(dn) {
+            return Ok(true);
+        }
+        let reading = || {
+            self.grants
+                .iter()
+                .filter(|g| g.rights.contains(Rights::READ))
+        };
+        if reading().any(|g| g.filter.is_none() && g.reaches(dn))
+            || reading().any(|g| g.on_path(dn))
+        {
+            return Ok(true);
+        }
+        if !reading().any(|g| g.reaches(dn)) {
+            return Ok(false);
+        }
+        let Some((_, mut entry)) = r.entry_by_dn(dn)? else {
+            return Ok(false);
+        };
+        self.with_member_of(r, &mut entry)?;
+        Ok(self.view(&entry).is_some())
     }
+
+    /// The entry as decisions on it need it: with `memberOf` when a grant's filter asks.
+    pub fn decidable<'e>(
+        &self,
+        r: &impl DirectoryRead,
+        entry: &'e Entry,
+    ) -> Result<Cow<'e, Entry>, StoreError> {
+        if !self.needs_member_of() || entry.get("memberOf").is_some() {
+            return Ok(Cow::Borrowed(entry));
+        }
+        let mut copy = entry.clone();
+        self.with_member_of(r, &mut copy)?;
+        Ok(Cow::Owned(copy))
+    }
+
+    /// [`Caller::require`] on a stored entry.
+    pub fn require_on(
+        &self,
+        r: &impl DirectoryRead,
+        right: Rights,
+        entry: &Entry,
+    ) -> Result<(), LdapError> {
+        let entry = self.decidable(r, entry)?;
+        self.require(right, &entry)
+    }
+
+    /// Attach `memberOf` when deciding on the entry needs it.
+    pub fn with_member_of(
+        &self,
+        r: &impl DirectoryRead,
+        entry: &mut Entry,
+    ) -> Result<(), StoreError> {
+        if self.needs_member_of() && entry.get("memberOf").is_none() {
+            let groups = crate::ldap::search::member_of(r, &entry.dn)?;
+            entry.set(
+                "memberOf",
+                groups.into_iter().map(String::into_bytes).collect(),
+            );
+        }
+        Ok(())
+    }
+
+    /// Drop references to entries the caller cannot see: `member` and `memberOf` values,
+    /// and the `memberUid` derived from `member`; `hasSubordinates` counts visible
+    /// children only.
+    pub fn prune(
+        &self,
+        r: &impl DirectoryRead,
+        id: u64,
+        entry: &mut Entry,
+    ) -> Result<(), StoreError> {
+        if self.admin {
+            return Ok(());
+        }
+        for attr in ["member", "memberOf"] {
+            let Some(values) = entry.get(attr).map(|a| a.values.clone()) else {
+                continue;
+            };
+            let mut kept = Vec::with_capacity(values.len());
+            for v in values {
+                let dn = std::str::from_utf8(&v).ok().and_then(|s| Dn::parse(s).ok());
+                if let Some(dn) = dn
+                    && self.sees_dn(r, &dn)?
+                {
+                    kept.push(v);
+                }
+            }
+            entry.set(attr, kept);
+        }
+        if entry.get("memberUid").is_some() {
+            crate::ldap::write::derive_member_uid(entry);
+        }
+        if entry.get("hasSubordinates").is_some() {
+            let mut any = false;
+            for child in r.children(id)? {
+                if let Some(dn) = r.dn_of(child)?
+                    && self.sees_dn(r, &dn)?
+                {
+                    any = true;
+                    break;
+                }
+            }
+            entry.set_str("hasSubordinates", if any { "TRUE" } else { "FALSE" });
+        }
+        Ok(())
+    }
+}
+
+/// The entry `dn` as stored, if it exists and the caller can see it.
+pub fn visible(
+    r: &impl DirectoryRead,
+    caller: &Caller,
+    dn: &Dn,
+) -> Result<Option<(u64, Entry)>, StoreError> {
+    let Some((id, entry)) = r.entry_by_dn(dn)? else {
+        return Ok(None);
+    };
+    let decided = caller.decidable(r, &entry)?;
+    let seen = caller.view(&decided).is_some();
+    drop(decided);
+    Ok(seen.then_some((id, entry)))
+}
+
+/// A role entry must define a grant that can be enforced: a bad filter, an unknown right
+/// or a scope outside the directory is refused (19), never stored.
+pub fn check_role(entry: &Entry, policy: &Policy) -> Result<(), LdapError> {
+    if !entry.has_class("tesseraRole") {
+        return Ok(());
+    }
+    Grant::from_entry(entry, &policy.schema, &policy.suffix)
+        .map(|_| ())
+        .map_err(|e| LdapError::new(LdapResultCode::ConstraintViolation, e))
 }
 
 /// The DN of the built-in administrators' role.
@@ -107,74 +400,218 @@ pub fn admin_role(suffix: &Dn) -> Dn {
     role(suffix, "directory-admins")
 }
 
-/// The DN of the built-in role `cn` under `ou=roles`.
+/// The DN of the role `cn` under `ou=roles`.
 pub fn role(suffix: &Dn, cn: &str) -> Dn {
-    suffix
-        .child(Rdn::single("ou", "roles"))
-        .child(Rdn::single("cn", cn))
+    roles_container(suffix).child(Rdn::single("cn", cn))
 }
 
-/// Does `caller` hold the built-in role `cn` (directly, as a member)? Read-only tokens
-/// hold no role that writes.
-pub fn holds_role(
-    r: &impl DirectoryRead,
-    caller: &Caller,
-    suffix: &Dn,
-    cn: &str,
-) -> Result<bool, StoreError> {
-    let Some(dn) = caller.dn().filter(|_| !caller.read_only) else {
-        return Ok(false);
-    };
-    let role = r.entry_by_dn(&role(suffix, cn))?;
-    Ok(role.is_some_and(|(_, e)| is_member(&e, dn)))
+pub fn roles_container(suffix: &Dn) -> Dn {
+    suffix.child(Rdn::single("ou", "roles"))
 }
 
-/// Resolve `principal` as of this transaction; `now` is the policy time (generalizedTime).
+/// Resolve `principal` as of this transaction.
 pub fn caller(
     r: &impl DirectoryRead,
     principal: &Principal,
-    suffix: &Dn,
-    now: &str,
+    policy: &Policy,
 ) -> Result<Caller, StoreError> {
-    match principal {
-        Principal::Anonymous => Ok(Caller::anonymous()),
-        Principal::Local { dn, admin } => Ok(Caller {
-            dn: Some(dn.clone()),
-            admin: *admin,
-            ..Caller::default()
-        }),
+    let (dn, read_only, token_id) = match principal {
+        Principal::Anonymous => return anonymous(r, policy),
+        Principal::Local { dn, admin: true } => {
+            return Ok(Caller {
+                dn: Some(dn.clone()),
+                admin: true,
+                ..Caller::default()
+            });
+        }
+        Principal::Local { dn, admin: false } => (dn.clone(), false, None),
         Principal::Entry(dn) => {
             if r.id_of(dn)?.is_none() {
                 return Ok(Caller::anonymous());
             }
-            Ok(Caller {
-                dn: Some(dn.clone()),
-                admin: is_admin(r, dn, suffix)?,
-                ..Caller::default()
-            })
+            (dn.clone(), false, None)
+        }
+        Principal::Proxied { target, read_only } => {
+            if !target.is_root() && r.id_of(target)?.is_none() {
+                return Ok(Caller::anonymous());
+            }
+            if target.is_root() {
+                return anonymous(r, policy);
+            }
+            (target.clone(), *read_only, None)
         }
         Principal::Token { account, token_id } => {
-            let Some((valid, _)) = token::find_valid(r, token_id, now)? else {
+            let Some((valid, _)) = token::find_valid(r, token_id, &policy.now)? else {
                 return Ok(Caller::anonymous());
             };
             if &valid.account != account {
                 return Ok(Caller::anonymous());
             }
-            Ok(Caller {
-                dn: Some(account.clone()),
-                admin: is_admin(r, account, suffix)?,
-                read_only: valid.read_only,
-                token_id: Some(valid.id),
-            })
+            (account.clone(), valid.read_only, Some(valid.id))
+        }
+    };
+    let held = held_roles(r, &dn, policy)?;
+    let managed = managed_by(r, &dn, &held.groups, policy)?;
+    Ok(Caller {
+        dn: Some(dn),
+        admin: held.admin,
+        read_only,
+        token_id,
+        grants: Arc::new(held.grants),
+        groups: Arc::new(held.groups),
+        managed: Arc::new(managed),
+    })
+}
+
+/// The accounts whose `entryManagedBy` names `dn` or one of its groups.
+fn managed_by(
+    r: &impl DirectoryRead,
+    dn: &Dn,
+    groups: &HashSet<String>,
+    policy: &Policy,
+) -> Result<HashSet<String>, StoreError> {
+    let mut managers: Vec<&str> = groups.iter().map(String::as_str).collect();
+    managers.push(dn.norm());
+    let mut out = HashSet::new();
+    if r.is_indexed("entryManagedBy") {
+        for m in managers {
+            for id in r
+                .lookup("entryManagedBy", m.as_bytes())?
+                .unwrap_or_default()
+            {
+                if let Some(account) = r.dn_of(id)? {
+                    out.insert(account.norm().to_string());
+                }
+            }
+        }
+        return Ok(out);
+    }
+    // Without the index: managed entries are service accounts, under ou=services.
+    let services = policy.suffix.child(Rdn::single("ou", "services"));
+    let Some(base) = r.id_of(&services)? else {
+        return Ok(out);
+    };
+    for id in r.children(base)? {
+        let Some(e) = r.entry(id)? else {
+            continue;
+        };
+        let listed = e.values("entryManagedBy").iter().any(|v| {
+            std::str::from_utf8(v)
+                .ok()
+                .and_then(|s| Dn::parse(s).ok())
+                .is_some_and(|m| managers.contains(&m.norm()))
+        });
+        if listed {
+            out.insert(e.dn.norm().to_string());
         }
     }
+    Ok(out)
 }
 
-fn is_admin(r: &impl DirectoryRead, dn: &Dn, suffix: &Dn) -> Result<bool, StoreError> {
-    let role = r.entry_by_dn(&admin_role(suffix))?;
-    Ok(role.is_some_and(|(_, e)| is_member(&e, dn)))
+/// Anonymous callers read like `directory-readers` when the config says so.
+fn anonymous(r: &impl DirectoryRead, policy: &Policy) -> Result<Caller, StoreError> {
+    if policy.anonymous != AnonymousAccess::Read {
+        return Ok(Caller::anonymous());
+    }
+    let readers = role(&policy.suffix, "directory-readers");
+    let Some((_, entry)) = r.entry_by_dn(&readers)? else {
+        return Ok(Caller::anonymous());
+    };
+    let grants = match Grant::from_entry(&entry, &policy.schema, &policy.suffix) {
+        Ok(mut g) => {
+            g.rights = g.rights.intersect(Rights::READ.union(Rights::COMPARE));
+            vec![g]
+        }
+        Err(_) => Vec::new(),
+    };
+    Ok(Caller {
+        grants: Arc::new(grants),
+        ..Caller::anonymous()
+    })
 }
 
+pub struct Held {
+    pub admin: bool,
+    pub grants: Vec<Grant>,
+    /// The roles, by DN.
+    pub roles: Vec<Dn>,
+    /// Normalised DNs of the groups on the way, nested.
+    pub groups: HashSet<String>,
+}
+
+/// The roles `dn` holds: listed as a `member` of the role, or of a group that is
+/// (nested up to [`MAX_NESTING`]).
+pub fn held_roles(r: &impl DirectoryRead, dn: &Dn, policy: &Policy) -> Result<Held, StoreError> {
+    let roles_base = roles_container(&policy.suffix);
+    let admins = admin_role(&policy.suffix);
+    let mut held = Held {
+        admin: false,
+        grants: Vec::new(),
+        roles: Vec::new(),
+        groups: HashSet::new(),
+    };
+    let mut seen: HashSet<String> = HashSet::from([dn.norm().to_string()]);
+    let mut frontier = vec![dn.clone()];
+    for _ in 0..MAX_NESTING {
+        let mut next = Vec::new();
+        for member in &frontier {
+            for id in containing(r, member)? {
+                let Some(container) = r.dn_of(id)? else {
+                    continue;
+                };
+                if !seen.insert(container.norm().to_string()) {
+                    continue;
+                }
+                if container.parent().as_ref() != Some(&roles_base) {
+                    held.groups.insert(container.norm().to_string());
+                    next.push(container);
+                    continue;
+                }
+                let Some(entry) = r.entry(id)? else {
+                    continue;
+                };
+                if !entry.has_class("tesseraRole") {
+                    continue;
+                }
+                held.roles.push(container.clone());
+                if container == admins {
+                    held.admin = true;
+                    continue;
+                }
+                match Grant::from_entry(&entry, &policy.schema, &policy.suffix) {
+                    Ok(g) => held.grants.push(g),
+                    // Refused on write; one stored before a schema change grants nothing.
+                    Err(e) => {
+                        tracing::warn!(role = %container, error = %e, "ignoring invalid role")
+                    }
+                }
+            }
+        }
+        if next.is_empty() {
+            break;
+        }
+        frontier = next;
+    }
+    Ok(held)
+}
+
+/// Ids of the entries listing `dn` as a `member`: from the index, or by a scan when the
+/// index is not configured.
+fn containing(r: &impl DirectoryRead, dn: &Dn) -> Result<Vec<u64>, StoreError> {
+    if let Some(ids) = r.lookup("member", dn.norm().as_bytes())? {
+        return Ok(ids.into_iter().collect());
+    }
+    let mut out = Vec::new();
+    r.for_each_entry(|id, e| {
+        if is_member(&e, dn) {
+            out.push(id);
+        }
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// Is `dn` a direct `member` of `group`?
 pub fn is_member(group: &Entry, dn: &Dn) -> bool {
     group
         .values("member")
@@ -182,4 +619,9 @@ pub fn is_member(group: &Entry, dn: &Dn) -> bool {
         .filter_map(|v| std::str::from_utf8(v).ok())
         .filter_map(|v| Dn::parse(v).ok())
         .any(|m| &m == dn)
+}
+
+/// Does `dn` hold the administrators' role (directly or through groups)?
+pub fn is_admin(r: &impl DirectoryRead, dn: &Dn, policy: &Policy) -> Result<bool, StoreError> {
+    Ok(held_roles(r, dn, policy)?.admin)
 }

@@ -3,13 +3,12 @@
 
 use ldap3_proto::proto::LdapAddRequest;
 
-use crate::directory::dn::{Dn, Rdn};
+use crate::directory::access::Rights;
+use crate::directory::dn::Dn;
 use crate::directory::entry::Entry;
 use crate::ldap::OpContext;
 use crate::ldap::access;
-use crate::ldap::bootstrap::SERVICE_ACCOUNT_ADMINS;
 use crate::ldap::result::LdapError;
-use crate::ldap::token;
 use crate::ldap::write::{self, check_entry, check_user_modifiable};
 use crate::store::{DirectoryRead, StoreError};
 
@@ -44,20 +43,15 @@ pub async fn add(ctx: &OpContext, req: &LdapAddRequest) -> Result<(), LdapError>
     write::expand_classes(&state.schema, &mut entry);
     let schema = state.schema.clone();
     let posix = state.config.posix.clone();
+    let policy = access::Policy::of(state);
     let principal = ctx.session.principal.clone();
-    let now = ctx.state.now();
     state
         .store
         .write(move |w| {
-            let caller = access::caller(w, &principal, &suffix, &now)?;
-            // service-account-admins create service accounts, and only where they live.
-            let services = suffix.child(Rdn::single("ou", "services"));
-            let delegated = entry.has_class(token::SERVICE_CLASS)
-                && dn.parent().as_ref() == Some(&services)
-                && access::holds_role(w, &caller, &suffix, SERVICE_ACCOUNT_ADMINS)?;
-            if !delegated {
-                caller.require_write()?;
-            }
+            let caller = access::caller(w, &principal, &policy)?;
+            // The right is checked before existence, so only those who may add learn
+            // what is there.
+            caller.require_on(w, Rights::ADD, &entry)?;
             if !dn.is_within(&suffix) {
                 return Err(LdapError::no_such_object(String::new()));
             }
@@ -75,6 +69,7 @@ pub async fn add(ctx: &OpContext, req: &LdapAddRequest) -> Result<(), LdapError>
             let actor = caller.dn().map(ToString::to_string).unwrap_or_default();
             write::stamp_new(&schema, &mut entry, &actor, &write::now_generalized());
             write::check_service_account(&entry)?;
+            access::check_role(&entry, &policy)?;
             check_entry(&schema, &entry)?;
             if dn == suffix {
                 w.add_suffix(&entry)?;

@@ -1,16 +1,124 @@
 //! The entries every directory starts with: the suffix, `ou=people`, `ou=groups`,
-//! `ou=services`, `ou=roles`, and the `directory-admins` role. Created when missing, so a
+//! `ou=services`, `ou=roles`, and the built-in roles. Created when missing, so a
 //! first start and every later start converge on the same tree.
 
 use crate::directory::dn::{Dn, Rdn};
 use crate::directory::entry::Entry;
 use crate::directory::schema::Schema;
-use crate::ldap::access::{admin_role, role};
+use crate::ldap::access::role;
 use crate::ldap::write;
 use crate::store::{DirectoryRead, Store, StoreError};
 
 pub const CONTAINERS: &[&str] = &["people", "groups", "services", "roles"];
-pub const SERVICE_ACCOUNT_ADMINS: &str = "service-account-admins";
+
+/// A built-in role: name, description, the containers it reaches (subtrees), rights, and
+/// the attributes it reads (none listed: all).
+struct RoleDef {
+    cn: &'static str,
+    description: &'static str,
+    bases: &'static [&'static str],
+    rights: &'static [&'static str],
+    read_allow: &'static [&'static str],
+}
+
+const WRITE_ALL: &[&str] = &[
+    "read",
+    "compare",
+    "write",
+    "add",
+    "delete",
+    "rename",
+    "manage-tokens",
+];
+
+/// What every directory starts with; admins may change them like any other role.
+const BUILT_IN_ROLES: &[RoleDef] = &[
+    RoleDef {
+        cn: "directory-admins",
+        description: "Directory administrators: every right on every entry",
+        bases: &[],
+        rights: &[],
+        read_allow: &[],
+    },
+    RoleDef {
+        cn: "people-admins",
+        description: "Manage people and groups, and reset their passwords",
+        bases: &["people", "groups"],
+        rights: &[
+            "read",
+            "compare",
+            "write",
+            "add",
+            "delete",
+            "rename",
+            "manage-tokens",
+            "reset-password",
+        ],
+        read_allow: &[],
+    },
+    RoleDef {
+        cn: "service-account-admins",
+        description: "Manage service accounts and their tokens",
+        bases: &["services"],
+        rights: WRITE_ALL,
+        read_allow: &[],
+    },
+    RoleDef {
+        cn: "directory-readers",
+        description: "Read people and groups: what SSSD, nslcd and NAS bind accounts need",
+        bases: &["people", "groups"],
+        rights: &["read", "compare"],
+        read_allow: &[
+            "*",
+            "memberOf",
+            "entryUUID",
+            "entryDN",
+            "createTimestamp",
+            "modifyTimestamp",
+            "hasSubordinates",
+            "structuralObjectClass",
+            "subschemaSubentry",
+        ],
+    },
+    RoleDef {
+        cn: "directory-sync",
+        description: "Read people and groups with every operational attribute, for sync tools",
+        bases: &["people", "groups"],
+        rights: &["read", "compare"],
+        read_allow: &["*", "+"],
+    },
+];
+
+pub fn is_built_in_role(suffix: &Dn, dn: &Dn) -> bool {
+    BUILT_IN_ROLES.iter().any(|d| &role(suffix, d.cn) == dn)
+}
+
+fn built_in(suffix: &Dn, def: &RoleDef) -> Entry {
+    let mut e = Entry::new(role(suffix, def.cn));
+    e.set(
+        "objectClass",
+        vec![b"top".to_vec(), b"tesseraRole".to_vec()],
+    );
+    e.set_str("cn", def.cn);
+    e.set_str("description", def.description);
+    let bytes = |values: &[&str]| values.iter().map(|v| v.as_bytes().to_vec()).collect();
+    let bases: Vec<Vec<u8>> = def
+        .bases
+        .iter()
+        .map(|ou| suffix.child(Rdn::single("ou", ou)).to_string().into_bytes())
+        .collect();
+    if !bases.is_empty() {
+        e.set("roleScopeBase", bases);
+        e.set_str("roleScopeLevel", "sub");
+    }
+    if !def.rights.is_empty() {
+        e.set("roleRight", bytes(def.rights));
+    }
+    if !def.read_allow.is_empty() {
+        e.set("roleReadAllow", bytes(def.read_allow));
+    }
+    e
+}
 
 pub fn bootstrap(store: &Store, schema: &Schema, suffix: &Dn) -> Result<usize, StoreError> {
     let mut wanted = vec![suffix_entry(suffix)];
@@ -23,28 +131,9 @@ pub fn bootstrap(store: &Store, schema: &Schema, suffix: &Dn) -> Result<usize, S
         e.set_str("ou", ou);
         wanted.push(e);
     }
-    let mut admins = Entry::new(admin_role(suffix));
-    admins.set(
-        "objectClass",
-        vec![b"top".to_vec(), b"tesseraRole".to_vec()],
-    );
-    admins.set_str("cn", "directory-admins");
-    admins.set_str(
-        "description",
-        "Directory administrators: every right on every entry",
-    );
-    wanted.push(admins);
-    let mut sa_admins = Entry::new(role(suffix, SERVICE_ACCOUNT_ADMINS));
-    sa_admins.set(
-        "objectClass",
-        vec![b"top".to_vec(), b"tesseraRole".to_vec()],
-    );
-    sa_admins.set_str("cn", SERVICE_ACCOUNT_ADMINS);
-    sa_admins.set_str(
-        "description",
-        "May create service accounts; their managers (entryManagedBy) manage their tokens",
-    );
-    wanted.push(sa_admins);
+    for def in BUILT_IN_ROLES {
+        wanted.push(built_in(suffix, def));
+    }
 
     store.write_blocking(|w| {
         let mut created = 0;

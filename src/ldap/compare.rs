@@ -3,6 +3,7 @@
 
 use ldap3_proto::proto::{LdapCompareRequest, LdapResult, LdapResultCode};
 
+use crate::directory::access::Rights;
 use crate::directory::dn::Dn;
 use crate::directory::filter::normalize;
 use crate::ldap::OpContext;
@@ -23,24 +24,28 @@ pub async fn compare(ctx: &OpContext, req: &LdapCompareRequest) -> Result<LdapRe
             format!("{name}: assertion value invalid per syntax"),
         ));
     };
-    let suffix = state.config.suffix.clone();
-    let anonymous = state.config.security.anonymous;
+    let policy = access::Policy::of(state);
     let principal = ctx.session.principal.clone();
-    let now = ctx.state.now();
     state
         .store
         .read(move |r| {
-            let caller = access::caller(r, &principal, &suffix, &now)?;
-            if !caller.can_read_tree(anonymous) {
-                return Err(LdapError::no_such_object(String::new()));
-            }
+            let caller = access::caller(r, &principal, &policy)?;
             let Some((id, mut entry)) = r.entry_by_dn(&dn)? else {
                 return Err(LdapError::no_such_object(String::new()));
             };
-            if !caller.can_read_attr(&name) {
+            add_computed(r, id, &mut entry, |n| n.eq_ignore_ascii_case(&name))?;
+            caller.with_member_of(r, &mut entry)?;
+            // Invisible entries do not exist for the caller; an unreadable attribute is
+            // absent, as it is from searches.
+            let Some(view) = caller.view(&entry) else {
+                return Err(LdapError::no_such_object(String::new()));
+            };
+            let own = caller.dn() == Some(&entry.dn);
+            if !own && !caller.may(Rights::COMPARE, &entry) {
                 return Err(LdapError::insufficient_access());
             }
-            add_computed(r, id, &mut entry, |n| n.eq_ignore_ascii_case(&name))?;
+            caller.redact(&view, &mut entry, &policy.schema);
+            caller.prune(r, id, &mut entry)?;
             let values = entry.values(&name);
             if values.is_empty() {
                 return Err(LdapError::new(

@@ -2,6 +2,7 @@
 
 use ldap3_proto::proto::LdapResultCode;
 
+use crate::directory::access::Rights;
 use crate::directory::dn::Dn;
 use crate::ldap::OpContext;
 use crate::ldap::result::LdapError;
@@ -11,15 +12,14 @@ use crate::store::DirectoryRead;
 pub async fn delete(ctx: &OpContext, dn: &str) -> Result<(), LdapError> {
     let state = &ctx.state;
     let dn = Dn::parse(dn)?;
-    let suffix = state.config.suffix.clone();
+    let policy = access::Policy::of(state);
     let principal = ctx.session.principal.clone();
-    let now = ctx.state.now();
     state
         .store
         .write(move |w| {
-            let caller = access::caller(w, &principal, &suffix, &now)?;
-            let Some((id, entry)) = w.entry_by_dn(&dn)? else {
-                caller.require_write()?;
+            let caller = access::caller(w, &principal, &policy)?;
+            caller.require_bound()?;
+            let Some((id, entry)) = access::visible(w, &caller, &dn)? else {
                 return Err(LdapError::missing(w, &dn));
             };
             // Revoking a token: its account's managers may, as well as administrators.
@@ -31,7 +31,7 @@ pub async fn delete(ctx: &OpContext, dn: &str) -> Result<(), LdapError> {
                 None => false,
             };
             if !revoke {
-                caller.require_write()?;
+                caller.require_on(w, Rights::DELETE, &entry)?;
             }
             if w.has_children(id)? {
                 return Err(LdapError::new(

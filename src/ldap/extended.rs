@@ -6,6 +6,7 @@ use ldap3_proto::proto::{
     OID_PASSWORD_MODIFY, OID_WHOAMI,
 };
 
+use crate::directory::access::Rights;
 use crate::directory::dn::Dn;
 use crate::identity::password::{self, StoredPassword};
 use crate::ldap::access::{self, Caller};
@@ -64,11 +65,10 @@ pub async fn extended(ctx: &OpContext, req: &LdapExtendedRequest) {
 
 async fn current_caller(ctx: &OpContext) -> Result<Caller, LdapError> {
     let principal = ctx.session.principal.clone();
-    let suffix = ctx.state.config.suffix.clone();
-    let now = ctx.state.now();
+    let policy = access::Policy::of(&ctx.state);
     ctx.state
         .store
-        .read(move |r| Ok::<_, LdapError>(access::caller(r, &principal, &suffix, &now)?))
+        .read(move |r| Ok::<_, LdapError>(access::caller(r, &principal, &policy)?))
         .await
 }
 
@@ -112,7 +112,15 @@ async fn password_modify(
         Some(id) => Dn::parse(id.strip_prefix("dn:").unwrap_or(id))?,
         None => caller_dn.clone(),
     };
-    if target != caller_dn && !caller.is_admin() {
+    // Checked before the old password is verified, so this is no oracle for others'.
+    let allowed = {
+        let (caller, target) = (caller.clone(), target.clone());
+        state
+            .store
+            .read(move |r| Ok::<_, LdapError>(may_set_password(r, &caller, &target)?))
+            .await?
+    };
+    if !allowed {
         return Err(LdapError::insufficient_access());
     }
     let (new_password, generated) = match parsed.new_password {
@@ -123,8 +131,7 @@ async fn password_modify(
     let hashed = write::hash_one(state, new_password.as_bytes().to_vec()).await?;
 
     let principal = ctx.session.principal.clone();
-    let now = ctx.state.now();
-    let suffix = state.config.suffix.clone();
+    let policy = access::Policy::of(state);
     let hashers = state.hashers.clone();
     let schema = state.schema.clone();
     // Verify the old password (argon2) under the hasher cap, before the write.
@@ -161,8 +168,8 @@ async fn password_modify(
     state
         .store
         .write(move |w| {
-            let caller = access::caller(w, &principal, &suffix, &now)?;
-            if caller.dn() != Some(&target) && !caller.is_admin() {
+            let caller = access::caller(w, &principal, &policy)?;
+            if caller.is_read_only() || !may_set_password(w, &caller, &target)? {
                 return Err(LdapError::insufficient_access());
             }
             let Some((id, old)) = w.entry_by_dn(&target)? else {
@@ -183,6 +190,22 @@ async fn password_modify(
         })
         .await?;
     Ok(generated.then(|| gen_passwd_value(&new_password)))
+}
+
+/// Everyone may set their own password; others' takes the reset-password right over them.
+fn may_set_password(
+    r: &impl DirectoryRead,
+    caller: &Caller,
+    target: &Dn,
+) -> Result<bool, crate::store::StoreError> {
+    if caller.dn() == Some(target) || caller.is_admin() {
+        return Ok(true);
+    }
+    let Some((_, entry)) = access::visible(r, caller, target)? else {
+        return Ok(false);
+    };
+    let entry = caller.decidable(r, &entry)?;
+    Ok(caller.may(Rights::RESET_PASSWORD, &entry))
 }
 
 /// `PasswdModifyResponseValue ::= SEQUENCE { genPasswd [0] OCTET STRING OPTIONAL }`

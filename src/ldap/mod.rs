@@ -16,6 +16,7 @@ pub mod delete;
 pub mod extended;
 pub mod modify;
 pub mod modify_dn;
+pub mod proxied;
 pub mod result;
 pub mod root_dse;
 pub mod search;
@@ -92,7 +93,11 @@ impl OpContext {
 }
 
 /// Run one operation that does not change the connection, and send its response.
-pub async fn dispatch(ctx: OpContext, op: LdapOp) {
+pub async fn dispatch(mut ctx: OpContext, op: LdapOp) {
+    if let Err(e) = proxied::apply(&mut ctx).await {
+        reply(&ctx, &op, Err(e), Vec::new()).await;
+        return;
+    }
     if let Some(oid) = unsupported_critical(&ctx.controls) {
         let err = LdapError::new(
             ldap3_proto::proto::LdapResultCode::UnavailableCriticalExtension,
@@ -136,6 +141,8 @@ pub const SUPPORTED_CONTROLS: &[&str] = &[
     "1.2.840.113556.1.4.319",
     // RFC 3296 ManageDsaIT: there are no referrals, so honouring it is a no-op
     "2.16.840.1.113730.3.4.2",
+    // RFC 4370 proxied authorization
+    proxied::OID_PROXIED_AUTHZ,
 ];
 
 fn unsupported_critical(controls: &[LdapControl]) -> Option<String> {

@@ -3,6 +3,7 @@
 
 use ldap3_proto::proto::{LdapModifyRequest, LdapModifyType, LdapResultCode};
 
+use crate::directory::access::Rights;
 use crate::directory::dn::Dn;
 use crate::directory::entry::Entry;
 use crate::directory::filter::normalize;
@@ -47,18 +48,23 @@ pub async fn modify(ctx: &OpContext, req: &LdapModifyRequest) -> Result<(), Ldap
     }
     let schema = state.schema.clone();
     let posix = state.config.posix.clone();
+    let policy = access::Policy::of(state);
     let principal = ctx.session.principal.clone();
-    let now = ctx.state.now();
     state
         .store
         .write(move |w| {
-            let caller = access::caller(w, &principal, &suffix, &now)?;
-            let Some((id, old)) = w.entry_by_dn(&dn)? else {
-                caller.require_write()?;
+            let caller = access::caller(w, &principal, &policy)?;
+            caller.require_bound()?;
+            let Some((id, old)) = access::visible(w, &caller, &dn)? else {
                 return Err(LdapError::missing(w, &dn));
             };
-            if !managed_update(w, &caller, &old, &changes, &suffix)? {
-                caller.require_write()?;
+            if !managed_update(w, &caller, &old, &changes, &policy)? {
+                let names: Vec<&str> = changes.iter().map(|c| c.name.as_str()).collect();
+                let decided = caller.decidable(w, &old)?;
+                if !caller.may_attrs(Rights::WRITE, &decided, &names, &schema) {
+                    return Err(LdapError::insufficient_access());
+                }
+                privileged(w, &caller, &old, &names, &policy)?;
             }
             let mut entry = old.clone();
             for change in &changes {
@@ -77,6 +83,7 @@ pub async fn modify(ctx: &OpContext, req: &LdapModifyRequest) -> Result<(), Ldap
             let actor = caller.dn().map(ToString::to_string).unwrap_or_default();
             write::stamp_modified(&mut entry, &actor, &write::now_generalized());
             write::check_service_account(&entry)?;
+            access::check_role(&entry, &policy)?;
             check_entry(&schema, &entry)?;
             w.replace(id, &old, &entry)?;
             tracing::info!(dn = %entry.dn, actor = %actor, "entry modified");
@@ -92,7 +99,7 @@ fn managed_update(
     caller: &access::Caller,
     entry: &Entry,
     changes: &[Change],
-    suffix: &Dn,
+    policy: &access::Policy,
 ) -> Result<bool, crate::store::StoreError> {
     if caller.is_admin() || !entry.has_class(token::SERVICE_CLASS) {
         return Ok(false);
@@ -103,13 +110,27 @@ fn managed_update(
     let redelegates = changes
         .iter()
         .any(|c| c.name.eq_ignore_ascii_case("entryManagedBy"));
-    if redelegates {
-        let role = r.entry_by_dn(&access::admin_role(suffix))?;
-        if role.is_some_and(|(_, g)| access::is_member(&g, &entry.dn)) {
-            return Ok(false);
-        }
+    Ok(!(redelegates && access::is_admin(r, &entry.dn, policy)?))
+}
+
+/// What only administrators change, whatever roles say: who manages an account that is
+/// a directory administrator, and the members of a group that makes its members
+/// administrators.
+fn privileged(
+    r: &impl DirectoryRead,
+    caller: &access::Caller,
+    entry: &Entry,
+    names: &[&str],
+    policy: &access::Policy,
+) -> Result<(), LdapError> {
+    if caller.is_admin() {
+        return Ok(());
     }
-    Ok(true)
+    let touches = |attr: &str| names.iter().any(|n| n.eq_ignore_ascii_case(attr));
+    if (touches("entryManagedBy") || touches("member")) && access::is_admin(r, &entry.dn, policy)? {
+        return Err(LdapError::insufficient_access());
+    }
+    Ok(())
 }
 
 fn apply(schema: &Schema, entry: &mut Entry, change: &Change) -> Result<(), LdapError> {

@@ -2,6 +2,7 @@
 
 use ldap3_proto::proto::{LdapModifyDNRequest, LdapResultCode};
 
+use crate::directory::access::Rights;
 use crate::directory::dn::{Dn, Rdn};
 use crate::directory::filter::normalize;
 use crate::ldap::OpContext;
@@ -21,16 +22,17 @@ pub async fn modify_dn(ctx: &OpContext, req: &LdapModifyDNRequest) -> Result<(),
     let delete_old = req.deleteoldrdn;
     let suffix = state.config.suffix.clone();
     let schema = state.schema.clone();
+    let policy = access::Policy::of(state);
     let principal = ctx.session.principal.clone();
-    let now = ctx.state.now();
     state
         .store
         .write(move |w| {
-            let caller = access::caller(w, &principal, &suffix, &now)?;
-            caller.require_write()?;
-            let Some((id, old)) = w.entry_by_dn(&dn)? else {
+            let caller = access::caller(w, &principal, &policy)?;
+            caller.require_bound()?;
+            let Some((id, old)) = access::visible(w, &caller, &dn)? else {
                 return Err(LdapError::missing(w, &dn));
             };
+            caller.require_on(w, Rights::RENAME, &old)?;
             if dn == suffix {
                 return Err(LdapError::unwilling("the suffix entry cannot be renamed"));
             }
@@ -58,6 +60,8 @@ pub async fn modify_dn(ctx: &OpContext, req: &LdapModifyDNRequest) -> Result<(),
             }
             let mut entry = old.clone();
             entry.dn = new_dn.clone();
+            // The new name must be within the caller's reach too.
+            caller.require_on(w, Rights::RENAME, &entry)?;
             if let Some(old_rdn) = dn.rdn().filter(|_| delete_old) {
                 for ava in &old_rdn.avas {
                     let name = write::attr_name(&schema, &ava.attr)?;

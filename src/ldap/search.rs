@@ -102,9 +102,8 @@ async fn run(ctx: &OpContext, req: &LdapSearchRequest) -> Outcome {
     }
 
     let principal = ctx.session.principal.clone();
-    let now = ctx.state.now();
+    let policy = access::Policy::of(state);
     let suffix = state.config.suffix.clone();
-    let anonymous = state.config.security.anonymous;
     let server_size = state.config.limits.size_limit;
     let server_time = state.config.limits.time_limit;
     let scope = req.scope.clone();
@@ -120,7 +119,7 @@ async fn run(ctx: &OpContext, req: &LdapSearchRequest) -> Outcome {
     let scan = state
         .store
         .read(move |r| {
-            let caller = access::caller(r, &principal, &suffix, &now)?;
+            let caller = access::caller(r, &principal, &policy)?;
             // Limits: administrators get only what they ask for.
             let (size_limit, time_limit) =
                 effective_limits(&caller, client_size, client_time, server_size, server_time);
@@ -131,12 +130,16 @@ async fn run(ctx: &OpContext, req: &LdapSearchRequest) -> Outcome {
                 size_limit
             };
             let deadline = time_limit.map(|t| started + t);
-            if !caller.can_read_tree(anonymous) || !base.is_within(&suffix) {
+            if !base.is_within(&suffix) {
                 return Err(ScanError::Ldap(LdapError::no_such_object(String::new())));
             }
             let Some(base_id) = r.id_of(&base)? else {
                 return Err(ScanError::Ldap(LdapError::missing(r, &base)));
             };
+            // A base the caller cannot see does not exist for it.
+            if access::visible(r, &caller, &base)?.is_none() {
+                return Err(ScanError::Ldap(LdapError::no_such_object(String::new())));
+            }
             let ids = candidates(r, &filter, &scope, base_id)?;
             let mut needed = Vec::new();
             filter.attributes(&mut needed);
@@ -161,12 +164,20 @@ async fn run(ctx: &OpContext, req: &LdapSearchRequest) -> Outcome {
                 if !in_scope(&entry.dn, &base, &scope) {
                     continue;
                 }
-                caller.redact(&mut entry);
+                // Everything the filter or the result needs, computed once; then what the
+                // caller may not see goes, before the filter looks.
                 add_computed(r, id, &mut entry, |name| {
-                    needed
-                        .iter()
-                        .any(|n| n.eq_ignore_ascii_case(name) || n == "*")
+                    selection.wants(name, &schema)
+                        || needed
+                            .iter()
+                            .any(|n| n.eq_ignore_ascii_case(name) || n == "*")
                 })?;
+                caller.with_member_of(r, &mut entry)?;
+                let Some(view) = caller.view(&entry) else {
+                    continue;
+                };
+                caller.redact(&view, &mut entry, &schema);
+                caller.prune(r, id, &mut entry)?;
                 if filter.matches(&entry) != Truth::True {
                     continue;
                 }
@@ -181,8 +192,7 @@ async fn run(ctx: &OpContext, req: &LdapSearchRequest) -> Outcome {
                         "size limit exceeded",
                     )));
                 }
-                add_computed(r, id, &mut entry, |name| selection.wants(name, &schema))?;
-                let result = project(&entry, &selection, &caller, &schema);
+                let result = project(&entry, &selection, &schema);
                 let msg = LdapMsg {
                     msgid,
                     op: LdapOp::SearchResultEntry(result),
@@ -297,11 +307,7 @@ async fn special_search(
         return Ok(Some((success(), ctrl)));
     }
     if filter.matches(&entry) == Truth::True {
-        let caller = match &ctx.session.principal {
-            crate::ldap::session::Principal::Anonymous => Caller::anonymous(),
-            p => Caller::user(p.dn().cloned().unwrap_or_else(Dn::root)),
-        };
-        let result = project(&entry, selection, &caller, &ctx.state.schema);
+        let result = project(&entry, selection, &ctx.state.schema);
         if !ctx
             .send(LdapOp::SearchResultEntry(result), Vec::new())
             .await
@@ -436,8 +442,8 @@ pub fn member_of(r: &impl DirectoryRead, dn: &Dn) -> Result<Vec<String>, StoreEr
     };
     let mut out = Vec::new();
     for id in ids {
-        if let Some(group) = r.entry(id)? {
-            out.push(group.dn.to_string());
+        if let Some(group) = r.dn_of(id)? {
+            out.push(group.to_string());
         }
     }
     Ok(out)
@@ -497,16 +503,12 @@ impl Selection {
     }
 }
 
-pub fn project(
-    entry: &Entry,
-    sel: &Selection,
-    caller: &Caller,
-    schema: &Schema,
-) -> LdapSearchResultEntry {
+/// The entry as the result shows it: already redacted for the caller.
+pub fn project(entry: &Entry, sel: &Selection, schema: &Schema) -> LdapSearchResultEntry {
     let attributes = entry
         .attrs
         .iter()
-        .filter(|a| sel.wants(&a.name, schema) && caller.can_read_attr(&a.name))
+        .filter(|a| sel.wants(&a.name, schema))
         .map(|a| LdapPartialAttribute {
             atype: a.name.clone(),
             vals: if sel.types_only {

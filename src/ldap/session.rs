@@ -26,6 +26,12 @@ pub enum Principal {
         account: Dn,
         token_id: String,
     },
+    /// For one operation, another identity (proxied authorization, RFC 4370) with exactly
+    /// its rights; the root DN stands for anonymous. A read-only token stays read-only.
+    Proxied {
+        target: Dn,
+        read_only: bool,
+    },
 }
 
 impl Principal {
@@ -34,6 +40,7 @@ impl Principal {
             Principal::Anonymous => None,
             Principal::Local { dn, .. } | Principal::Entry(dn) => Some(dn),
             Principal::Token { account, .. } => Some(account),
+            Principal::Proxied { target, .. } => (!target.is_root()).then_some(target),
         }
     }
 }

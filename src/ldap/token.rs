@@ -8,6 +8,7 @@
 
 use ldap3_proto::proto::LdapResultCode;
 
+use crate::directory::access::Rights;
 use crate::directory::dn::{Dn, Rdn};
 use crate::directory::entry::Entry;
 use crate::directory::matching::MatchingRule;
@@ -341,8 +342,9 @@ pub const OID_ROTATE: &str = "2.25.235497813471364094925541187040296631981.4.2";
 const DEFAULT_OVERLAP: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
 /// May `caller` manage the tokens of `account`? Administrators may; so may the account's
-/// manager (`entryManagedBy`: that entry, or a member of that group), and a person for
-/// their own app passwords. Never with a read-only token.
+/// manager (`entryManagedBy`: that entry, or a member of that group), holders of the
+/// manage-tokens right over it, and a person for their own app passwords. Never with a
+/// read-only token.
 pub fn may_manage(
     r: &impl DirectoryRead,
     caller: &crate::ldap::access::Caller,
@@ -354,25 +356,12 @@ pub fn may_manage(
     let Some(me) = caller.dn() else {
         return Ok(false);
     };
-    if caller.is_admin() || &account.dn == me && !account.has_class(SERVICE_CLASS) {
+    let own_app_passwords = &account.dn == me && !account.has_class(SERVICE_CLASS);
+    if caller.is_admin() || own_app_passwords || caller.manages(&account.dn) {
         return Ok(true);
     }
-    for manager in account.values("entryManagedBy") {
-        let Some(manager) = std::str::from_utf8(manager)
-            .ok()
-            .and_then(|m| Dn::parse(m).ok())
-        else {
-            continue;
-        };
-        if &manager == me {
-            return Ok(true);
-        }
-        let group = r.entry_by_dn(&manager)?;
-        if group.is_some_and(|(_, g)| crate::ldap::access::is_member(&g, me)) {
-            return Ok(true);
-        }
-    }
-    Ok(false)
+    let account = caller.decidable(r, account)?;
+    Ok(caller.may(Rights::MANAGE_TOKENS, &account))
 }
 
 pub fn parse_generate(value: &[u8]) -> Option<Request> {
@@ -436,11 +425,11 @@ pub async fn generate(
     }
     let principal = principal.clone();
     let st = state.clone();
-    let now = state.now();
+    let policy = crate::ldap::access::Policy::of(state);
     state
         .store
         .write(move |w| {
-            let caller = crate::ldap::access::caller(w, &principal, &st.config.suffix, &now)?;
+            let caller = crate::ldap::access::caller(w, &principal, &policy)?;
             let Some((_, account)) = w.entry_by_dn(&req.account)? else {
                 return Err(LdapError::no_such_object(String::new()));
             };
@@ -494,11 +483,11 @@ pub async fn rotate(
     };
     let principal = principal.clone();
     let st = state.clone();
-    let now = state.now();
+    let policy = crate::ldap::access::Policy::of(state);
     state
         .store
         .write(move |w| {
-            let caller = crate::ldap::access::caller(w, &principal, &st.config.suffix, &now)?;
+            let caller = crate::ldap::access::caller(w, &principal, &policy)?;
             let Some((_, account)) = w.entry_by_dn(&account_dn)? else {
                 return Err(LdapError::no_such_object(String::new()));
             };

@@ -253,6 +253,16 @@ pub trait DirectoryRead {
             .map_err(|e| StoreError::Corrupt(format!("entry {id}: {e}")))
     }
 
+    /// The DN of entry `id`, without decoding the rest of it.
+    fn dn_of(&self, id: u64) -> Result<Option<Dn>, StoreError> {
+        let Some(raw) = self.entries().get(id)? else {
+            return Ok(None);
+        };
+        Entry::decode_dn(raw.value())
+            .map(Some)
+            .map_err(|e| StoreError::Corrupt(format!("entry {id}: {e}")))
+    }
+
     fn entry_by_dn(&self, dn: &Dn) -> Result<Option<(u64, Entry)>, StoreError> {
         let Some(id) = self.id_of(dn)? else {
             return Ok(None);

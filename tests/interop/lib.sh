@@ -83,6 +83,12 @@ expect_rc() {
     if [ "$rc" = "$want" ]; then pass "$name"; else fail "$name: exit $rc, wanted $want: $(cat "$WORK/last.out")"; fi
 }
 
+# grant ROLE DN: make DN a holder of the role cn=ROLE,ou=roles (as the local administrator).
+grant() {
+    printf 'dn: cn=%s,ou=roles,dc=example,dc=com\nchangetype: modify\nadd: member\nmember: %s\n' "$1" "$2" |
+        ldapmodify -Y EXTERNAL -Q -H "$LDAPI" >/dev/null
+}
+
 finish() {
     echo "$PASSES passed, $FAILURES failed"
     [ "$FAILURES" = 0 ]

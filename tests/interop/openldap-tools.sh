@@ -47,6 +47,11 @@ LDIF
 expect_rc "ldapadd over LDAPI" 0 ldapadd "${ADMIN[@]}" -f "$WORK/seed.ldif"
 expect_rc "ldapadd of an existing entry is 68" 68 ldapadd "${ADMIN[@]}" -f "$WORK/seed.ldif"
 ALICE="uid=alice,ou=people,dc=example,dc=com"
+expect_rc "without a role, a person does not see the tree (32)" 32 \
+    ldapsearch -x -H "$LDAPS" -D "$ALICE" -w alice-secret -b dc=example,dc=com "(objectClass=person)" 1.1
+expect_contains "without a role, a person reads their own entry" "numEntries: 1" \
+    ldapsearch -x -H "$LDAPS" -D "$ALICE" -w alice-secret -b "$ALICE" -s base 1.1
+grant directory-readers "$ALICE"
 expect_contains "ldapwhoami as a person over LDAPS" "dn:$ALICE" \
     ldapwhoami -x -H "$LDAPS" -D "$ALICE" -w alice-secret
 expect_contains "ldapwhoami as a person over StartTLS" "dn:$ALICE" \

@@ -64,6 +64,8 @@ LDIF
 } > "$WORK/seed.ldif"
 expect_rc "seed 302 people and 31 groups over LDAPI (ldapadd -Y EXTERNAL)" 0 \
     ldapadd -Y EXTERNAL -Q -H "$LDAPI" -f "$WORK/seed.ldif"
+# The sync identity reads people and groups with their operational attributes.
+grant directory-sync "uid=alice,ou=people,$SUFFIX"
 
 rc=0
 "$PYTHON" "$HERE/ldap3_sync.py" --ldaps "$LDAPS" --ldapi "$LDAPI" --ca "$DATA/tls/ca.pem" \

@@ -44,6 +44,7 @@ expect_contains "ldapwhoami with the account's DN" "dn:$SERVICE" ldapwhoami -x -
 expect_contains "ldapwhoami over StartTLS" "dn:$SERVICE" ldapwhoami -x -ZZ -H "$LDAP" -D dn=token -w "$RO"
 expect_rc "the token with another DN is 49" 49 ldapwhoami -x -H "$LDAPS" -D "uid=demo_user,ou=people,$SUFFIX" -w "$RO"
 expect_rc "a token bind over cleartext is 13" 13 ldapwhoami -x -H "$LDAP" -D dn=token -w "$RO"
+grant directory-readers "$SERVICE"
 expect_contains "ldapsearch with the token" "dn: uid=demo_user,ou=people,$SUFFIX" \
     ldapsearch -x -H "$LDAPS" -D dn=token -w "$RO" -b "ou=people,$SUFFIX" "(uid=demo_user)" uid
 expect_contains "api-token status lists it, read-only" "read-only" "${as_user[@]}" status demo_service

@@ -194,6 +194,12 @@ async fn service_accounts_and_tokens() {
         ..req
     };
     let rw = sa::generate(&mut c, &rw_req).await.unwrap();
+    crate::grant(
+        &mut server.admin().await,
+        "service-account-admins",
+        &account.to_string(),
+    )
+    .await;
     let mut as_token = Client::connect(&remote(&server, "dn=token", &rw.token))
         .await
         .unwrap();
@@ -430,6 +436,8 @@ async fn the_binary_end_to_end() {
     assert_eq!(wrong.code, 49, "{}", wrong.stderr);
 
     // The read-write token drives the CLI itself, as the account (bare name or dn=token).
+    let nas_dn = "uid=nas01,ou=services,dc=example,dc=com";
+    crate::grant(&mut server.admin().await, "service-account-admins", nas_dn).await;
     for name in [&["--name", "nas01"][..], &[][..]] {
         let args: Vec<&str> = ["service-account", "list"]
             .iter()

@@ -221,6 +221,26 @@ pub async fn add_group(ldap: &mut Ldap, cn: &str, members: &[&str], posix: bool)
         .unwrap();
 }
 
+/// Make `member` a holder of the role `cn` (under ou=roles).
+pub async fn grant(ldap: &mut Ldap, cn: &str, member: &str) {
+    let role = format!("cn={cn},ou=roles,{SUFFIX}");
+    ldap.modify(&role, vec![Mod::Add("member", HashSet::from([member]))])
+        .await
+        .unwrap()
+        .success()
+        .unwrap();
+}
+
+/// Take the role `cn` away from `member`.
+pub async fn revoke(ldap: &mut Ldap, cn: &str, member: &str) {
+    let role = format!("cn={cn},ou=roles,{SUFFIX}");
+    ldap.modify(&role, vec![Mod::Delete("member", HashSet::from([member]))])
+        .await
+        .unwrap()
+        .success()
+        .unwrap();
+}
+
 pub async fn replace(ldap: &mut Ldap, dn: &str, attr: &str, values: &[&str]) -> u32 {
     let set: HashSet<&str> = values.iter().copied().collect();
     ldap.modify(dn, vec![Mod::Replace(attr, set)])

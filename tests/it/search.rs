@@ -16,6 +16,8 @@ async fn seeded() -> (TestServer, Ldap) {
     add_person(&mut admin, "carol", "pw-carol", false).await;
     add_group(&mut admin, "staff", &["alice", "bob"], true).await;
     add_group(&mut admin, "readers", &["carol"], false).await;
+    // alice and bob read the directory through their group; carol holds no role.
+    crate::grant(&mut admin, "directory-readers", &crate::group_dn("staff")).await;
     (server, admin)
 }
 
@@ -336,6 +338,7 @@ async fn size_limit_returns_4_after_exactly_n() {
     for uid in ["a1", "a2", "a3", "a4"] {
         add_person(&mut admin, uid, "pw", false).await;
     }
+    crate::grant(&mut admin, "directory-readers", &person_dn("a1")).await;
     let mut user = server_limited.bound(&person_dn("a1"), "pw").await;
     let (e, rc) = search(
         &mut user,
@@ -433,6 +436,7 @@ async fn paged_results_continue_and_refuse_bad_cookies() {
     for i in 0..25 {
         add_person(&mut admin, &format!("p{i:02}"), "pw", false).await;
     }
+    crate::grant(&mut admin, "directory-readers", &person_dn("p00")).await;
     let mut user = server.bound(&person_dn("p00"), "pw").await;
     let mut seen = Vec::new();
     let mut cookie = Vec::new();

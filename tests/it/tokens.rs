@@ -120,6 +120,7 @@ async fn setup() -> (TestServer, Ldap) {
         0
     );
     assert_eq!(add_service(&mut admin, "other", None).await, 0);
+    crate::grant(&mut admin, "directory-readers", &service_dn("nas01")).await;
     (server, admin)
 }
 
@@ -401,7 +402,11 @@ async fn delegation_to_the_managing_group() {
         Some(50)
     );
     let token_dn = format!("tokenId={},{nas}", t.id);
-    assert_eq!(carol.delete(&token_dn).await.unwrap().rc, 50);
+    assert_eq!(
+        carol.delete(&token_dn).await.unwrap().rc,
+        32,
+        "not even visible to her"
+    );
     assert_eq!(
         bob.delete(&token_dn).await.unwrap().rc,
         0,
@@ -658,12 +663,19 @@ async fn service_account_admins_create_and_managers_update() {
         "managers update"
     );
     assert_eq!(
-        crate::replace(&mut carol, &nas, "description", &["not hers"]).await,
-        50
+        crate::replace(&mut carol, &nas, "description", &["by the role"]).await,
+        0,
+        "service-account-admins manage every service account"
     );
     assert_eq!(
-        crate::replace(&mut bob, &person_dn("carol"), "description", &["x"]).await,
-        50
+        crate::replace(&mut bob, &service_dn("other"), "description", &["x"]).await,
+        32,
+        "not his, and invisible to him"
+    );
+    assert_eq!(
+        crate::replace(&mut carol, &person_dn("bob"), "description", &["x"]).await,
+        32,
+        "people are outside the role"
     );
     // Once nas01 is a directory administrator, only administrators re-delegate it.
     let role = format!("cn=directory-admins,ou=roles,{SUFFIX}");
@@ -680,6 +692,11 @@ async fn service_account_admins_create_and_managers_update() {
     assert_eq!(
         crate::replace(&mut bob, &nas, "entryManagedBy", &[&carol_group]).await,
         50
+    );
+    assert_eq!(
+        crate::replace(&mut carol, &nas, "entryManagedBy", &[&carol_group]).await,
+        50,
+        "nor through a role"
     );
     assert_eq!(
         crate::replace(&mut bob, &nas, "description", &["still fine"]).await,

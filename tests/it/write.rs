@@ -419,11 +419,22 @@ async fn only_administrators_write() {
     add_person(&mut admin, "alice", "pw", false).await;
     add_person(&mut admin, "bob", "pw", false).await;
     let mut alice = server.bound(&person_dn("alice"), "pw").await;
+    // Without a role bob does not exist for alice; as a reader she sees him but may not write.
+    assert_eq!(
+        replace(&mut alice, &person_dn("bob"), "title", &["x"]).await,
+        32
+    );
+    crate::grant(&mut admin, "directory-readers", &person_dn("alice")).await;
     assert_eq!(
         replace(&mut alice, &person_dn("bob"), "title", &["x"]).await,
         50
     );
     assert_eq!(alice.delete(&person_dn("bob")).await.unwrap().rc, 50);
+    assert_eq!(
+        replace(&mut alice, &person_dn("alice"), "title", &["x"]).await,
+        50,
+        "not even her own entry, beyond her password"
+    );
     let mut anon = server.ldaps().await;
     assert_eq!(
         replace(&mut anon, &person_dn("bob"), "title", &["x"]).await,

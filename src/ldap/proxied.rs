@@ -1,0 +1,127 @@
+//! Proxied authorization (RFC 4370): one operation run as another identity, with exactly
+//! its rights, for holders of the impersonate right over that identity.
+//!
+//! The control must be critical; its value is an authzId (`dn:DN`, `u:NAME`, or empty for
+//! anonymous). Refusals are 123 authorizationDenied, whatever the reason, so the control
+//! does not tell which identities exist.
+
+use ldap3_proto::control::LdapControl;
+use ldap3_proto::proto::LdapResultCode;
+
+use crate::directory::access::Rights;
+use crate::directory::dn::{Dn, Rdn};
+use crate::ldap::access::{self, Policy};
+use crate::ldap::result::LdapError;
+use crate::ldap::session::Principal;
+use crate::ldap::{OpContext, State};
+use crate::store::DirectoryRead;
+
+pub const OID_PROXIED_AUTHZ: &str = "2.16.840.1.113730.3.4.18";
+
+/// Take the proxied authorization control out of `ctx` and, when there is one, put the
+/// identity it names in the operation's session.
+pub async fn apply(ctx: &mut OpContext) -> Result<(), LdapError> {
+    let Some(at) = ctx
+        .controls
+        .iter()
+        .position(|c| matches!(c, LdapControl::Unknown { oid, .. } if oid == OID_PROXIED_AUTHZ))
+    else {
+        return Ok(());
+    };
+    let LdapControl::Unknown {
+        criticality, value, ..
+    } = ctx.controls.remove(at)
+    else {
+        return Ok(());
+    };
+    if !criticality {
+        return Err(LdapError::protocol(
+            "the proxied authorization control must be critical",
+        ));
+    }
+    let authz = String::from_utf8(value.unwrap_or_default())
+        .map_err(|_| LdapError::protocol("the authzId is not UTF-8"))?;
+    let principal = ctx.session.principal.clone();
+    let state = ctx.state.clone();
+    let target = ctx
+        .state
+        .store
+        .read(move |r| Ok::<_, LdapError>(authorize(r, &state, &principal, &authz)?))
+        .await?;
+    let Some((target, read_only)) = target else {
+        return Err(denied());
+    };
+    tracing::info!(
+        event = "proxied-authorization",
+        actor = %ctx.session.principal.dn().map(ToString::to_string).unwrap_or_default(),
+        target = %target,
+    );
+    ctx.session.principal = Principal::Proxied { target, read_only };
+    Ok(())
+}
+
+fn denied() -> LdapError {
+    LdapError::new(
+        LdapResultCode::AuthorizationError,
+        "proxied authorization denied",
+    )
+}
+
+/// The identity `authz` names (the root DN for anonymous), if the caller may act as it,
+/// and whether the caller is read-only (a read-only token stays one).
+fn authorize(
+    r: &impl DirectoryRead,
+    state: &State,
+    principal: &Principal,
+    authz: &str,
+) -> Result<Option<(Dn, bool)>, crate::store::StoreError> {
+    let policy = Policy::of(state);
+    let caller = access::caller(r, principal, &policy)?;
+    if caller.is_anonymous() {
+        return Ok(None);
+    }
+    let target = if authz.is_empty() {
+        let may = caller.is_admin() || caller.has_right_anywhere(Rights::IMPERSONATE);
+        return Ok(may.then(|| (Dn::root(), caller.is_read_only())));
+    } else if let Some(dn) = authz.strip_prefix("dn:") {
+        match Dn::parse(dn) {
+            Ok(dn) => dn,
+            Err(_) => return Ok(None),
+        }
+    } else if let Some(name) = authz.strip_prefix("u:") {
+        let Some(dn) = by_name(r, &policy.suffix, name)? else {
+            return Ok(None);
+        };
+        dn
+    } else {
+        return Ok(None);
+    };
+    let Some((_, entry)) = access::visible(r, &caller, &target)? else {
+        return Ok(None);
+    };
+    if !caller.is_admin() {
+        let decided = caller.decidable(r, &entry)?;
+        // Acting as an administrator takes being one.
+        if !caller.may(Rights::IMPERSONATE, &decided) || access::is_admin(r, &target, &policy)? {
+            return Ok(None);
+        }
+    }
+    Ok(Some((target, caller.is_read_only())))
+}
+
+/// `u:NAME`: a person, else a service account.
+fn by_name(
+    r: &impl DirectoryRead,
+    suffix: &Dn,
+    name: &str,
+) -> Result<Option<Dn>, crate::store::StoreError> {
+    for ou in ["people", "services"] {
+        let dn = suffix
+            .child(Rdn::single("ou", ou))
+            .child(Rdn::single("uid", name));
+        if r.id_of(&dn)?.is_some() {
+            return Ok(Some(dn));
+        }
+    }
+    Ok(None)
+}
