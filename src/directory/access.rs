@@ -189,8 +189,8 @@ impl Grant {
         let filter = match role.first_str("roleScopeFilter") {
             None => None,
             Some(text) => {
-                let parsed = ldap3_proto::filter::parse_ldap_filter_str(text)
-                    .map_err(|_| format!("roleScopeFilter '{text}' is not an LDAP filter"))?;
+                let parsed = crate::directory::filter_string::parse(text)
+                    .map_err(|e| format!("roleScopeFilter '{text}' is not an LDAP filter: {e}"))?;
                 let filter = Filter::from_ldap(&parsed, schema, ROLE_FILTER_LIMITS)
                     .map_err(|e| format!("roleScopeFilter: {e}"))?;
                 Some(filter)
@@ -256,14 +256,10 @@ impl Grant {
                 .is_none_or(|f| f.matches(entry) == Truth::True)
     }
 
-    /// Is `dn` a strict ancestor of a base this grant reads below? Such entries are the
-    /// path to what the role sees, and visible to its holders.
+    /// Is `dn` a base this grant reads below, or an ancestor of one? Such entries are
+    /// the path to what the role sees, and visible to its holders whatever the filter.
     pub fn on_path(&self, dn: &Dn) -> bool {
-        self.rights.contains(Rights::READ)
-            && self
-                .bases
-                .iter()
-                .any(|base| base != dn && base.is_within(dn))
+        self.rights.contains(Rights::READ) && self.bases.iter().any(|base| base.is_within(dn))
     }
 
     pub fn may_read_attr(&self, name: &str, operational: bool) -> bool {
@@ -338,7 +334,8 @@ mod tests {
         assert!(!g.covers(&plain));
         assert!(!g.covers(&elsewhere));
         assert!(g.on_path(&suffix));
-        assert!(!g.on_path(&Dn::parse("ou=people,dc=example,dc=com").unwrap()));
+        assert!(g.on_path(&Dn::parse("ou=people,dc=example,dc=com").unwrap()));
+        assert!(!g.on_path(&Dn::parse("ou=groups,dc=example,dc=com").unwrap()));
         assert!(g.may_read_attr("cn", false));
         assert!(!g.may_read_attr("MAIL", false));
         assert!(g.may_read_attr("entryUUID", true));

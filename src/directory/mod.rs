@@ -5,6 +5,7 @@ pub mod access;
 pub mod dn;
 pub mod entry;
 pub mod filter;
+pub mod filter_string;
 pub mod matching;
 pub mod schema;
 pub mod time;

@@ -430,7 +430,8 @@ pub async fn generate(
         .store
         .write(move |w| {
             let caller = crate::ldap::access::caller(w, &principal, &policy)?;
-            let Some((_, account)) = w.entry_by_dn(&req.account)? else {
+            // An account the caller cannot see does not exist for it.
+            let Some((_, account)) = crate::ldap::access::visible(w, &caller, &req.account)? else {
                 return Err(LdapError::no_such_object(String::new()));
             };
             if !may_manage(w, &caller, &account)? {
@@ -488,7 +489,7 @@ pub async fn rotate(
         .store
         .write(move |w| {
             let caller = crate::ldap::access::caller(w, &principal, &policy)?;
-            let Some((_, account)) = w.entry_by_dn(&account_dn)? else {
+            let Some((_, account)) = crate::ldap::access::visible(w, &caller, &account_dn)? else {
                 return Err(LdapError::no_such_object(String::new()));
             };
             if !may_manage(w, &caller, &account)? {

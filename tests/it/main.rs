@@ -9,6 +9,7 @@ mod bind;
 mod db;
 mod extended;
 mod raw;
+mod roles;
 mod search;
 mod tokens;
 mod write;

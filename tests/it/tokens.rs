@@ -14,11 +14,11 @@ use crate::{SUFFIX, TestServer, add_group, add_person, group_dn, person_dn, sear
 const GENERATE: &str = "2.25.235497813471364094925541187040296631981.4.1";
 const ROTATE: &str = "2.25.235497813471364094925541187040296631981.4.2";
 
-fn service_dn(name: &str) -> String {
+pub fn service_dn(name: &str) -> String {
     format!("uid={name},ou=services,{SUFFIX}")
 }
 
-async fn add_service(ldap: &mut Ldap, name: &str, managed_by: Option<&str>) -> u32 {
+pub async fn add_service(ldap: &mut Ldap, name: &str, managed_by: Option<&str>) -> u32 {
     let mut attrs = vec![
         ("objectClass", HashSet::from(["tesseraServiceAccount"])),
         ("uid", HashSet::from([name])),
@@ -30,13 +30,13 @@ async fn add_service(ldap: &mut Ldap, name: &str, managed_by: Option<&str>) -> u
     ldap.add(&service_dn(name), attrs).await.unwrap().rc
 }
 
-struct Generated {
-    id: String,
-    token: String,
+pub struct Generated {
+    pub id: String,
+    pub token: String,
 }
 
 /// Send a generate request; Ok(token) or Err(result code).
-async fn generate(
+pub async fn generate(
     ldap: &mut Ldap,
     account: &str,
     label: &str,
@@ -388,18 +388,19 @@ async fn delegation_to_the_managing_group() {
         .await
         .unwrap();
     assert_eq!(bind_rc(&server, "dn=token", &t.token).await, 0);
+    // Accounts the caller does not manage are not even visible to it.
     let mut carol = server.bound(&person_dn("carol"), "pw-carol").await;
     assert_eq!(
         generate(&mut carol, &nas, "by carol", None, None, None)
             .await
             .err(),
-        Some(50)
+        Some(32)
     );
     assert_eq!(
         generate(&mut bob, &service_dn("other"), "not his", None, None, None)
             .await
             .err(),
-        Some(50)
+        Some(32)
     );
     let token_dn = format!("tokenId={},{nas}", t.id);
     assert_eq!(
@@ -465,7 +466,7 @@ async fn service_account_names_and_no_passwords() {
 
 #[tokio::test]
 async fn app_passwords_bind_as_their_person_only() {
-    let (server, _admin) = setup().await;
+    let (server, mut admin) = setup().await;
     let bob_dn = person_dn("bob");
     let mut bob = server.bound(&bob_dn, "pw-bob").await;
     let app = generate(&mut bob, &bob_dn, "phone", None, None, Some("app-password"))
@@ -481,11 +482,26 @@ async fn app_passwords_bind_as_their_person_only() {
         "the password still works"
     );
     let mut carol = server.bound(&person_dn("carol"), "pw-carol").await;
+    let others = |carol: &mut Ldap| {
+        let bob_dn = bob_dn.clone();
+        let carol = carol.clone();
+        async move {
+            let mut carol = carol;
+            generate(&mut carol, &bob_dn, "x", None, None, Some("app-password"))
+                .await
+                .err()
+        }
+    };
     assert_eq!(
-        generate(&mut carol, &bob_dn, "x", None, None, Some("app-password"))
-            .await
-            .err(),
-        Some(50)
+        others(&mut carol).await,
+        Some(32),
+        "bob is invisible to carol"
+    );
+    crate::grant(&mut admin, "directory-readers", &person_dn("carol")).await;
+    assert_eq!(
+        others(&mut carol).await,
+        Some(50),
+        "visible, not hers to manage"
     );
     assert_eq!(
         generate(&mut bob, &bob_dn, "x", None, None, None)
