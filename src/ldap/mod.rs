@@ -1,6 +1,7 @@
 //! LDAP semantics: one module per operation, and `dispatch`, the one match on `LdapOp`.
 //!
-//! The connection task (`server::conn`) decodes messages and calls `dispatch` for each; it
+//! The connection task (`server::conn`) decodes messages, refuses every request whose
+//! critical controls `unsupported_critical` rejects, and calls `dispatch` for the rest; it
 //! runs binds, StartTLS, Abandon and Unbind itself in order, because they change the
 //! connection, and spawns every other operation so several can be in flight. Operations
 //! send their responses through `OpContext::out` with the request's msgid. No sockets
@@ -92,15 +93,8 @@ impl OpContext {
 }
 
 /// Run one operation that does not change the connection, and send its response.
+/// Critical controls were checked by the connection (`unsupported_critical`) before.
 pub async fn dispatch(ctx: OpContext, op: LdapOp) {
-    if let Some(oid) = unsupported_critical(&ctx.controls) {
-        let err = LdapError::new(
-            ldap3_proto::proto::LdapResultCode::UnavailableCriticalExtension,
-            format!("critical control {oid} is not supported"),
-        );
-        reply(&ctx, &op, Err(err), Vec::new()).await;
-        return;
-    }
     let result = match &op {
         LdapOp::SearchRequest(req) => return search::search(&ctx, req).await,
         LdapOp::AddRequest(req) => add::add(&ctx, req).await.map(|()| success()),
@@ -131,37 +125,64 @@ pub async fn reply(
 }
 
 /// Controls Tessera understands; any other one marked critical is refused with 12.
-pub const SUPPORTED_CONTROLS: &[&str] = &[
-    // RFC 2696 simple paged results
-    "1.2.840.113556.1.4.319",
-    // RFC 3296 ManageDsaIT: there are no referrals, so honouring it is a no-op
-    "2.16.840.1.113730.3.4.2",
-];
+pub const SUPPORTED_CONTROLS: &[&str] = &[OID_PAGED_RESULTS, OID_MANAGE_DSA_IT];
 
-fn unsupported_critical(controls: &[LdapControl]) -> Option<String> {
-    controls.iter().find_map(|c| match c {
-        LdapControl::Unknown {
-            oid,
-            criticality: true,
-            ..
-        } => Some(oid.clone()),
-        LdapControl::SyncRequest {
-            criticality: true, ..
-        } => Some("1.3.6.1.4.1.4203.1.9.1.1".into()),
-        LdapControl::PasswordPolicyRequest { criticality: true } => {
-            Some("1.3.6.1.4.1.42.2.27.8.5.1".into())
-        }
-        LdapControl::SearchOptions {
-            criticality: true, ..
-        } => Some("1.2.840.113556.1.4.1340".into()),
-        LdapControl::ShowDeleted { criticality: true } => Some("1.2.840.113556.1.4.417".into()),
-        LdapControl::SdFlags {
-            criticality: true, ..
-        } => Some("1.2.840.113556.1.4.801".into()),
-        LdapControl::ExtendedDn {
-            criticality: true, ..
-        } => Some("1.2.840.113556.1.4.529".into()),
-        // Sort and DirSync carry no criticality in the codec; we do not act on them.
-        _ => None,
-    })
+/// RFC 2696 simple paged results: searches only.
+const OID_PAGED_RESULTS: &str = "1.2.840.113556.1.4.319";
+/// RFC 3296 ManageDsaIT: there are no referrals, so honouring it is a no-op everywhere.
+const OID_MANAGE_DSA_IT: &str = "2.16.840.1.113730.3.4.2";
+
+/// RFC 4511 §4.1.11: the refusal (12 unavailableCriticalExtension) for a request carrying
+/// a critical control this server does not implement for `op`, or None.
+///
+/// `critical` lists the OIDs of the request's controls marked critical, read from the raw
+/// message: the codec forgets the criticality of some controls it knows (Server Side
+/// Sort, DirSync), and we implement neither, so a critical Sort must not be ignored.
+pub fn unsupported_critical(op: &LdapOp, critical: &[String]) -> Option<LdapError> {
+    let supported = |oid: &str| match oid {
+        OID_PAGED_RESULTS => matches!(op, LdapOp::SearchRequest(_)),
+        OID_MANAGE_DSA_IT => true,
+        _ => false,
+    };
+    let oid = critical.iter().find(|oid| !supported(oid))?;
+    Some(LdapError::new(
+        ldap3_proto::proto::LdapResultCode::UnavailableCriticalExtension,
+        format!("critical control {oid} is not supported for this operation"),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use ldap3_proto::proto::{LdapResultCode, LdapSearchRequest, LdapSearchScope};
+
+    use super::*;
+
+    fn search() -> LdapOp {
+        LdapOp::SearchRequest(LdapSearchRequest {
+            base: String::new(),
+            scope: LdapSearchScope::Base,
+            aliases: ldap3_proto::proto::LdapDerefAliases::Never,
+            sizelimit: 0,
+            timelimit: 0,
+            typesonly: false,
+            filter: ldap3_proto::proto::LdapFilter::Present("objectClass".into()),
+            attrs: Vec::new(),
+        })
+    }
+
+    #[test]
+    fn critical_controls_by_operation() {
+        let oids = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(unsupported_critical(&search(), &[]).is_none());
+        assert!(unsupported_critical(&search(), &oids(SUPPORTED_CONTROLS)).is_none());
+        let sort = oids(&["1.2.840.113556.1.4.473"]);
+        let refusal = unsupported_critical(&search(), &sort).unwrap();
+        assert_eq!(refusal.code, LdapResultCode::UnavailableCriticalExtension);
+        assert!(refusal.message.contains("1.2.840.113556.1.4.473"));
+        // Paged results only make sense on a search.
+        let paged = oids(&[OID_PAGED_RESULTS]);
+        assert!(unsupported_critical(&LdapOp::DelRequest("cn=x".into()), &paged).is_some());
+        let dsa = oids(&[OID_MANAGE_DSA_IT]);
+        assert!(unsupported_critical(&LdapOp::DelRequest("cn=x".into()), &dsa).is_none());
+    }
 }
