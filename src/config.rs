@@ -486,6 +486,11 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
 
 #[cfg(test)]
 mod tests {
+    use std::cell::RefCell;
+    use std::collections::BTreeSet;
+
+    use serde::de::{DeserializeSeed, IntoDeserializer, MapAccess, Visitor};
+
     use super::*;
 
     #[test]
@@ -496,6 +501,196 @@ mod tests {
         // The example documents the defaults, so it must configure exactly them.
         assert_eq!(format!("{parsed:?}"), format!("{defaults:?}"));
         assert!(text.lines().filter(|l| l.contains('=')).count() > 20);
+    }
+
+    #[test]
+    fn example_file_documents_every_accepted_key() {
+        let accepted = accepted_keys();
+        assert!(accepted.len() > 30, "{accepted:?}");
+        for key in [
+            "schema_dir",
+            "limits.idle_timeout",
+            "security.anonymous",
+            "tls.hostnames",
+        ] {
+            assert!(accepted.contains(key), "{key} in {accepted:?}");
+        }
+        let sample = documented_keys("a = 1\n# prose, no key\n[t]\n# b = \"x\"\nc=[]\n");
+        assert_eq!(
+            sample,
+            BTreeSet::from(["a".into(), "t.b".into(), "t.c".into()])
+        );
+        let documented = documented_keys(include_str!("../config.example.toml"));
+        let missing: Vec<_> = accepted.difference(&documented).collect();
+        assert!(
+            missing.is_empty(),
+            "not in config.example.toml: {missing:?}"
+        );
+        // Commented-out keys are not parsed by the test above, so check them here.
+        let unknown: Vec<_> = documented.difference(&accepted).collect();
+        assert!(
+            unknown.is_empty(),
+            "documented but not accepted: {unknown:?}"
+        );
+    }
+
+    /// Every key `RawConfig` accepts, as `table.key`, read from the field lists serde
+    /// derives for the Raw* structs, so it cannot drift from them.
+    fn accepted_keys() -> BTreeSet<String> {
+        let keys = RefCell::new(BTreeSet::new());
+        RawConfig::deserialize(KeyWalker {
+            path: String::new(),
+            keys: &keys,
+        })
+        .unwrap();
+        keys.into_inner()
+    }
+
+    /// Keys set or shown commented out (`# key = ...`) in an example file, by table.
+    fn documented_keys(text: &str) -> BTreeSet<String> {
+        let mut table = String::new();
+        let mut keys = BTreeSet::new();
+        for line in text.lines() {
+            let line = line.trim();
+            if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+                table = format!("{name}.");
+                continue;
+            }
+            let line = line.trim_start_matches('#').trim();
+            let Some((key, _)) = line.split_once('=') else {
+                continue;
+            };
+            let key = key.trim();
+            if !key.is_empty() && key.chars().all(|c| c.is_ascii_lowercase() || c == '_') {
+                keys.insert(format!("{table}{key}"));
+            }
+        }
+        keys
+    }
+
+    /// A deserializer that hands every struct every one of its fields, each with a
+    /// placeholder value, and records the path of each leaf it reaches.
+    struct KeyWalker<'a> {
+        path: String,
+        keys: &'a RefCell<BTreeSet<String>>,
+    }
+
+    impl KeyWalker<'_> {
+        fn leaf(&self) {
+            self.keys.borrow_mut().insert(self.path.clone());
+        }
+    }
+
+    type WalkError = serde::de::value::Error;
+
+    impl<'de> serde::Deserializer<'de> for KeyWalker<'_> {
+        type Error = WalkError;
+
+        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, WalkError> {
+            Err(serde::de::Error::custom(format!(
+                "{}: a field type the key walker does not know",
+                self.path
+            )))
+        }
+
+        fn deserialize_bool<V: Visitor<'de>>(self, v: V) -> Result<V::Value, WalkError> {
+            self.leaf();
+            v.visit_bool(false)
+        }
+
+        fn deserialize_u32<V: Visitor<'de>>(self, v: V) -> Result<V::Value, WalkError> {
+            self.leaf();
+            v.visit_u32(1)
+        }
+
+        fn deserialize_u64<V: Visitor<'de>>(self, v: V) -> Result<V::Value, WalkError> {
+            self.leaf();
+            v.visit_u64(1)
+        }
+
+        fn deserialize_str<V: Visitor<'de>>(self, v: V) -> Result<V::Value, WalkError> {
+            self.leaf();
+            v.visit_str("")
+        }
+
+        fn deserialize_string<V: Visitor<'de>>(self, v: V) -> Result<V::Value, WalkError> {
+            self.deserialize_str(v)
+        }
+
+        fn deserialize_seq<V: Visitor<'de>>(self, v: V) -> Result<V::Value, WalkError> {
+            self.leaf();
+            v.visit_seq(serde::de::value::SeqDeserializer::<_, WalkError>::new(
+                std::iter::empty::<u32>(),
+            ))
+        }
+
+        fn deserialize_option<V: Visitor<'de>>(self, v: V) -> Result<V::Value, WalkError> {
+            v.visit_some(self)
+        }
+
+        fn deserialize_enum<V: Visitor<'de>>(
+            self,
+            _: &'static str,
+            variants: &'static [&'static str],
+            v: V,
+        ) -> Result<V::Value, WalkError> {
+            self.leaf();
+            let first = variants.first().copied().unwrap_or_default();
+            v.visit_enum(first.into_deserializer())
+        }
+
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _: &'static str,
+            fields: &'static [&'static str],
+            v: V,
+        ) -> Result<V::Value, WalkError> {
+            v.visit_map(Fields {
+                walker: self,
+                fields: fields.iter(),
+                current: "",
+            })
+        }
+
+        serde::forward_to_deserialize_any! {
+            i8 i16 i32 i64 i128 u8 u16 u128 f32 f64 char bytes byte_buf unit unit_struct
+            newtype_struct tuple tuple_struct map identifier ignored_any
+        }
+    }
+
+    struct Fields<'a> {
+        walker: KeyWalker<'a>,
+        fields: std::slice::Iter<'static, &'static str>,
+        current: &'static str,
+    }
+
+    impl<'de> MapAccess<'de> for Fields<'_> {
+        type Error = WalkError;
+
+        fn next_key_seed<K: DeserializeSeed<'de>>(
+            &mut self,
+            seed: K,
+        ) -> Result<Option<K::Value>, WalkError> {
+            let Some(field) = self.fields.next() else {
+                return Ok(None);
+            };
+            self.current = field;
+            seed.deserialize(field.into_deserializer()).map(Some)
+        }
+
+        fn next_value_seed<S: DeserializeSeed<'de>>(
+            &mut self,
+            seed: S,
+        ) -> Result<S::Value, WalkError> {
+            let path = match self.walker.path.as_str() {
+                "" => self.current.to_string(),
+                table => format!("{table}.{}", self.current),
+            };
+            seed.deserialize(KeyWalker {
+                path,
+                keys: self.walker.keys,
+            })
+        }
     }
 
     #[test]

@@ -17,7 +17,9 @@
 //!
 //! ```text
 //! accept -> (TLS handshake under a timeout, in the connection task)
-//!   -> server::conn: FramedRead<LdapCodec> / FramedWrite<LdapCodec>
+//!   -> server::conn: FramedRead<FrameCodec> / FramedWrite<LdapCodec>
+//!      (FrameCodec: size and envelope checks, critical control OIDs from the raw bytes)
+//!   -> ldap::unsupported_critical: refused with 12, whatever the operation
 //!   -> Bind, StartTLS, Abandon, Unbind run in order on the connection;
 //!      every other operation is spawned: ldap::dispatch(OpContext, op)
 //!   -> op module -> directory types -> store (spawn_blocking, redb transaction)

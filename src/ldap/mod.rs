@@ -1,6 +1,7 @@
 //! LDAP semantics: one module per operation, and `dispatch`, the one match on `LdapOp`.
 //!
-//! The connection task (`server::conn`) decodes messages and calls `dispatch` for each; it
+//! The connection task (`server::conn`) decodes messages, refuses every request whose
+//! critical controls `unsupported_critical` rejects, and calls `dispatch` for the rest; it
 //! runs binds, StartTLS, Abandon and Unbind itself in order, because they change the
 //! connection, and spawns every other operation so several can be in flight. Operations
 //! send their responses through `OpContext::out` with the request's msgid. No sockets
@@ -93,17 +94,10 @@ impl OpContext {
 }
 
 /// Run one operation that does not change the connection, and send its response.
+/// Critical controls were checked by the connection (`unsupported_critical`) before.
 pub async fn dispatch(mut ctx: OpContext, op: LdapOp) {
     if let Err(e) = proxied::apply(&mut ctx).await {
         reply(&ctx, &op, Err(e), Vec::new()).await;
-        return;
-    }
-    if let Some(oid) = unsupported_critical(&ctx.controls) {
-        let err = LdapError::new(
-            ldap3_proto::proto::LdapResultCode::UnavailableCriticalExtension,
-            format!("critical control {oid} is not supported"),
-        );
-        reply(&ctx, &op, Err(err), Vec::new()).await;
         return;
     }
     let result = match &op {
@@ -137,38 +131,86 @@ pub async fn reply(
 
 /// Controls Tessera understands; any other one marked critical is refused with 12.
 pub const SUPPORTED_CONTROLS: &[&str] = &[
-    // RFC 2696 simple paged results
-    "1.2.840.113556.1.4.319",
-    // RFC 3296 ManageDsaIT: there are no referrals, so honouring it is a no-op
-    "2.16.840.1.113730.3.4.2",
-    // RFC 4370 proxied authorization
+    OID_PAGED_RESULTS,
+    OID_MANAGE_DSA_IT,
     proxied::OID_PROXIED_AUTHZ,
 ];
 
-fn unsupported_critical(controls: &[LdapControl]) -> Option<String> {
-    controls.iter().find_map(|c| match c {
-        LdapControl::Unknown {
-            oid,
-            criticality: true,
-            ..
-        } => Some(oid.clone()),
-        LdapControl::SyncRequest {
-            criticality: true, ..
-        } => Some("1.3.6.1.4.1.4203.1.9.1.1".into()),
-        LdapControl::PasswordPolicyRequest { criticality: true } => {
-            Some("1.3.6.1.4.1.42.2.27.8.5.1".into())
+/// RFC 2696 simple paged results: searches only.
+const OID_PAGED_RESULTS: &str = "1.2.840.113556.1.4.319";
+/// RFC 3296 ManageDsaIT: there are no referrals, so honouring it is a no-op everywhere.
+const OID_MANAGE_DSA_IT: &str = "2.16.840.1.113730.3.4.2";
+
+/// RFC 4511 §4.1.11: the refusal (12 unavailableCriticalExtension) for a request carrying
+/// a critical control this server does not implement for `op`, or None.
+///
+/// `critical` lists the OIDs of the request's controls marked critical, read from the raw
+/// message: the codec forgets the criticality of some controls it knows (Server Side
+/// Sort, DirSync), and we implement neither, so a critical Sort must not be ignored.
+pub fn unsupported_critical(op: &LdapOp, critical: &[String]) -> Option<LdapError> {
+    let supported = |oid: &str| match oid {
+        OID_PAGED_RESULTS => matches!(op, LdapOp::SearchRequest(_)),
+        OID_MANAGE_DSA_IT => true,
+        // RFC 4370 §3: for the operations a connection's identity does not change.
+        proxied::OID_PROXIED_AUTHZ => {
+            !matches!(
+                op,
+                LdapOp::BindRequest(_) | LdapOp::UnbindRequest | LdapOp::AbandonRequest(_)
+            ) && !is_starttls(op)
         }
-        LdapControl::SearchOptions {
-            criticality: true, ..
-        } => Some("1.2.840.113556.1.4.1340".into()),
-        LdapControl::ShowDeleted { criticality: true } => Some("1.2.840.113556.1.4.417".into()),
-        LdapControl::SdFlags {
-            criticality: true, ..
-        } => Some("1.2.840.113556.1.4.801".into()),
-        LdapControl::ExtendedDn {
-            criticality: true, ..
-        } => Some("1.2.840.113556.1.4.529".into()),
-        // Sort and DirSync carry no criticality in the codec; we do not act on them.
-        _ => None,
-    })
+        _ => false,
+    };
+    let oid = critical.iter().find(|oid| !supported(oid))?;
+    Some(LdapError::new(
+        ldap3_proto::proto::LdapResultCode::UnavailableCriticalExtension,
+        format!("critical control {oid} is not supported for this operation"),
+    ))
+}
+
+fn is_starttls(op: &LdapOp) -> bool {
+    matches!(op, LdapOp::ExtendedRequest(r) if r.name == extended::OID_STARTTLS)
+}
+
+#[cfg(test)]
+mod tests {
+    use ldap3_proto::proto::{LdapResultCode, LdapSearchRequest, LdapSearchScope};
+
+    use super::*;
+
+    fn search() -> LdapOp {
+        LdapOp::SearchRequest(LdapSearchRequest {
+            base: String::new(),
+            scope: LdapSearchScope::Base,
+            aliases: ldap3_proto::proto::LdapDerefAliases::Never,
+            sizelimit: 0,
+            timelimit: 0,
+            typesonly: false,
+            filter: ldap3_proto::proto::LdapFilter::Present("objectClass".into()),
+            attrs: Vec::new(),
+        })
+    }
+
+    #[test]
+    fn critical_controls_by_operation() {
+        let oids = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(unsupported_critical(&search(), &[]).is_none());
+        assert!(unsupported_critical(&search(), &oids(SUPPORTED_CONTROLS)).is_none());
+        let sort = oids(&["1.2.840.113556.1.4.473"]);
+        let refusal = unsupported_critical(&search(), &sort).unwrap();
+        assert_eq!(refusal.code, LdapResultCode::UnavailableCriticalExtension);
+        assert!(refusal.message.contains("1.2.840.113556.1.4.473"));
+        // Paged results only make sense on a search.
+        let paged = oids(&[OID_PAGED_RESULTS]);
+        assert!(unsupported_critical(&LdapOp::DelRequest("cn=x".into()), &paged).is_some());
+        let proxy = oids(&[proxied::OID_PROXIED_AUTHZ]);
+        assert!(unsupported_critical(&search(), &proxy).is_none());
+        let bind = LdapOp::BindRequest(ldap3_proto::proto::LdapBindRequest {
+            version: 3,
+            dn: String::new(),
+            cred: ldap3_proto::proto::LdapBindCred::Simple(String::new()),
+        });
+        assert!(unsupported_critical(&bind, &proxy).is_some());
+        let dsa = oids(&[OID_MANAGE_DSA_IT]);
+        assert!(unsupported_critical(&LdapOp::DelRequest("cn=x".into()), &dsa).is_none());
+    }
 }

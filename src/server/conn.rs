@@ -1,9 +1,11 @@
 //! One client connection: framing, limits, StartTLS, and the Notice of Disconnection.
 //!
-//! Reads messages with the codec, runs connection-changing operations (Bind, StartTLS,
-//! Abandon, Unbind) in order, and spawns every other operation so several can be in
-//! flight; their responses come back through a channel and are written here under the
-//! write timeout. Malformed input ends the connection with a Notice of Disconnection.
+//! Reads messages with the codec, refuses unsupported critical controls for every
+//! operation, runs connection-changing operations (Bind, StartTLS, Abandon, Unbind) in
+//! order, and spawns every other operation so several can be in flight; their responses
+//! come back through a channel and are written here under the write timeout. Malformed
+//! input, an idle client and shutdown end the connection with a Notice of Disconnection,
+//! followed by a short lingering close so the notice is not lost to a TCP reset.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -11,7 +13,7 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use ldap3_proto::LdapCodec;
 use ldap3_proto::proto::{LdapExtendedResponse, LdapMsg, LdapOp, LdapResult, LdapResultCode};
-use tokio::io::{AsyncRead, AsyncWrite, ReadHalf, WriteHalf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
@@ -24,10 +26,15 @@ use tracing::Instrument;
 use crate::ldap::extended::OID_STARTTLS;
 use crate::ldap::result::{LdapError, response_op, success};
 use crate::ldap::session::{Principal, Session, Transport};
-use crate::ldap::{self, OpContext, State};
+use crate::ldap::{self, OpContext, State, ber};
 
 const NOTICE_OF_DISCONNECTION: &str = "1.3.6.1.4.1.1466.20036";
 const MAX_BER_DEPTH: usize = 64;
+/// After a notice: how long to keep reading (and discarding) what the client still sends,
+/// at most, in total and without any data arriving, and how much of it.
+const LINGER_TOTAL: Duration = Duration::from_secs(2);
+const LINGER_QUIET: Duration = Duration::from_millis(250);
+const LINGER_BYTES: usize = 1 << 20;
 
 /// Shared by every connection: the LDAP state, TLS, and the shutdown signal.
 #[derive(Clone)]
@@ -48,7 +55,7 @@ pub async fn serve_plain(shared: ConnShared, stream: TcpStream) {
     tracing::Span::current().record("transport", "ldap");
     let mut session = Session::new(Transport::Plain);
     if let Some(stream) = serve(&shared, stream, &mut session).await {
-        // RFC 4513 §3.1.1: the identity does not carry over the upgrade.
+        // RFC 4513 §4 lets TLS establishment reset the authorization state: it does here.
         handshake(shared, stream, "starttls").await;
     }
 }
@@ -116,11 +123,17 @@ where
             Some(read_half.unsplit(write_half))
         }
         End::Closed => None,
+        End::Noticed => {
+            linger(reader, writer).await;
+            None
+        }
     }
 }
 
 enum End {
     Closed,
+    /// Closed after a Notice of Disconnection was written.
+    Noticed,
     StartTls,
 }
 
@@ -153,25 +166,34 @@ impl Conn {
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => {
+                    // The operations in hand finish and are answered before the notice.
                     self.drain(writer).await;
-                    let notice = notice(LdapResultCode::Unavailable, "server is shutting down");
-                    let _ = self.write(writer, notice).await;
-                    return End::Closed;
+                    return self
+                        .disconnect(writer, LdapResultCode::Unavailable, "server is shutting down")
+                        .await;
                 }
                 read = tokio::time::timeout(limits.idle_timeout, reader.next()), if can_read => {
-                    let msg = match read {
-                        Err(_) if self.ops.is_empty() => return End::Closed,
+                    let request = match read {
+                        Err(_) if self.ops.is_empty() => {
+                            return self
+                                .disconnect(writer, LdapResultCode::AdminLimitExceeded, "idle timeout")
+                                .await;
+                        }
                         Err(_) => continue,
                         Ok(None) => return End::Closed,
                         Ok(Some(Err(e))) => {
                             tracing::debug!(error = %e, "undecodable message, disconnecting");
-                            let n = notice(LdapResultCode::ProtocolError, "malformed or oversized message");
-                            let _ = self.write(writer, n).await;
-                            return End::Closed;
+                            return self
+                                .disconnect(
+                                    writer,
+                                    LdapResultCode::ProtocolError,
+                                    "malformed or oversized message",
+                                )
+                                .await;
                         }
-                        Ok(Some(Ok(msg))) => msg,
+                        Ok(Some(Ok(request))) => request,
                     };
-                    match self.handle(msg, reader, writer, session).await {
+                    match self.handle(request, reader, writer, session).await {
                         Step::Continue => {}
                         Step::End(end) => return end,
                     }
@@ -192,7 +214,7 @@ impl Conn {
 
     async fn handle<S>(
         &mut self,
-        msg: LdapMsg,
+        request: Request,
         reader: &mut Reader<S>,
         writer: &mut Writer<S>,
         session: &mut Session,
@@ -200,10 +222,26 @@ impl Conn {
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
+        let Request { msg, critical } = request;
         if msg.msgid <= 0 {
-            let n = notice(LdapResultCode::ProtocolError, "message id must be positive");
-            let _ = self.write(writer, n).await;
-            return Step::End(End::Closed);
+            let end = self
+                .disconnect(
+                    writer,
+                    LdapResultCode::ProtocolError,
+                    "message id must be positive",
+                )
+                .await;
+            return Step::End(end);
+        }
+        // RFC 4511 §4.1.11: the operation is not performed. Abandon has no response, so it
+        // is just dropped; Unbind and response messages sent by a client go on below.
+        if let Some(refusal) = ldap::unsupported_critical(&msg.op, &critical) {
+            if let LdapOp::AbandonRequest(_) = msg.op {
+                return Step::Continue;
+            }
+            if let Some(op) = response_op(&msg.op, refusal.into_result()) {
+                return self.reply(writer, msg.msgid, op).await;
+            }
         }
         match msg.op {
             LdapOp::UnbindRequest => Step::End(End::Closed),
@@ -273,9 +311,14 @@ impl Conn {
                 Step::End(End::StartTls)
             }
             op if response_op(&op, success()).is_none() => {
-                let n = notice(LdapResultCode::ProtocolError, "unexpected message type");
-                let _ = self.write(writer, n).await;
-                Step::End(End::Closed)
+                let end = self
+                    .disconnect(
+                        writer,
+                        LdapResultCode::ProtocolError,
+                        "unexpected message type",
+                    )
+                    .await;
+                Step::End(end)
             }
             op => {
                 let token = CancellationToken::new();
@@ -312,6 +355,18 @@ impl Conn {
             Step::Continue
         } else {
             Step::End(End::Closed)
+        }
+    }
+
+    /// Write a Notice of Disconnection; the connection then closes.
+    async fn disconnect<S>(&self, writer: &mut Writer<S>, code: LdapResultCode, why: &str) -> End
+    where
+        S: AsyncWrite + Unpin,
+    {
+        if self.write(writer, notice(code, why)).await {
+            End::Noticed
+        } else {
+            End::Closed
         }
     }
 
@@ -366,21 +421,30 @@ fn codec(max_bytes: usize) -> FrameCodec {
     }
 }
 
+/// One decoded request, with what the codec does not keep.
+pub struct Request {
+    pub msg: LdapMsg,
+    /// OIDs of the controls marked critical, read from the raw bytes: the codec drops the
+    /// criticality of some controls it decodes (Server Side Sort, DirSync).
+    pub critical: Vec<String>,
+}
+
 /// The codec with the checks it lacks up front: every LDAPMessage is a SEQUENCE with a
 /// definite length of at most four length bytes. Anything else can never become a valid
 /// message, so it is refused at once instead of waiting for more bytes (slapd does the same).
-/// A declared length over the limit is refused before the body arrives.
+/// A declared length over the limit is refused before the body arrives. Once a whole
+/// message is buffered, its message id range and control criticality are read from the
+/// raw bytes before the codec decodes it.
 pub struct FrameCodec {
     inner: LdapCodec,
     max_bytes: usize,
 }
 
 impl Decoder for FrameCodec {
-    type Item = LdapMsg;
+    type Item = Request;
     type Error = std::io::Error;
 
-    fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<LdapMsg>, std::io::Error> {
-        let bad = |why: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, why.to_string());
+    fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Request>, std::io::Error> {
         if buf.first().is_some_and(|&tag| tag != 0x30) {
             return Err(bad("message is not a SEQUENCE"));
         }
@@ -403,8 +467,102 @@ impl Decoder for FrameCodec {
                 }
             }
         }
-        self.inner.decode(buf)
+        let Some((frame, _)) = ber::read(buf) else {
+            // Not all there yet; the codec may still refuse what it has.
+            return match self.inner.decode(buf)? {
+                None => Ok(None),
+                Some(_) => Err(bad("inconsistent message framing")),
+            };
+        };
+        let critical = scan(frame.content).ok_or_else(|| bad("malformed message envelope"))?;
+        match self.inner.decode(buf)? {
+            Some(msg) => Ok(Some(Request { msg, critical })),
+            None => Err(bad("inconsistent message framing")),
+        }
     }
+}
+
+fn bad(why: &str) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidData, why.to_string())
+}
+
+/// Check the envelope of one LDAPMessage (its content, after the SEQUENCE header) and
+/// return the OIDs of its critical controls; None if it is not shaped like a message:
+///
+/// ```text
+/// LDAPMessage ::= SEQUENCE { messageID INTEGER (0..maxInt), protocolOp, controls [0] OPTIONAL }
+/// Control ::= SEQUENCE { controlType OCTET STRING, criticality BOOLEAN DEFAULT FALSE,
+///                        controlValue OCTET STRING OPTIONAL }
+/// ```
+///
+/// The codec silently truncates message ids to 32 bits, so the range is checked here.
+fn scan(message: &[u8]) -> Option<Vec<String>> {
+    let (msgid, rest) = ber::read(message)?;
+    if msgid.tag != 0x02 || !(1..=8).contains(&msgid.content.len()) {
+        return None;
+    }
+    // Two's complement, big-endian.
+    let sign = if msgid.content.first().is_some_and(|b| b & 0x80 != 0) {
+        -1i64
+    } else {
+        0
+    };
+    let value = msgid
+        .content
+        .iter()
+        .fold(sign, |acc, b| (acc << 8) | i64::from(*b));
+    if !(0..=i64::from(i32::MAX)).contains(&value) {
+        return None;
+    }
+    let (_op, rest) = ber::read(rest)?;
+    let mut critical = Vec::new();
+    let Some((controls, _)) = ber::read(rest).filter(|(c, _)| c.tag == 0xa0) else {
+        // No controls (anything else after the operation is ignored, as the codec does).
+        return Some(critical);
+    };
+    let mut body = controls.content;
+    while !body.is_empty() {
+        let (control, next) = ber::read(body)?;
+        body = next;
+        let (oid, after) = ber::read(control.content).filter(|_| control.tag == 0x30)?;
+        if oid.tag != 0x04 {
+            return None;
+        }
+        // BER: any non-zero octet is TRUE.
+        let is_critical = ber::read(after)
+            .is_some_and(|(flag, _)| flag.tag == 0x01 && flag.content.iter().any(|b| *b != 0));
+        if is_critical {
+            critical.push(String::from_utf8_lossy(oid.content).into_owned());
+        }
+    }
+    Some(critical)
+}
+
+/// A lingering close after a Notice of Disconnection: close our side, then read and
+/// discard what the client still sends, for a moment. Closing a socket with unread input
+/// makes the kernel send a reset, which can destroy the notice before the client reads it.
+async fn linger<S>(reader: Reader<S>, mut writer: Writer<S>)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    if tokio::time::timeout(LINGER_QUIET, writer.close())
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let mut read_half = reader.into_inner();
+    let discard = async {
+        let mut sink = vec![0u8; 16 * 1024];
+        let mut total = 0;
+        while total < LINGER_BYTES {
+            match tokio::time::timeout(LINGER_QUIET, read_half.read(&mut sink)).await {
+                Ok(Ok(n)) if n > 0 => total += n,
+                _ => return,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(LINGER_TOTAL, discard).await;
 }
 
 /// RFC 4511 §4.4.1: unsolicited, msgid 0, then the server closes the connection.
@@ -422,5 +580,91 @@ pub fn notice(code: LdapResultCode, message: &str) -> LdapMsg {
             value: None,
         }),
         ctrl: Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(msgid: &[u8], controls: &[Vec<u8>]) -> Vec<u8> {
+        let mut body = ber::write(0x02, msgid);
+        body.extend(ber::write(0x42, b""));
+        if !controls.is_empty() {
+            body.extend(ber::write(0xa0, &controls.concat()));
+        }
+        ber::write(0x30, &body)
+    }
+
+    fn control(oid: &str, flag: Option<u8>, value: Option<&[u8]>) -> Vec<u8> {
+        let mut body = ber::write(0x04, oid.as_bytes());
+        if let Some(flag) = flag {
+            body.extend(ber::write(0x01, &[flag]));
+        }
+        if let Some(value) = value {
+            body.extend(ber::write(0x04, value));
+        }
+        ber::write(0x30, &body)
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Option<Request>, std::io::Error> {
+        let mut buf = BytesMut::from(bytes);
+        codec(1 << 16).decode(&mut buf)
+    }
+
+    #[test]
+    fn criticality_comes_from_the_raw_control() {
+        let controls = [
+            control(
+                "1.2.840.113556.1.4.473",
+                Some(0xff),
+                Some(b"\x30\x04\x30\x02\x04\x00"),
+            ),
+            control("1.2.3.4", Some(0x00), None),
+            control("1.2.3.5", None, Some(b"v")),
+            // BER: any non-zero octet is TRUE.
+            control("1.2.3.6", Some(0x01), None),
+        ];
+        let bytes = message(&[7], &controls);
+        let request = decode(&bytes).unwrap().unwrap();
+        assert_eq!(request.msg.msgid, 7);
+        assert_eq!(request.critical, ["1.2.840.113556.1.4.473", "1.2.3.6"]);
+        assert!(
+            decode(&message(&[7], &[]))
+                .unwrap()
+                .unwrap()
+                .critical
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn message_ids_outside_the_ldap_range_are_refused() {
+        for bad in [
+            &[0x01, 0, 0, 0, 1][..],
+            &[0x00, 0x80, 0, 0, 0],
+            &[0xff],
+            &[],
+        ] {
+            assert!(decode(&message(bad, &[])).is_err(), "{bad:?}");
+        }
+        // 0 is in range for the codec; the connection refuses it as reserved for notices.
+        for good in [&[0x00][..], &[0x7f, 0xff, 0xff, 0xff], &[0x00, 0x00, 0x01]] {
+            assert!(decode(&message(good, &[])).unwrap().is_some(), "{good:?}");
+        }
+    }
+
+    #[test]
+    fn partial_messages_wait_and_whole_ones_are_consumed() {
+        let bytes = message(&[1], &[]);
+        let mut buf = BytesMut::from(&bytes[..bytes.len() - 1]);
+        let mut codec = codec(1 << 16);
+        assert!(codec.decode(&mut buf).unwrap().is_none());
+        buf.extend_from_slice(&bytes[bytes.len() - 1..]);
+        buf.extend_from_slice(&bytes);
+        assert!(codec.decode(&mut buf).unwrap().is_some());
+        assert_eq!(buf.len(), bytes.len(), "exactly one message consumed");
+        assert!(codec.decode(&mut buf).unwrap().is_some());
+        assert!(buf.is_empty());
     }
 }

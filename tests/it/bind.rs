@@ -1,6 +1,7 @@
 //! Binds: anonymous, password, the uniform 49, 53, 13, StartTLS, EXTERNAL, rehash.
 
-use ldap3::{Scope, SearchEntry};
+use ldap3::controls::RawControl;
+use ldap3::{Ldap, Scope, SearchEntry};
 
 use crate::{TestServer, add_person, person_dn, search, whoami};
 
@@ -166,6 +167,133 @@ async fn legacy_ssha_hash_verifies_and_is_rehashed_to_argon2id() {
     let stored = &SearchEntry::clone(&entries[0]).attrs["userPassword"][0];
     assert!(stored.starts_with("{ARGON2}$argon2id$"), "{stored}");
     server.bound(&person_dn("legacy"), "secret").await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn ssha512_and_sha512_crypt_hashes_verify_and_are_rehashed() {
+    let server = TestServer::start().await;
+    let mut admin = server.admin().await;
+    add_person(&mut admin, "s512", &ssha512("secret", b"saltsalt"), false).await;
+    add_person(&mut admin, "crypt6", SHA512_CRYPT_SECRET, false).await;
+    for uid in ["s512", "crypt6"] {
+        binds_then_holds_argon2(&server, &mut admin, uid, "secret").await;
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn imported_legacy_hashes_verify_and_are_rehashed() {
+    let ldif = format!(
+        "dn: {ssha}\nobjectClass: inetOrgPerson\nuid: old-ssha\ncn: Old\nsn: Ssha\n\
+         userPassword: {ssha_hash}\n\n\
+         dn: {s512}\nobjectClass: inetOrgPerson\nuid: old-s512\ncn: Old\nsn: Ssha512\n\
+         userPassword: {s512_hash}\n\n\
+         dn: {crypt}\nobjectClass: inetOrgPerson\nuid: old-crypt\ncn: Old\nsn: Crypt\n\
+         userPassword: {SHA512_CRYPT_SECRET}\n\n",
+        ssha = person_dn("old-ssha"),
+        ssha_hash = ssha("secret", b"salt"),
+        s512 = person_dn("old-s512"),
+        s512_hash = ssha512("secret", b"saltsalt"),
+        crypt = person_dn("old-crypt"),
+    );
+    let server = TestServer::start_with_ldif("", Some(&ldif)).await;
+    let mut admin = server.admin().await;
+    for uid in ["old-ssha", "old-s512", "old-crypt"] {
+        binds_then_holds_argon2(&server, &mut admin, uid, "secret").await;
+    }
+    server.stop().await;
+}
+
+/// `uid` has a legacy hash of `password`: it binds (and a wrong password does not), its
+/// value is then `{ARGON2}`, and the new hash binds too.
+async fn binds_then_holds_argon2(server: &TestServer, admin: &mut Ldap, uid: &str, password: &str) {
+    let before = user_password(admin, uid).await;
+    assert!(!before.starts_with("{ARGON2}"), "{uid}: {before}");
+    let mut ldap = server.ldaps().await;
+    assert_eq!(
+        ldap.simple_bind(&person_dn(uid), "wrong").await.unwrap().rc,
+        49,
+        "{uid}"
+    );
+    assert_eq!(
+        user_password(admin, uid).await,
+        before,
+        "no rehash on a failure"
+    );
+    server.bound(&person_dn(uid), password).await;
+    let after = user_password(admin, uid).await;
+    assert!(after.starts_with("{ARGON2}$argon2id$"), "{uid}: {after}");
+    server.bound(&person_dn(uid), password).await;
+}
+
+async fn user_password(admin: &mut Ldap, uid: &str) -> String {
+    let (entries, rc) = search(
+        admin,
+        &person_dn(uid),
+        Scope::Base,
+        "(objectClass=*)",
+        &["userPassword"],
+    )
+    .await;
+    assert_eq!(rc, 0);
+    let values = &SearchEntry::clone(&entries[0]).attrs["userPassword"];
+    assert_eq!(values.len(), 1, "{values:?}");
+    values[0].clone()
+}
+
+/// sha512-crypt of "secret" with salt "saltsalt" (`openssl passwd -6 -salt saltsalt secret`).
+const SHA512_CRYPT_SECRET: &str = "{CRYPT}$6$saltsalt$TVLlQcbpFVof5W3Yz4DTP6gRstiNuHwwTt6GLc1E5n0U0aDehy0S5knV8wiOQSpT0Y77vwPZN.Pq.H91p5hVO1";
+
+fn ssha512(password: &str, salt: &[u8]) -> String {
+    use base64::Engine;
+    use sha2::{Digest, Sha512};
+    let mut h = Sha512::new();
+    h.update(password.as_bytes());
+    h.update(salt);
+    let mut raw = h.finalize().to_vec();
+    raw.extend_from_slice(salt);
+    format!(
+        "{{SSHA512}}{}",
+        base64::engine::general_purpose::STANDARD.encode(raw)
+    )
+}
+
+#[tokio::test]
+async fn bind_with_an_unsupported_critical_control_is_not_performed() {
+    let server = TestServer::start().await;
+    let mut admin = server.admin().await;
+    add_person(&mut admin, "alice", "pw-alice", false).await;
+    let mut ldap = server.ldaps().await;
+    let ctrl = |crit| RawControl {
+        ctype: "1.2.3.4.5.6".into(),
+        crit,
+        val: None,
+    };
+    let res = ldap
+        .with_controls(vec![ctrl(true)])
+        .simple_bind(&person_dn("alice"), "pw-alice")
+        .await
+        .unwrap();
+    assert_eq!(res.rc, 12);
+    assert_eq!(whoami(&mut ldap).await, "", "the bind did not happen");
+    // Not critical: ignored, and the bind succeeds.
+    let res = ldap
+        .with_controls(vec![ctrl(false)])
+        .simple_bind(&person_dn("alice"), "pw-alice")
+        .await
+        .unwrap();
+    assert_eq!(res.rc, 0);
+    let me = format!("dn:{}", person_dn("alice"));
+    assert_eq!(whoami(&mut ldap).await, me);
+    // A refused bind leaves the current identity alone (it was never performed).
+    let res = ldap
+        .with_controls(vec![ctrl(true)])
+        .simple_bind("", "")
+        .await
+        .unwrap();
+    assert_eq!(res.rc, 12);
+    assert_eq!(whoami(&mut ldap).await, me);
     server.stop().await;
 }
 

@@ -8,9 +8,11 @@ mod admin;
 mod bind;
 mod db;
 mod extended;
+mod limits;
 mod raw;
 mod roles;
 mod search;
+mod tls;
 mod tokens;
 mod write;
 
@@ -29,7 +31,31 @@ pub const GROUPS: &str = "ou=groups,dc=example,dc=com";
 pub struct TestServer {
     pub running: Option<Running>,
     pub dir: TempDir,
-    tls: Arc<rustls::ClientConfig>,
+    /// Trusts only the server's generated CA: full verification.
+    pub tls: Arc<rustls::ClientConfig>,
+}
+
+/// How to start a test server, beyond the test defaults.
+pub struct Setup<'a> {
+    /// Top-level keys (`schema_dir = ...`), placed before any table.
+    pub top: &'a str,
+    /// The LDAPS listener address.
+    pub ldaps: &'a str,
+    /// Tables appended to the test defaults (`[limits]` ...).
+    pub extra: &'a str,
+    /// LDIF bulk-loaded with the offline importer before the server starts.
+    pub ldif: Option<&'a str>,
+}
+
+impl Default for Setup<'_> {
+    fn default() -> Self {
+        Setup {
+            top: "",
+            ldaps: "127.0.0.1:0",
+            extra: "",
+            ldif: None,
+        }
+    }
 }
 
 impl TestServer {
@@ -44,12 +70,22 @@ impl TestServer {
 
     /// Start after bulk-loading `ldif` with the offline importer (fast, for big trees).
     pub async fn start_with_ldif(extra: &str, ldif: Option<&str>) -> TestServer {
+        TestServer::start_setup(Setup {
+            extra,
+            ldif,
+            ..Setup::default()
+        })
+        .await
+    }
+
+    pub async fn start_setup(setup: Setup<'_>) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
         let toml = format!(
             r#"
 data_dir = "{data}"
+{top}
 [listen]
-ldaps = "127.0.0.1:0"
+ldaps = "{ldaps}"
 ldap = "127.0.0.1:0"
 [argon2]
 memory_kib = 64
@@ -58,9 +94,12 @@ parallelism = 1
 {extra}
 "#,
             data = dir.path().join("data").display(),
+            top = setup.top,
+            ldaps = setup.ldaps,
+            extra = setup.extra,
         );
         let config = Config::parse(&toml).unwrap();
-        if let Some(ldif) = ldif {
+        if let Some(ldif) = setup.ldif {
             let file = dir.path().join("seed.ldif");
             std::fs::write(&file, ldif).unwrap();
             tessera::db::import(&config, &file, false).unwrap();
@@ -168,6 +207,19 @@ pub fn bulk_people(n: usize) -> String {
         .map(|i| {
             format!(
                 "dn: uid=bulk{i},{PEOPLE}\nobjectClass: inetOrgPerson\nuid: bulk{i}\ncn: Bulk {i}\nsn: {i}\n\n"
+            )
+        })
+        .collect()
+}
+
+/// LDIF for `n` people `big0..`, each with a `description` of `value_len` bytes: result
+/// sets far larger than socket buffers, for clients that stop reading.
+pub fn big_people(n: usize, value_len: usize) -> String {
+    let value = "x".repeat(value_len);
+    (0..n)
+        .map(|i| {
+            format!(
+                "dn: uid=big{i},{PEOPLE}\nobjectClass: inetOrgPerson\nuid: big{i}\ncn: Big {i}\nsn: {i}\ndescription: {value}\n\n"
             )
         })
         .collect()

@@ -7,11 +7,15 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use ldap3_proto::LdapCodec;
 use ldap3_proto::proto::{LdapMsg, LdapOp, LdapResultCode};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
 use tokio_util::codec::FramedRead;
 
 use crate::{TestServer, whoami};
+
+pub const NOTICE_OF_DISCONNECTION: &str = "1.3.6.1.4.1.1466.20036";
+pub const STARTTLS: &[u8] = b"1.3.6.1.4.1.1466.20037";
 
 pub fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
     let mut out = vec![tag];
@@ -28,26 +32,64 @@ pub fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
     out
 }
 
-fn message(msgid: u8, op: Vec<u8>) -> Vec<u8> {
+pub fn message(msgid: u8, op: Vec<u8>) -> Vec<u8> {
+    message_with_controls(msgid, op, &[])
+}
+
+/// An LDAPMessage with `controls` (each from [`control`]) in its `[0]` field.
+pub fn message_with_controls(msgid: u8, op: Vec<u8>, controls: &[Vec<u8>]) -> Vec<u8> {
     let mut body = tlv(0x02, &[msgid]);
     body.extend(op);
+    if !controls.is_empty() {
+        body.extend(tlv(0xa0, &controls.concat()));
+    }
     tlv(0x30, &body)
 }
 
-fn whoami_request(msgid: u8) -> Vec<u8> {
+/// `Control ::= SEQUENCE { controlType, criticality BOOLEAN DEFAULT FALSE, controlValue }`
+pub fn control(oid: &str, critical: bool, value: Option<&[u8]>) -> Vec<u8> {
+    let mut body = tlv(0x04, oid.as_bytes());
+    if critical {
+        body.extend(tlv(0x01, &[0xff]));
+    }
+    if let Some(value) = value {
+        body.extend(tlv(0x04, value));
+    }
+    tlv(0x30, &body)
+}
+
+pub fn whoami_request(msgid: u8) -> Vec<u8> {
     message(msgid, tlv(0x77, &tlv(0x80, b"1.3.6.1.4.1.4203.1.11.3")))
 }
 
-fn search_request(msgid: u8, filter: Vec<u8>) -> Vec<u8> {
-    let mut body = tlv(0x04, b"");
-    body.extend(tlv(0x0a, &[0]));
+pub fn starttls_op() -> Vec<u8> {
+    tlv(0x77, &tlv(0x80, STARTTLS))
+}
+
+/// A simple bind op (version 3).
+pub fn bind_op(dn: &str, password: &str) -> Vec<u8> {
+    let mut bind = tlv(0x02, &[3]);
+    bind.extend(tlv(0x04, dn.as_bytes()));
+    bind.extend(tlv(0x80, password.as_bytes()));
+    tlv(0x60, &bind)
+}
+
+/// A search op over `base` with `scope` (0 base, 2 subtree), a client time limit in
+/// seconds, and a raw filter; attributes: all user attributes.
+pub fn search_op(base: &[u8], scope: u8, timelimit: u8, filter: Vec<u8>) -> Vec<u8> {
+    let mut body = tlv(0x04, base);
+    body.extend(tlv(0x0a, &[scope]));
     body.extend(tlv(0x0a, &[0]));
     body.extend(tlv(0x02, &[0]));
-    body.extend(tlv(0x02, &[0]));
+    body.extend(tlv(0x02, &[timelimit]));
     body.extend(tlv(0x01, &[0]));
     body.extend(filter);
     body.extend(tlv(0x30, b""));
-    message(msgid, tlv(0x63, &body))
+    tlv(0x63, &body)
+}
+
+fn search_request(msgid: u8, filter: Vec<u8>) -> Vec<u8> {
+    message(msgid, search_op(b"", 0, 0, filter))
 }
 
 fn nested_not(depth: usize) -> Vec<u8> {
@@ -58,30 +100,64 @@ fn nested_not(depth: usize) -> Vec<u8> {
     f
 }
 
-struct Raw {
-    write: tokio::net::tcp::OwnedWriteHalf,
-    read: FramedRead<tokio::net::tcp::OwnedReadHalf, LdapCodec>,
+/// A client that writes raw bytes and reads decoded messages.
+pub struct Raw<S = TcpStream> {
+    pub write: WriteHalf<S>,
+    read: FramedRead<ReadHalf<S>, LdapCodec>,
 }
 
 impl Raw {
-    async fn connect(server: &TestServer) -> Raw {
+    /// A plain LDAP connection.
+    pub async fn connect(server: &TestServer) -> Raw {
         let stream = TcpStream::connect(server.running().ldap.unwrap())
             .await
             .unwrap();
-        let (r, w) = stream.into_split();
+        Raw::over(stream)
+    }
+
+    /// A plain LDAP connection with a tiny receive buffer, for clients that stop reading:
+    /// the server's writes then block soon.
+    pub async fn connect_small_window(server: &TestServer) -> Raw {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        let stream = socket
+            .connect(server.running().ldap.unwrap())
+            .await
+            .unwrap();
+        Raw::over(stream)
+    }
+
+    /// TLS over this connection after a successful StartTLS response, verifying the
+    /// server certificate as `localhost` against the generated CA.
+    pub async fn start_tls(self, server: &TestServer) -> Raw<TlsStream<TcpStream>> {
+        assert!(
+            self.read.read_buffer().is_empty(),
+            "nothing may follow the StartTLS response in the clear"
+        );
+        let stream = self.read.into_inner().unsplit(self.write);
+        let connector = tokio_rustls::TlsConnector::from(server.tls.clone());
+        let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+        let tls = connector.connect(name, stream).await.unwrap();
+        Raw::over(tls)
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Raw<S> {
+    pub fn over(stream: S) -> Raw<S> {
+        let (r, w) = tokio::io::split(stream);
         Raw {
             write: w,
             read: FramedRead::new(r, LdapCodec::new(Some(8 << 20), None)),
         }
     }
 
-    async fn send(&mut self, bytes: &[u8]) {
+    pub async fn send(&mut self, bytes: &[u8]) {
         // The server may already have closed; that is an allowed outcome too.
         let _ = self.write.write_all(bytes).await;
     }
 
     /// The next message, or None once the server has closed the connection.
-    async fn next(&mut self) -> Option<LdapMsg> {
+    pub async fn next(&mut self) -> Option<LdapMsg> {
         match tokio::time::timeout(Duration::from_secs(10), self.read.next()).await {
             Ok(Some(Ok(msg))) => Some(msg),
             Ok(_) => None,
@@ -89,23 +165,53 @@ impl Raw {
         }
     }
 
-    /// Expect a Notice of Disconnection (or a bare close), then the end of the stream.
-    async fn expect_disconnect(&mut self) {
-        if let Some(msg) = self.next().await {
-            assert_eq!(msg.msgid, 0, "{msg:?}");
-            let LdapOp::ExtendedResponse(resp) = msg.op else {
-                panic!("expected a notice of disconnection, got {:?}", msg.op);
-            };
-            assert_eq!(resp.name.as_deref(), Some("1.3.6.1.4.1.1466.20036"));
-            assert!(
-                self.next().await.is_none(),
-                "connection closed after the notice"
-            );
+    /// The next message, which must be the response to `msgid`.
+    pub async fn reply(&mut self, msgid: i32) -> LdapOp {
+        let msg = self.next().await.expect("a response, not a close");
+        assert_eq!(msg.msgid, msgid, "{msg:?}");
+        msg.op
+    }
+
+    /// The result code of the extended response to `msgid`.
+    pub async fn extended_code(&mut self, msgid: i32) -> LdapResultCode {
+        match self.reply(msgid).await {
+            LdapOp::ExtendedResponse(resp) => resp.res.code,
+            other => panic!("expected an extended response, got {other:?}"),
         }
+    }
+
+    /// The WhoAmI answer for `msgid` ("" for anonymous).
+    pub async fn whoami(&mut self, msgid: u8) -> String {
+        self.send(&whoami_request(msgid)).await;
+        match self.reply(i32::from(msgid)).await {
+            LdapOp::ExtendedResponse(resp) => {
+                assert_eq!(resp.res.code, LdapResultCode::Success);
+                String::from_utf8(resp.value.unwrap_or_default()).unwrap()
+            }
+            other => panic!("expected an extended response, got {other:?}"),
+        }
+    }
+
+    /// Expect a Notice of Disconnection, then the end of the stream; returns its code.
+    pub async fn expect_disconnect(&mut self) -> LdapResultCode {
+        let msg = self
+            .next()
+            .await
+            .expect("a notice of disconnection before the close");
+        assert_eq!(msg.msgid, 0, "{msg:?}");
+        let LdapOp::ExtendedResponse(resp) = msg.op else {
+            panic!("expected a notice of disconnection, got {:?}", msg.op);
+        };
+        assert_eq!(resp.name.as_deref(), Some(NOTICE_OF_DISCONNECTION));
+        assert!(
+            self.next().await.is_none(),
+            "connection closed after the notice"
+        );
+        resp.res.code
     }
 }
 
-async fn still_serving(server: &TestServer) {
+pub async fn still_serving(server: &TestServer) {
     let mut ldap = server.ldaps().await;
     assert_eq!(whoami(&mut ldap).await, "");
 }
@@ -115,20 +221,20 @@ async fn garbage_truncated_and_oversized_ber() {
     let server = TestServer::start().await;
     let mut raw = Raw::connect(&server).await;
     raw.send(&[0xff, 0xff, 0xff, 0xff, 0x00, 0x01]).await;
-    raw.expect_disconnect().await;
+    assert_eq!(raw.expect_disconnect().await, LdapResultCode::ProtocolError);
 
     let mut raw = Raw::connect(&server).await;
     // Indefinite length is not allowed in LDAP.
     raw.send(&[0x30, 0x80, 0x02, 0x01, 0x01, 0x42, 0x00, 0x00, 0x00])
         .await;
-    raw.expect_disconnect().await;
+    assert_eq!(raw.expect_disconnect().await, LdapResultCode::ProtocolError);
 
     let mut raw = Raw::connect(&server).await;
     // Declares 100 bytes, sends 10, then closes its side.
     raw.send(&[0x30, 0x64, 0x02, 0x01, 0x01, 0x63, 0x5f, 0x04, 0x00, 0x0a])
         .await;
     raw.write.shutdown().await.unwrap();
-    raw.expect_disconnect().await;
+    assert_eq!(raw.expect_disconnect().await, LdapResultCode::ProtocolError);
 
     let mut raw = Raw::connect(&server).await;
     // 1 MiB declared before bind: over the anonymous message limit.
@@ -137,7 +243,7 @@ async fn garbage_truncated_and_oversized_ber() {
     ];
     big.extend(std::iter::repeat_n(0x04, 300 * 1024));
     raw.send(&big).await;
-    raw.expect_disconnect().await;
+    assert_eq!(raw.expect_disconnect().await, LdapResultCode::ProtocolError);
     still_serving(&server).await;
     server.stop().await;
 }
@@ -147,7 +253,7 @@ async fn message_id_zero_and_response_ops_disconnect() {
     let server = TestServer::start().await;
     let mut raw = Raw::connect(&server).await;
     raw.send(&whoami_request(0)).await;
-    raw.expect_disconnect().await;
+    assert_eq!(raw.expect_disconnect().await, LdapResultCode::ProtocolError);
     let mut raw = Raw::connect(&server).await;
     // A BindResponse sent by a client.
     raw.send(&message(
@@ -155,7 +261,7 @@ async fn message_id_zero_and_response_ops_disconnect() {
         tlv(0x61, &[0x0a, 0x01, 0x00, 0x04, 0x00, 0x04, 0x00]),
     ))
     .await;
-    raw.expect_disconnect().await;
+    assert_eq!(raw.expect_disconnect().await, LdapResultCode::ProtocolError);
     still_serving(&server).await;
     server.stop().await;
 }
@@ -175,7 +281,7 @@ async fn deep_filters_are_refused_cleanly() {
     assert_eq!(raw.next().await.unwrap().msgid, 2);
     // Far deeper than the codec allows: disconnect.
     raw.send(&search_request(3, nested_not(2000))).await;
-    raw.expect_disconnect().await;
+    assert_eq!(raw.expect_disconnect().await, LdapResultCode::ProtocolError);
     still_serving(&server).await;
     server.stop().await;
 }
@@ -261,27 +367,35 @@ async fn abandon_stops_a_search_without_a_response() {
         entries < 1500,
         "the search stopped early ({entries} entries)"
     );
+    // An Abandon carrying an unsupported critical control is not performed (RFC 4511
+    // §4.1.11), and has no response to refuse it with: the search runs to its end (the
+    // server's size limit of 1,000).
+    let mut bytes = subtree_search(5, b"dc=example,dc=com");
+    let critical = control("1.2.3.4.5.6", true, None);
+    bytes.extend(message_with_controls(6, tlv(0x50, &[5]), &[critical]));
+    bytes.extend(whoami_request(7));
+    raw.send(&bytes).await;
+    let (mut done, mut answered) = (None, false);
+    while done.is_none() || !answered {
+        let msg = raw.next().await.expect("connection stays open");
+        match (msg.msgid, msg.op) {
+            (5, LdapOp::SearchResultEntry(_)) => {}
+            (5, LdapOp::SearchResultDone(res)) => done = Some(res.code),
+            (7, LdapOp::ExtendedResponse(_)) => answered = true,
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(done, Some(LdapResultCode::SizeLimitExceeded));
     server.stop().await;
 }
 
 fn anonymous_read_bind() -> Vec<u8> {
-    let mut bind = tlv(0x02, &[3]);
-    bind.extend(tlv(0x04, b""));
-    bind.extend(tlv(0x80, b""));
-    message(1, tlv(0x60, &bind))
+    message(1, bind_op("", ""))
 }
 
 /// `(objectClass=*)` over the subtree at `base`.
-fn subtree_search(msgid: u8, base: &[u8]) -> Vec<u8> {
-    let mut body = tlv(0x04, base);
-    body.extend(tlv(0x0a, &[2]));
-    body.extend(tlv(0x0a, &[0]));
-    body.extend(tlv(0x02, &[0]));
-    body.extend(tlv(0x02, &[0]));
-    body.extend(tlv(0x01, &[0]));
-    body.extend(tlv(0x87, b"objectClass"));
-    body.extend(tlv(0x30, b""));
-    message(msgid, tlv(0x63, &body))
+pub fn subtree_search(msgid: u8, base: &[u8]) -> Vec<u8> {
+    message(msgid, search_op(base, 2, 0, tlv(0x87, b"objectClass")))
 }
 
 #[tokio::test]
@@ -300,6 +414,73 @@ async fn shutdown_sends_a_notice_of_disconnection() {
     assert_eq!(resp.res.code, LdapResultCode::Unavailable);
     assert!(raw.next().await.is_none());
     stopping.await.unwrap();
+}
+
+#[tokio::test]
+async fn shutdown_answers_the_operation_in_hand_before_the_notice() {
+    let server = TestServer::start_with_ldif(
+        "[security]\nanonymous = \"read\"\n",
+        Some(&crate::big_people(BIG_ENTRIES, BIG_VALUE)),
+    )
+    .await;
+    let mut raw = Raw::connect_small_window(&server).await;
+    let filter = tlv(
+        0xa3,
+        &[tlv(0x04, b"objectClass"), tlv(0x04, b"person")].concat(),
+    );
+    raw.send(&message(
+        1,
+        search_op(crate::PEOPLE.as_bytes(), 1, 0, filter),
+    ))
+    .await;
+    // One entry in: the search is running, and cannot finish before we read on, since
+    // its results are far larger than the socket buffers.
+    assert!(matches!(raw.reply(1).await, LdapOp::SearchResultEntry(_)));
+    let stopping = tokio::spawn(server.stop());
+    let mut entries = 1;
+    let done = loop {
+        match raw.reply(1).await {
+            LdapOp::SearchResultEntry(_) => entries += 1,
+            LdapOp::SearchResultDone(res) => break res,
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(done.code, LdapResultCode::Success);
+    assert_eq!(entries, BIG_ENTRIES, "the search ran to its end");
+    assert_eq!(raw.expect_disconnect().await, LdapResultCode::Unavailable);
+    stopping.await.unwrap();
+}
+
+/// With [`Raw::connect_small_window`], results of this size cannot all be buffered
+/// between the server and a client that stops reading.
+pub const BIG_ENTRIES: usize = 384;
+pub const BIG_VALUE: usize = 32 * 1024;
+
+#[tokio::test]
+async fn message_ids_out_of_range_disconnect() {
+    let server = TestServer::start().await;
+    // 2^32 + 1: a codec that truncates to 32 bits would read it as 1.
+    let op = tlv(0x77, &tlv(0x80, b"1.3.6.1.4.1.4203.1.11.3"));
+    let mut body = tlv(0x02, &[0x01, 0x00, 0x00, 0x00, 0x01]);
+    body.extend(op.clone());
+    let mut raw = Raw::connect(&server).await;
+    raw.send(&tlv(0x30, &body)).await;
+    assert_eq!(raw.expect_disconnect().await, LdapResultCode::ProtocolError);
+    // 2^31 is one past maxInt; -1 is negative.
+    for id in [&[0x00, 0x80, 0x00, 0x00, 0x00][..], &[0xff]] {
+        let mut body = tlv(0x02, id);
+        body.extend(op.clone());
+        let mut raw = Raw::connect(&server).await;
+        raw.send(&tlv(0x30, &body)).await;
+        assert_eq!(raw.expect_disconnect().await, LdapResultCode::ProtocolError);
+    }
+    // maxInt itself is fine.
+    let mut body = tlv(0x02, &[0x7f, 0xff, 0xff, 0xff]);
+    body.extend(op);
+    let mut raw = Raw::connect(&server).await;
+    raw.send(&tlv(0x30, &body)).await;
+    assert_eq!(raw.extended_code(i32::MAX).await, LdapResultCode::Success);
+    server.stop().await;
 }
 
 #[tokio::test]

@@ -564,13 +564,167 @@ async fn critical_controls() {
     .into();
     paged.crit = true;
     let res = admin
-        .with_controls(vec![paged])
+        .with_controls(vec![paged.clone()])
         .search("", Scope::Base, "(objectClass=*)", vec!["+"])
         .await
         .unwrap();
     assert_eq!((res.0.len(), res.1.rc), (1, 0));
+    // Paged results mean nothing outside a search: critical there, it is refused.
+    let res = admin
+        .with_controls(vec![paged])
+        .compare(&person_dn("alice"), "uid", "alice")
+        .await
+        .unwrap();
+    assert_eq!(res.0.rc, 12);
+
+    // Server Side Sort (RFC 2891) is not implemented: critical, the search is refused
+    // with no entries; not critical, it is ignored.
+    let sort = |crit| RawControl {
+        ctype: "1.2.840.113556.1.4.473".into(),
+        crit,
+        val: Some(crate::tls::SORT_BY_CN.to_vec()),
+    };
+    let res = admin
+        .with_controls(vec![sort(true)])
+        .search(PEOPLE, Scope::OneLevel, "(objectClass=person)", vec!["cn"])
+        .await
+        .unwrap();
+    assert_eq!((res.0.len(), res.1.rc), (0, 12));
+    let res = admin
+        .with_controls(vec![sort(false)])
+        .search(PEOPLE, Scope::OneLevel, "(objectClass=person)", vec!["cn"])
+        .await
+        .unwrap();
+    assert_eq!((res.0.len(), res.1.rc), (3, 0));
+    // Every operation refuses it, writes and extended operations included.
+    let res = admin
+        .with_controls(vec![sort(true)])
+        .delete(&person_dn("carol"))
+        .await
+        .unwrap();
+    assert_eq!(res.rc, 12);
+    let res = admin
+        .with_controls(vec![sort(true)])
+        .extended(ldap3::exop::WhoAmI)
+        .await
+        .unwrap();
+    assert_eq!(res.1.rc, 12);
+    let (carol, rc) = search(
+        &mut admin,
+        &person_dn("carol"),
+        Scope::Base,
+        "(objectClass=*)",
+        &["1.1"],
+    )
+    .await;
+    assert_eq!(
+        (carol.len(), rc),
+        (1, 0),
+        "the refused delete was not performed"
+    );
     server.stop().await;
 }
+
+#[tokio::test]
+async fn schema_dir_files_are_served_and_usable() {
+    let extra = tempfile::tempdir().unwrap();
+    std::fs::write(extra.path().join("sudo.schema"), SUDO_SCHEMA).unwrap();
+    // Files without the .schema extension are not schema.
+    std::fs::write(extra.path().join("README"), "not schema").unwrap();
+    let top = format!("schema_dir = \"{}\"", extra.path().display());
+    let server = TestServer::start_setup(crate::Setup {
+        top: &top,
+        ..crate::Setup::default()
+    })
+    .await;
+    let mut anon = server.ldaps().await;
+    let (e, rc) = search(
+        &mut anon,
+        "cn=Subschema",
+        Scope::Base,
+        "(objectClass=*)",
+        &["objectClasses", "attributeTypes"],
+    )
+    .await;
+    assert_eq!(rc, 0);
+    let listed = |attr: &str, name: &str| {
+        e[0].attrs[attr]
+            .iter()
+            .any(|v| v.contains(&format!("NAME '{name}'")))
+    };
+    assert!(listed("objectClasses", "sudoRole"));
+    assert!(listed("attributeTypes", "sudoUser"));
+    assert!(listed("attributeTypes", "sudoCommand"));
+    assert!(
+        listed("objectClasses", "inetOrgPerson"),
+        "shipped schema too"
+    );
+
+    let mut admin = server.admin().await;
+    let sudoers = format!("ou=sudoers,{SUFFIX}");
+    let ou = vec![
+        ("objectClass", HashSet::from(["organizationalUnit"])),
+        ("ou", HashSet::from(["sudoers"])),
+    ];
+    admin.add(&sudoers, ou).await.unwrap().success().unwrap();
+    let role = vec![
+        ("objectClass", HashSet::from(["sudoRole"])),
+        ("cn", HashSet::from(["%wheel"])),
+        ("sudoUser", HashSet::from(["%wheel"])),
+        ("sudoHost", HashSet::from(["ALL"])),
+        ("sudoCommand", HashSet::from(["ALL"])),
+    ];
+    let role_dn = format!("cn=%wheel,{sudoers}");
+    admin.add(&role_dn, role).await.unwrap().success().unwrap();
+    let (found, rc) = search(
+        &mut admin,
+        &sudoers,
+        Scope::OneLevel,
+        "(sudoUser=%wheel)",
+        &["sudoCommand"],
+    )
+    .await;
+    assert_eq!((found.len(), rc), (1, 0));
+    assert_eq!(found[0].attrs["sudoCommand"], vec!["ALL"]);
+    // The schema is enforced for the new class too: an attribute it does not allow.
+    let bad = vec![
+        ("objectClass", HashSet::from(["sudoRole"])),
+        ("cn", HashSet::from(["bad"])),
+        ("uidNumber", HashSet::from(["1"])),
+    ];
+    let rc = admin
+        .add(&format!("cn=bad,{sudoers}"), bad)
+        .await
+        .unwrap()
+        .rc;
+    assert_eq!(rc, 65, "objectClassViolation");
+    server.stop().await;
+}
+
+/// A cut-down sudo schema (sudo's own OIDs), as an administrator would drop it in.
+const SUDO_SCHEMA: &str = "
+attributetype ( 1.3.6.1.4.1.15953.9.1.1 NAME 'sudoUser'
+    DESC 'User(s) who may  run sudo'
+    EQUALITY caseExactIA5Match
+    SUBSTR caseExactIA5SubstringsMatch
+    SYNTAX 1.3.6.1.4.1.1466.115.121.1.26 )
+
+attributetype ( 1.3.6.1.4.1.15953.9.1.2 NAME 'sudoHost'
+    DESC 'Host(s) who may run sudo'
+    EQUALITY caseExactIA5Match
+    SUBSTR caseExactIA5SubstringsMatch
+    SYNTAX 1.3.6.1.4.1.1466.115.121.1.26 )
+
+attributetype ( 1.3.6.1.4.1.15953.9.1.3 NAME 'sudoCommand'
+    DESC 'Command(s) to be executed by sudo'
+    EQUALITY caseExactIA5Match
+    SYNTAX 1.3.6.1.4.1.1466.115.121.1.26 )
+
+objectclass ( 1.3.6.1.4.1.15953.9.2.1 NAME 'sudoRole' SUP top STRUCTURAL
+    DESC 'Sudoer Entries'
+    MUST ( cn )
+    MAY ( sudoUser $ sudoHost $ sudoCommand $ description ) )
+";
 
 #[tokio::test]
 async fn indexed_equality_reads_a_handful_of_entries() {
