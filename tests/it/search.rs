@@ -527,6 +527,70 @@ async fn paged_results_continue_and_refuse_bad_cookies() {
     server.stop().await;
 }
 
+/// Page through a search asking `first` entries, then `rest` per page; the size of every
+/// page, and the entries' DNs.
+async fn page_through(ldap: &mut Ldap, first: i32, rest: i32) -> (Vec<usize>, Vec<String>) {
+    let mut pages = Vec::new();
+    let mut seen = Vec::new();
+    let mut cookie = Vec::new();
+    loop {
+        let ctrl: RawControl = PagedResults {
+            size: if pages.is_empty() { first } else { rest },
+            cookie: cookie.clone(),
+        }
+        .into();
+        let res = ldap
+            .with_controls(vec![ctrl])
+            .search(PEOPLE, Scope::OneLevel, "(objectClass=person)", vec!["1.1"])
+            .await
+            .unwrap();
+        assert_eq!(res.1.rc, 0, "{}", res.1.text);
+        pages.push(res.0.len());
+        seen.extend(res.0.into_iter().map(|e| SearchEntry::construct(e).dn));
+        cookie = res
+            .1
+            .ctrls
+            .iter()
+            .find_map(|c| match c.0 {
+                Some(ldap3::controls::ControlType::PagedResults) => {
+                    Some(c.1.parse::<PagedResults>().cookie)
+                }
+                _ => None,
+            })
+            .expect("a paged response control on every page");
+        if cookie.is_empty() {
+            return (pages, seen);
+        }
+        assert!(pages.len() < 20, "paging does not end: {pages:?}");
+    }
+}
+
+#[tokio::test]
+async fn paged_results_are_held_to_the_server_size_limit() {
+    let server = TestServer::start_with("[limits]\nsize_limit = 3\n").await;
+    let mut admin = server.admin().await;
+    for i in 0..8 {
+        add_person(&mut admin, &format!("p{i}"), "pw", false).await;
+    }
+    let mut user = server.bound(&person_dn("p0"), "pw").await;
+    // No page over the limit, whatever is asked (0 = no preference), yet every entry once.
+    // (A zero size with a cookie abandons the search, RFC 2696 §3, so 0 only starts one.)
+    for (first, rest) in [(0, 3), (100_000, 100_000), (5, 5)] {
+        let (pages, seen) = page_through(&mut user, first, rest).await;
+        assert_eq!(pages, vec![3, 3, 2], "page size {first}");
+        assert_eq!(seen.iter().collect::<HashSet<_>>().len(), 8);
+    }
+    // A smaller page size than the limit is honoured.
+    let (pages, _) = page_through(&mut user, 2, 2).await;
+    assert_eq!(pages, vec![2, 2, 2, 2]);
+    // Administrators are not held to the server limit.
+    let (pages, _) = page_through(&mut admin, 0, 0).await;
+    assert_eq!(pages, vec![8]);
+    let (pages, _) = page_through(&mut admin, 100_000, 100_000).await;
+    assert_eq!(pages, vec![8]);
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn critical_controls() {
     let (server, mut admin) = seeded().await;
