@@ -290,6 +290,105 @@ async fn posix_ids_are_allocated_and_unique() {
     server.stop().await;
 }
 
+/// The first value of a numeric attribute of `dn`.
+async fn number(ldap: &mut ldap3::Ldap, dn: &str, attr: &str) -> u32 {
+    let (e, rc) = search(ldap, dn, Scope::Base, "(objectClass=*)", &[attr]).await;
+    assert_eq!(rc, 0, "{dn}");
+    e[0].attrs[attr][0].parse().unwrap()
+}
+
+#[tokio::test]
+async fn posix_uid_and_group_gid_never_collide() {
+    let server = TestServer::start().await;
+    let mut admin = server.admin().await;
+    // A group first: it must not take the number the first user's private gid gets.
+    add_group(&mut admin, "g1", &[], true).await;
+    add_person(&mut admin, "alice", "pw", true).await;
+    let g1 = number(&mut admin, &group_dn("g1"), "gidNumber").await;
+    let alice_uid = number(&mut admin, &person_dn("alice"), "uidNumber").await;
+    let alice_gid = number(&mut admin, &person_dn("alice"), "gidNumber").await;
+    assert_eq!(alice_uid, alice_gid, "a user private group by default");
+    assert_ne!(alice_gid, g1);
+    add_group(&mut admin, "g2", &[], true).await;
+    let g2 = number(&mut admin, &group_dn("g2"), "gidNumber").await;
+    assert!(![g1, alice_gid].contains(&g2), "{g2}");
+
+    // A gidNumber set by hand is skipped by the uid allocator (and a uidNumber by the
+    // gid allocator).
+    let taken = g2.max(alice_uid) + 1;
+    let rc = admin
+        .add(
+            &group_dn("manual"),
+            vec![
+                ("objectClass", HashSet::from(["groupOfNames", "posixGroup"])),
+                ("cn", HashSet::from(["manual"])),
+                ("gidNumber", HashSet::from([taken.to_string().as_str()])),
+            ],
+        )
+        .await
+        .unwrap()
+        .rc;
+    assert_eq!(rc, 0);
+    add_person(&mut admin, "bob", "pw", true).await;
+    let bob = number(&mut admin, &person_dn("bob"), "uidNumber").await;
+    assert_ne!(bob, taken);
+    add_group(&mut admin, "g3", &[], true).await;
+    let g3 = number(&mut admin, &group_dn("g3"), "gidNumber").await;
+    assert!(![g1, g2, taken, alice_uid, bob].contains(&g3), "{g3}");
+
+    // Never reused across kinds: a deleted group's gid does not become a user's, nor a
+    // deleted user's uid a group's.
+    for dn in [group_dn("g3"), person_dn("bob")] {
+        admin.delete(&dn).await.unwrap().success().unwrap();
+    }
+    add_person(&mut admin, "carol", "pw", true).await;
+    add_group(&mut admin, "g4", &[], true).await;
+    let carol = number(&mut admin, &person_dn("carol"), "uidNumber").await;
+    let g4 = number(&mut admin, &group_dn("g4"), "gidNumber").await;
+    let used = [g1, g2, g3, taken, alice_uid, bob];
+    assert!(!used.contains(&carol) && !used.contains(&g4) && carol != g4);
+
+    // A chosen uidNumber that is a group's gid cannot become a private gid silently...
+    let person = |uid: &str, numbers: &[(&str, u32)]| {
+        let one = |v: &str| HashSet::from([v.to_string()]);
+        let mut attrs: Vec<(String, HashSet<String>)> = vec![
+            (
+                "objectClass".into(),
+                HashSet::from(["inetOrgPerson".into(), "posixAccount".into()]),
+            ),
+            ("uid".into(), one(uid)),
+            ("cn".into(), one(uid)),
+            ("sn".into(), one(uid)),
+        ];
+        attrs.extend(
+            numbers
+                .iter()
+                .map(|(a, v)| (a.to_string(), one(&v.to_string()))),
+        );
+        attrs
+    };
+    let rc = admin
+        .add(
+            &person_dn("dave"),
+            person("dave", &[("uidNumber", g1)]),
+        )
+        .await
+        .unwrap()
+        .rc;
+    assert_eq!(rc, 19, "the derived gid would be group g1's");
+    // ...but a primary group named on purpose is fine.
+    let rc = admin
+        .add(
+            &person_dn("dave"),
+            person("dave", &[("uidNumber", g1), ("gidNumber", g1)]),
+        )
+        .await
+        .unwrap()
+        .rc;
+    assert_eq!(rc, 0);
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn delete_rename_and_referential_integrity() {
     let server = TestServer::start().await;
