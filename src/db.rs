@@ -144,9 +144,15 @@ fn prepare(
         return Err(fail(format!("is outside the suffix {}", config.suffix)));
     }
     let mut entry = Entry::new(parsed);
+    let mut member_uids = Vec::new();
     for (description, value) in attrs {
         let name = write::attr_name(schema, &description).map_err(|e| fail(e.message))?;
         if COMPUTED_ATTRS.iter().any(|a| a.eq_ignore_ascii_case(&name)) {
+            continue;
+        }
+        // As in an LDAP Add: memberUid is derived from member, so it is written as member.
+        if name.eq_ignore_ascii_case("memberUid") {
+            member_uids.push(value);
             continue;
         }
         let value = if name.eq_ignore_ascii_case("userPassword") && !password::is_hashed(&value) {
@@ -158,6 +164,7 @@ fn prepare(
         };
         entry.push_value(&name, value);
     }
+    write::add_member_uids(&config.suffix, &mut entry, &member_uids);
     write::ensure_rdn_values(schema, &mut entry).map_err(|e| fail(e.message))?;
     write::expand_classes(schema, &mut entry);
     Ok(entry)

@@ -323,6 +323,24 @@ pub fn derive_member_uid(entry: &mut Entry) {
     entry.set("memberUid", uids);
 }
 
+/// Add the `member` DNs that client-written `memberUid` values stand for, skipping people
+/// already in `member`: an exported group carries both, and must import as it was.
+pub fn add_member_uids(suffix: &Dn, entry: &mut Entry, uids: &[Vec<u8>]) {
+    let parse = |m: &[u8]| std::str::from_utf8(m).ok().and_then(|m| Dn::parse(m).ok());
+    let mut present: BTreeSet<String> = entry
+        .values("member")
+        .iter()
+        .filter_map(|m| parse(m))
+        .map(|dn| dn.norm().to_string())
+        .collect();
+    for m in member_uid_to_member(suffix, uids) {
+        let fresh = parse(&m).is_none_or(|dn| present.insert(dn.norm().to_string()));
+        if fresh {
+            entry.push_value("member", m);
+        }
+    }
+}
+
 /// Turn client-written `memberUid` values into `member` DNs under `ou=people`.
 pub fn member_uid_to_member(suffix: &Dn, uids: &[Vec<u8>]) -> Vec<Vec<u8>> {
     let people = suffix.child(crate::directory::dn::Rdn::single("ou", "people"));

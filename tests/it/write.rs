@@ -390,6 +390,45 @@ async fn posix_uid_and_group_gid_never_collide() {
 }
 
 #[tokio::test]
+async fn add_takes_member_uid_alongside_member() {
+    let server = TestServer::start().await;
+    let mut admin = server.admin().await;
+    add_person(&mut admin, "alice", "pw", false).await;
+    add_person(&mut admin, "bob", "pw", false).await;
+    // Both forms for alice (as an OpenLDAP rfc2307bis export has), memberUid only for bob.
+    let alice = person_dn("alice");
+    let rc = admin
+        .add(
+            &group_dn("team"),
+            vec![
+                ("objectClass", HashSet::from(["groupOfNames", "posixGroup"])),
+                ("cn", HashSet::from(["team"])),
+                ("member", HashSet::from([alice.as_str()])),
+                ("memberUid", HashSet::from(["alice", "bob"])),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(rc.rc, 0, "{}", rc.text);
+    let (g, _) = search(
+        &mut admin,
+        &group_dn("team"),
+        Scope::Base,
+        "(objectClass=*)",
+        &["member", "memberUid"],
+    )
+    .await;
+    let mut members: Vec<String> = g[0].attrs["member"]
+        .iter()
+        .map(|m| m.to_ascii_lowercase())
+        .collect();
+    members.sort();
+    assert_eq!(members, vec![alice, person_dn("bob")]);
+    assert_eq!(g[0].attrs["memberUid"].len(), 2);
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn delete_rename_and_referential_integrity() {
     let server = TestServer::start().await;
     let mut admin = server.admin().await;
