@@ -557,8 +557,7 @@ fn in_use(
         if classes.is_empty() {
             return Ok(true);
         }
-        if w
-            .entry(other)?
+        if w.entry(other)?
             .is_some_and(|e| classes.iter().any(|c| e.has_class(c)))
         {
             return Ok(true);

@@ -170,7 +170,14 @@ async fn import_turns_member_uid_into_member() {
         sorted(e[0].attrs["memberOf"].clone()),
         vec![group_dn("mixed"), group_dn("uids")]
     );
-    let (e, _) = search(&mut admin, GROUPS, Scope::OneLevel, "(memberUid=alice)", &["1.1"]).await;
+    let (e, _) = search(
+        &mut admin,
+        GROUPS,
+        Scope::OneLevel,
+        "(memberUid=alice)",
+        &["1.1"],
+    )
+    .await;
     assert_eq!(e.len(), 2, "memberUid is indexed after import");
     server.stop().await;
 }

@@ -130,6 +130,64 @@ async fn filters_follow_the_schema() {
 }
 
 #[tokio::test]
+async fn extensible_match_by_rule_kind_and_dn() {
+    let (server, mut admin) = seeded().await;
+    let (e, _) = search(
+        &mut admin,
+        &person_dn("bob"),
+        Scope::Base,
+        "(objectClass=*)",
+        &["uidNumber"],
+    )
+    .await;
+    let bob_uid = e[0].attrs["uidNumber"][0].clone();
+    let less_than_bob = format!("(uidNumber:integerOrderingMatch:={bob_uid})");
+    let people = |uids: &[&str]| uids.iter().map(|u| person_dn(u)).collect::<HashSet<_>>();
+    let cases: Vec<(&str, HashSet<String>)> = vec![
+        // Ordering rules are "less than" (RFC 4517), not equality.
+        (&less_than_bob, people(&["alice"])),
+        (
+            "(&(objectClass=person)(cn:caseIgnoreOrderingMatch:=BOB))",
+            people(&["alice"]),
+        ),
+        (
+            "(&(objectClass=person)(createTimestamp:generalizedTimeOrderingMatch:=29991231235959Z))",
+            people(&["alice", "bob", "carol"]),
+        ),
+        // Substrings rules take a substrings assertion; a filter string escapes its `*`
+        // (RFC 4515), so the server sees `ALI*ample`.
+        (
+            "(cn:caseIgnoreSubstringsMatch:=ALI\\2aample)",
+            people(&["alice"]),
+        ),
+        (
+            "(&(objectClass=person)(cn:2.5.13.4:=\\2ao\\2a))",
+            people(&["bob", "carol"]),
+        ),
+        // :dn: matches the DN's values too: people have no `ou`, their DN does.
+        ("(&(objectClass=person)(ou=people))", HashSet::new()),
+        (
+            "(&(objectClass=person)(ou:dn:=people))",
+            people(&["alice", "bob", "carol"]),
+        ),
+        (
+            "(&(objectClass=groupOfNames)(ou:dn:caseIgnoreMatch:=GROUPS))",
+            HashSet::from([group_dn("staff"), group_dn("readers")]),
+        ),
+        // Unknown rules are Undefined: no entries, no error.
+        ("(uid:noSuchMatch:=alice)", HashSet::new()),
+        ("(!(uid:1.2.3.4.5:=alice))", HashSet::new()),
+    ];
+    for (filter, want) in cases {
+        let (entries, rc) = search(&mut admin, SUFFIX, Scope::Subtree, filter, &["1.1"]).await;
+        assert_eq!(rc, 0, "{filter}");
+        let want: HashSet<String> = want.into_iter().map(|d| d.to_ascii_lowercase()).collect();
+        assert_eq!(dns(&entries), want, "{filter}");
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn integer_and_time_ordering() {
     let (server, mut admin) = seeded().await;
     let (all, _) = search(

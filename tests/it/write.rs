@@ -368,10 +368,7 @@ async fn posix_uid_and_group_gid_never_collide() {
         attrs
     };
     let rc = admin
-        .add(
-            &person_dn("dave"),
-            person("dave", &[("uidNumber", g1)]),
-        )
+        .add(&person_dn("dave"), person("dave", &[("uidNumber", g1)]))
         .await
         .unwrap()
         .rc;
