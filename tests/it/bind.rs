@@ -169,7 +169,7 @@ async fn legacy_ssha_hash_verifies_and_is_rehashed_to_argon2id() {
     server.stop().await;
 }
 
-fn ssha(password: &str, salt: &[u8]) -> String {
+pub fn ssha(password: &str, salt: &[u8]) -> String {
     use base64::Engine;
     use sha1::{Digest, Sha1};
     let mut h = Sha1::new();

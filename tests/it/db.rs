@@ -181,3 +181,64 @@ async fn import_turns_member_uid_into_member() {
     assert_eq!(e.len(), 2, "memberUid is indexed after import");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn import_hashes_cleartext_passwords_in_place() {
+    // Cleartext and already-hashed values mixed, so a value landing on the wrong entry, or
+    // a hash skipped or applied twice, shows.
+    let mut ldif = String::new();
+    for i in 0..40u32 {
+        let password = if i.is_multiple_of(2) {
+            format!("pw-{i}")
+        } else {
+            crate::bind::ssha(&format!("pw-{i}"), format!("salt{i}").as_bytes())
+        };
+        ldif += &format!(
+            "dn: uid=p{i},{PEOPLE}\nobjectClass: inetOrgPerson\nuid: p{i}\ncn: p{i}\nsn: p\n\
+             userPassword: {password}\n\n"
+        );
+    }
+    ldif += &format!(
+        "dn: uid=two,{PEOPLE}\nobjectClass: inetOrgPerson\nuid: two\ncn: two\nsn: two\n\
+         userPassword: first-two\nuserPassword: second-two\n\n"
+    );
+    let server = TestServer::start_with_ldif("", Some(&ldif)).await;
+    let mut admin = server.admin().await;
+    let (e, _) = search(
+        &mut admin,
+        PEOPLE,
+        Scope::OneLevel,
+        "(objectClass=person)",
+        &["uid", "userPassword"],
+    )
+    .await;
+    assert_eq!(e.len(), 41);
+    for entry in &e {
+        let uid = &entry.attrs["uid"][0];
+        let values = &entry.attrs["userPassword"];
+        let n: usize = uid.trim_start_matches('p').parse().unwrap_or(0);
+        let want = if uid == "two" {
+            (2, "{ARGON2}")
+        } else if n.is_multiple_of(2) {
+            (1, "{ARGON2}")
+        } else {
+            (1, "{SSHA}")
+        };
+        assert_eq!(values.len(), want.0, "{uid}");
+        assert!(
+            values.iter().all(|v| v.starts_with(want.1)),
+            "{uid}: {values:?}"
+        );
+    }
+    for i in [0, 1, 2, 17, 38, 39] {
+        server
+            .bound(&person_dn(&format!("p{i}")), &format!("pw-{i}"))
+            .await;
+    }
+    server.bound(&person_dn("two"), "first-two").await;
+    server.bound(&person_dn("two"), "second-two").await;
+    let mut anon = server.ldaps().await;
+    let rc = anon.simple_bind(&person_dn("p2"), "pw-4").await.unwrap().rc;
+    assert_eq!(rc, 49, "each hash is its own entry's");
+    server.stop().await;
+}
