@@ -15,6 +15,18 @@ use crate::store::{DirectoryRead, StoreError};
 
 pub async fn add(ctx: &OpContext, req: &LdapAddRequest) -> Result<(), LdapError> {
     let state = &ctx.state;
+    // Holders of the service-account-admins role may add service accounts.
+    let service_account = req.attributes.iter().any(|a| {
+        write::attr_name(&state.schema, &a.atype).is_ok_and(|n| n == "objectClass")
+            && a.vals
+                .iter()
+                .any(|v| v.eq_ignore_ascii_case(token::SERVICE_CLASS.as_bytes()))
+    });
+    let suffix = state.config.suffix.clone();
+    write::may_attempt(ctx, move |r, caller| {
+        Ok(service_account && access::holds_role(r, caller, &suffix, SERVICE_ACCOUNT_ADMINS)?)
+    })
+    .await?;
     let dn = Dn::parse(&req.dn)?;
     let mut entry = Entry::new(dn.clone());
     let mut member_uids = Vec::new();

@@ -14,9 +14,10 @@ use crate::directory::entry::Entry;
 use crate::directory::filter::normalize;
 use crate::directory::schema::{ClassKind, Schema};
 use crate::identity::password;
-use crate::ldap::State;
+use crate::ldap::access::{self, Caller};
 use crate::ldap::result::LdapError;
-use crate::store::{DirectoryRead, StoreError, Writer};
+use crate::ldap::{OpContext, State};
+use crate::store::{DirectoryRead, Reader, StoreError, Writer};
 
 const NEXT_UID: &str = "next_uid_number";
 const NEXT_GID: &str = "next_gid_number";
@@ -34,6 +35,30 @@ const SERVER_ATTRS: &[&str] = &[
     "subschemaSubentry",
     "memberOf",
 ];
+
+/// Refuse a write before its request is validated or its passwords hashed, so a caller who
+/// may not write costs nothing and gets the same answer whatever it sends: 8 when
+/// anonymous, 50 when bound, unless `delegated` (which sees the caller in a read
+/// transaction) lets it try. The write transaction then decides for good.
+pub async fn may_attempt(
+    ctx: &OpContext,
+    delegated: impl FnOnce(&Reader, &Caller) -> Result<bool, StoreError> + Send + 'static,
+) -> Result<(), LdapError> {
+    let principal = ctx.session.principal.clone();
+    let suffix = ctx.state.config.suffix.clone();
+    let now = ctx.state.now();
+    ctx.state
+        .store
+        .read(move |r| {
+            let caller = access::caller(r, &principal, &suffix, &now)?;
+            let allowed = caller.require_write();
+            if allowed.is_err() && (caller.is_anonymous() || !delegated(r, &caller)?) {
+                return allowed;
+            }
+            Ok(())
+        })
+        .await
+}
 
 /// Resolve a client attribute description to the schema's name (17 if unknown).
 pub fn attr_name(schema: &Schema, description: &str) -> Result<String, LdapError> {

@@ -583,3 +583,181 @@ async fn only_administrators_write() {
     );
     server.stop().await;
 }
+
+/// A valid person entry for Add requests.
+fn person_attrs(uid: &str) -> Vec<(String, HashSet<String>)> {
+    let one = |v: &str| HashSet::from([v.to_string()]);
+    vec![
+        ("objectClass".into(), one("inetOrgPerson")),
+        ("uid".into(), one(uid)),
+        ("cn".into(), one(uid)),
+        ("sn".into(), one(uid)),
+    ]
+}
+
+/// What each kind of write by `ldap` returns, with the labels to report.
+async fn write_codes(ldap: &mut ldap3::Ldap) -> Vec<(&'static str, u32)> {
+    let bob = person_dn("bob");
+    let mut with_password = person_attrs("eve2");
+    with_password.push(("userPassword".into(), HashSet::from(["secret".into()])));
+    let mut bogus = person_attrs("eve3");
+    bogus.push(("bogusAttr".into(), HashSet::from(["x".into()])));
+    let mut codes = vec![
+        (
+            "add",
+            ldap.add(&person_dn("eve"), person_attrs("eve"))
+                .await
+                .unwrap()
+                .rc,
+        ),
+        (
+            "add with a password",
+            ldap.add(&person_dn("eve2"), with_password)
+                .await
+                .unwrap()
+                .rc,
+        ),
+        (
+            "add with an unknown attribute",
+            ldap.add(&person_dn("eve3"), bogus).await.unwrap().rc,
+        ),
+        (
+            "add of an existing entry",
+            ldap.add(&bob, person_attrs("bob")).await.unwrap().rc,
+        ),
+        (
+            "add under a missing parent",
+            ldap.add("uid=eve,ou=nowhere,dc=example,dc=com", person_attrs("eve"))
+                .await
+                .unwrap()
+                .rc,
+        ),
+        (
+            "modifydn",
+            ldap.modifydn(&bob, "uid=robert", true, None)
+                .await
+                .unwrap()
+                .rc,
+        ),
+        (
+            "modifydn to a new superior",
+            ldap.modifydn(
+                &bob,
+                "uid=bob",
+                false,
+                Some("ou=services,dc=example,dc=com"),
+            )
+            .await
+            .unwrap()
+            .rc,
+        ),
+        (
+            "modifydn of a missing entry",
+            ldap.modifydn(&person_dn("nobody"), "uid=somebody", true, None)
+                .await
+                .unwrap()
+                .rc,
+        ),
+    ];
+    let modify = vec![Mod::Replace("title", HashSet::from(["x"]))];
+    codes.push(("modify", ldap.modify(&bob, modify).await.unwrap().rc));
+    let password = vec![Mod::Replace("userPassword", HashSet::from(["new"]))];
+    codes.push((
+        "modify of a password",
+        ldap.modify(&bob, password).await.unwrap().rc,
+    ));
+    let server_attr = vec![Mod::Replace("entryUUID", HashSet::from(["x"]))];
+    codes.push((
+        "modify of a server attribute",
+        ldap.modify(&bob, server_attr).await.unwrap().rc,
+    ));
+    codes.push(("delete", ldap.delete(&bob).await.unwrap().rc));
+    codes.push((
+        "delete of a missing entry",
+        ldap.delete(&person_dn("nobody")).await.unwrap().rc,
+    ));
+    codes
+}
+
+/// Nothing a refused write touched has changed.
+async fn assert_untouched(admin: &mut ldap3::Ldap) {
+    let (e, _) = search(
+        admin,
+        crate::SUFFIX,
+        Scope::Subtree,
+        "(objectClass=person)",
+        &["uid", "title", "userPassword"],
+    )
+    .await;
+    let mut uids: Vec<&str> = e.iter().map(|e| e.attrs["uid"][0].as_str()).collect();
+    uids.sort();
+    assert_eq!(uids, vec!["alice", "bob"]);
+    assert!(e.iter().all(|e| !e.attrs.contains_key("title")));
+    let bob = e.iter().find(|e| e.attrs["uid"][0] == "bob").unwrap();
+    assert_eq!(bob.dn.to_ascii_lowercase(), person_dn("bob"));
+}
+
+#[tokio::test]
+async fn bound_non_administrators_get_50_for_every_write() {
+    let server = TestServer::start().await;
+    let mut admin = server.admin().await;
+    add_person(&mut admin, "alice", "pw", false).await;
+    add_person(&mut admin, "bob", "pw", false).await;
+    let mut alice = server.bound(&person_dn("alice"), "pw").await;
+    for (what, rc) in write_codes(&mut alice).await {
+        assert_eq!(rc, 50, "{what} by a bound non-administrator");
+    }
+    assert_untouched(&mut admin).await;
+    // Still refused over StartTLS and when the target is the caller's own entry.
+    let mut alice = server.starttls().await;
+    alice
+        .simple_bind(&person_dn("alice"), "pw")
+        .await
+        .unwrap()
+        .success()
+        .unwrap();
+    let rc = alice
+        .modifydn(&person_dn("alice"), "uid=alicia", true, None)
+        .await
+        .unwrap()
+        .rc;
+    assert_eq!(rc, 50, "renaming oneself");
+    assert_untouched(&mut admin).await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn anonymous_writes_get_8() {
+    let server = TestServer::start().await;
+    let mut admin = server.admin().await;
+    add_person(&mut admin, "alice", "pw", false).await;
+    add_person(&mut admin, "bob", "pw", false).await;
+    let mut anon = server.ldaps().await;
+    for (what, rc) in write_codes(&mut anon).await {
+        assert_eq!(rc, 8, "anonymous {what}");
+    }
+    // A failed bind leaves the connection anonymous: still 8.
+    let mut failed = server.ldaps().await;
+    let rc = failed
+        .simple_bind(&person_dn("alice"), "wrong")
+        .await
+        .unwrap()
+        .rc;
+    assert_eq!(rc, 49);
+    for (what, rc) in write_codes(&mut failed).await {
+        assert_eq!(rc, 8, "{what} after a failed bind");
+    }
+    // Readable anonymously or not, anonymous writes are refused the same way.
+    let open = TestServer::start_with("[security]\nanonymous = \"read\"\n").await;
+    let mut open_admin = open.admin().await;
+    add_person(&mut open_admin, "alice", "pw", false).await;
+    add_person(&mut open_admin, "bob", "pw", false).await;
+    let mut anon = open.ldaps().await;
+    for (what, rc) in write_codes(&mut anon).await {
+        assert_eq!(rc, 8, "anonymous {what} with anonymous reads on");
+    }
+    assert_untouched(&mut open_admin).await;
+    open.stop().await;
+    assert_untouched(&mut admin).await;
+    server.stop().await;
+}
