@@ -87,13 +87,17 @@ pub fn import(config: &Config, file: &Path, progress: bool) -> Result<u64, DbErr
         indicatif::ProgressBar::hidden()
     };
     let mut reader = LdifReader::new(BufReader::with_capacity(1 << 16, handle));
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut imported = 0u64;
     let mut batch = Vec::with_capacity(BATCH);
+    let mut read_to = 0;
     loop {
         let record = reader.next();
         let done = record.is_none();
         if let Some(record) = record {
             let line = reader.line();
+            let bytes = reader.bytes_read().saturating_sub(read_to);
+            read_to = reader.bytes_read();
             let entry = match record? {
                 LdifRecord::Entry(e) => prepare(config, &schema, &e.dn, e.attrs, line)?,
                 LdifRecord::Change(c) => match c.kind {
@@ -108,9 +112,10 @@ pub fn import(config: &Config, file: &Path, progress: bool) -> Result<u64, DbErr
                     }
                 },
             };
-            batch.push((entry, line));
+            batch.push(Pending { entry, line, bytes });
         }
         if batch.len() >= BATCH || (done && !batch.is_empty()) {
+            hash_passwords(config, &mut batch, workers, &bar)?;
             imported += commit(config, &schema, &store, std::mem::take(&mut batch))?;
             bar.set_position(reader.bytes_read());
             bar.set_message(format!("{imported} entries"));
@@ -125,6 +130,83 @@ pub fn import(config: &Config, file: &Path, progress: bool) -> Result<u64, DbErr
         config.db_path().display()
     );
     Ok(imported)
+}
+
+/// An entry read from the file, waiting for its batch to be committed.
+struct Pending {
+    entry: Entry,
+    /// Where it ends in the file, for error messages.
+    line: usize,
+    /// Its size in the file, for the progress bar.
+    bytes: u64,
+}
+
+/// Hash the batch's cleartext `userPassword` values, on every core: argon2 is meant to be
+/// slow, so with passwords in the file it is nearly all of an import's time. Values stay
+/// where they were; the progress bar moves as entries are done.
+fn hash_passwords(
+    config: &Config,
+    batch: &mut [Pending],
+    workers: usize,
+    bar: &indicatif::ProgressBar,
+) -> Result<(), DbError> {
+    let cleartext = |p: &Pending| {
+        p.entry
+            .values("userPassword")
+            .iter()
+            .any(|v| !password::is_hashed(v))
+    };
+    let (mut todo, done): (Vec<&mut Pending>, Vec<&mut Pending>) =
+        batch.iter_mut().partition(|p| cleartext(p));
+    bar.inc(done.iter().map(|p| p.bytes).sum());
+    if todo.is_empty() {
+        return Ok(());
+    }
+    let params = config.argon2;
+    let per_worker = todo.len().div_ceil(workers.max(1));
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = todo
+            .chunks_mut(per_worker)
+            .map(|chunk| {
+                scope.spawn(move || {
+                    for p in chunk.iter_mut() {
+                        hash_entry(&params, p)?;
+                        bar.inc(p.bytes);
+                    }
+                    Ok::<_, DbError>(())
+                })
+            })
+            .collect();
+        // The first failing chunk in file order reports; a panic in argon2 is a bug, so
+        // it is passed on as one.
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect::<Result<Vec<()>, DbError>>()
+            .map(|_| ())
+    })
+}
+
+fn hash_entry(params: &password::Argon2Params, p: &mut Pending) -> Result<(), DbError> {
+    let Entry { dn, attrs } = &mut p.entry;
+    let Some(attr) = attrs
+        .iter_mut()
+        .find(|a| a.name.eq_ignore_ascii_case("userPassword"))
+    else {
+        return Ok(());
+    };
+    for value in attr.values.iter_mut() {
+        if password::is_hashed(value) {
+            continue;
+        }
+        let hashed = password::hash(value, params).map_err(|e| DbError::Entry {
+            dn: dn.to_string(),
+            line: p.line,
+            message: e.to_string(),
+        })?;
+        *value = hashed.into_bytes();
+    }
+    Ok(())
 }
 
 fn prepare(
@@ -144,20 +226,21 @@ fn prepare(
         return Err(fail(format!("is outside the suffix {}", config.suffix)));
     }
     let mut entry = Entry::new(parsed);
+    let mut member_uids = Vec::new();
     for (description, value) in attrs {
         let name = write::attr_name(schema, &description).map_err(|e| fail(e.message))?;
         if COMPUTED_ATTRS.iter().any(|a| a.eq_ignore_ascii_case(&name)) {
             continue;
         }
-        let value = if name.eq_ignore_ascii_case("userPassword") && !password::is_hashed(&value) {
-            password::hash(&value, &config.argon2)
-                .map_err(|e| fail(e.to_string()))?
-                .into_bytes()
-        } else {
-            value
-        };
+        // As in an LDAP Add: memberUid is derived from member, so it is written as member.
+        if name.eq_ignore_ascii_case("memberUid") {
+            member_uids.push(value);
+            continue;
+        }
+        // Cleartext userPassword values are hashed for the whole batch at once.
         entry.push_value(&name, value);
     }
+    write::add_member_uids(&config.suffix, &mut entry, &member_uids);
     write::ensure_rdn_values(schema, &mut entry).map_err(|e| fail(e.message))?;
     write::expand_classes(schema, &mut entry);
     Ok(entry)
@@ -167,12 +250,15 @@ fn commit(
     config: &Config,
     schema: &Schema,
     store: &Store,
-    batch: Vec<(Entry, usize)>,
+    batch: Vec<Pending>,
 ) -> Result<u64, DbError> {
     store.write_blocking(|w| {
         let now = write::now_generalized();
         let mut n = 0;
-        for (mut entry, line) in batch {
+        for Pending {
+            mut entry, line, ..
+        } in batch
+        {
             let fail = |e: LdapError, dn: &Dn| DbError::Entry {
                 dn: dn.to_string(),
                 line,

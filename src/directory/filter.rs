@@ -6,14 +6,14 @@
 //! No I/O, no store access: the search layer decides candidates, this decides matches.
 
 use std::cmp::Ordering;
+use std::collections::BTreeSet;
 
 use ldap3_proto::proto::LdapFilter;
 use thiserror::Error;
 
-use crate::directory::dn::Dn;
 use crate::directory::entry::Entry;
-use crate::directory::matching::MatchingRule;
-use crate::directory::schema::Schema;
+use crate::directory::matching::{MatchingRule, RuleKind};
+use crate::directory::schema::{AttributeType, Schema};
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum FilterError {
@@ -55,14 +55,35 @@ pub enum Filter {
     GreaterOrEqual(AttrRef, Vec<u8>),
     LessOrEqual(AttrRef, Vec<u8>),
     Present(AttrRef),
+    /// RFC 4511 §4.5.1.7.7, evaluated by the rule's kind (RFC 4517): equality, ordering
+    /// (true when the value is less than the assertion) or substrings.
     Extensible {
+        /// The attribute named, if any (then `applies` holds its names).
         attr: Option<AttrRef>,
+        /// Lower-case names and OIDs of the attributes the rule is applied to: the one
+        /// named, or, with no type, every attribute the rule can be applied to.
+        applies: BTreeSet<String>,
         rule: MatchingRule,
-        value: Vec<u8>,
+        assertion: Assertion,
+        /// `:dn:`: the DN's attribute values count as the entry's too.
         dn_attributes: bool,
     },
     /// An item over an unknown attribute or with an invalid assertion.
     Undefined,
+}
+
+/// An extensible match's assertion, prepared for its rule's kind.
+#[derive(Clone, Debug)]
+pub enum Assertion {
+    /// Normalised by the rule.
+    Equal(Vec<u8>),
+    /// The raw value, valid for the ordering rule.
+    Less(Vec<u8>),
+    Substrings {
+        initial: Option<String>,
+        any: Vec<String>,
+        final_: Option<String>,
+    },
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -151,10 +172,18 @@ impl Filter {
             }
             Filter::Extensible {
                 attr,
+                applies,
                 rule,
-                value,
+                assertion,
                 dn_attributes,
-            } => extensible(entry, attr.as_ref(), *rule, value, *dn_attributes),
+            } => extensible(
+                entry,
+                attr.as_ref(),
+                applies,
+                *rule,
+                assertion,
+                *dn_attributes,
+            ),
             Filter::Undefined => Truth::Undefined,
         }
     }
@@ -250,6 +279,8 @@ fn convert(
                 },
                 None => None,
             };
+            // An unknown rule, or an assertion the rule cannot take, is Undefined: RFC 4511
+            // §4.5.1.7 forbids an error for either.
             let rule = match &mra.matching_rule {
                 Some(r) => MatchingRule::from_name(r),
                 None => attr.as_ref().and_then(|a| a.equality),
@@ -257,11 +288,22 @@ fn convert(
             let Some(rule) = rule else {
                 return Ok(Filter::Undefined);
             };
-            let value = mra.match_value.as_bytes().to_vec();
+            let Some(assertion) = prepare(rule, &mra.match_value) else {
+                return Ok(Filter::Undefined);
+            };
+            let applies = match &mra.type_ {
+                Some(name) => schema.attribute(name).map(names).unwrap_or_default(),
+                None => schema
+                    .attributes()
+                    .filter(|at| rule.applies_to(at.syntax, &[at.equality, at.ordering, at.substr]))
+                    .flat_map(names)
+                    .collect(),
+            };
             Filter::Extensible {
                 attr,
+                applies,
                 rule,
-                value,
+                assertion,
                 dn_attributes: mra.dn_attributes,
             }
         }
@@ -295,9 +337,122 @@ fn equal(rule: Option<MatchingRule>, value: &[u8], assertion: &[u8]) -> Option<b
 /// True if any value matches; Undefined if none matched and some could not be evaluated;
 /// False when the attribute is absent or no value matched.
 fn any_value(entry: &Entry, attr: &AttrRef, test: impl Fn(&[u8]) -> Option<bool>) -> Truth {
+    fold(entry.values(&attr.name).iter().map(|v| test(v)))
+}
+
+/// Every name and the OID of an attribute type, lower-cased.
+fn names(at: &AttributeType) -> BTreeSet<String> {
+    at.names
+        .iter()
+        .chain(std::iter::once(&at.oid))
+        .map(|n| n.to_ascii_lowercase())
+        .collect()
+}
+
+/// Prepare an extensible match's assertion for the rule's kind; None when it is invalid.
+fn prepare(rule: MatchingRule, value: &str) -> Option<Assertion> {
+    match rule.kind() {
+        RuleKind::Equality => rule.normalize(value.as_bytes()).map(Assertion::Equal),
+        RuleKind::Ordering => rule
+            .ordering_key(value.as_bytes())
+            .map(|_| Assertion::Less(value.as_bytes().to_vec())),
+        RuleKind::Substrings => substring_assertion(value),
+    }
+}
+
+/// Parse RFC 4517 §3.3.30 `[initial] * [any *]... [final]`, where `\2A` and `\5C` stand
+/// for a literal `*` and `\`. At least one `*` is required.
+fn substring_assertion(value: &str) -> Option<Assertion> {
+    let mut parts = value
+        .split('*')
+        .map(unescape)
+        .collect::<Option<Vec<String>>>()?;
+    if parts.len() < 2 {
+        return None;
+    }
+    let final_ = parts.pop().filter(|p| !p.is_empty());
+    let initial = Some(parts.remove(0)).filter(|p| !p.is_empty());
+    let any: Vec<String> = parts.into_iter().filter(|p| !p.is_empty()).collect();
+    if initial.is_none() && final_.is_none() && any.is_empty() {
+        // `*` alone is a presence test, not a substrings assertion.
+        return None;
+    }
+    Some(Assertion::Substrings {
+        initial,
+        any,
+        final_,
+    })
+}
+
+/// Replace `\XX` hex escapes; None for a dangling or bad escape or invalid UTF-8.
+fn unescape(part: &str) -> Option<String> {
+    if !part.contains('\\') {
+        return Some(part.to_string());
+    }
+    let bytes = part.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'\\' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+fn extensible(
+    entry: &Entry,
+    attr: Option<&AttrRef>,
+    applies: &BTreeSet<String>,
+    rule: MatchingRule,
+    assertion: &Assertion,
+    dn_attributes: bool,
+) -> Truth {
+    let test = |v: &[u8]| match assertion {
+        Assertion::Equal(a) => rule.normalize(v).map(|n| n == *a),
+        Assertion::Less(a) => rule.compare(v, a).map(|o| o == Ordering::Less),
+        Assertion::Substrings {
+            initial,
+            any,
+            final_,
+        } => rule.substrings(v, initial.as_deref(), any, final_.as_deref()),
+    };
+    let mut result = match attr {
+        Some(a) => any_value(entry, a, test),
+        None => {
+            let values = entry
+                .attrs
+                .iter()
+                .filter(|a| applies.contains(&a.name.to_ascii_lowercase()))
+                .flat_map(|a| a.values.iter());
+            fold(values.map(|v| test(v)))
+        }
+    };
+    if result != Truth::True && dn_attributes {
+        // RFC 4511: the assertion also applies to every AVA of the entry's DN.
+        let avas = entry
+            .dn
+            .rdns()
+            .iter()
+            .flat_map(|r| r.avas.iter())
+            .filter(|ava| applies.contains(&ava.attr.to_ascii_lowercase()));
+        if fold(avas.map(|ava| test(ava.value.as_bytes()))) == Truth::True {
+            result = Truth::True;
+        }
+    }
+    result
+}
+
+/// True if any test is true; Undefined if none is and some could not be evaluated.
+fn fold(results: impl Iterator<Item = Option<bool>>) -> Truth {
     let mut undefined = false;
-    for v in entry.values(&attr.name) {
-        match test(v) {
+    for r in results {
+        match r {
             Some(true) => return Truth::True,
             Some(false) => {}
             None => undefined = true,
@@ -310,46 +465,12 @@ fn any_value(entry: &Entry, attr: &AttrRef, test: impl Fn(&[u8]) -> Option<bool>
     }
 }
 
-fn extensible(
-    entry: &Entry,
-    attr: Option<&AttrRef>,
-    rule: MatchingRule,
-    value: &[u8],
-    dn_attributes: bool,
-) -> Truth {
-    let Some(assertion) = rule.normalize(value) else {
-        return Truth::Undefined;
-    };
-    let test = |v: &[u8]| rule.normalize(v).map(|n| n == assertion);
-    let mut result = match attr {
-        Some(a) => any_value(entry, a, test),
-        None => {
-            let hit = entry
-                .attrs
-                .iter()
-                .flat_map(|a| a.values.iter())
-                .any(|v| test(v) == Some(true));
-            if hit { Truth::True } else { Truth::False }
-        }
-    };
-    if result != Truth::True && dn_attributes && dn_matches(&entry.dn, attr, &test) {
-        result = Truth::True;
-    }
-    result
-}
-
-fn dn_matches(dn: &Dn, attr: Option<&AttrRef>, test: &impl Fn(&[u8]) -> Option<bool>) -> bool {
-    dn.rdns().iter().flat_map(|r| r.avas.iter()).any(|ava| {
-        let type_ok = attr.is_none_or(|a| a.name.eq_ignore_ascii_case(&ava.attr));
-        type_ok && test(ava.value.as_bytes()) == Some(true)
-    })
-}
-
 #[cfg(test)]
 mod tests {
-    use ldap3_proto::proto::LdapSubstringFilter;
+    use ldap3_proto::proto::{LdapMatchingRuleAssertion, LdapSubstringFilter};
 
     use super::*;
+    use crate::directory::dn::Dn;
 
     const LIMITS: FilterLimits = FilterLimits {
         max_depth: 32,
@@ -438,6 +559,169 @@ mod tests {
         assert_eq!(eval(eq("uidNumber", "notanumber")), Truth::Undefined);
         assert_eq!(eval(LdapFilter::And(vec![])), Truth::True);
         assert_eq!(eval(LdapFilter::Or(vec![])), Truth::False);
+    }
+
+    /// `[type][:dn][:rule]:=value`
+    fn ext(type_: Option<&str>, dn: bool, rule: Option<&str>, value: &str) -> LdapFilter {
+        LdapFilter::Extensible(LdapMatchingRuleAssertion {
+            matching_rule: rule.map(String::from),
+            type_: type_.map(String::from),
+            match_value: value.into(),
+            dn_attributes: dn,
+        })
+    }
+
+    #[test]
+    fn extensible_ordering_is_less_than() {
+        let ord = |a, r, v| eval(ext(Some(a), false, Some(r), v));
+        assert_eq!(
+            ord("uidNumber", "integerOrderingMatch", "1001"),
+            Truth::True
+        );
+        assert_eq!(
+            ord("uidNumber", "integerOrderingMatch", "1000"),
+            Truth::False
+        );
+        assert_eq!(ord("uidNumber", "2.5.13.15", "999"), Truth::False);
+        // 999 < 1000 as integers, though "1000" < "999" as strings.
+        assert_eq!(
+            ord("uidNumber", "integerOrderingMatch", "10000"),
+            Truth::True
+        );
+        assert_eq!(
+            ord("uidNumber", "integerOrderingMatch", "many"),
+            Truth::Undefined
+        );
+        assert_eq!(ord("cn", "caseIgnoreOrderingMatch", "BOB"), Truth::True);
+        assert_eq!(ord("cn", "caseIgnoreOrderingMatch", "alice"), Truth::False);
+        let time = "generalizedTimeOrderingMatch";
+        assert_eq!(ord("createTimestamp", time, "20270101000000Z"), Truth::True);
+        assert_eq!(
+            ord("createTimestamp", time, "20260101120000Z"),
+            Truth::False
+        );
+        assert_eq!(
+            ord("createTimestamp", time, "20260101130000+0100"),
+            Truth::False,
+            "the same instant is not less"
+        );
+        assert_eq!(ord("createTimestamp", time, "yesterday"), Truth::Undefined);
+        // An ordering rule that cannot read the attribute's values: Undefined, not equality.
+        assert_eq!(ord("cn", "integerOrderingMatch", "5"), Truth::Undefined);
+    }
+
+    #[test]
+    fn extensible_substrings() {
+        let sub = |v| eval(ext(Some("cn"), false, Some("caseIgnoreSubstringsMatch"), v));
+        assert_eq!(sub("ALI*dell"), Truth::True);
+        assert_eq!(sub("*LIDD*"), Truth::True);
+        assert_eq!(sub("alice*liddell"), Truth::True);
+        assert_eq!(sub("*ice*lid*"), Truth::True);
+        assert_eq!(sub("bob*"), Truth::False);
+        assert_eq!(sub("*alice"), Truth::False);
+        // `\2A` is a literal asterisk, not a wildcard.
+        assert_eq!(sub("ali\\2Ace*"), Truth::False);
+        assert_eq!(
+            sub("alice liddell"),
+            Truth::Undefined,
+            "no * is no assertion"
+        );
+        assert_eq!(sub("*"), Truth::Undefined);
+        assert_eq!(sub("ali\\zz*"), Truth::Undefined);
+        let exact = eval(ext(
+            Some("cn"),
+            false,
+            Some("caseExactSubstringsMatch"),
+            "Ali*",
+        ));
+        assert_eq!(exact, Truth::True);
+        let exact = eval(ext(
+            Some("cn"),
+            false,
+            Some("caseExactSubstringsMatch"),
+            "ali*",
+        ));
+        assert_eq!(exact, Truth::False);
+    }
+
+    #[test]
+    fn extensible_equality_and_attributes() {
+        assert_eq!(eval(ext(Some("uid"), false, None, "ALICE")), Truth::True);
+        assert_eq!(
+            eval(ext(Some("uid"), false, Some("caseExactMatch"), "ALICE")),
+            Truth::False
+        );
+        // No type: every attribute the rule applies to, and only those.
+        assert_eq!(
+            eval(ext(None, false, Some("caseIgnoreMatch"), "ALICE")),
+            Truth::True
+        );
+        assert_eq!(
+            eval(ext(None, false, Some("integerMatch"), "01000")),
+            Truth::True
+        );
+        assert_eq!(
+            eval(ext(None, false, Some("caseIgnoreMatch"), "posixAccount")),
+            Truth::False,
+            "objectClass values are OIDs, not directory strings"
+        );
+        // RFC 4511 §4.5.1.7: unknown rules and types are Undefined, never an error.
+        assert_eq!(
+            eval(ext(Some("uid"), false, Some("noSuchMatch"), "alice")),
+            Truth::Undefined
+        );
+        assert_eq!(
+            eval(LdapFilter::Not(Box::new(ext(
+                None,
+                false,
+                Some("1.2.3.4"),
+                "x"
+            )))),
+            Truth::Undefined
+        );
+        assert_eq!(
+            eval(ext(Some("noSuchAttr"), false, None, "x")),
+            Truth::Undefined
+        );
+    }
+
+    #[test]
+    fn extensible_dn_attributes() {
+        // The entry has no `ou` or `dc` values; its DN does.
+        assert_eq!(eval(ext(Some("ou"), false, None, "people")), Truth::False);
+        assert_eq!(eval(ext(Some("ou"), true, None, "PEOPLE")), Truth::True);
+        assert_eq!(
+            eval(ext(Some("organizationalUnitName"), true, None, "people")),
+            Truth::True
+        );
+        assert_eq!(
+            eval(ext(Some("ou"), true, Some("caseIgnoreMatch"), "groups")),
+            Truth::False
+        );
+        assert_eq!(
+            eval(ext(None, true, Some("caseIgnoreMatch"), "people")),
+            Truth::True
+        );
+        assert_eq!(
+            eval(ext(
+                Some("dc"),
+                true,
+                Some("caseIgnoreIA5SubstringsMatch"),
+                "exa*"
+            )),
+            Truth::True
+        );
+        assert_eq!(
+            eval(ext(
+                Some("dc"),
+                true,
+                Some("caseIgnoreIA5SubstringsMatch"),
+                "*xyz*"
+            )),
+            Truth::False
+        );
+        // The type still limits which AVAs count.
+        assert_eq!(eval(ext(Some("cn"), true, None, "people")), Truth::False);
     }
 
     #[test]

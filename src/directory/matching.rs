@@ -211,6 +211,20 @@ impl MatchingRule {
         Some(self.ordering_key(a)?.cmp(&self.ordering_key(b)?))
     }
 
+    /// Whether this rule can be applied to an attribute with `syntax` and `rules` (its
+    /// equality, ordering and substrings rules), approximating RFC 4512's matchingRuleUse:
+    /// the attribute uses a rule of the same family, or has the syntax that the family's
+    /// equality rule asserts (so `caseExactMatch` applies to `uid`, not to `mail`).
+    pub fn applies_to(&self, syntax: Syntax, rules: &[Option<MatchingRule>]) -> bool {
+        let family = self.info().family;
+        if rules.iter().flatten().any(|r| r.info().family == family) {
+            return true;
+        }
+        Self::ALL.iter().any(|r| {
+            r.kind() == RuleKind::Equality && r.info().family == family && r.syntax() == syntax
+        })
+    }
+
     /// Evaluates a substrings assertion (`initial*any*...*final`) against `value`. `None` for
     /// rules that are not substrings rules, or if the value or a component is invalid.
     pub fn substrings(
@@ -724,7 +738,7 @@ struct RuleInfo {
 }
 
 /// Rules of one family share a value preparation; they differ in what they assert.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum Family {
     CaseIgnore,
     CaseExact,

@@ -168,6 +168,26 @@ impl Caller {
         self.groups.contains(dn.norm())
     }
 
+    /// Could any write of this caller succeed: an administrator, a holder of a writing
+    /// right, or a manager of some account? Read-only tokens never write.
+    pub fn may_write_somewhere(&self) -> bool {
+        let writes = Rights::WRITE
+            .union(Rights::ADD)
+            .union(Rights::DELETE)
+            .union(Rights::RENAME)
+            .union(Rights::MANAGE_TOKENS)
+            .union(Rights::RESET_PASSWORD);
+        if self.read_only || self.dn.is_none() {
+            return false;
+        }
+        self.admin
+            || !self.managed.is_empty()
+            || self
+                .grants
+                .iter()
+                .any(|g| !g.rights.intersect(writes).is_empty())
+    }
+
     /// Does any of the caller's grants carry `right`?
     pub fn has_right_anywhere(&self, right: Rights) -> bool {
         self.admin

@@ -14,6 +14,7 @@ use crate::store::{DirectoryRead, StoreError};
 
 pub async fn add(ctx: &OpContext, req: &LdapAddRequest) -> Result<(), LdapError> {
     let state = &ctx.state;
+    write::may_attempt(ctx, |_, _| Ok(false)).await?;
     let dn = Dn::parse(&req.dn)?;
     let mut entry = Entry::new(dn.clone());
     let mut member_uids = Vec::new();
@@ -34,11 +35,7 @@ pub async fn add(ctx: &OpContext, req: &LdapAddRequest) -> Result<(), LdapError>
         entry.set(&name, values);
     }
     let suffix = state.config.suffix.clone();
-    if !member_uids.is_empty() {
-        for m in write::member_uid_to_member(&suffix, &member_uids) {
-            entry.push_value("member", m);
-        }
-    }
+    write::add_member_uids(&suffix, &mut entry, &member_uids);
     write::ensure_rdn_values(&state.schema, &mut entry)?;
     write::expand_classes(&state.schema, &mut entry);
     let schema = state.schema.clone();

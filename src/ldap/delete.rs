@@ -4,13 +4,22 @@ use ldap3_proto::proto::LdapResultCode;
 
 use crate::directory::access::Rights;
 use crate::directory::dn::Dn;
+use crate::directory::entry::Entry;
 use crate::ldap::OpContext;
 use crate::ldap::result::LdapError;
 use crate::ldap::{access, token};
-use crate::store::DirectoryRead;
+use crate::store::{DirectoryRead, StoreError};
 
 pub async fn delete(ctx: &OpContext, dn: &str) -> Result<(), LdapError> {
     let state = &ctx.state;
+    let target = Dn::parse(dn).ok();
+    crate::ldap::write::may_attempt(ctx, move |r, caller| {
+        let Some((_, entry)) = target.map(|dn| r.entry_by_dn(&dn)).transpose()?.flatten() else {
+            return Ok(false);
+        };
+        revokes(r, caller, &entry)
+    })
+    .await?;
     let dn = Dn::parse(dn)?;
     let policy = access::Policy::of(state);
     let principal = ctx.session.principal.clone();
@@ -22,14 +31,7 @@ pub async fn delete(ctx: &OpContext, dn: &str) -> Result<(), LdapError> {
             let Some((id, entry)) = access::visible(w, &caller, &dn)? else {
                 return Err(LdapError::missing(w, &dn));
             };
-            // Revoking a token: its account's managers may, as well as administrators.
-            let revoke = match entry.has_class(token::CLASS).then(|| dn.parent()).flatten() {
-                Some(account) => match w.entry_by_dn(&account)? {
-                    Some((_, account)) => token::may_manage(w, &caller, &account)?,
-                    None => false,
-                },
-                None => false,
-            };
+            let revoke = revokes(w, &caller, &entry)?;
             if !revoke {
                 caller.require_on(w, Rights::DELETE, &entry)?;
             }
@@ -57,4 +59,23 @@ pub async fn delete(ctx: &OpContext, dn: &str) -> Result<(), LdapError> {
             }
             tracing::info!(dn = %entry.dn, actor = %actor, "entry deleted");
         })
+}
+
+/// Revoking a token: its account's managers may, as well as administrators.
+fn revokes(
+    r: &impl DirectoryRead,
+    caller: &access::Caller,
+    entry: &Entry,
+) -> Result<bool, StoreError> {
+    let Some(account) = entry
+        .has_class(token::CLASS)
+        .then(|| entry.dn.parent())
+        .flatten()
+    else {
+        return Ok(false);
+    };
+    match r.entry_by_dn(&account)? {
+        Some((_, account)) => token::may_manage(r, caller, &account),
+        None => Ok(false),
+    }
 }

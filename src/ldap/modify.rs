@@ -24,6 +24,15 @@ struct Change {
 
 pub async fn modify(ctx: &OpContext, req: &LdapModifyRequest) -> Result<(), LdapError> {
     let state = &ctx.state;
+    // A service account's managers may update it (see `managed_update`).
+    let target = Dn::parse(&req.dn).ok();
+    write::may_attempt(ctx, move |r, caller| {
+        let Some((_, entry)) = target.map(|dn| r.entry_by_dn(&dn)).transpose()?.flatten() else {
+            return Ok(false);
+        };
+        Ok(entry.has_class(token::SERVICE_CLASS) && token::may_manage(r, caller, &entry)?)
+    })
+    .await?;
     let dn = Dn::parse(&req.dn)?;
     let suffix = state.config.suffix.clone();
     let mut changes = Vec::with_capacity(req.changes.len());

@@ -13,6 +13,7 @@ use crate::store::{DirectoryRead, StoreError};
 
 pub async fn modify_dn(ctx: &OpContext, req: &LdapModifyDNRequest) -> Result<(), LdapError> {
     let state = &ctx.state;
+    write::may_attempt(ctx, |_, _| Ok(false)).await?;
     let dn = Dn::parse(&req.dn)?;
     let new_rdn = Rdn::parse(&req.newrdn)?;
     let new_superior = match &req.new_superior {

@@ -123,7 +123,12 @@ async fn run(ctx: &OpContext, req: &LdapSearchRequest) -> Outcome {
             // Limits: administrators get only what they ask for.
             let (size_limit, time_limit) =
                 effective_limits(&caller, client_size, client_time, server_size, server_time);
-            let page = scan_page;
+            // A paged search may page through more than the server limit, but no page
+            // holds more than it (OpenLDAP's size.pr); the client's own limit still holds.
+            let page = scan_page.map(|p| Page {
+                size: page_size(&caller, p.size, server_size),
+                ..p
+            });
             let size_limit = if page.is_some() {
                 client_size_only(client_size)
             } else {
@@ -259,6 +264,18 @@ struct Page {
 
 fn client_size_only(client: usize) -> Option<usize> {
     (client > 0).then_some(client)
+}
+
+/// Entries per page: what the client asked for (0 = no preference), capped at the server
+/// limit for everyone but administrators, who get what they ask for (0 = everything).
+fn page_size(caller: &Caller, requested: usize, server_size: usize) -> usize {
+    if caller.is_admin() {
+        return requested;
+    }
+    match requested {
+        0 => server_size,
+        n => n.min(server_size),
+    }
 }
 
 fn effective_limits(

@@ -14,9 +14,10 @@ use crate::directory::entry::Entry;
 use crate::directory::filter::normalize;
 use crate::directory::schema::{ClassKind, Schema};
 use crate::identity::password;
-use crate::ldap::State;
+use crate::ldap::access::{self, Caller};
 use crate::ldap::result::LdapError;
-use crate::store::{DirectoryRead, StoreError, Writer};
+use crate::ldap::{OpContext, State};
+use crate::store::{DirectoryRead, Reader, StoreError, Writer};
 
 const NEXT_UID: &str = "next_uid_number";
 const NEXT_GID: &str = "next_gid_number";
@@ -34,6 +35,31 @@ const SERVER_ATTRS: &[&str] = &[
     "subschemaSubentry",
     "memberOf",
 ];
+
+/// Refuse a write before its request is validated or its passwords hashed, so a caller who
+/// may not write anything costs nothing and gets the same answer whatever it sends: 8 when
+/// anonymous, 50 when bound with no writing right anywhere, unless `delegated` (which sees
+/// the caller in a read transaction) lets it try. The write transaction then decides for
+/// good, entry by entry.
+pub async fn may_attempt(
+    ctx: &OpContext,
+    delegated: impl FnOnce(&Reader, &Caller) -> Result<bool, StoreError> + Send + 'static,
+) -> Result<(), LdapError> {
+    let principal = ctx.session.principal.clone();
+    let policy = access::Policy::of(&ctx.state);
+    ctx.state
+        .store
+        .read(move |r| {
+            let caller = access::caller(r, &principal, &policy)?;
+            caller.require_bound()?;
+            if caller.may_write_somewhere() || delegated(r, &caller)? {
+                Ok(())
+            } else {
+                Err(LdapError::insufficient_access())
+            }
+        })
+        .await
+}
 
 /// Resolve a client attribute description to the schema's name (17 if unknown).
 pub fn attr_name(schema: &Schema, description: &str) -> Result<String, LdapError> {
@@ -323,6 +349,24 @@ pub fn derive_member_uid(entry: &mut Entry) {
     entry.set("memberUid", uids);
 }
 
+/// Add the `member` DNs that client-written `memberUid` values stand for, skipping people
+/// already in `member`: an exported group carries both, and must import as it was.
+pub fn add_member_uids(suffix: &Dn, entry: &mut Entry, uids: &[Vec<u8>]) {
+    let parse = |m: &[u8]| std::str::from_utf8(m).ok().and_then(|m| Dn::parse(m).ok());
+    let mut present: BTreeSet<String> = entry
+        .values("member")
+        .iter()
+        .filter_map(|m| parse(m))
+        .map(|dn| dn.norm().to_string())
+        .collect();
+    for m in member_uid_to_member(suffix, uids) {
+        let fresh = parse(&m).is_none_or(|dn| present.insert(dn.norm().to_string()));
+        if fresh {
+            entry.push_value("member", m);
+        }
+    }
+}
+
 /// Turn client-written `memberUid` values into `member` DNs under `ou=people`.
 pub fn member_uid_to_member(suffix: &Dn, uids: &[Vec<u8>]) -> Vec<Vec<u8>> {
     let people = suffix.child(crate::directory::dn::Rdn::single("ou", "people"));
@@ -400,6 +444,11 @@ pub fn now_generalized() -> String {
 
 /// Allocate missing POSIX ids and refuse duplicates: uidNumber among accounts,
 /// gidNumber among groups. `id` is the entry's own id when it already exists.
+///
+/// An account without a gidNumber gets a user private group: gidNumber = uidNumber. So
+/// that such a gid never lands on a group's, every allocated number (a uidNumber, or a
+/// group's gidNumber) is one that no entry holds as a uidNumber or gidNumber, and that
+/// neither allocator has handed out before, even if its holder was deleted.
 pub fn posix_ids(
     w: &mut Writer<'_>,
     posix: &Posix,
@@ -408,19 +457,21 @@ pub fn posix_ids(
 ) -> Result<(), LdapError> {
     if entry.has_class("posixAccount") {
         if entry.get("uidNumber").is_none() {
-            let n = allocate(
-                w,
-                NEXT_UID,
-                posix.uid_min,
-                posix.uid_max,
-                "uidNumber",
-                "posixAccount",
-            )?;
+            let n = allocate(w, posix, Pool::Uid)?;
             entry.set_str("uidNumber", &n.to_string());
         }
         if entry.get("gidNumber").is_none() {
-            // A user private group by default: the same number as the uid.
             let uid = entry.first_str("uidNumber").unwrap_or_default().to_string();
+            // A chosen uidNumber may be a group's gid; joining that group silently as the
+            // primary one would hand over its files, so the client must say which gid.
+            if in_use(w, "gidNumber", &["posixGroup"], uid.as_bytes(), id)? {
+                return Err(LdapError::new(
+                    LdapResultCode::ConstraintViolation,
+                    format!(
+                        "gidNumber {uid} (from uidNumber) is a group's gidNumber; give a gidNumber"
+                    ),
+                ));
+            }
             entry.set_str("gidNumber", &uid);
         }
         let uid = entry.first_str("uid").map(str::to_string);
@@ -431,14 +482,7 @@ pub fn posix_ids(
     }
     if entry.has_class("posixGroup") {
         if entry.get("gidNumber").is_none() {
-            let n = allocate(
-                w,
-                NEXT_GID,
-                posix.gid_min,
-                posix.gid_max,
-                "gidNumber",
-                "posixGroup",
-            )?;
+            let n = allocate(w, posix, Pool::Gid)?;
             entry.set_str("gidNumber", &n.to_string());
         }
         unique(w, entry, id, "gidNumber", "posixGroup")?;
@@ -446,21 +490,49 @@ pub fn posix_ids(
     Ok(())
 }
 
-fn allocate(
-    w: &mut Writer<'_>,
-    key: &str,
-    min: u32,
-    max: u32,
-    attr: &str,
-    class: &str,
-) -> Result<u32, LdapError> {
+/// The two allocators: account uidNumbers (and so user private gids), group gidNumbers.
+#[derive(Clone, Copy)]
+enum Pool {
+    Uid,
+    Gid,
+}
+
+fn allocate(w: &mut Writer<'_>, posix: &Posix, pool: Pool) -> Result<u32, LdapError> {
+    let (key, min, max, attr, other_key, other_min) = match pool {
+        Pool::Uid => (
+            NEXT_UID,
+            posix.uid_min,
+            posix.uid_max,
+            "uidNumber",
+            NEXT_GID,
+            posix.gid_min,
+        ),
+        Pool::Gid => (
+            NEXT_GID,
+            posix.gid_min,
+            posix.gid_max,
+            "gidNumber",
+            NEXT_UID,
+            posix.uid_min,
+        ),
+    };
+    // Each counter is a high-water mark: [min, counter) has been handed out by that pool.
+    let other_min = u64::from(other_min);
+    let other_next = w.meta(other_key)?.map_or(other_min, |n| n.max(other_min));
     let mut next = w
         .meta(key)?
         .map_or(u64::from(min), |n| n.max(u64::from(min)));
     while next <= u64::from(max) {
+        if (other_min..other_next).contains(&next) {
+            next = other_next;
+            continue;
+        }
         let candidate = next;
         next += 1;
-        if !in_use(w, attr, class, candidate.to_string().as_bytes(), None)? {
+        let text = candidate.to_string();
+        let taken = in_use(w, "uidNumber", &[], text.as_bytes(), None)?
+            || in_use(w, "gidNumber", &[], text.as_bytes(), None)?;
+        if !taken {
             w.set_meta(key, next)?;
             return u32::try_from(candidate).map_err(|_| LdapError::other("id out of range"));
         }
@@ -478,7 +550,7 @@ fn unique(
     class: &str,
 ) -> Result<(), LdapError> {
     for v in entry.values(attr) {
-        if in_use(w, attr, class, v, id)? {
+        if in_use(w, attr, &[class], v, id)? {
             return Err(LdapError::new(
                 LdapResultCode::ConstraintViolation,
                 format!("{attr} {} is already in use", String::from_utf8_lossy(v)),
@@ -488,10 +560,12 @@ fn unique(
     Ok(())
 }
 
+/// Does an entry other than `except`, of one of `classes` (any entry when empty), hold
+/// `value` as `attr`?
 fn in_use(
     w: &Writer<'_>,
     attr: &str,
-    class: &str,
+    classes: &[&str],
     value: &[u8],
     except: Option<u64>,
 ) -> Result<bool, StoreError> {
@@ -506,7 +580,12 @@ fn in_use(
         if Some(other) == except {
             continue;
         }
-        if w.entry(other)?.is_some_and(|e| e.has_class(class)) {
+        if classes.is_empty() {
+            return Ok(true);
+        }
+        if w.entry(other)?
+            .is_some_and(|e| classes.iter().any(|c| e.has_class(c)))
+        {
             return Ok(true);
         }
     }

@@ -297,7 +297,7 @@ async fn bind_with_an_unsupported_critical_control_is_not_performed() {
     server.stop().await;
 }
 
-fn ssha(password: &str, salt: &[u8]) -> String {
+pub fn ssha(password: &str, salt: &[u8]) -> String {
     use base64::Engine;
     use sha1::{Digest, Sha1};
     let mut h = Sha1::new();

@@ -3,7 +3,7 @@
 use ldap3::Scope;
 use tessera::config::Config;
 
-use crate::{PEOPLE, TestServer, add_group, add_person, search};
+use crate::{GROUPS, PEOPLE, TestServer, add_group, add_person, group_dn, person_dn, search};
 
 fn config_for(dir: &std::path::Path) -> Config {
     let toml = format!(
@@ -113,4 +113,132 @@ async fn import_reports_the_bad_entry_and_line() {
         "cleartext passwords are hashed on import"
     );
     let _ = PEOPLE;
+}
+
+#[tokio::test]
+async fn import_turns_member_uid_into_member() {
+    let mut ldif = String::new();
+    for uid in ["alice", "bob", "carol"] {
+        ldif += &format!(
+            "dn: uid={uid},{PEOPLE}\nobjectClass: inetOrgPerson\nobjectClass: posixAccount\n\
+             uid: {uid}\ncn: {uid}\nsn: {uid}\n\n"
+        );
+    }
+    // memberUid only; a mix; and both forms naming the same person (as an export has).
+    ldif += &format!(
+        "dn: cn=uids,{GROUPS}\nobjectClass: groupOfNames\nobjectClass: posixGroup\ncn: uids\n\
+         memberUid: alice\nmemberUid: bob\n\n\
+         dn: cn=mixed,{GROUPS}\nobjectClass: groupOfNames\nobjectClass: posixGroup\ncn: mixed\n\
+         member: uid=carol,{PEOPLE}\nmemberUid: alice\n\n\
+         dn: cn=both,{GROUPS}\nobjectClass: groupOfNames\nobjectClass: posixGroup\ncn: both\n\
+         member: UID=Bob,{PEOPLE}\nmemberUid: bob\n\n"
+    );
+    let server = TestServer::start_with_ldif("", Some(&ldif)).await;
+    let mut admin = server.admin().await;
+    let sorted = |mut v: Vec<String>| {
+        v.iter_mut().for_each(|s| s.make_ascii_lowercase());
+        v.sort();
+        v
+    };
+    for (cn, uids) in [
+        ("uids", vec!["alice", "bob"]),
+        ("mixed", vec!["alice", "carol"]),
+        ("both", vec!["bob"]),
+    ] {
+        let (e, rc) = search(
+            &mut admin,
+            &group_dn(cn),
+            Scope::Base,
+            "(objectClass=*)",
+            &["member", "memberUid"],
+        )
+        .await;
+        assert_eq!(rc, 0, "{cn}");
+        let members: Vec<String> = uids.iter().map(|u| person_dn(u)).collect();
+        assert_eq!(sorted(e[0].attrs["member"].clone()), members, "{cn}");
+        assert_eq!(sorted(e[0].attrs["memberUid"].clone()), uids, "{cn}");
+    }
+    let (e, _) = search(
+        &mut admin,
+        &person_dn("alice"),
+        Scope::Base,
+        "(objectClass=*)",
+        &["memberOf"],
+    )
+    .await;
+    assert_eq!(
+        sorted(e[0].attrs["memberOf"].clone()),
+        vec![group_dn("mixed"), group_dn("uids")]
+    );
+    let (e, _) = search(
+        &mut admin,
+        GROUPS,
+        Scope::OneLevel,
+        "(memberUid=alice)",
+        &["1.1"],
+    )
+    .await;
+    assert_eq!(e.len(), 2, "memberUid is indexed after import");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn import_hashes_cleartext_passwords_in_place() {
+    // Cleartext and already-hashed values mixed, so a value landing on the wrong entry, or
+    // a hash skipped or applied twice, shows.
+    let mut ldif = String::new();
+    for i in 0..40u32 {
+        let password = if i.is_multiple_of(2) {
+            format!("pw-{i}")
+        } else {
+            crate::bind::ssha(&format!("pw-{i}"), format!("salt{i}").as_bytes())
+        };
+        ldif += &format!(
+            "dn: uid=p{i},{PEOPLE}\nobjectClass: inetOrgPerson\nuid: p{i}\ncn: p{i}\nsn: p\n\
+             userPassword: {password}\n\n"
+        );
+    }
+    ldif += &format!(
+        "dn: uid=two,{PEOPLE}\nobjectClass: inetOrgPerson\nuid: two\ncn: two\nsn: two\n\
+         userPassword: first-two\nuserPassword: second-two\n\n"
+    );
+    let server = TestServer::start_with_ldif("", Some(&ldif)).await;
+    let mut admin = server.admin().await;
+    let (e, _) = search(
+        &mut admin,
+        PEOPLE,
+        Scope::OneLevel,
+        "(objectClass=person)",
+        &["uid", "userPassword"],
+    )
+    .await;
+    assert_eq!(e.len(), 41);
+    for entry in &e {
+        let uid = &entry.attrs["uid"][0];
+        let values = &entry.attrs["userPassword"];
+        let n: usize = uid.trim_start_matches('p').parse().unwrap_or(0);
+        let want = if uid == "two" {
+            (2, "{ARGON2}")
+        } else if n.is_multiple_of(2) {
+            (1, "{ARGON2}")
+        } else {
+            (1, "{SSHA}")
+        };
+        assert_eq!(values.len(), want.0, "{uid}");
+        assert!(
+            values.iter().all(|v| v.starts_with(want.1)),
+            "{uid}: {values:?}"
+        );
+    }
+    for i in [0, 1, 2, 17, 38, 39] {
+        server
+            .bound(&person_dn(&format!("p{i}")), &format!("pw-{i}"))
+            .await;
+    }
+    server.bound(&person_dn("two"), "first-two").await;
+    server.bound(&person_dn("two"), "second-two").await;
+    let mut anon = server.ldaps().await;
+    let rc = anon.simple_bind(&person_dn("p2"), "pw-4").await.unwrap().rc;
+    assert_eq!(rc, 49, "each hash is its own entry's");
+    server.stop().await;
 }

@@ -132,6 +132,64 @@ async fn filters_follow_the_schema() {
 }
 
 #[tokio::test]
+async fn extensible_match_by_rule_kind_and_dn() {
+    let (server, mut admin) = seeded().await;
+    let (e, _) = search(
+        &mut admin,
+        &person_dn("bob"),
+        Scope::Base,
+        "(objectClass=*)",
+        &["uidNumber"],
+    )
+    .await;
+    let bob_uid = e[0].attrs["uidNumber"][0].clone();
+    let less_than_bob = format!("(uidNumber:integerOrderingMatch:={bob_uid})");
+    let people = |uids: &[&str]| uids.iter().map(|u| person_dn(u)).collect::<HashSet<_>>();
+    let cases: Vec<(&str, HashSet<String>)> = vec![
+        // Ordering rules are "less than" (RFC 4517), not equality.
+        (&less_than_bob, people(&["alice"])),
+        (
+            "(&(objectClass=person)(cn:caseIgnoreOrderingMatch:=BOB))",
+            people(&["alice"]),
+        ),
+        (
+            "(&(objectClass=person)(createTimestamp:generalizedTimeOrderingMatch:=29991231235959Z))",
+            people(&["alice", "bob", "carol"]),
+        ),
+        // Substrings rules take a substrings assertion; a filter string escapes its `*`
+        // (RFC 4515), so the server sees `ALI*ample`.
+        (
+            "(cn:caseIgnoreSubstringsMatch:=ALI\\2aample)",
+            people(&["alice"]),
+        ),
+        (
+            "(&(objectClass=person)(cn:2.5.13.4:=\\2ao\\2a))",
+            people(&["bob", "carol"]),
+        ),
+        // :dn: matches the DN's values too: people have no `ou`, their DN does.
+        ("(&(objectClass=person)(ou=people))", HashSet::new()),
+        (
+            "(&(objectClass=person)(ou:dn:=people))",
+            people(&["alice", "bob", "carol"]),
+        ),
+        (
+            "(&(objectClass=groupOfNames)(ou:dn:caseIgnoreMatch:=GROUPS))",
+            HashSet::from([group_dn("staff"), group_dn("readers")]),
+        ),
+        // Unknown rules are Undefined: no entries, no error.
+        ("(uid:noSuchMatch:=alice)", HashSet::new()),
+        ("(!(uid:1.2.3.4.5:=alice))", HashSet::new()),
+    ];
+    for (filter, want) in cases {
+        let (entries, rc) = search(&mut admin, SUFFIX, Scope::Subtree, filter, &["1.1"]).await;
+        assert_eq!(rc, 0, "{filter}");
+        let want: HashSet<String> = want.into_iter().map(|d| d.to_ascii_lowercase()).collect();
+        assert_eq!(dns(&entries), want, "{filter}");
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn integer_and_time_ordering() {
     let (server, mut admin) = seeded().await;
     let (all, _) = search(
@@ -528,6 +586,71 @@ async fn paged_results_continue_and_refuse_bad_cookies() {
         .await
         .unwrap();
     assert_eq!((foreign.0.len(), foreign.1.rc), (0, 2));
+    server.stop().await;
+}
+
+/// Page through a search asking `first` entries, then `rest` per page; the size of every
+/// page, and the entries' DNs.
+async fn page_through(ldap: &mut Ldap, first: i32, rest: i32) -> (Vec<usize>, Vec<String>) {
+    let mut pages = Vec::new();
+    let mut seen = Vec::new();
+    let mut cookie = Vec::new();
+    loop {
+        let ctrl: RawControl = PagedResults {
+            size: if pages.is_empty() { first } else { rest },
+            cookie: cookie.clone(),
+        }
+        .into();
+        let res = ldap
+            .with_controls(vec![ctrl])
+            .search(PEOPLE, Scope::OneLevel, "(objectClass=person)", vec!["1.1"])
+            .await
+            .unwrap();
+        assert_eq!(res.1.rc, 0, "{}", res.1.text);
+        pages.push(res.0.len());
+        seen.extend(res.0.into_iter().map(|e| SearchEntry::construct(e).dn));
+        cookie = res
+            .1
+            .ctrls
+            .iter()
+            .find_map(|c| match c.0 {
+                Some(ldap3::controls::ControlType::PagedResults) => {
+                    Some(c.1.parse::<PagedResults>().cookie)
+                }
+                _ => None,
+            })
+            .expect("a paged response control on every page");
+        if cookie.is_empty() {
+            return (pages, seen);
+        }
+        assert!(pages.len() < 20, "paging does not end: {pages:?}");
+    }
+}
+
+#[tokio::test]
+async fn paged_results_are_held_to_the_server_size_limit() {
+    let server = TestServer::start_with("[limits]\nsize_limit = 3\n").await;
+    let mut admin = server.admin().await;
+    for i in 0..8 {
+        add_person(&mut admin, &format!("p{i}"), "pw", false).await;
+    }
+    crate::grant(&mut admin, "directory-readers", &person_dn("p0")).await;
+    let mut user = server.bound(&person_dn("p0"), "pw").await;
+    // No page over the limit, whatever is asked (0 = no preference), yet every entry once.
+    // (A zero size with a cookie abandons the search, RFC 2696 §3, so 0 only starts one.)
+    for (first, rest) in [(0, 3), (100_000, 100_000), (5, 5)] {
+        let (pages, seen) = page_through(&mut user, first, rest).await;
+        assert_eq!(pages, vec![3, 3, 2], "page size {first}");
+        assert_eq!(seen.iter().collect::<HashSet<_>>().len(), 8);
+    }
+    // A smaller page size than the limit is honoured.
+    let (pages, _) = page_through(&mut user, 2, 2).await;
+    assert_eq!(pages, vec![2, 2, 2, 2]);
+    // Administrators are not held to the server limit.
+    let (pages, _) = page_through(&mut admin, 0, 0).await;
+    assert_eq!(pages, vec![8]);
+    let (pages, _) = page_through(&mut admin, 100_000, 100_000).await;
+    assert_eq!(pages, vec![8]);
     server.stop().await;
 }
 

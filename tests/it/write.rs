@@ -290,6 +290,141 @@ async fn posix_ids_are_allocated_and_unique() {
     server.stop().await;
 }
 
+/// The first value of a numeric attribute of `dn`.
+async fn number(ldap: &mut ldap3::Ldap, dn: &str, attr: &str) -> u32 {
+    let (e, rc) = search(ldap, dn, Scope::Base, "(objectClass=*)", &[attr]).await;
+    assert_eq!(rc, 0, "{dn}");
+    e[0].attrs[attr][0].parse().unwrap()
+}
+
+#[tokio::test]
+async fn posix_uid_and_group_gid_never_collide() {
+    let server = TestServer::start().await;
+    let mut admin = server.admin().await;
+    // A group first: it must not take the number the first user's private gid gets.
+    add_group(&mut admin, "g1", &[], true).await;
+    add_person(&mut admin, "alice", "pw", true).await;
+    let g1 = number(&mut admin, &group_dn("g1"), "gidNumber").await;
+    let alice_uid = number(&mut admin, &person_dn("alice"), "uidNumber").await;
+    let alice_gid = number(&mut admin, &person_dn("alice"), "gidNumber").await;
+    assert_eq!(alice_uid, alice_gid, "a user private group by default");
+    assert_ne!(alice_gid, g1);
+    add_group(&mut admin, "g2", &[], true).await;
+    let g2 = number(&mut admin, &group_dn("g2"), "gidNumber").await;
+    assert!(![g1, alice_gid].contains(&g2), "{g2}");
+
+    // A gidNumber set by hand is skipped by the uid allocator (and a uidNumber by the
+    // gid allocator).
+    let taken = g2.max(alice_uid) + 1;
+    let rc = admin
+        .add(
+            &group_dn("manual"),
+            vec![
+                ("objectClass", HashSet::from(["groupOfNames", "posixGroup"])),
+                ("cn", HashSet::from(["manual"])),
+                ("gidNumber", HashSet::from([taken.to_string().as_str()])),
+            ],
+        )
+        .await
+        .unwrap()
+        .rc;
+    assert_eq!(rc, 0);
+    add_person(&mut admin, "bob", "pw", true).await;
+    let bob = number(&mut admin, &person_dn("bob"), "uidNumber").await;
+    assert_ne!(bob, taken);
+    add_group(&mut admin, "g3", &[], true).await;
+    let g3 = number(&mut admin, &group_dn("g3"), "gidNumber").await;
+    assert!(![g1, g2, taken, alice_uid, bob].contains(&g3), "{g3}");
+
+    // Never reused across kinds: a deleted group's gid does not become a user's, nor a
+    // deleted user's uid a group's.
+    for dn in [group_dn("g3"), person_dn("bob")] {
+        admin.delete(&dn).await.unwrap().success().unwrap();
+    }
+    add_person(&mut admin, "carol", "pw", true).await;
+    add_group(&mut admin, "g4", &[], true).await;
+    let carol = number(&mut admin, &person_dn("carol"), "uidNumber").await;
+    let g4 = number(&mut admin, &group_dn("g4"), "gidNumber").await;
+    let used = [g1, g2, g3, taken, alice_uid, bob];
+    assert!(!used.contains(&carol) && !used.contains(&g4) && carol != g4);
+
+    // A chosen uidNumber that is a group's gid cannot become a private gid silently...
+    let person = |uid: &str, numbers: &[(&str, u32)]| {
+        let one = |v: &str| HashSet::from([v.to_string()]);
+        let mut attrs: Vec<(String, HashSet<String>)> = vec![
+            (
+                "objectClass".into(),
+                HashSet::from(["inetOrgPerson".into(), "posixAccount".into()]),
+            ),
+            ("uid".into(), one(uid)),
+            ("cn".into(), one(uid)),
+            ("sn".into(), one(uid)),
+        ];
+        attrs.extend(
+            numbers
+                .iter()
+                .map(|(a, v)| (a.to_string(), one(&v.to_string()))),
+        );
+        attrs
+    };
+    let rc = admin
+        .add(&person_dn("dave"), person("dave", &[("uidNumber", g1)]))
+        .await
+        .unwrap()
+        .rc;
+    assert_eq!(rc, 19, "the derived gid would be group g1's");
+    // ...but a primary group named on purpose is fine.
+    let rc = admin
+        .add(
+            &person_dn("dave"),
+            person("dave", &[("uidNumber", g1), ("gidNumber", g1)]),
+        )
+        .await
+        .unwrap()
+        .rc;
+    assert_eq!(rc, 0);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn add_takes_member_uid_alongside_member() {
+    let server = TestServer::start().await;
+    let mut admin = server.admin().await;
+    add_person(&mut admin, "alice", "pw", false).await;
+    add_person(&mut admin, "bob", "pw", false).await;
+    // Both forms for alice (as an OpenLDAP rfc2307bis export has), memberUid only for bob.
+    let alice = person_dn("alice");
+    let rc = admin
+        .add(
+            &group_dn("team"),
+            vec![
+                ("objectClass", HashSet::from(["groupOfNames", "posixGroup"])),
+                ("cn", HashSet::from(["team"])),
+                ("member", HashSet::from([alice.as_str()])),
+                ("memberUid", HashSet::from(["alice", "bob"])),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(rc.rc, 0, "{}", rc.text);
+    let (g, _) = search(
+        &mut admin,
+        &group_dn("team"),
+        Scope::Base,
+        "(objectClass=*)",
+        &["member", "memberUid"],
+    )
+    .await;
+    let mut members: Vec<String> = g[0].attrs["member"]
+        .iter()
+        .map(|m| m.to_ascii_lowercase())
+        .collect();
+    members.sort();
+    assert_eq!(members, vec![alice, person_dn("bob")]);
+    assert_eq!(g[0].attrs["memberUid"].len(), 2);
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn delete_rename_and_referential_integrity() {
     let server = TestServer::start().await;
@@ -419,10 +554,10 @@ async fn only_administrators_write() {
     add_person(&mut admin, "alice", "pw", false).await;
     add_person(&mut admin, "bob", "pw", false).await;
     let mut alice = server.bound(&person_dn("alice"), "pw").await;
-    // Without a role bob does not exist for alice; as a reader she sees him but may not write.
+    // Without a role (and as a reader) alice may write nothing: 50 before anything is looked up.
     assert_eq!(
         replace(&mut alice, &person_dn("bob"), "title", &["x"]).await,
-        32
+        50
     );
     crate::grant(&mut admin, "directory-readers", &person_dn("alice")).await;
     assert_eq!(
@@ -457,5 +592,183 @@ async fn only_administrators_write() {
         replace(&mut alice, &person_dn("bob"), "title", &["y"]).await,
         50
     );
+    server.stop().await;
+}
+
+/// A valid person entry for Add requests.
+fn person_attrs(uid: &str) -> Vec<(String, HashSet<String>)> {
+    let one = |v: &str| HashSet::from([v.to_string()]);
+    vec![
+        ("objectClass".into(), one("inetOrgPerson")),
+        ("uid".into(), one(uid)),
+        ("cn".into(), one(uid)),
+        ("sn".into(), one(uid)),
+    ]
+}
+
+/// What each kind of write by `ldap` returns, with the labels to report.
+async fn write_codes(ldap: &mut ldap3::Ldap) -> Vec<(&'static str, u32)> {
+    let bob = person_dn("bob");
+    let mut with_password = person_attrs("eve2");
+    with_password.push(("userPassword".into(), HashSet::from(["secret".into()])));
+    let mut bogus = person_attrs("eve3");
+    bogus.push(("bogusAttr".into(), HashSet::from(["x".into()])));
+    let mut codes = vec![
+        (
+            "add",
+            ldap.add(&person_dn("eve"), person_attrs("eve"))
+                .await
+                .unwrap()
+                .rc,
+        ),
+        (
+            "add with a password",
+            ldap.add(&person_dn("eve2"), with_password)
+                .await
+                .unwrap()
+                .rc,
+        ),
+        (
+            "add with an unknown attribute",
+            ldap.add(&person_dn("eve3"), bogus).await.unwrap().rc,
+        ),
+        (
+            "add of an existing entry",
+            ldap.add(&bob, person_attrs("bob")).await.unwrap().rc,
+        ),
+        (
+            "add under a missing parent",
+            ldap.add("uid=eve,ou=nowhere,dc=example,dc=com", person_attrs("eve"))
+                .await
+                .unwrap()
+                .rc,
+        ),
+        (
+            "modifydn",
+            ldap.modifydn(&bob, "uid=robert", true, None)
+                .await
+                .unwrap()
+                .rc,
+        ),
+        (
+            "modifydn to a new superior",
+            ldap.modifydn(
+                &bob,
+                "uid=bob",
+                false,
+                Some("ou=services,dc=example,dc=com"),
+            )
+            .await
+            .unwrap()
+            .rc,
+        ),
+        (
+            "modifydn of a missing entry",
+            ldap.modifydn(&person_dn("nobody"), "uid=somebody", true, None)
+                .await
+                .unwrap()
+                .rc,
+        ),
+    ];
+    let modify = vec![Mod::Replace("title", HashSet::from(["x"]))];
+    codes.push(("modify", ldap.modify(&bob, modify).await.unwrap().rc));
+    let password = vec![Mod::Replace("userPassword", HashSet::from(["new"]))];
+    codes.push((
+        "modify of a password",
+        ldap.modify(&bob, password).await.unwrap().rc,
+    ));
+    let server_attr = vec![Mod::Replace("entryUUID", HashSet::from(["x"]))];
+    codes.push((
+        "modify of a server attribute",
+        ldap.modify(&bob, server_attr).await.unwrap().rc,
+    ));
+    codes.push(("delete", ldap.delete(&bob).await.unwrap().rc));
+    codes.push((
+        "delete of a missing entry",
+        ldap.delete(&person_dn("nobody")).await.unwrap().rc,
+    ));
+    codes
+}
+
+/// Nothing a refused write touched has changed.
+async fn assert_untouched(admin: &mut ldap3::Ldap) {
+    let (e, _) = search(
+        admin,
+        crate::SUFFIX,
+        Scope::Subtree,
+        "(objectClass=person)",
+        &["uid", "title", "userPassword"],
+    )
+    .await;
+    let mut uids: Vec<&str> = e.iter().map(|e| e.attrs["uid"][0].as_str()).collect();
+    uids.sort();
+    assert_eq!(uids, vec!["alice", "bob"]);
+    assert!(e.iter().all(|e| !e.attrs.contains_key("title")));
+    let bob = e.iter().find(|e| e.attrs["uid"][0] == "bob").unwrap();
+    assert_eq!(bob.dn.to_ascii_lowercase(), person_dn("bob"));
+}
+
+#[tokio::test]
+async fn bound_non_administrators_get_50_for_every_write() {
+    let server = TestServer::start().await;
+    let mut admin = server.admin().await;
+    add_person(&mut admin, "alice", "pw", false).await;
+    add_person(&mut admin, "bob", "pw", false).await;
+    let mut alice = server.bound(&person_dn("alice"), "pw").await;
+    for (what, rc) in write_codes(&mut alice).await {
+        assert_eq!(rc, 50, "{what} by a bound non-administrator");
+    }
+    assert_untouched(&mut admin).await;
+    // Still refused over StartTLS and when the target is the caller's own entry.
+    let mut alice = server.starttls().await;
+    alice
+        .simple_bind(&person_dn("alice"), "pw")
+        .await
+        .unwrap()
+        .success()
+        .unwrap();
+    let rc = alice
+        .modifydn(&person_dn("alice"), "uid=alicia", true, None)
+        .await
+        .unwrap()
+        .rc;
+    assert_eq!(rc, 50, "renaming oneself");
+    assert_untouched(&mut admin).await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn anonymous_writes_get_8() {
+    let server = TestServer::start().await;
+    let mut admin = server.admin().await;
+    add_person(&mut admin, "alice", "pw", false).await;
+    add_person(&mut admin, "bob", "pw", false).await;
+    let mut anon = server.ldaps().await;
+    for (what, rc) in write_codes(&mut anon).await {
+        assert_eq!(rc, 8, "anonymous {what}");
+    }
+    // A failed bind leaves the connection anonymous: still 8.
+    let mut failed = server.ldaps().await;
+    let rc = failed
+        .simple_bind(&person_dn("alice"), "wrong")
+        .await
+        .unwrap()
+        .rc;
+    assert_eq!(rc, 49);
+    for (what, rc) in write_codes(&mut failed).await {
+        assert_eq!(rc, 8, "{what} after a failed bind");
+    }
+    // Readable anonymously or not, anonymous writes are refused the same way.
+    let open = TestServer::start_with("[security]\nanonymous = \"read\"\n").await;
+    let mut open_admin = open.admin().await;
+    add_person(&mut open_admin, "alice", "pw", false).await;
+    add_person(&mut open_admin, "bob", "pw", false).await;
+    let mut anon = open.ldaps().await;
+    for (what, rc) in write_codes(&mut anon).await {
+        assert_eq!(rc, 8, "anonymous {what} with anonymous reads on");
+    }
+    assert_untouched(&mut open_admin).await;
+    open.stop().await;
+    assert_untouched(&mut admin).await;
     server.stop().await;
 }
