@@ -364,6 +364,16 @@ pub fn may_manage(
     Ok(caller.may(Rights::MANAGE_TOKENS, &account))
 }
 
+/// The refusal for an account that is missing or invisible: 50, as for one the caller may
+/// not manage, so the answer tells nothing of what exists; administrators see 32.
+fn not_manageable(caller: &crate::ldap::access::Caller) -> LdapError {
+    if caller.is_admin() {
+        LdapError::no_such_object(String::new())
+    } else {
+        LdapError::insufficient_access()
+    }
+}
+
 pub fn parse_generate(value: &[u8]) -> Option<Request> {
     let items = crate::ldap::ber::sequence(value)?;
     let field = |tag: u8| {
@@ -430,9 +440,8 @@ pub async fn generate(
         .store
         .write(move |w| {
             let caller = crate::ldap::access::caller(w, &principal, &policy)?;
-            // An account the caller cannot see does not exist for it.
             let Some((_, account)) = crate::ldap::access::visible(w, &caller, &req.account)? else {
-                return Err(LdapError::no_such_object(String::new()));
+                return Err(not_manageable(&caller));
             };
             if !may_manage(w, &caller, &account)? {
                 return Err(LdapError::insufficient_access());
@@ -490,7 +499,7 @@ pub async fn rotate(
         .write(move |w| {
             let caller = crate::ldap::access::caller(w, &principal, &policy)?;
             let Some((_, account)) = crate::ldap::access::visible(w, &caller, &account_dn)? else {
-                return Err(LdapError::no_such_object(String::new()));
+                return Err(not_manageable(&caller));
             };
             if !may_manage(w, &caller, &account)? {
                 return Err(LdapError::insufficient_access());

@@ -236,7 +236,7 @@ async fn built_in_roles_against_every_operation() {
         } else {
             50
         };
-        row(32, "", 32, Some(32), writes, 50)
+        row(32, "", 32, Some(50), writes, 50)
     };
     let expected = |uid: &str, kind: Kind| -> Row {
         match (uid, kind) {
@@ -294,7 +294,7 @@ async fn tokens_of_role_holders_keep_or_drop_the_writes() {
     let got = exercise(&mut admin, &mut ro_ldap, Kind::Service, "ro").await;
     assert_eq!(
         got,
-        row(32, "", 32, Some(32), 50, 50),
+        row(32, "", 32, Some(50), 50, 50),
         "outside the role, and no writes"
     );
     let mut rw_ldap = server.bound("dn=token", &rw.token).await;
