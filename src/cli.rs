@@ -1,8 +1,10 @@
-//! The command line: `serve`, and the offline `db` commands.
+//! The command line: `serve`, the admin commands (people, groups, service accounts, roles,
+//! `search --as`) that talk to a running server, and the offline `db` commands.
 
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
+use ldap3_proto::proto::LdapSearchScope;
 use thiserror::Error;
 
 use crate::admin::client::Client;
@@ -49,6 +51,32 @@ pub enum Command {
         conn: ConnOpts,
         #[command(subcommand)]
         command: ServiceAccountCommand,
+    },
+    /// Roles: who may see and do what, over which entries.
+    Role {
+        #[command(flatten)]
+        conn: ConnOpts,
+        #[command(subcommand)]
+        command: RoleCommand,
+    },
+    /// Search as another identity (a person, a service account or a DN), with exactly its
+    /// rights: see what a token will see before handing it out.
+    Search {
+        #[command(flatten)]
+        conn: ConnOpts,
+        /// Whose view: a person's or service account's name, or a DN.
+        #[arg(long = "as", value_name = "IDENTITY")]
+        identity: String,
+        /// Search base; default: the suffix.
+        #[arg(long, short)]
+        base: Option<String>,
+        /// base, one or sub.
+        #[arg(long, short, default_value = "sub")]
+        scope: String,
+        /// An LDAP filter (RFC 4515), e.g. '(objectClass=posixAccount)'.
+        filter: String,
+        /// Attributes to return; default: all user attributes.
+        attrs: Vec<String>,
     },
     /// Offline data commands on the database file (no server may be running on it).
     Db {
@@ -225,6 +253,65 @@ pub enum ApiTokenCommand {
 }
 
 #[derive(Subcommand, Debug)]
+pub enum RoleCommand {
+    /// Define a role. Rights: read, compare, write, add, delete, rename, manage-tokens,
+    /// reset-password, impersonate, all.
+    Create {
+        name: String,
+        /// Entries the role reaches: a DN or people, groups, services, roles (repeatable).
+        #[arg(long = "base")]
+        bases: Vec<String>,
+        /// How far below each base: base, one or sub (default sub).
+        #[arg(long)]
+        level: Option<String>,
+        /// Only entries matching this LDAP filter.
+        #[arg(long)]
+        filter: Option<String>,
+        #[arg(long = "right")]
+        rights: Vec<String>,
+        /// Attributes it may read (default all; `*` user, `+` operational).
+        #[arg(long = "read-allow")]
+        read_allow: Vec<String>,
+        #[arg(long = "read-deny")]
+        read_deny: Vec<String>,
+        #[arg(long = "write-allow")]
+        write_allow: Vec<String>,
+        #[arg(long = "write-deny")]
+        write_deny: Vec<String>,
+        #[arg(long)]
+        description: Option<String>,
+    },
+    Get {
+        name: String,
+    },
+    List,
+    Delete {
+        name: String,
+    },
+    /// Holders: people, service accounts or groups (names or DNs).
+    AddMembers {
+        name: String,
+        #[arg(required = true)]
+        members: Vec<String>,
+    },
+    RemoveMembers {
+        name: String,
+        #[arg(required = true)]
+        members: Vec<String>,
+    },
+    Grant {
+        name: String,
+        #[arg(required = true)]
+        rights: Vec<String>,
+    },
+    Revoke {
+        name: String,
+        #[arg(required = true)]
+        rights: Vec<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
 pub enum DbCommand {
     /// Bulk-load entries from an LDIF file.
     Import {
@@ -284,6 +371,37 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::ServiceAccount { conn, command } => admin(conn, |c, suffix| {
             Box::pin(service_account(c, suffix, command))
+        }),
+        Command::Role { conn, command } => {
+            admin(conn, |c, suffix| Box::pin(role(c, suffix, command)))
+        }
+        Command::Search {
+            conn,
+            identity,
+            base,
+            scope,
+            filter,
+            attrs,
+        } => admin(conn, move |c, suffix| {
+            Box::pin(async move {
+                let scope = match scope.as_str() {
+                    "base" => LdapSearchScope::Base,
+                    "one" => LdapSearchScope::OneLevel,
+                    "sub" => LdapSearchScope::Subtree,
+                    other => {
+                        let msg = format!("--scope {other}: use base, one or sub");
+                        return Err(crate::admin::AdminError::Usage(msg).into());
+                    }
+                };
+                let base = base.unwrap_or_else(|| suffix.to_string());
+                let attrs: Vec<&str> = attrs.iter().map(String::as_str).collect();
+                let found =
+                    crate::admin::role::search_as(c, &identity, &base, scope, &filter, &attrs)
+                        .await?;
+                print!("{}", render(&found));
+                eprintln!("{} entries visible to {identity}", found.len());
+                Ok(())
+            })
         }),
         Command::Db { config, command } => {
             let config = load(config)?;
@@ -502,6 +620,63 @@ async fn service_account(
         ServiceAccountCommand::ApiToken { command } => {
             let account = |id: &str| sa::dn(suffix, id);
             token_command(c, command.into_token(account)).await?;
+        }
+    }
+    Ok(())
+}
+
+async fn role(c: &mut Client, suffix: &Dn, command: RoleCommand) -> Result<(), CliError> {
+    use crate::admin::role;
+    match command {
+        RoleCommand::Create {
+            name,
+            bases,
+            level,
+            filter,
+            rights,
+            read_allow,
+            read_deny,
+            write_allow,
+            write_deny,
+            description,
+        } => {
+            let def = role::Definition {
+                description,
+                bases,
+                level,
+                filter,
+                rights,
+                read_allow,
+                read_deny,
+                write_allow,
+                write_deny,
+            };
+            println!("created {}", role::create(c, suffix, &name, &def).await?);
+        }
+        RoleCommand::Get { name } => print!("{}", render(&role::get(c, suffix, &name).await?)),
+        RoleCommand::List => role::list(c, suffix)
+            .await?
+            .iter()
+            .for_each(|r| println!("{r}")),
+        RoleCommand::Delete { name } => {
+            role::delete(c, suffix, &name).await?;
+            println!("deleted {}", role::dn(suffix, &name));
+        }
+        RoleCommand::AddMembers { name, members } => {
+            role::members(c, suffix, &name, &members, true).await?;
+            println!("{} holder(s) added to {name}", members.len());
+        }
+        RoleCommand::RemoveMembers { name, members } => {
+            role::members(c, suffix, &name, &members, false).await?;
+            println!("{} holder(s) removed from {name}", members.len());
+        }
+        RoleCommand::Grant { name, rights } => {
+            role::rights(c, suffix, &name, &rights, true).await?;
+            println!("granted {} to {name}", rights.join(", "));
+        }
+        RoleCommand::Revoke { name, rights } => {
+            role::rights(c, suffix, &name, &rights, false).await?;
+            println!("revoked {} from {name}", rights.join(", "));
         }
     }
     Ok(())

@@ -7,9 +7,11 @@
 //!   framing and graceful shutdown. Knows LDAP frames, not meaning.
 //! - [`ldap`]: protocol semantics, one module per operation; `ldap::dispatch` holds the
 //!   one match on `LdapOp`.
-//! - [`directory`]: the pure domain: DNs, entries, filters, schema, matching rules.
+//! - [`directory`]: the pure domain: DNs, entries, filters (and their RFC 4515 string
+//!   form), schema, matching rules, and role grants (`directory::access`).
 //! - [`store`]: the redb store, the only module that touches redb.
-//! - [`identity`]: password hashing and verification.
+//! - [`identity`]: password hashing and verification, token minting and checking.
+//! - [`admin`]: the admin commands' LDAP client (people, groups, service accounts, roles).
 //! - [`ldif`] and [`db`]: LDIF reading/writing and the offline import/export/verify commands.
 //! - [`cli`]: the command line.
 //!
@@ -22,7 +24,9 @@
 //!   -> ldap::unsupported_critical: refused with 12, whatever the operation
 //!   -> Bind, StartTLS, Abandon, Unbind run in order on the connection;
 //!      every other operation is spawned: ldap::dispatch(OpContext, op)
-//!   -> op module -> directory types -> store (spawn_blocking, redb transaction)
+//!   -> ldap::proxied: a proxied authorization control swaps the identity for this op
+//!   -> op module -> ldap::access::caller (roles held, once per operation, in the op's
+//!      own transaction) -> per-entry decisions -> store (spawn_blocking, redb)
 //!   -> responses sent back through a channel with the request's msgid
 //! ```
 

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use futures_util::{SinkExt, StreamExt};
 use ldap3_proto::LdapCodec;
+use ldap3_proto::control::LdapControl;
 use ldap3_proto::proto::{
     LdapAddRequest, LdapBindCred, LdapBindRequest, LdapDerefAliases, LdapExtendedRequest,
     LdapFilter, LdapModify, LdapModifyRequest, LdapMsg, LdapOp, LdapPartialAttribute, LdapResult,
@@ -125,6 +126,19 @@ impl Client {
         filter: LdapFilter,
         attrs: &[&str],
     ) -> Result<Vec<LdapSearchResultEntry>, AdminError> {
+        self.search_with(base, scope, filter, attrs, Vec::new())
+            .await
+    }
+
+    /// A search carrying request controls.
+    pub async fn search_with(
+        &mut self,
+        base: &str,
+        scope: LdapSearchScope,
+        filter: LdapFilter,
+        attrs: &[&str],
+        controls: Vec<LdapControl>,
+    ) -> Result<Vec<LdapSearchResultEntry>, AdminError> {
         let op = LdapOp::SearchRequest(LdapSearchRequest {
             base: base.to_string(),
             scope,
@@ -135,7 +149,7 @@ impl Client {
             filter,
             attrs: attrs.iter().map(|a| a.to_string()).collect(),
         });
-        let id = self.send(op).await?;
+        let id = self.send_with(op, controls).await?;
         let mut entries = Vec::new();
         loop {
             let msg = self.receive(id).await?;
@@ -251,14 +265,14 @@ impl Client {
     }
 
     async fn send(&mut self, op: LdapOp) -> Result<i32, AdminError> {
+        self.send_with(op, Vec::new()).await
+    }
+
+    async fn send_with(&mut self, op: LdapOp, ctrl: Vec<LdapControl>) -> Result<i32, AdminError> {
         let msgid = self.next_id;
         self.next_id += 1;
         self.framed
-            .send(LdapMsg {
-                msgid,
-                op,
-                ctrl: Vec::new(),
-            })
+            .send(LdapMsg { msgid, op, ctrl })
             .await
             .map_err(|e| AdminError::Protocol(e.to_string()))?;
         Ok(msgid)

@@ -10,6 +10,7 @@
 pub mod client;
 pub mod group;
 pub mod person;
+pub mod role;
 pub mod service_account;
 
 use std::path::PathBuf;

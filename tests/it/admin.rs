@@ -534,3 +534,169 @@ async fn the_binary_end_to_end() {
     assert_eq!(cli.ok(&["person", "list"]).await, "alice\n");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn roles_from_the_binary_and_search_as() {
+    let server = TestServer::start().await;
+    let cli = Cli { server: &server };
+    cli.ok(&["person", "create", "ann", "Ann Example", "--posix"])
+        .await;
+    cli.ok(&["person", "create", "cat", "Cat Example", "--posix"])
+        .await;
+    cli.ok(&["group", "create", "nas-users", "--posix"]).await;
+    cli.ok(&["group", "add-members", "nas-users", "ann"]).await;
+    cli.ok(&["service-account", "create", "nas01", "NAS", "ann"])
+        .await;
+
+    let filter = "(|(memberOf=cn=nas-users,ou=groups,dc=example,dc=com)(cn=nas-users))";
+    let created = cli
+        .ok(&[
+            "role",
+            "create",
+            "nas-readers",
+            "--base",
+            "people",
+            "--base",
+            "groups",
+            "--filter",
+            filter,
+            "--right",
+            "read",
+            "--description",
+            "the NAS",
+        ])
+        .await;
+    assert!(
+        created.contains("created cn=nas-readers,ou=roles,dc=example,dc=com"),
+        "{created}"
+    );
+    cli.ok(&["role", "add-members", "nas-readers", "nas01"])
+        .await;
+    cli.ok(&["role", "grant", "nas-readers", "compare"]).await;
+    let got = cli.ok(&["role", "get", "nas-readers"]).await;
+    for want in [
+        "member: uid=nas01,ou=services,dc=example,dc=com",
+        "roleRight: compare",
+        "roleScopeBase: ou=groups,dc=example,dc=com",
+        "roleScopeFilter: (|(memberOf=",
+    ] {
+        assert!(got.contains(want), "{want} in {got}");
+    }
+    let listed = cli.ok(&["role", "list"]).await;
+    assert!(
+        listed.contains("nas-readers\n") && listed.contains("directory-readers\n"),
+        "{listed}"
+    );
+
+    // The NAS's view, before any token exists.
+    let view = cli
+        .run(
+            &[
+                "search",
+                "--as",
+                "nas01",
+                "(objectClass=posixAccount)",
+                "uid",
+            ],
+            &[],
+            false,
+        )
+        .await;
+    assert_eq!(view.code, 0, "{}", view.stderr);
+    assert!(
+        view.stdout.contains("uid: ann") && !view.stdout.contains("uid: cat"),
+        "{}",
+        view.stdout
+    );
+    assert!(
+        view.stderr.contains("1 entries visible to nas01"),
+        "{}",
+        view.stderr
+    );
+    let as_dn = cli
+        .run(
+            &[
+                "search",
+                "--as",
+                "uid=nas01,ou=services,dc=example,dc=com",
+                "-s",
+                "one",
+                "-b",
+                "ou=groups,dc=example,dc=com",
+                "(cn=*)",
+                "cn",
+            ],
+            &[],
+            false,
+        )
+        .await;
+    assert!(as_dn.stdout.contains("cn: nas-users"), "{}", as_dn.stdout);
+    let bad = cli
+        .run(&["search", "--as", "nas01", "(uid=ann"], &[], false)
+        .await;
+    assert_eq!(bad.code, 1, "a bad filter is a usage error");
+    assert!(bad.stderr.contains("bad filter"), "{}", bad.stderr);
+
+    // Bad definitions are refused by the server with the reason.
+    let refused = cli
+        .run(&["role", "grant", "nas-readers", "teleport"], &[], false)
+        .await;
+    assert_eq!(refused.code, 19, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("unknown right 'teleport'"),
+        "{}",
+        refused.stderr
+    );
+    let outside = cli
+        .run(
+            &[
+                "role",
+                "create",
+                "elsewhere",
+                "--base",
+                "dc=other",
+                "--right",
+                "read",
+            ],
+            &[],
+            false,
+        )
+        .await;
+    assert_eq!(outside.code, 19, "{}", outside.stderr);
+    let nobody = cli
+        .run(&["role", "add-members", "nas-readers", "ghost"], &[], false)
+        .await;
+    assert_eq!(nobody.code, 1);
+    assert!(
+        nobody
+            .stderr
+            .contains("no person, service account or group is called 'ghost'"),
+        "{}",
+        nobody.stderr
+    );
+
+    cli.ok(&["role", "revoke", "nas-readers", "compare"]).await;
+    cli.ok(&["role", "remove-members", "nas-readers", "nas01"])
+        .await;
+    let view = cli
+        .run(
+            &[
+                "search",
+                "--as",
+                "nas01",
+                "(objectClass=posixAccount)",
+                "uid",
+            ],
+            &[],
+            false,
+        )
+        .await;
+    assert_ne!(
+        view.code, 0,
+        "with no role the NAS sees no tree: {}",
+        view.stdout
+    );
+    cli.ok(&["role", "delete", "nas-readers"]).await;
+    assert!(!cli.ok(&["role", "list"]).await.contains("nas-readers"));
+    server.stop().await;
+}
