@@ -15,8 +15,8 @@
 //! - A read-only token keeps only the reading rights of its account.
 
 use std::borrow::Cow;
-use std::collections::HashSet;
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 
 use ldap3_proto::proto::LdapResultCode;
 
@@ -38,6 +38,7 @@ pub struct Policy {
     pub now: String,
     pub schema: Arc<Schema>,
     pub anonymous: AnonymousAccess,
+    pub cache: RightsCache,
 }
 
 impl Policy {
@@ -47,7 +48,48 @@ impl Policy {
             now: state.now(),
             schema: state.schema.clone(),
             anonymous: state.config.security.anonymous,
+            cache: state.rights.clone(),
         }
+    }
+}
+
+/// What an identity's roles and groups give it, as derived at one store generation.
+#[derive(Debug, Default)]
+pub struct Resolved {
+    admin: bool,
+    grants: Arc<Vec<Grant>>,
+    groups: Arc<HashSet<String>>,
+    managed: Arc<HashSet<String>>,
+}
+
+/// Each identity's rights, computed once per change of the directory rather than per
+/// operation: keyed by normalised DN, valid for the generation they were derived at.
+#[derive(Clone, Default)]
+pub struct RightsCache(Arc<Mutex<HashMap<String, (u64, Arc<Resolved>)>>>);
+
+/// Identities remembered at once; past this the cache starts afresh.
+const MAX_CACHED: usize = 10_000;
+
+impl RightsCache {
+    fn get(&self, dn: &Dn, generation: u64) -> Option<Arc<Resolved>> {
+        let map = self.0.lock().ok()?;
+        match map.get(dn.norm()) {
+            Some((g, resolved)) if *g == generation => Some(resolved.clone()),
+            _ => None,
+        }
+    }
+
+    fn put(&self, dn: &Dn, generation: u64, resolved: Arc<Resolved>) {
+        let Ok(mut map) = self.0.lock() else {
+            return;
+        };
+        if map.len() >= MAX_CACHED {
+            map.retain(|_, (g, _)| *g == generation);
+            if map.len() >= MAX_CACHED {
+                map.clear();
+            }
+        }
+        map.insert(dn.norm().to_string(), (generation, resolved));
     }
 }
 
@@ -470,17 +512,35 @@ pub fn caller(
             (account.clone(), valid.read_only, Some(valid.id))
         }
     };
-    let held = held_roles(r, &dn, policy)?;
-    let managed = managed_by(r, &dn, &held.groups, policy)?;
+    let resolved = resolve(r, &dn, policy)?;
     Ok(Caller {
         dn: Some(dn),
-        admin: held.admin,
+        admin: resolved.admin,
         read_only,
         token_id,
+        grants: resolved.grants.clone(),
+        groups: resolved.groups.clone(),
+        managed: resolved.managed.clone(),
+    })
+}
+
+/// The roles, groups and managed accounts of `dn`, from the cache when nothing has been
+/// written since they were derived.
+fn resolve(r: &impl DirectoryRead, dn: &Dn, policy: &Policy) -> Result<Arc<Resolved>, StoreError> {
+    let generation = r.generation();
+    if let Some(hit) = policy.cache.get(dn, generation) {
+        return Ok(hit);
+    }
+    let held = held_roles(r, dn, policy)?;
+    let managed = managed_by(r, dn, &held.groups, policy)?;
+    let resolved = Arc::new(Resolved {
+        admin: held.admin,
         grants: Arc::new(held.grants),
         groups: Arc::new(held.groups),
         managed: Arc::new(managed),
-    })
+    });
+    policy.cache.put(dn, generation, resolved.clone());
+    Ok(resolved)
 }
 
 /// The accounts whose `entryManagedBy` names `dn` or one of its groups.

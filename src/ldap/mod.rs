@@ -58,6 +58,8 @@ pub struct State {
     pub clock: Clock,
     /// When each token's last use was written, to write it at most once a minute.
     pub token_uses: TokenUses,
+    /// Each identity's roles, derived once per change of the directory.
+    pub rights: access::RightsCache,
 }
 
 pub type TokenUses = Arc<std::sync::Mutex<std::collections::HashMap<String, time::OffsetDateTime>>>;

@@ -119,6 +119,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         own_uid,
         clock: Default::default(),
         token_uses: Default::default(),
+        rights: Default::default(),
     };
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();

@@ -75,6 +75,9 @@ storage_from!(
 pub struct Ctx {
     indexed: Vec<(String, Option<MatchingRule>)>,
     examined: AtomicU64,
+    /// Write transactions committed since the store opened: what was derived from the
+    /// directory at one count is still true while the count stays.
+    commits: AtomicU64,
 }
 
 #[derive(Clone)]
@@ -143,6 +146,7 @@ impl Store {
             ctx: Arc::new(Ctx {
                 indexed,
                 examined: AtomicU64::new(0),
+                commits: AtomicU64::new(0),
             }),
         };
         Ok(store)
@@ -209,6 +213,7 @@ impl Store {
             f(&mut writer)?
         };
         txn.commit().map_err(StoreError::from)?;
+        self.ctx.commits.fetch_add(1, Ordering::SeqCst);
         Ok(result)
     }
 
@@ -238,6 +243,8 @@ pub trait DirectoryRead {
     fn index(&self) -> &Self::Index;
     fn meta_table(&self) -> &Self::Meta;
     fn ctx(&self) -> &Ctx;
+    /// The commit count this transaction's view starts from (see `Ctx::commits`).
+    fn generation(&self) -> u64;
 
     fn id_of(&self, dn: &Dn) -> Result<Option<u64>, StoreError> {
         Ok(self.dn2id().get(dn.norm())?.map(|g| g.value()))
@@ -412,12 +419,16 @@ pub struct Reader {
     index: ReadOnlyTable<(&'static str, &'static [u8], u64), ()>,
     meta: ReadOnlyTable<&'static str, u64>,
     ctx: Arc<Ctx>,
+    generation: u64,
 }
 
 impl Reader {
     fn open(store: &Store) -> Result<Reader, StoreError> {
+        // Counted before the snapshot is taken, so the snapshot holds at least those commits.
+        let generation = store.ctx.commits.load(Ordering::SeqCst);
         let txn = store.db.begin_read()?;
         Ok(Reader {
+            generation,
             entries: txn.open_table(ENTRIES)?,
             dn2id: txn.open_table(DN2ID)?,
             children: txn.open_table(CHILDREN)?,
@@ -452,6 +463,10 @@ impl DirectoryRead for Reader {
     }
     fn ctx(&self) -> &Ctx {
         &self.ctx
+    }
+
+    fn generation(&self) -> u64 {
+        self.generation
     }
 }
 
@@ -595,6 +610,11 @@ impl<'t> DirectoryRead for Writer<'t> {
     }
     fn ctx(&self) -> &Ctx {
         self.ctx
+    }
+
+    /// Writes are serialised: nothing commits while this transaction is open.
+    fn generation(&self) -> u64 {
+        self.ctx.commits.load(Ordering::SeqCst)
     }
 }
 

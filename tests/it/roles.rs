@@ -925,3 +925,50 @@ async fn anonymous_access_is_a_setting() {
     assert_eq!((root.len(), rc), (1, 0), "the rootDSE stays readable");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn rights_are_derived_once_per_change() {
+    let (server, mut admin, _) = nas_directory().await;
+    // A password bind: token binds record their use with a write now and then.
+    add_person(&mut admin, "viewer", "pw", false).await;
+    grant(&mut admin, "nas-readers", &person_dn("viewer")).await;
+    let mut nas = server.bound(&person_dn("viewer"), "pw").await;
+    let examined = || server.running().state.store.entries_examined();
+    let lookup = |ldap: &mut Ldap| {
+        let mut ldap = ldap.clone();
+        async move {
+            let (e, _) = search(
+                &mut ldap,
+                &person_dn("ann"),
+                Scope::Base,
+                "(objectClass=*)",
+                &["uid"],
+            )
+            .await;
+            assert_eq!(e.len(), 1);
+        }
+    };
+    lookup(&mut nas).await;
+    let before = examined();
+    lookup(&mut nas).await;
+    let steady = examined() - before;
+    lookup(&mut nas).await;
+    assert_eq!(
+        examined() - before,
+        2 * steady,
+        "the same work each time while nothing changes"
+    );
+    // A write anywhere: the roles are read again, once.
+    crate::replace(&mut admin, &person_dn("cat"), "title", &["x"]).await;
+    let before = examined();
+    lookup(&mut nas).await;
+    let after_change = examined() - before;
+    assert!(
+        after_change > steady,
+        "roles re-read after a change: {after_change} vs {steady}"
+    );
+    let before = examined();
+    lookup(&mut nas).await;
+    assert_eq!(examined() - before, steady);
+    server.stop().await;
+}
