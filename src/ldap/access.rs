@@ -65,7 +65,10 @@ pub struct Resolved {
 /// Each identity's rights, computed once per change of the directory rather than per
 /// operation: keyed by normalised DN, valid for the generation they were derived at.
 #[derive(Clone, Default)]
-pub struct RightsCache(Arc<Mutex<HashMap<String, (u64, Arc<Resolved>)>>>);
+pub struct RightsCache(Arc<Mutex<HashMap<String, Cached>>>);
+
+/// The generation a resolution was derived at, and the resolution.
+type Cached = (u64, Arc<Resolved>);
 
 /// Identities remembered at once; past this the cache starts afresh.
 const MAX_CACHED: usize = 10_000;
