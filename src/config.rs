@@ -408,16 +408,45 @@ impl Config {
             limits,
             posix,
             argon2,
-            index: raw
-                .index
-                .attributes
-                .unwrap_or_else(|| DEFAULT_INDEX.iter().map(|s| s.to_string()).collect()),
+            index: required_indexes(raw.index.attributes)?,
             log: Log {
                 format: raw.log.format.unwrap_or(LogFormat::Text),
                 level,
             },
         })
     }
+}
+
+/// Indexes the server's own rules stand on: POSIX id uniqueness and allocation, group
+/// membership and roles, token lookup and delegation. Without them those checks would
+/// quietly see nothing, so a list that drops one is refused.
+const REQUIRED_INDEX: &[&str] = &[
+    "uidNumber",
+    "gidNumber",
+    "member",
+    "tokenId",
+    "entryManagedBy",
+];
+
+fn required_indexes(listed: Option<Vec<String>>) -> Result<Vec<String>, ConfigError> {
+    let Some(listed) = listed else {
+        return Ok(DEFAULT_INDEX.iter().map(|s| s.to_string()).collect());
+    };
+    let missing: Vec<&str> = REQUIRED_INDEX
+        .iter()
+        .copied()
+        .filter(|r| !listed.iter().any(|a| a.eq_ignore_ascii_case(r)))
+        .collect();
+    if missing.is_empty() {
+        return Ok(listed);
+    }
+    Err(invalid(
+        "index.attributes",
+        &format!(
+            "must include {} (uniqueness, membership, roles and tokens depend on them)",
+            missing.join(", ")
+        ),
+    ))
 }
 
 fn invalid(key: &'static str, problem: &str) -> ConfigError {
@@ -705,6 +734,18 @@ mod tests {
         assert!(err.to_string().contains("listen.ldaps"), "{err}");
         let err = Config::parse("[security]\nanonymous = \"everything\"\n").unwrap_err();
         assert!(err.to_string().contains("anonymous"), "{err}");
+        let err = Config::parse("[index]\nattributes = [\"uid\", \"member\"]\n").unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("index.attributes") && text.contains("uidNumber, gidNumber, tokenId"),
+            "{text}"
+        );
+        let fewer = "[index]\nattributes = [\"uidNumber\", \"gidNumber\", \"member\", \"tokenId\", \"entryManagedBy\"]\n";
+        assert_eq!(
+            Config::parse(fewer).unwrap().index.len(),
+            5,
+            "only what the server needs"
+        );
     }
 
     #[test]
