@@ -78,6 +78,11 @@ pub enum Command {
         /// Attributes to return; default: all user attributes.
         attrs: Vec<String>,
     },
+    /// What bind throttling is slowing down now (failed binds per account and source).
+    Throttled {
+        #[command(flatten)]
+        conn: ConnOpts,
+    },
     /// Offline data commands on the database file (no server may be running on it).
     Db {
         #[arg(long, short, global = true)]
@@ -400,6 +405,27 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                         .await?;
                 print!("{}", render(&found));
                 eprintln!("{} entries visible to {identity}", found.len());
+                Ok(())
+            })
+        }),
+        Command::Throttled { conn } => admin(conn, |c, _| {
+            Box::pin(async move {
+                let rows = crate::admin::throttle::status(c).await?;
+                println!(
+                    "{:<48} {:<24} {:>8}  held until",
+                    "account", "source", "failures"
+                );
+                for r in &rows {
+                    let account = if r.account.is_empty() {
+                        "(any)"
+                    } else {
+                        &r.account
+                    };
+                    println!(
+                        "{account:<48} {:<24} {:>8}  {}",
+                        r.source, r.failures, r.until
+                    );
+                }
                 Ok(())
             })
         }),

@@ -41,6 +41,7 @@ pub struct Config {
     pub index: Vec<String>,
     pub log: Log,
     pub tokens: Tokens,
+    pub throttle: crate::identity::throttle::ThrottleConfig,
 }
 
 #[derive(Debug, Clone)]
@@ -149,6 +150,19 @@ struct RawConfig {
     log: RawLog,
     #[serde(default)]
     tokens: RawTokens,
+    #[serde(default)]
+    throttle: RawThrottle,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawThrottle {
+    free_failures: Option<u32>,
+    source_free_failures: Option<u32>,
+    base_delay: Option<String>,
+    max_delay: Option<String>,
+    forget_after: Option<String>,
+    max_tracked: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -413,6 +427,7 @@ impl Config {
                 format: raw.log.format.unwrap_or(LogFormat::Text),
                 level,
             },
+            throttle: throttle(raw.throttle)?,
         })
     }
 }
@@ -471,6 +486,24 @@ fn addr(
             "'{value}' is not an address:port (e.g. 127.0.0.1:6636), or \"\" to disable"
         ),
     })
+}
+
+fn throttle(t: RawThrottle) -> Result<crate::identity::throttle::ThrottleConfig, ConfigError> {
+    let config = crate::identity::throttle::ThrottleConfig {
+        free_failures: t.free_failures.unwrap_or(3),
+        source_free_failures: t.source_free_failures.unwrap_or(30),
+        base_delay: duration("throttle.base_delay", t.base_delay, "1s")?,
+        max_delay: duration("throttle.max_delay", t.max_delay, "30s")?,
+        forget_after: duration("throttle.forget_after", t.forget_after, "15m")?,
+        max_tracked: positive("throttle.max_tracked", t.max_tracked, 100_000)?,
+    };
+    if config.max_delay < config.base_delay {
+        return Err(invalid(
+            "throttle.max_delay",
+            "must not be shorter than throttle.base_delay",
+        ));
+    }
+    Ok(config)
 }
 
 fn positive(key: &'static str, value: Option<usize>, default: usize) -> Result<usize, ConfigError> {

@@ -12,6 +12,7 @@ pub mod group;
 pub mod person;
 pub mod role;
 pub mod service_account;
+pub mod throttle;
 
 use std::path::PathBuf;
 

@@ -1,4 +1,5 @@
-//! Credentials: password hashing and verification.
+//! Credentials: password hashing and verification, tokens, and the slowing of failed binds.
 
 pub mod password;
+pub mod throttle;
 pub mod token;

@@ -9,6 +9,7 @@ use ldap3_proto::proto::{LdapBindCred, LdapBindRequest, LdapResult, LdapResultCo
 
 use crate::directory::dn::Dn;
 use crate::identity::password::StoredPassword;
+use crate::identity::throttle::Source;
 use crate::identity::token;
 use crate::ldap::State;
 use crate::ldap::result::{LdapError, success};
@@ -20,8 +21,12 @@ use crate::store::DirectoryRead;
 pub async fn bind(state: &State, session: &mut Session, req: &LdapBindRequest) -> LdapResult {
     // RFC 4513 §4: a bind, whatever its outcome, first drops the current identity.
     session.principal = Principal::Anonymous;
+    let source = Source::of(session.peer);
     match run(state, session, req).await {
         Ok(principal) => {
+            if !matches!(principal, Principal::Anonymous | Principal::Local { .. }) {
+                state.throttle.succeeded(&account_key(&req.dn), &source);
+            }
             let token_id = match &principal {
                 Principal::Token { token_id, .. } => token_id.as_str(),
                 _ => "",
@@ -36,6 +41,9 @@ pub async fn bind(state: &State, session: &mut Session, req: &LdapBindRequest) -
             success()
         }
         Err(e) => {
+            if e.code == LdapResultCode::InvalidCredentials {
+                hold_failure(state, &req.dn, &source).await;
+            }
             // The token id is public; the secret after it is never logged.
             let token_id = match &req.cred {
                 LdapBindCred::Simple(pw) => token::parse(pw).map(|p| p.id.to_string()),
@@ -50,6 +58,36 @@ pub async fn bind(state: &State, session: &mut Session, req: &LdapBindRequest) -
             );
             e.into_result()
         }
+    }
+}
+
+/// Slow a failed bind down as the throttle says, before its 49 goes out: the same answer,
+/// only later, so the delay tells nothing an attacker did not know.
+async fn hold_failure(state: &State, dn: &str, source: &Source) {
+    let account = account_key(dn);
+    let failure = state.throttle.failed(&account, source, state.clock.now());
+    if failure.started {
+        tracing::warn!(
+            event = "bind-throttled",
+            account = %account,
+            source = %source,
+            failures = failure.failures,
+            "failed binds are being slowed down"
+        );
+    }
+    if !failure.hold.is_zero() {
+        tokio::select! {
+            () = tokio::time::sleep(failure.hold) => {}
+            () = state.shutdown.cancelled() => {}
+        }
+    }
+}
+
+/// The throttle's name for a bind DN: normalised when it parses.
+fn account_key(dn: &str) -> String {
+    match Dn::parse(dn) {
+        Ok(dn) => dn.norm().to_string(),
+        Err(_) => dn.to_ascii_lowercase(),
     }
 }
 

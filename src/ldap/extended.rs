@@ -23,7 +23,13 @@ pub const SUPPORTED_EXTENSIONS: &[&str] = &[
     OID_STARTTLS,
     token::OID_GENERATE,
     token::OID_ROTATE,
+    OID_THROTTLED,
 ];
+
+/// `TesseraRoot.4.3`: what bind throttling is slowing down now (administrators only). No
+/// request value; the response value is UTF-8 lines `account TAB source TAB failures TAB
+/// held-until` (generalizedTime), an empty account standing for a whole source.
+pub const OID_THROTTLED: &str = "2.25.235497813471364094925541187040296631981.4.3";
 
 const GENERATED_PASSWORD_LEN: usize = 20;
 
@@ -42,6 +48,7 @@ pub async fn extended(ctx: &OpContext, req: &LdapExtendedRequest) {
                 .await
                 .map(Some)
         }
+        OID_THROTTLED => throttled(ctx).await,
         OID_STARTTLS => Err(LdapError::new(
             LdapResultCode::OperationsError,
             "StartTLS cannot be processed now",
@@ -70,6 +77,26 @@ async fn current_caller(ctx: &OpContext) -> Result<Caller, LdapError> {
         .store
         .read(move |r| Ok::<_, LdapError>(access::caller(r, &principal, &policy)?))
         .await
+}
+
+async fn throttled(ctx: &OpContext) -> Result<Option<Vec<u8>>, LdapError> {
+    let caller = current_caller(ctx).await?;
+    caller.require_bound()?;
+    if !caller.is_admin() {
+        return Err(LdapError::insufficient_access());
+    }
+    let now = ctx.state.clock.now();
+    let text: String = ctx
+        .state
+        .throttle
+        .throttled(now)
+        .iter()
+        .map(|t| {
+            let until = crate::directory::time::generalized(t.until);
+            format!("{}\t{}\t{}\t{until}\n", t.account, t.source, t.failures)
+        })
+        .collect();
+    Ok(Some(text.into_bytes()))
 }
 
 async fn whoami(ctx: &OpContext) -> Result<Option<Vec<u8>>, LdapError> {

@@ -60,6 +60,10 @@ pub struct State {
     pub token_uses: TokenUses,
     /// Each identity's roles, derived once per change of the directory.
     pub rights: access::RightsCache,
+    /// Failed binds, to slow guessing down.
+    pub throttle: Arc<crate::identity::throttle::Throttle>,
+    /// Cancelled when the server shuts down, so nothing waits on a held answer then.
+    pub shutdown: tokio_util::sync::CancellationToken,
 }
 
 pub type TokenUses = Arc<std::sync::Mutex<std::collections::HashMap<String, time::OffsetDateTime>>>;

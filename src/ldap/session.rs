@@ -91,13 +91,15 @@ impl PagedCookies {
 pub struct Session {
     pub principal: Principal,
     pub transport: Transport,
+    /// The client's address; None on the LDAPI socket.
+    pub peer: Option<std::net::IpAddr>,
     pub paged: Arc<Mutex<PagedCookies>>,
     /// Random per connection; binds paged cookies to it.
     pub nonce: [u8; 16],
 }
 
 impl Session {
-    pub fn new(transport: Transport) -> Session {
+    pub fn new(transport: Transport, peer: Option<std::net::IpAddr>) -> Session {
         let mut nonce = [0u8; 16];
         // A failure leaves a zero nonce: cookies are then still MAC-protected, only not
         // bound to this connection. getrandom does not fail on Linux once seeded.
@@ -105,6 +107,7 @@ impl Session {
         Session {
             principal: Principal::Anonymous,
             transport,
+            peer,
             paged: Arc::new(Mutex::new(PagedCookies::default())),
             nonce,
         }

@@ -53,7 +53,8 @@ pub fn span(peer: &str) -> tracing::Span {
 /// Serve a plain LDAP connection, upgrading it when the client asks for StartTLS.
 pub async fn serve_plain(shared: ConnShared, stream: TcpStream) {
     tracing::Span::current().record("transport", "ldap");
-    let mut session = Session::new(Transport::Plain);
+    let peer = stream.peer_addr().ok().map(|a| a.ip());
+    let mut session = Session::new(Transport::Plain, peer);
     if let Some(stream) = serve(&shared, stream, &mut session).await {
         // RFC 4513 §4 lets TLS establishment reset the authorization state: it does here.
         handshake(shared, stream, "starttls").await;
@@ -66,6 +67,7 @@ pub async fn serve_tls(shared: ConnShared, stream: TcpStream) {
 }
 
 async fn handshake(shared: ConnShared, stream: TcpStream, transport: &'static str) {
+    let peer = stream.peer_addr().ok().map(|a| a.ip());
     tracing::Span::current().record("transport", transport);
     let Some(acceptor) = shared.tls.clone() else {
         return;
@@ -73,7 +75,7 @@ async fn handshake(shared: ConnShared, stream: TcpStream, transport: &'static st
     let timeout = shared.state.config.limits.tls_handshake_timeout;
     match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
         Ok(Ok(tls)) => {
-            let mut session = Session::new(Transport::Tls);
+            let mut session = Session::new(Transport::Tls, peer);
             serve(&shared, tls, &mut session).await;
         }
         Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
@@ -94,7 +96,7 @@ pub async fn serve_local(shared: ConnShared, stream: tokio::net::UnixStream) {
         "transport",
         format!("ldapi uid={} gid={}", cred.uid(), cred.gid()).as_str(),
     );
-    let mut session = Session::new(transport);
+    let mut session = Session::new(transport, None);
     serve(&shared, stream, &mut session).await;
 }
 

@@ -24,6 +24,7 @@ use tracing::Instrument;
 use crate::config::Config;
 use crate::directory::schema::{Schema, SchemaError};
 use crate::identity::password;
+use crate::identity::throttle::Throttle;
 use crate::ldap::{State, bootstrap};
 use crate::server::conn::ConnShared;
 use crate::store::{Store, StoreError};
@@ -109,6 +110,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         .unwrap_or(0);
 
     let config = Arc::new(config);
+    let shutdown = CancellationToken::new();
     let state = State {
         hashers: Arc::new(Semaphore::new(config.limits.max_password_hashers)),
         config: config.clone(),
@@ -120,8 +122,9 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         clock: Default::default(),
         token_uses: Default::default(),
         rights: Default::default(),
+        throttle: Arc::new(Throttle::new(config.throttle)),
+        shutdown: shutdown.clone(),
     };
-    let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
     let shared = ConnShared {
         state: state.clone(),

@@ -12,6 +12,7 @@ mod limits;
 mod raw;
 mod roles;
 mod search;
+mod throttle;
 mod tls;
 mod tokens;
 mod write;

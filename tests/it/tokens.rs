@@ -514,7 +514,7 @@ async fn app_passwords_bind_as_their_person_only() {
 }
 
 #[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
+pub struct Captured(pub Arc<Mutex<Vec<u8>>>);
 
 impl std::io::Write for Captured {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
@@ -528,7 +528,7 @@ impl std::io::Write for Captured {
 
 /// Everything the test binary logs from now on, at info and above. A process-wide
 /// subscriber, because the server logs from whatever thread runs the operation.
-fn capture_logs() -> Captured {
+pub fn capture_logs() -> Captured {
     static CAPTURED: std::sync::OnceLock<Captured> = std::sync::OnceLock::new();
     CAPTURED
         .get_or_init(|| {
