@@ -468,10 +468,18 @@ async fn serve(config: Config) -> Result<(), CliError> {
         println!("CA certificate   {}", ca.display());
     }
     println!("Suffix           {}", running.state.config.suffix);
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    loop {
+        tokio::select! {
+            _ = term.recv() => break,
+            _ = tokio::signal::ctrl_c() => break,
+            _ = hup.recv() => {
+                // The outcome is logged; a refused pair leaves the old one serving.
+                let _ = running.reload_tls();
+            }
+        }
     }
     tracing::info!("shutting down");
     running.shutdown().await;

@@ -68,6 +68,9 @@ pub struct Tls {
     pub key: Option<PathBuf>,
     /// Extra DNS names or addresses for the generated certificate.
     pub hostnames: Vec<String>,
+    /// How often the certificate and key files are checked for changes (SIGHUP reloads
+    /// at once).
+    pub watch_interval: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -186,6 +189,7 @@ struct RawTls {
     cert: Option<PathBuf>,
     key: Option<PathBuf>,
     hostnames: Option<Vec<String>>,
+    watch_interval: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -413,6 +417,7 @@ impl Config {
                 cert: raw.tls.cert,
                 key: raw.tls.key,
                 hostnames: raw.tls.hostnames.unwrap_or_default(),
+                watch_interval: duration("tls.watch_interval", raw.tls.watch_interval, "10s")?,
             },
             security: Security {
                 require_tls_for_bind: raw.security.require_tls_for_bind.unwrap_or(true),

@@ -59,11 +59,18 @@ pub struct Running {
     /// The CA that signed the server certificate, when Tessera generated it.
     pub ca: Option<PathBuf>,
     pub state: State,
+    certs: Arc<tls::Certificates>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
 }
 
 impl Running {
+    /// Load the certificate and key files again (SIGHUP); new handshakes use them,
+    /// connections already open keep theirs. A bad pair is refused and the old one stays.
+    pub fn reload_tls(&self) -> Result<(), tls::TlsError> {
+        report_reload(self.certs.reload())
+    }
+
     /// Stop accepting, let in-flight operations finish, send each client a Notice of
     /// Disconnection, and wait until every connection is closed.
     pub async fn shutdown(self) {
@@ -99,7 +106,8 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         &config.data_dir.join("tls"),
         &config.tls.hostnames,
     )?;
-    let acceptor = TlsAcceptor::from(tls::server_config(&material.cert, &material.key)?);
+    let certs = Arc::new(tls::Certificates::load(&material.cert, &material.key)?);
+    let acceptor = TlsAcceptor::from(tls::server_config(certs.clone())?);
 
     let decoy = password::hash(b"decoy password for timing", &config.argon2)
         .map_err(|e| StartError::Other(e.to_string()))?;
@@ -139,9 +147,15 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         ldapi: None,
         ca: material.ca,
         state,
+        certs: certs.clone(),
         shutdown: shutdown.clone(),
         tracker: tracker.clone(),
     };
+    tracker.spawn(watch_certificates(
+        certs,
+        config.tls.watch_interval,
+        shutdown.clone(),
+    ));
     if let Some(addr) = config.listen.ldaps {
         let listener = bind_tcp(addr, "ldaps").await?;
         running.ldaps = listener.local_addr().ok();
@@ -269,6 +283,35 @@ async fn accept_unix(
         };
         tracker.spawn(connection.instrument(conn::span("ldapi")));
     }
+}
+
+/// Reload the certificate and key when their files change (renewals drop them in place).
+async fn watch_certificates(
+    certs: Arc<tls::Certificates>,
+    every: std::time::Duration,
+    shutdown: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(every) => {}
+        }
+        if let Some(outcome) = certs.reload_if_changed() {
+            let _ = report_reload(outcome);
+        }
+    }
+}
+
+fn report_reload(outcome: Result<(), tls::TlsError>) -> Result<(), tls::TlsError> {
+    match &outcome {
+        Ok(()) => tracing::info!(event = "tls-reloaded", "certificate and key reloaded"),
+        Err(e) => tracing::error!(
+            event = "tls-reload-refused",
+            error = %e,
+            "new certificate or key refused; the previous pair stays in service"
+        ),
+    }
+    outcome
 }
 
 /// Over the limit: a plain connection gets a Notice of Disconnection (busy); a TLS one is

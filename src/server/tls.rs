@@ -2,18 +2,23 @@
 //!
 //! When no certificate is configured, a private CA and a server certificate (SANs
 //! localhost, 127.0.0.1, ::1, the host name and any configured names) are generated once
-//! into `<data_dir>/tls/`, so clients can verify with `ca.pem`. Only TLS 1.2 and 1.3.
+//! into `<data_dir>/tls/`, so clients can verify with `ca.pem`. Only TLS 1.2 and 1.3. The
+//! pair in service can be replaced while the server runs ([`Certificates`]); a key file
+//! other users can access is refused.
 
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::SystemTime;
 
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
     Issuer, KeyPair, KeyUsagePurpose, SanType,
 };
 use rustls::ServerConfig;
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use thiserror::Error;
@@ -38,6 +43,10 @@ pub enum TlsError {
     Generate(String),
     #[error("TLS configuration rejected: {0}")]
     Config(String),
+    #[error(
+        "{path}: the private key is accessible to other users (mode {mode:o}); run chmod 600 {path} (or 640 with a group)"
+    )]
+    KeyExposed { path: String, mode: u32 },
 }
 
 pub struct Material {
@@ -80,8 +89,81 @@ pub fn ensure_material(
     Ok(material)
 }
 
-/// A rustls server config from PEM files: TLS 1.2 and 1.3 only, no client certificates.
-pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, TlsError> {
+/// A rustls server config serving whatever `certs` holds: TLS 1.2 and 1.3 only, no client
+/// certificates.
+pub fn server_config(certs: Arc<Certificates>) -> Result<Arc<ServerConfig>, TlsError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| TlsError::Config(e.to_string()))?
+        .with_no_client_auth()
+        .with_cert_resolver(certs);
+    Ok(Arc::new(config))
+}
+
+/// The server's certificate and key, replaceable while the server runs: handshakes use
+/// the current pair, connections already open keep theirs.
+pub struct Certificates {
+    cert: PathBuf,
+    key: PathBuf,
+    current: RwLock<Arc<CertifiedKey>>,
+    /// Modification times of the files as last loaded (or tried).
+    seen: Mutex<(Option<SystemTime>, Option<SystemTime>)>,
+}
+
+impl std::fmt::Debug for Certificates {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Certificates")
+            .field("cert", &self.cert)
+            .field("key", &self.key)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Certificates {
+    /// Load the pair; the key file must not be readable or writable by others.
+    pub fn load(cert: &Path, key: &Path) -> Result<Certificates, TlsError> {
+        let pair = load_pair(cert, key)?;
+        Ok(Certificates {
+            cert: cert.to_path_buf(),
+            key: key.to_path_buf(),
+            current: RwLock::new(Arc::new(pair)),
+            seen: Mutex::new((modified(cert), modified(key))),
+        })
+    }
+
+    /// Load the files again. On any problem the current pair stays in service.
+    pub fn reload(&self) -> Result<(), TlsError> {
+        if let Ok(mut seen) = self.seen.lock() {
+            *seen = (modified(&self.cert), modified(&self.key));
+        }
+        let pair = load_pair(&self.cert, &self.key)?;
+        if let Ok(mut current) = self.current.write() {
+            *current = Arc::new(pair);
+        }
+        Ok(())
+    }
+
+    /// Reload if either file changed since it was last loaded; Some(outcome) when it did.
+    pub fn reload_if_changed(&self) -> Option<Result<(), TlsError>> {
+        let now = (modified(&self.cert), modified(&self.key));
+        let changed = self.seen.lock().is_ok_and(|seen| *seen != now);
+        changed.then(|| self.reload())
+    }
+}
+
+impl ResolvesServerCert for Certificates {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        self.current.read().ok().map(|c| c.clone())
+    }
+}
+
+fn modified(path: &Path) -> Option<SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+fn load_pair(cert: &Path, key: &Path) -> Result<CertifiedKey, TlsError> {
+    check_key_mode(key)?;
     let cert_pem = read(cert)?;
     let key_pem = read(key)?;
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&cert_pem)
@@ -95,14 +177,27 @@ pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, TlsEr
     let key_der = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|_| TlsError::NoKey {
         path: key.display().to_string(),
     })?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = ServerConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .map_err(|e| TlsError::Config(e.to_string()))?
-        .with_no_client_auth()
-        .with_single_cert(chain, key_der)
-        .map_err(|e| TlsError::Config(e.to_string()))?;
-    Ok(Arc::new(config))
+    let provider = rustls::crypto::ring::default_provider();
+    CertifiedKey::from_der(chain, key_der, &provider).map_err(|e| TlsError::Config(e.to_string()))
+}
+
+/// A private key others can read is a key already lost: refuse it, saying how to fix it.
+fn check_key_mode(key: &Path) -> Result<(), TlsError> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(key)
+        .map_err(|source| TlsError::Read {
+            path: key.display().to_string(),
+            source,
+        })?
+        .permissions()
+        .mode();
+    if mode & 0o007 != 0 {
+        return Err(TlsError::KeyExposed {
+            path: key.display().to_string(),
+            mode: mode & 0o777,
+        });
+    }
+    Ok(())
 }
 
 fn generate(hostnames: &[String]) -> Result<(String, String, String), TlsError> {

@@ -31,5 +31,10 @@ for ou in people groups services roles; do
 done
 expect_contains "the data directory is 0700" "700" stat -c %a tessera-data
 expect_contains "the generated key is 0600" "600" stat -c %a tessera-data/tls/server.key
+kill -HUP "$SERVER_PID"
+for _ in $(seq 1 50); do grep -q "tls-reloaded" "$WORK/defaults.log" && break; sleep 0.1; done
+expect_contains "SIGHUP reloads the certificate" "tls-reloaded" cat "$WORK/defaults.log"
+expect_contains "and LDAPS goes on" "namingContexts: dc=example,dc=com" \
+    ldapsearch -H ldaps://localhost:6636 -x -b "" -s base +
 stop_server
 finish

@@ -186,7 +186,7 @@ parallelism = 1
     }
 }
 
-fn client_tls(ca: &std::path::Path) -> Arc<rustls::ClientConfig> {
+pub fn client_tls(ca: &std::path::Path) -> Arc<rustls::ClientConfig> {
     use rustls_pki_types::CertificateDer;
     use rustls_pki_types::pem::PemObject;
     let mut roots = rustls::RootCertStore::empty();

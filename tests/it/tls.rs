@@ -128,3 +128,104 @@ async fn starttls_refuses_unsupported_critical_controls() {
 
 /// RFC 2891 `SortKeyList` for `cn`: SEQUENCE { SEQUENCE { attributeType "cn" } }.
 pub const SORT_BY_CN: [u8; 8] = [0x30, 0x06, 0x30, 0x04, 0x04, 0x02, b'c', b'n'];
+
+/// A CA and a server certificate for localhost signed by it: (ca, cert, key) PEM.
+fn issue(name: &str) -> (String, String, String) {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.distinguished_name.push(DnType::CommonName, name);
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca, ca_key);
+    let key = KeyPair::generate().unwrap();
+    let cert = CertificateParams::new(vec!["localhost".to_string()])
+        .unwrap()
+        .signed_by(&key, &issuer)
+        .unwrap();
+    (ca_cert.pem(), cert.pem(), key.serialize_pem())
+}
+
+fn write_private(path: &std::path::Path, text: &str, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// Does an LDAPS handshake to `port` verify against `ca`?
+async fn verifies(port: u16, ca: &std::path::Path) -> bool {
+    let stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let connector = tokio_rustls::TlsConnector::from(crate::client_tls(ca));
+    let name = ServerName::try_from("localhost").unwrap();
+    connector.connect(name, stream).await.is_ok()
+}
+
+#[tokio::test]
+async fn certificates_reload_without_dropping_connections() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("server.pem"), dir.path().join("server.key"));
+    let (ca1, ca2) = (dir.path().join("ca1.pem"), dir.path().join("ca2.pem"));
+    let first = issue("first CA");
+    std::fs::write(&ca1, &first.0).unwrap();
+    write_private(&cert, &first.1, 0o644);
+    write_private(&key, &first.2, 0o600);
+    let toml = format!(
+        "data_dir = \"{}\"\n[listen]\nldaps = \"127.0.0.1:0\"\nldap = \"\"\n[tls]\ncert = \"{}\"\nkey = \"{}\"\nwatch_interval = \"50ms\"\n",
+        dir.path().join("data").display(),
+        cert.display(),
+        key.display()
+    );
+    let running = tessera::server::start(tessera::config::Config::parse(&toml).unwrap())
+        .await
+        .unwrap();
+    let port = running.ldaps.unwrap().port();
+    assert!(verifies(port, &ca1).await);
+    let settings = LdapConnSettings::new().set_config(crate::client_tls(&ca1));
+    let (conn, mut open) =
+        LdapConnAsync::with_settings(settings, &format!("ldaps://localhost:{port}"))
+            .await
+            .unwrap();
+    ldap3::drive!(conn);
+
+    // A broken certificate is refused and the old pair keeps serving.
+    write_private(&cert, "not a certificate", 0o644);
+    assert!(running.reload_tls().is_err());
+    assert!(verifies(port, &ca1).await);
+
+    // A renewed pair dropped in place is picked up by the watcher.
+    let second = issue("second CA");
+    std::fs::write(&ca2, &second.0).unwrap();
+    write_private(&key, &second.2, 0o600);
+    write_private(&cert, &second.1, 0o644);
+    let mut switched = false;
+    for _ in 0..200 {
+        if verifies(port, &ca2).await {
+            switched = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(switched, "the new certificate is served");
+    assert!(!verifies(port, &ca1).await);
+    assert_eq!(
+        whoami(&mut open).await,
+        "",
+        "the connection opened before goes on"
+    );
+
+    // A key others can read is refused, on reload and at start, saying how to fix it.
+    write_private(&key, &second.2, 0o644);
+    let err = running.reload_tls().unwrap_err().to_string();
+    assert!(err.contains("chmod 600"), "{err}");
+    assert!(verifies(port, &ca2).await);
+    running.shutdown().await;
+    let err = tessera::server::start(tessera::config::Config::parse(&toml).unwrap())
+        .await
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("accessible to other users") && err.contains("chmod 600"),
+        "{err}"
+    );
+}
