@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Durability: a write load (adds, modifies, token generation) against the release binary,
+# SIGKILLed at random points and restarted, CRASH_ITERATIONS times (default 50). After each
+# kill the store must verify, and after each restart every write the client saw
+# acknowledged must be there.
+source "$(dirname "$0")/lib.sh"
+
+ITERATIONS=${CRASH_ITERATIONS:-50}
+SUFFIX=dc=example,dc=com
+ADMIN=(-Y EXTERNAL -Q -H "$LDAPI")
+ACKED="$WORK/acked"
+: >"$ACKED"
+
+start_server
+"$TESSERA" service-account create crashsvc "Crash test" "uid=nobody,ou=people,$SUFFIX" \
+    --config "$WORK/tessera.toml" >/dev/null
+stop_server
+
+# One writer: each operation's acknowledgement is recorded after the tool exits 0. It
+# stops at the first failure (the server is gone).
+writer() {
+    local round=$1 n=0
+    while :; do
+        n=$((n + 1))
+        local dn="uid=crash-$round-$n,ou=people,$SUFFIX"
+        printf 'dn: %s\nobjectClass: inetOrgPerson\nuid: crash-%s-%s\ncn: c\nsn: c\n' "$dn" "$round" "$n" |
+            ldapadd "${ADMIN[@]}" >/dev/null 2>&1 || return 0
+        echo "add $dn" >>"$ACKED"
+        printf 'dn: uid=crashsvc,ou=services,%s\nchangetype: modify\nreplace: description\ndescription: %s\n' \
+            "$SUFFIX" "$round-$n" | ldapmodify "${ADMIN[@]}" >/dev/null 2>&1 || return 0
+        echo "mod $round $n" >>"$ACKED"
+        if [ $((n % 3)) = 0 ]; then
+            "$TESSERA" service-account api-token generate crashsvc "t$round-$n" --config "$WORK/tessera.toml" \
+                >"$WORK/token.out" 2>"$WORK/token.err" || return 0
+            id=$(sed -n 's/^Token id \([A-Za-z0-9]*\) .*/\1/p' "$WORK/token.err")
+            echo "tok $id" >>"$ACKED"
+        fi
+    done
+}
+
+verify_failures=0
+missing=0
+START=$(date +%s%N)
+for round in $(seq 1 "$ITERATIONS"); do
+    start_server
+    writer "$round" &
+    WRITER=$!
+    # 50 ms to 1 s into the load.
+    sleep "0.$(printf '%02d' $((RANDOM % 95 + 5)))"
+    kill -KILL "$SERVER_PID"
+    wait "$SERVER_PID" 2>/dev/null || true
+    SERVER_PID=""
+    wait "$WRITER" || true
+    if ! "$TESSERA" db verify --config "$WORK/tessera.toml" >"$WORK/verify.out" 2>&1; then
+        verify_failures=$((verify_failures + 1))
+        echo "     round $round: verify failed: $(cat "$WORK/verify.out")"
+    fi
+    start_server
+    ldapsearch "${ADMIN[@]}" -LLL -b "ou=people,$SUFFIX" "(uid=crash-$round-*)" 1.1 |
+        sed -n 's/^dn: //p' | sort >"$WORK/present"
+    grep "^add uid=crash-$round-" "$ACKED" | cut -d' ' -f2 | sort >"$WORK/expected"
+    lost=$(comm -13 "$WORK/present" "$WORK/expected" | wc -l)
+    # The description holds the last acknowledged modify of this round, or a later one.
+    last=$(grep "^mod $round " "$ACKED" | tail -1 | cut -d' ' -f3)
+    now=$(ldapsearch "${ADMIN[@]}" -LLL -b "uid=crashsvc,ou=services,$SUFFIX" -s base description |
+        sed -n "s/^description: $round-//p")
+    if [ -n "$last" ] && { [ -z "$now" ] || [ "$now" -lt "$last" ]; }; then lost=$((lost + 1)); fi
+    for id in $(grep "^tok " "$ACKED" | cut -d' ' -f2); do
+        ldapsearch "${ADMIN[@]}" -LLL -b "tokenId=$id,uid=crashsvc,ou=services,$SUFFIX" -s base 1.1 \
+            >/dev/null 2>&1 || lost=$((lost + 1))
+    done
+    missing=$((missing + lost))
+    [ "$lost" = 0 ] || echo "     round $round: $lost acknowledged writes missing"
+    stop_server
+done
+SECS=$(( ($(date +%s%N) - START) / 1000000000 ))
+echo "     $ITERATIONS kills in ${SECS}s; acknowledged: $(grep -c '^add ' "$ACKED") adds, $(grep -c '^mod ' "$ACKED") modifies, $(grep -c '^tok ' "$ACKED") tokens"
+if [ "$verify_failures" = 0 ]; then pass "the store verifies after each of $ITERATIONS SIGKILLs"; else fail "$verify_failures verify failures"; fi
+if [ "$missing" = 0 ]; then pass "every acknowledged write survived"; else fail "$missing acknowledged writes lost"; fi
+expect_contains "tessera db verify at the end" "ok" "$TESSERA" db verify --config "$WORK/tessera.toml"
+finish
