@@ -329,6 +329,10 @@ pub enum DbCommand {
     Export,
     /// Check the file's integrity and that its tables agree.
     Verify,
+    /// Write a consistent copy of the database to FILE, which `tessera serve` can start
+    /// from (as <data_dir>/tessera.redb). Works while the server runs (through its LDAPI
+    /// socket, as the local administrator) and while it does not.
+    Backup { file: PathBuf },
 }
 
 #[derive(Debug, Error)]
@@ -440,6 +444,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                     crate::db::export(&config, &mut std::io::stdout().lock())?;
                 }
                 DbCommand::Verify => crate::db::verify(&config)?,
+                DbCommand::Backup { file } => backup(&config, &file)?,
             }
             Ok(())
         }
@@ -451,6 +456,34 @@ fn load(path: Option<PathBuf>) -> Result<Config, ConfigError> {
         Some(p) => Config::load(&p),
         None => Config::defaults(),
     }
+}
+
+/// Through the running server when there is one, else straight from the file.
+fn backup(config: &Config, file: &std::path::Path) -> Result<(), CliError> {
+    let file = std::path::absolute(file)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let online = config.ldapi_path().map(|socket| {
+        runtime.block_on(async {
+            let target = crate::admin::client::Target::Local { socket };
+            let mut client = Client::connect(&target).await?;
+            let path = file.display().to_string().into_bytes();
+            client
+                .extended(crate::ldap::extended::OID_BACKUP, Some(path))
+                .await
+        })
+    });
+    let copied = match online {
+        Some(Ok(value)) => String::from_utf8_lossy(&value.unwrap_or_default()).into_owned(),
+        // No server on the socket: the file is free to read directly.
+        Some(Err(crate::admin::AdminError::Connect { .. })) | None => {
+            crate::db::backup(config, &file)?.to_string()
+        }
+        Some(Err(e)) => return Err(e.into()),
+    };
+    println!("{}: {copied} entries", file.display());
+    Ok(())
 }
 
 async fn serve(config: Config) -> Result<(), CliError> {

@@ -345,6 +345,12 @@ pub fn export(config: &Config, out: &mut impl Write) -> Result<u64, DbError> {
     Ok(count)
 }
 
+/// A copy of the database file while no server holds it (see `Store::backup_to`).
+pub fn backup(config: &Config, dest: &Path) -> Result<u64, DbError> {
+    let (_, store) = open_store(config)?;
+    Ok(store.backup_to(dest)?)
+}
+
 pub fn verify(config: &Config) -> Result<(), DbError> {
     let path = config.db_path();
     let repaired = Store::check_file(&path)?;

@@ -24,7 +24,14 @@ pub const SUPPORTED_EXTENSIONS: &[&str] = &[
     token::OID_GENERATE,
     token::OID_ROTATE,
     OID_THROTTLED,
+    OID_BACKUP,
 ];
+
+/// `TesseraRoot.4.4`: write a consistent copy of the store to a new file on the server's
+/// machine. Local administrators on the LDAPI socket only (a network client may not make
+/// the server write files). Request value: the absolute path; response value: the number
+/// of entries copied, as text.
+pub const OID_BACKUP: &str = "2.25.235497813471364094925541187040296631981.4.4";
 
 /// `TesseraRoot.4.3`: what bind throttling is slowing down now (administrators only). No
 /// request value; the response value is UTF-8 lines `account TAB source TAB failures TAB
@@ -49,6 +56,7 @@ pub async fn extended(ctx: &OpContext, req: &LdapExtendedRequest) {
                 .map(Some)
         }
         OID_THROTTLED => throttled(ctx).await,
+        OID_BACKUP => backup(ctx, req.value.as_deref()).await,
         OID_STARTTLS => Err(LdapError::new(
             LdapResultCode::OperationsError,
             "StartTLS cannot be processed now",
@@ -77,6 +85,29 @@ async fn current_caller(ctx: &OpContext) -> Result<Caller, LdapError> {
         .store
         .read(move |r| Ok::<_, LdapError>(access::caller(r, &principal, &policy)?))
         .await
+}
+
+async fn backup(ctx: &OpContext, value: Option<&[u8]>) -> Result<Option<Vec<u8>>, LdapError> {
+    let local_admin = matches!(
+        ctx.session.principal,
+        crate::ldap::session::Principal::Local { admin: true, .. }
+    );
+    if !local_admin {
+        return Err(LdapError::insufficient_access());
+    }
+    let path = value
+        .and_then(|v| std::str::from_utf8(v).ok())
+        .map(std::path::PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .ok_or_else(|| LdapError::protocol("a backup needs an absolute file path"))?;
+    let store = ctx.state.store.clone();
+    let target = path.clone();
+    let copied = tokio::task::spawn_blocking(move || store.backup_to(&target))
+        .await
+        .map_err(|e| LdapError::other(e.to_string()))?
+        .map_err(|e| LdapError::unwilling(e.to_string()))?;
+    tracing::info!(event = "backup", path = %path.display(), entries = copied);
+    Ok(Some(copied.to_string().into_bytes()))
 }
 
 async fn throttled(ctx: &OpContext) -> Result<Option<Vec<u8>>, LdapError> {

@@ -116,6 +116,54 @@ impl Store {
         Ok(db.check_integrity()?)
     }
 
+    /// Write a consistent copy of the whole store, as of one read transaction, to a new file
+    /// `dest` that a server can start from. Written beside `dest` and renamed into place,
+    /// so a partial copy never looks like a backup. Returns the entry count.
+    pub fn backup_to(&self, dest: &Path) -> Result<u64, StoreError> {
+        use std::os::unix::fs::OpenOptionsExt;
+        if dest.exists() {
+            return Err(StoreError::Storage(format!(
+                "{} exists already",
+                dest.display()
+            )));
+        }
+        let partial = dest.with_extension("partial");
+        let io = |e: std::io::Error| StoreError::Storage(format!("{}: {e}", partial.display()));
+        // Owner-only from the first byte: the copy holds password and token hashes.
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&partial)
+            .map_err(io)?;
+        let copied = self.copy_into(&partial);
+        if copied.is_err() {
+            let _ = std::fs::remove_file(&partial);
+        }
+        let entries = copied?;
+        std::fs::rename(&partial, dest).map_err(io)?;
+        Ok(entries)
+    }
+
+    fn copy_into(&self, path: &Path) -> Result<u64, StoreError> {
+        let target = Database::create(path)?;
+        let source = self.db.begin_read()?;
+        let txn = target.begin_write()?;
+        let entries = {
+            let entries = copy_table(&source.open_table(ENTRIES)?, &mut txn.open_table(ENTRIES)?)?;
+            copy_table(&source.open_table(DN2ID)?, &mut txn.open_table(DN2ID)?)?;
+            copy_table(
+                &source.open_table(CHILDREN)?,
+                &mut txn.open_table(CHILDREN)?,
+            )?;
+            copy_table(&source.open_table(INDEX)?, &mut txn.open_table(INDEX)?)?;
+            copy_table(&source.open_table(META)?, &mut txn.open_table(META)?)?;
+            entries
+        };
+        txn.commit()?;
+        Ok(entries)
+    }
+
     /// A store in memory, for tests and fuzzing.
     pub fn in_memory(schema: &Schema, indexed: &[String]) -> Result<Store, StoreError> {
         let db = Database::builder().create_with_backend(redb::backends::InMemoryBackend::new())?;
@@ -227,6 +275,20 @@ impl Store {
 pub struct VerifyReport {
     pub entries: u64,
     pub problems: Vec<String>,
+}
+
+/// Copy every row of `from` into `to`; the number of rows.
+fn copy_table<K: redb::Key + 'static, V: redb::Value + 'static>(
+    from: &ReadOnlyTable<K, V>,
+    to: &mut Table<'_, K, V>,
+) -> Result<u64, StoreError> {
+    let mut n = 0;
+    for row in from.iter()? {
+        let (k, v) = row?;
+        to.insert(k.value(), v.value())?;
+        n += 1;
+    }
+    Ok(n)
 }
 
 /// Read access shared by read and write transactions.

@@ -115,6 +115,16 @@ if [ "$TOTAL" = 10000 ]; then pass "paged search as a person over LDAPS returned
 expect_rc "an unpaged search as a person stops at the size limit (4)" 4 \
     ldapsearch -x -H "$LDAPS" -D "$ALICE" -w "$GEN" -b ou=people,dc=example,dc=com "(uid=user*)" 1.1
 
+expect_contains "online backup while the server runs" "entries" \
+    "$TESSERA" db backup "$WORK/online.redb" --config "$WORK/tessera.toml"
 stop_server
 expect_contains "store verifies after SIGTERM" "ok" "$TESSERA" db verify --config "$WORK/tessera.toml"
+expect_contains "offline backup" "entries" "$TESSERA" db backup "$WORK/offline.redb" --config "$WORK/tessera.toml"
+# Restore: the backup is the database file of a data directory.
+mv "$DATA/tessera.redb" "$WORK/replaced.redb"
+cp "$WORK/online.redb" "$DATA/tessera.redb"
+start_server
+TOTAL=$(ldapsearch "${ADMIN[@]}" -E pr=1000/noprompt -b ou=people,dc=example,dc=com "(uid=user*)" 1.1 | grep -c '^dn: ' || true)
+if [ "$TOTAL" = 10000 ]; then pass "a server starts from the online backup with all 10,000 people"; else fail "restored server has $TOTAL people"; fi
+stop_server
 finish

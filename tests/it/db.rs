@@ -242,3 +242,73 @@ async fn import_hashes_cleartext_passwords_in_place() {
     assert_eq!(rc, 49, "each hash is its own entry's");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn online_backup_starts_a_server() {
+    use tessera::admin::client::{Client, Target};
+    let server = TestServer::start().await;
+    let mut admin = server.admin().await;
+    crate::add_person(&mut admin, "kept", "pw", true).await;
+    let socket = server.running().ldapi.clone().unwrap();
+    let mut local = Client::connect(&Target::Local { socket }).await.unwrap();
+    let backups = tempfile::tempdir().unwrap();
+    let file = backups.path().join("tessera.redb");
+    let oid = "2.25.235497813471364094925541187040296631981.4.4";
+    let path = file.display().to_string().into_bytes();
+    let copied = local
+        .extended(oid, Some(path.clone()))
+        .await
+        .unwrap()
+        .unwrap();
+    let copied: u64 = String::from_utf8(copied).unwrap().parse().unwrap();
+    assert!(copied > 8, "{copied} entries");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    // Never over an existing file, never a relative path, never from the network.
+    let again = local.extended(oid, Some(path.clone())).await.unwrap_err();
+    assert!(again.to_string().contains("exists already"), "{again}");
+    assert!(
+        local
+            .extended(oid, Some(b"relative.redb".to_vec()))
+            .await
+            .is_err()
+    );
+    crate::grant(&mut admin, "directory-admins", &crate::person_dn("kept")).await;
+    let mut remote = server.bound(&crate::person_dn("kept"), "pw").await;
+    let other = backups.path().join("other.redb").display().to_string();
+    let res = remote
+        .extended(ldap3::exop::Exop {
+            name: Some(oid.into()),
+            val: Some(other.into_bytes()),
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        res.1.rc, 50,
+        "a network administrator cannot make the server write files"
+    );
+    server.stop().await;
+
+    // The copy is a data directory's database: a server starts from it.
+    let restored = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(restored.path().join("data")).unwrap();
+    std::fs::copy(&file, restored.path().join("data/tessera.redb")).unwrap();
+    let toml = format!(
+        "data_dir = \"{}\"\n[listen]\nldaps = \"127.0.0.1:0\"\nldap = \"\"\n",
+        restored.path().join("data").display()
+    );
+    let config = tessera::config::Config::parse(&toml).unwrap();
+    tessera::db::verify(&config).unwrap();
+    let running = tessera::server::start(config).await.unwrap();
+    let socket = running.ldapi.clone().unwrap();
+    let mut local = Client::connect(&Target::Local { socket }).await.unwrap();
+    let found = local
+        .read(&crate::person_dn("kept"), &["uid"])
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 1);
+    running.shutdown().await;
+}
