@@ -7,8 +7,8 @@
 //! values are client-controlled. Knows entries and DNs, not LDAP semantics or access.
 
 use std::collections::{BTreeSet, VecDeque};
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use redb::{
@@ -82,7 +82,10 @@ pub struct Ctx {
 
 #[derive(Clone)]
 pub struct Store {
-    db: Arc<Database>,
+    /// None after an I/O failure poisoned the database, until it is opened again.
+    db: Arc<RwLock<Option<Arc<Database>>>>,
+    /// The file, to open again after such a failure; None in memory.
+    path: Option<Arc<PathBuf>>,
     ctx: Arc<Ctx>,
 }
 
@@ -98,7 +101,51 @@ impl Store {
             }
             Err(e) => return Err(e.into()),
         };
-        Store::from_db(db, schema, indexed)
+        let mut store = Store::from_db(db, schema, indexed)?;
+        store.path = Some(Arc::new(path.to_path_buf()));
+        Ok(store)
+    }
+
+    /// The database, opened again first if an I/O failure had poisoned it.
+    fn database(&self) -> Result<Arc<Database>, StoreError> {
+        if let Some(db) = self.db.read().ok().and_then(|slot| slot.clone()) {
+            return Ok(db);
+        }
+        let unavailable = || StoreError::Storage("the database is unavailable after an I/O error".into());
+        let Some(path) = &self.path else {
+            return Err(unavailable());
+        };
+        let mut slot = self.db.write().map_err(|_| unavailable())?;
+        if let Some(db) = slot.clone() {
+            return Ok(db);
+        }
+        // Fails while transactions of the old handle are still open; the next use retries.
+        let db = Arc::new(Database::create(path.as_path()).map_err(|_| unavailable())?);
+        tracing::info!(path = %path.display(), "database opened again after an I/O error");
+        *slot = Some(db.clone());
+        Ok(db)
+    }
+
+    /// After a failed write: redb refuses every later write once an I/O error (a full disk)
+    /// hit a commit, until the file is opened again. Let go of such a handle, so the next
+    /// use opens it afresh (and works once the disk has room again).
+    fn release_if_poisoned(&self, failed: Arc<Database>) {
+        if self.path.is_none() {
+            return;
+        }
+        let poisoned = matches!(
+            failed.begin_write(),
+            Err(redb::TransactionError::Storage(redb::StorageError::PreviousIo))
+        );
+        if !poisoned {
+            return;
+        }
+        if let Ok(mut slot) = self.db.write()
+            && slot.as_ref().is_some_and(|db| Arc::ptr_eq(db, &failed))
+        {
+            *slot = None;
+            tracing::warn!("write failed on an I/O error; the database will be opened again");
+        }
     }
 
     /// redb's own integrity check on a file no server holds: Ok(true) clean, Ok(false)
@@ -147,7 +194,7 @@ impl Store {
 
     fn copy_into(&self, path: &Path) -> Result<u64, StoreError> {
         let target = Database::create(path)?;
-        let source = self.db.begin_read()?;
+        let source = self.database()?.begin_read()?;
         let txn = target.begin_write()?;
         let entries = {
             let entries = copy_table(&source.open_table(ENTRIES)?, &mut txn.open_table(ENTRIES)?)?;
@@ -190,7 +237,8 @@ impl Store {
         }
         txn.commit()?;
         let store = Store {
-            db: Arc::new(db),
+            db: Arc::new(RwLock::new(Some(Arc::new(db)))),
+            path: None,
             ctx: Arc::new(Ctx {
                 indexed,
                 examined: AtomicU64::new(0),
@@ -254,15 +302,18 @@ impl Store {
     where
         E: From<StoreError>,
     {
-        let mut txn = self.db.begin_write().map_err(StoreError::from)?;
-        txn.set_two_phase_commit(true);
-        let result = {
-            let mut writer = Writer::open(&txn, &self.ctx).map_err(E::from)?;
-            f(&mut writer)?
-        };
-        txn.commit().map_err(StoreError::from)?;
-        self.ctx.commits.fetch_add(1, Ordering::SeqCst);
-        Ok(result)
+        let db = self.database()?;
+        let outcome = write_in(&db, &self.ctx, f);
+        match outcome {
+            Ok(result) => {
+                self.ctx.commits.fetch_add(1, Ordering::SeqCst);
+                Ok(result)
+            }
+            Err(e) => {
+                self.release_if_poisoned(db);
+                Err(e)
+            }
+        }
     }
 
     /// Check redb's own integrity and that the tables agree with each other.
@@ -275,6 +326,25 @@ impl Store {
 pub struct VerifyReport {
     pub entries: u64,
     pub problems: Vec<String>,
+}
+
+/// One write transaction on `db`, committed when `f` succeeds.
+fn write_in<R, E>(
+    db: &Database,
+    ctx: &Ctx,
+    f: impl FnOnce(&mut Writer<'_>) -> Result<R, E>,
+) -> Result<R, E>
+where
+    E: From<StoreError>,
+{
+    let mut txn = db.begin_write().map_err(StoreError::from)?;
+    txn.set_two_phase_commit(true);
+    let result = {
+        let mut writer = Writer::open(&txn, ctx).map_err(E::from)?;
+        f(&mut writer)?
+    };
+    txn.commit().map_err(StoreError::from)?;
+    Ok(result)
 }
 
 /// Copy every row of `from` into `to`; the number of rows.
@@ -488,7 +558,7 @@ impl Reader {
     fn open(store: &Store) -> Result<Reader, StoreError> {
         // Counted before the snapshot is taken, so the snapshot holds at least those commits.
         let generation = store.ctx.commits.load(Ordering::SeqCst);
-        let txn = store.db.begin_read()?;
+        let txn = store.database()?.begin_read()?;
         Ok(Reader {
             generation,
             entries: txn.open_table(ENTRIES)?,
