@@ -83,6 +83,16 @@ async fn handshake(shared: ConnShared, stream: TcpStream, transport: &'static st
     }
 }
 
+/// Serve any byte stream as a connection over `transport` (no TLS upgrade): for driving the
+/// session state machine directly, as the fuzzer does.
+pub async fn serve_stream<S>(shared: &ConnShared, stream: S, transport: Transport)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let mut session = Session::new(transport, None);
+    let _ = serve(shared, stream, &mut session).await;
+}
+
 /// Serve a connection on the LDAPI socket with the peer's credentials.
 pub async fn serve_local(shared: ConnShared, stream: tokio::net::UnixStream) {
     let Ok(cred) = stream.peer_cred() else {
@@ -416,7 +426,8 @@ enum Step {
     End(End),
 }
 
-fn codec(max_bytes: usize) -> FrameCodec {
+/// The frame decoder as connections use it, capped at `max_bytes` a message.
+pub fn codec(max_bytes: usize) -> FrameCodec {
     FrameCodec {
         inner: LdapCodec::new(Some(max_bytes), Some(MAX_BER_DEPTH)),
         max_bytes,

@@ -83,6 +83,52 @@ impl Running {
     }
 }
 
+/// The shared state of a server on `store`.
+fn new_state(
+    config: Config,
+    schema: Schema,
+    store: Store,
+    shutdown: CancellationToken,
+) -> Result<State, StartError> {
+    let decoy = password::hash(b"decoy password for timing", &config.argon2)
+        .map_err(|e| StartError::Other(e.to_string()))?;
+    let mut cookie_key = [0u8; 32];
+    getrandom::fill(&mut cookie_key).map_err(|e| StartError::Other(e.to_string()))?;
+    let own_uid = std::fs::metadata("/proc/self")
+        .map(|m| m.uid())
+        .unwrap_or(0);
+    let config = Arc::new(config);
+    Ok(State {
+        hashers: Arc::new(Semaphore::new(config.limits.max_password_hashers)),
+        schema: Arc::new(schema),
+        store,
+        cookie_key: Arc::new(cookie_key),
+        decoy_hash: Arc::new(decoy),
+        own_uid,
+        clock: Default::default(),
+        token_uses: Default::default(),
+        rights: Default::default(),
+        throttle: Arc::new(Throttle::new(config.throttle)),
+        shutdown,
+        config,
+    })
+}
+
+/// A server with no sockets and no files: the shipped schema and an in-memory store,
+/// bootstrapped, for driving connections directly (fuzzing the session state machine).
+pub fn in_memory(config: Config) -> Result<conn::ConnShared, StartError> {
+    let schema = Schema::shipped()?;
+    let store = Store::in_memory(&schema, &config.index)?;
+    bootstrap::bootstrap(&store, &schema, &config.suffix)?;
+    let shutdown = CancellationToken::new();
+    let state = new_state(config, schema, store, shutdown.clone())?;
+    Ok(conn::ConnShared {
+        state,
+        tls: None,
+        shutdown,
+    })
+}
+
 /// Open the schema and store for `config` (also used by the offline `db` commands).
 pub fn open_store(config: &Config) -> Result<(Schema, Store), StartError> {
     let mut schema = Schema::shipped()?;
@@ -109,30 +155,9 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let certs = Arc::new(tls::Certificates::load(&material.cert, &material.key)?);
     let acceptor = TlsAcceptor::from(tls::server_config(certs.clone())?);
 
-    let decoy = password::hash(b"decoy password for timing", &config.argon2)
-        .map_err(|e| StartError::Other(e.to_string()))?;
-    let mut cookie_key = [0u8; 32];
-    getrandom::fill(&mut cookie_key).map_err(|e| StartError::Other(e.to_string()))?;
-    let own_uid = std::fs::metadata("/proc/self")
-        .map(|m| m.uid())
-        .unwrap_or(0);
-
-    let config = Arc::new(config);
     let shutdown = CancellationToken::new();
-    let state = State {
-        hashers: Arc::new(Semaphore::new(config.limits.max_password_hashers)),
-        config: config.clone(),
-        schema: Arc::new(schema),
-        store,
-        cookie_key: Arc::new(cookie_key),
-        decoy_hash: Arc::new(decoy),
-        own_uid,
-        clock: Default::default(),
-        token_uses: Default::default(),
-        rights: Default::default(),
-        throttle: Arc::new(Throttle::new(config.throttle)),
-        shutdown: shutdown.clone(),
-    };
+    let state = new_state(config, schema, store, shutdown.clone())?;
+    let config = state.config.clone();
     let tracker = TaskTracker::new();
     let shared = ConnShared {
         state: state.clone(),

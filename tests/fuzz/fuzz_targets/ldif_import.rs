@@ -1,0 +1,14 @@
+//! LDIF as `tessera db import` reads it: every record of arbitrary input, to the end.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use tessera::ldif::LdifReader;
+
+fuzz_target!(|data: &[u8]| {
+    let reader = LdifReader::new(std::io::Cursor::new(data));
+    for (n, record) in reader.enumerate() {
+        if n > 10_000 || record.is_err() {
+            break;
+        }
+    }
+});
