@@ -3,7 +3,8 @@
 # release binary, in a private mount and PID namespace: /etc/nslcd.conf, /etc/nsswitch.conf
 # and /etc/pam.d are bind-mounted over there only, and /run is private. Two runs: LDAPS
 # bound as dn=token, ldap:// with StartTLS bound with the service account's DN, both with a
-# read-only token of nslcd-host (directory-readers). Each checks getent passwd and group,
+# read-only token of nslcd-host (directory-readers); the second finds its base in the
+# rootDSE. Each checks getent passwd and group,
 # id, paged enumeration (pagesize below the counts, and a server size limit below them),
 # PAM authentication of alice, and a password change through PAM (chauthtok) whose new
 # password then binds.
@@ -29,16 +30,17 @@ chmod 755 "$WORK" "$WORK/nslcd-ca"
 chmod 644 "$WORK/nslcd-ca/ca.pem"
 export NSLCD_CA="$WORK/nslcd-ca/ca.pem"
 
-# nslcd_run NAME URI SSL BIND_DN TOKEN USER OLD NEW, inside the namespace.
+# nslcd_run NAME URI SSL BIND_DN TOKEN USER OLD NEW BASE, inside the namespace. An empty
+# BASE leaves `base` out: nslcd then reads it from the rootDSE (`+`, namingContexts).
 nslcd_run() {
-    local name=$1 uri=$2 ssl=$3 bind_dn=$4 token=$5 user=$6 old=$7 new=$8
+    local name=$1 uri=$2 ssl=$3 bind_dn=$4 token=$5 user=$6 old=$7 new=$8 base=$9
     local root="$WORK/nslcd-$name"
     mkdir -p "$root/pam.d"
     cat >"$root/nslcd.conf" <<CONF
 uid nslcd
 gid nslcd
 uri $uri
-base $SUFFIX
+${base:+base $base}
 binddn $bind_dn
 bindpw $token
 ssl $ssl
@@ -130,8 +132,8 @@ CONF
     fi
 }
 
-in_namespace nslcd_run ldaps "$LDAPS" on dn=token "$TOKEN_NSLCD" alice alice-secret alice-changed ||
+in_namespace nslcd_run ldaps "$LDAPS" on dn=token "$TOKEN_NSLCD" alice alice-secret alice-changed "$SUFFIX" ||
     fail "ldaps run exited $?"
 in_namespace nslcd_run starttls "$LDAP" start_tls "uid=nslcd-host,$SERVICES" "$TOKEN_NSLCD" \
-    bob bob-secret bob-changed || fail "starttls run exited $?"
+    bob bob-secret bob-changed "" || fail "starttls run exited $?"
 finish

@@ -3,7 +3,8 @@
 # against the release binary, in a private mount and PID namespace: /etc/sssd, /var/lib/sss,
 # /var/log/sssd, /etc/nsswitch.conf and /etc/pam.d are bind-mounted over there only. Three
 # runs: LDAPS bound as dn=token, ldap:// with StartTLS bound as dn=token, LDAPS bound with
-# the service account's DN and the same read-only token. Each run checks getent passwd and
+# the service account's DN and the same read-only token; and a fourth with ldap_schema =
+# rfc2307 (TrueNAS's default, memberUid). Each run checks getent passwd and
 # group, id (initgroups through nested groups), paged enumeration (ldap_page_size well
 # below the number of people and of nas-users' members, and a server size limit below them
 # too) and alice's password through PAM.
@@ -23,9 +24,9 @@ printf '[limits]\nsize_limit = 10\n' >>"$WORK/tessera.toml"
 start_server
 load_seed
 
-# sssd_run NAME URI START_TLS BIND_DN TOKEN, inside the namespace.
+# sssd_run NAME URI START_TLS BIND_DN TOKEN SCHEMA, inside the namespace.
 sssd_run() {
-    local name=$1 uri=$2 start_tls=$3 bind_dn=$4 token=$5
+    local name=$1 uri=$2 start_tls=$3 bind_dn=$4 token=$5 schema=$6
     local root="$WORK/sssd-$name"
     mkdir -p "$root/etc-sssd" "$root/log" "$root/pam.d"
     local sub
@@ -53,7 +54,7 @@ auth_provider = ldap
 chpass_provider = ldap
 ldap_uri = $uri
 ldap_search_base = $SUFFIX
-ldap_schema = rfc2307bis
+ldap_schema = $schema
 ldap_default_bind_dn = $bind_dn
 ldap_default_authtok = $token
 ldap_tls_cacert = $DATA/tls/ca.pem
@@ -110,9 +111,12 @@ CONF
     fi
     local ids
     ids=$(id alice 2>&1 || true)
+    # rfc2307 follows memberUid only, which names people: no nesting there.
+    local nested='30003(engineering)' nested_name="and (nested) engineering"
+    [ "$schema" = rfc2307bis ] || { nested='30002(developers)'; nested_name="(no nesting in rfc2307)"; }
     if grep -q '30001(nas-users)' <<<"$ids" && grep -q '30002(developers)' <<<"$ids" &&
-        grep -q '30003(engineering)' <<<"$ids" && ! grep -q 'admins' <<<"$ids"; then
-        pass "$name: id alice: nas-users, developers and (nested) engineering"
+        grep -q "$nested" <<<"$ids" && ! grep -q 'admins' <<<"$ids"; then
+        pass "$name: id alice: nas-users, developers $nested_name"
     else
         fail "$name: id alice: $ids"
     fi
@@ -148,9 +152,12 @@ CONF
 }
 
 SERVICE_DN="uid=sssd-host,$SERVICES"
-in_namespace sssd_run ldaps "$LDAPS" false dn=token "$TOKEN_SSSD" || fail "ldaps run exited $?"
-in_namespace sssd_run starttls "$LDAP" true dn=token "$TOKEN_SSSD" || fail "starttls run exited $?"
-in_namespace sssd_run service-dn "$LDAPS" false "$SERVICE_DN" "$TOKEN_SSSD" || fail "service-dn run exited $?"
+in_namespace sssd_run ldaps "$LDAPS" false dn=token "$TOKEN_SSSD" rfc2307bis || fail "ldaps run exited $?"
+in_namespace sssd_run starttls "$LDAP" true dn=token "$TOKEN_SSSD" rfc2307bis || fail "starttls run exited $?"
+in_namespace sssd_run service-dn "$LDAPS" false "$SERVICE_DN" "$TOKEN_SSSD" rfc2307bis ||
+    fail "service-dn run exited $?"
+# TrueNAS's default schema: groups by memberUid.
+in_namespace sssd_run rfc2307 "$LDAPS" false dn=token "$TOKEN_SSSD" rfc2307 || fail "rfc2307 run exited $?"
 if grep "sssd-host" "$WORK/server.log" | grep -q '"starttls"'; then
     pass "the audit log shows sssd-host's token binds over StartTLS"
 else
