@@ -4,7 +4,8 @@
 # /var/log/sssd, /etc/nsswitch.conf and /etc/pam.d are bind-mounted over there only. Three
 # runs: LDAPS bound as dn=token, ldap:// with StartTLS bound as dn=token, LDAPS bound with
 # the service account's DN and the same read-only token; and a fourth with ldap_schema =
-# rfc2307 (TrueNAS's default, memberUid). Each run checks getent passwd and
+# rfc2307 (TrueNAS's default, memberUid), where carol also changes her password through
+# PAM. Each run checks getent passwd and
 # group, id (initgroups through nested groups), paged enumeration (ldap_page_size well
 # below the number of people and of nas-users' members, and a server size limit below them
 # too) and alice's password through PAM.
@@ -24,9 +25,10 @@ printf '[limits]\nsize_limit = 10\n' >>"$WORK/tessera.toml"
 start_server
 load_seed
 
-# sssd_run NAME URI START_TLS BIND_DN TOKEN SCHEMA, inside the namespace.
+# sssd_run NAME URI START_TLS BIND_DN TOKEN SCHEMA [CHPASS], inside the namespace; with
+# CHPASS set, carol also changes her password through PAM.
 sssd_run() {
-    local name=$1 uri=$2 start_tls=$3 bind_dn=$4 token=$5 schema=$6
+    local name=$1 uri=$2 start_tls=$3 bind_dn=$4 token=$5 schema=$6 chpass=${7:-}
     local root="$WORK/sssd-$name"
     mkdir -p "$root/etc-sssd" "$root/log" "$root/pam.d"
     local sub
@@ -145,6 +147,17 @@ CONF
         bash -c 'echo alice-secret | pamtester tessera alice authenticate acct_mgmt'
     expect_rc "$name: pamtester refuses a wrong password" 1 \
         bash -c 'echo wrong-password | pamtester tessera alice authenticate'
+    if [ -n "$chpass" ]; then
+        # As passwd(1) would: as carol, current password then the new one twice; SSSD binds
+        # as carol and sends Password Modify.
+        expect_rc "$name: pamtester chauthtok as carol changes her password" 0 \
+            bash -c "printf 'carol-secret\ncarol-changed\ncarol-changed\n' |
+                setpriv --reuid=20003 --regid=20003 --clear-groups pamtester tessera carol chauthtok"
+        expect_contains "$name: carol's new password binds" "dn:uid=carol,$PEOPLE" \
+            ldapwhoami -x -H "$LDAPS" -D "uid=carol,$PEOPLE" -w carol-changed
+        expect_rc "$name: pamtester authenticate carol with the new password" 0 \
+            bash -c 'echo carol-changed | pamtester tessera carol authenticate'
+    fi
     if [ "$FAILURES" != 0 ]; then
         echo "--- sssd_example.log (tail)"
         tail -n 60 "$root"/log/sssd_example.log 2>/dev/null || true
@@ -157,7 +170,8 @@ in_namespace sssd_run starttls "$LDAP" true dn=token "$TOKEN_SSSD" rfc2307bis ||
 in_namespace sssd_run service-dn "$LDAPS" false "$SERVICE_DN" "$TOKEN_SSSD" rfc2307bis ||
     fail "service-dn run exited $?"
 # TrueNAS's default schema: groups by memberUid.
-in_namespace sssd_run rfc2307 "$LDAPS" false dn=token "$TOKEN_SSSD" rfc2307 || fail "rfc2307 run exited $?"
+in_namespace sssd_run rfc2307 "$LDAPS" false dn=token "$TOKEN_SSSD" rfc2307 chpass ||
+    fail "rfc2307 run exited $?"
 if grep "sssd-host" "$WORK/server.log" | grep -q '"starttls"'; then
     pass "the audit log shows sssd-host's token binds over StartTLS"
 else
