@@ -76,7 +76,7 @@ pub struct Tls {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum AnonymousAccess {
-    /// rootDSE and subschema only.
+    /// The rootDSE, the subschema and the suffix entry itself.
     RootDse,
     /// Read like a bound reader.
     Read,

@@ -8,7 +8,9 @@
 //!
 //! - Directory administrators (local LDAPI administrators, holders of `directory-admins`)
 //!   may do everything.
-//! - Everyone bound sees the rootDSE, the subschema and their own entry.
+//! - Everyone bound sees the rootDSE, the subschema, the suffix entry itself and their own
+//!   entry; anonymous callers the rootDSE, the subschema and the suffix entry unless
+//!   `security.anonymous = "none"` (Synology DSM reads the base entry before it binds).
 //! - Other entries are visible through a role with the read right that covers them (and
 //!   the entries on the path down to its bases); an invisible entry behaves as if it did
 //!   not exist, and references to it (`member`, `memberOf`, `memberUid`) are dropped.
@@ -108,6 +110,8 @@ pub struct Caller {
     groups: Arc<HashSet<String>>,
     /// Normalised DNs of the accounts the caller manages (`entryManagedBy`).
     managed: Arc<HashSet<String>>,
+    /// The suffix, when the caller may read the suffix entry itself (not what is below it).
+    naming_context: Option<Dn>,
 }
 
 /// Attributes nobody reads through LDAP, administrators included.
@@ -179,7 +183,9 @@ impl Caller {
         if !grants.is_empty() {
             return Some(View::Grants(grants));
         }
-        if self.grants.iter().any(|g| g.on_path(&entry.dn)) {
+        if self.grants.iter().any(|g| g.on_path(&entry.dn))
+            || self.naming_context.as_ref() == Some(&entry.dn)
+        {
             return Some(View::Own);
         }
         None
@@ -334,6 +340,7 @@ impl Caller {
         };
         if reading().any(|g| g.filter.is_none() && g.reaches(dn))
             || reading().any(|g| g.on_path(dn))
+            || self.naming_context.as_ref() == Some(dn)
         {
             return Ok(true);
         }
@@ -480,6 +487,19 @@ pub fn caller(
     principal: &Principal,
     policy: &Policy,
 ) -> Result<Caller, StoreError> {
+    let mut caller = principal_caller(r, principal, policy)?;
+    if !caller.admin && (caller.dn.is_some() || policy.anonymous != AnonymousAccess::None) {
+        caller.naming_context = Some(policy.suffix.clone());
+    }
+    Ok(caller)
+}
+
+/// [`caller`] before the suffix entry is made visible.
+fn principal_caller(
+    r: &impl DirectoryRead,
+    principal: &Principal,
+    policy: &Policy,
+) -> Result<Caller, StoreError> {
     let (dn, read_only, token_id) = match principal {
         Principal::Anonymous => return anonymous(r, policy),
         Principal::Local { dn, admin: true } => {
@@ -524,6 +544,7 @@ pub fn caller(
         grants: resolved.grants.clone(),
         groups: resolved.groups.clone(),
         managed: resolved.managed.clone(),
+        naming_context: None,
     })
 }
 

@@ -60,7 +60,7 @@ stop_server() {
 
 cleanup() {
     stop_server
-    rm -rf "$WORK"
+    if [ -n "${KEEP_WORK:-}" ]; then echo "kept $WORK"; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
 
@@ -87,6 +87,35 @@ expect_rc() {
 grant() {
     printf 'dn: cn=%s,ou=roles,dc=example,dc=com\nchangetype: modify\nadd: member\nmember: %s\n' "$1" "$2" |
         ldapmodify -Y EXTERNAL -Q -H "$LDAPI" >/dev/null
+}
+
+# relay FILE: count the "ok   - " and "FAIL - " lines another process wrote to FILE as this
+# script's own, and show the rest indented.
+relay() {
+    local line
+    while IFS= read -r line; do
+        case "$line" in
+            "ok   - "*) pass "${line#ok   - }" ;;
+            "FAIL - "*) fail "${line#FAIL - }" ;;
+            *) echo "     $line" ;;
+        esac
+    done <"$1"
+}
+
+# in_namespace FUNCTION ARGS...: run FUNCTION (defined in the calling script) as PID 1 of a
+# new PID and mount namespace, with a private /run. Bind mounts made inside over /etc
+# files exist only there, and when FUNCTION returns or dies the kernel kills every daemon
+# it started and drops every mount: the host is left as it was, even on failure. The
+# function's ok/FAIL lines are counted here; its exit status is returned.
+in_namespace() {
+    declare -f >"$WORK/ns-functions.bash"
+    export WORK DATA LDAPS LDAP LDAPI LDAPS_PORT LDAP_PORT TESSERA
+    local rc=0
+    unshare --mount --pid --fork --kill-child --mount-proc --propagation private \
+        bash -c 'set -euo pipefail; source "$0"; mount -t tmpfs -o mode=755 tmpfs /run; PASSES=0; FAILURES=0; "$@"' \
+        "$WORK/ns-functions.bash" "$@" >"$WORK/ns.out" 2>&1 || rc=$?
+    relay "$WORK/ns.out"
+    return $rc
 }
 
 finish() {

@@ -47,8 +47,14 @@ LDIF
 expect_rc "ldapadd over LDAPI" 0 ldapadd "${ADMIN[@]}" -f "$WORK/seed.ldif"
 expect_rc "ldapadd of an existing entry is 68" 68 ldapadd "${ADMIN[@]}" -f "$WORK/seed.ldif"
 ALICE="uid=alice,ou=people,dc=example,dc=com"
-expect_rc "without a role, a person does not see the tree (32)" 32 \
-    ldapsearch -x -H "$LDAPS" -D "$ALICE" -w alice-secret -b dc=example,dc=com "(objectClass=person)" 1.1
+expect_rc "without a role, a person sees no one below the suffix (32 for ou=people)" 32 \
+    ldapsearch -x -H "$LDAPS" -D "$ALICE" -w alice-secret -b ou=people,dc=example,dc=com "(objectClass=person)" 1.1
+if ldapsearch -x -H "$LDAPS" -D "$ALICE" -w alice-secret -b dc=example,dc=com "(objectClass=person)" 1.1 2>&1 |
+    grep '^dn: ' | grep -qv "^dn: $ALICE\$"; then
+    fail "without a role, a subtree search from the suffix finds only her own entry"
+else
+    pass "without a role, a subtree search from the suffix finds only her own entry"
+fi
 expect_contains "without a role, a person reads their own entry" "numEntries: 1" \
     ldapsearch -x -H "$LDAPS" -D "$ALICE" -w alice-secret -b "$ALICE" -s base 1.1
 grant directory-readers "$ALICE"

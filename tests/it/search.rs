@@ -371,13 +371,45 @@ async fn user_password_is_hashed_and_only_admins_see_it() {
 }
 
 #[tokio::test]
-async fn anonymous_sees_only_the_root_dse_by_default() {
+async fn anonymous_sees_the_root_dse_and_the_suffix_entry_by_default() {
     let (server, _admin) = seeded().await;
+    let mut anon = server.ldaps().await;
+    let (e, rc) = search(&mut anon, "", Scope::Base, "(objectClass=*)", &["+"]).await;
+    assert_eq!((e.len(), rc), (1, 0));
+    // Synology DSM reads the base entry before it binds: the suffix entry itself, and
+    // nothing below it.
+    let (e, rc) = search(&mut anon, SUFFIX, Scope::Base, "(objectClass=*)", &[]).await;
+    assert_eq!((e.len(), rc), (1, 0));
+    assert!(e[0].attrs.contains_key("objectClass"));
+    let (e, rc) = search(
+        &mut anon,
+        SUFFIX,
+        Scope::Subtree,
+        "(objectClass=*)",
+        &["1.1"],
+    )
+    .await;
+    assert_eq!((dns(&e), rc), (HashSet::from([SUFFIX.to_string()]), 0));
+    let (e, rc) = search(&mut anon, PEOPLE, Scope::Base, "(objectClass=*)", &[]).await;
+    assert_eq!((e.len(), rc), (0, 32));
+    // carol holds no role: the same view, plus her own entry.
+    let mut carol = server.bound(&person_dn("carol"), "pw-carol").await;
+    let (e, rc) = search(
+        &mut carol,
+        SUFFIX,
+        Scope::Subtree,
+        "(objectClass=*)",
+        &["1.1"],
+    )
+    .await;
+    let want = HashSet::from([SUFFIX.to_string(), person_dn("carol").to_ascii_lowercase()]);
+    assert_eq!((dns(&e), rc), (want, 0));
+    server.stop().await;
+    // With anonymous = "none", not even that.
+    let server = TestServer::start_with("[security]\nanonymous = \"none\"\n").await;
     let mut anon = server.ldaps().await;
     let (e, rc) = search(&mut anon, SUFFIX, Scope::Base, "(objectClass=*)", &[]).await;
     assert_eq!((e.len(), rc), (0, 32));
-    let (e, rc) = search(&mut anon, "", Scope::Base, "(objectClass=*)", &["+"]).await;
-    assert_eq!((e.len(), rc), (1, 0));
     server.stop().await;
 }
 
