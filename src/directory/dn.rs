@@ -92,15 +92,23 @@ impl Dn {
     }
 
     /// True if `self` is `other` or lies below it.
+    ///
+    /// Decided on the normalised forms, without building any string: `norm` is the RDNs'
+    /// normal forms joined by `,`, and a `,` inside a value is always escaped, so a comma
+    /// preceded by an even number of backslashes separates RDNs.
     pub fn is_within(&self, other: &Dn) -> bool {
-        if other.rdns.len() > self.rdns.len() {
+        if other.rdns.is_empty() {
+            return true;
+        }
+        if other.rdns.len() > self.rdns.len() || !self.norm.ends_with(&other.norm) {
             return false;
         }
-        let skip = self.rdns.len() - other.rdns.len();
-        self.rdns[skip..]
-            .iter()
-            .zip(&other.rdns)
-            .all(|(a, b)| norm_rdn(a) == norm_rdn(b))
+        let head = &self.norm.as_bytes()[..self.norm.len() - other.norm.len()];
+        let Some((&last, before)) = head.split_last() else {
+            return true;
+        };
+        let backslashes = before.iter().rev().take_while(|&&b| b == b'\\').count();
+        last == b',' && backslashes % 2 == 0
     }
 
     /// The value of the first RDN's `attr` (case-insensitive type), if present.
@@ -390,6 +398,24 @@ mod tests {
         assert!(base.is_within(&base));
         assert!(!base.is_within(&dn));
         assert!(dn.is_within(&Dn::root()));
+        assert!(
+            !Dn::parse("uid=a,ou=xpeople,dc=example,dc=com")
+                .unwrap()
+                .is_within(&Dn::parse("ou=people,dc=example,dc=com").unwrap())
+        );
+        // A comma inside a value (escaped) does not separate RDNs; after an escaped
+        // backslash it does.
+        let people = Dn::parse("ou=people,dc=example,dc=com").unwrap();
+        let comma_in_value = Dn::parse(r"cn=x\,ou=people,dc=example,dc=com").unwrap();
+        assert_eq!(comma_in_value.depth(), 3);
+        assert!(!comma_in_value.is_within(&people));
+        assert!(comma_in_value.is_within(&base));
+        let backslash_value = Dn::parse(r"cn=x\\,ou=people,dc=example,dc=com").unwrap();
+        assert_eq!(backslash_value.depth(), 4);
+        assert!(backslash_value.is_within(&people));
+        let both = Dn::parse(r"cn=x\\\,ou=people,dc=example,dc=com").unwrap();
+        assert_eq!(both.depth(), 3);
+        assert!(!both.is_within(&people));
     }
 
     #[test]

@@ -197,15 +197,19 @@ impl Caller {
         if self.managed.contains(dn.norm()) {
             return true;
         }
-        let Some(parent) = dn.parent() else {
-            return false;
-        };
+        // Only tokens are owned through their parent; building the parent DN is not free.
         let token = dn.rdn().is_some_and(|r| {
             r.avas
                 .iter()
                 .any(|a| a.attr.eq_ignore_ascii_case("tokenId"))
         });
-        token && (self.dn.as_ref() == Some(&parent) || self.managed.contains(parent.norm()))
+        if !token {
+            return false;
+        }
+        let Some(parent) = dn.parent() else {
+            return false;
+        };
+        self.dn.as_ref() == Some(&parent) || self.managed.contains(parent.norm())
     }
 
     /// Does the caller manage `account` through `entryManagedBy` (itself or a group it is
@@ -407,11 +411,13 @@ impl Caller {
         if self.admin {
             return Ok(());
         }
+        let mut members_intact = false;
         for attr in ["member", "memberOf"] {
             let Some(values) = entry.get(attr).map(|a| a.values.clone()) else {
                 continue;
             };
-            let mut kept = Vec::with_capacity(values.len());
+            let total = values.len();
+            let mut kept = Vec::with_capacity(total);
             for v in values {
                 let dn = std::str::from_utf8(&v).ok().and_then(|s| Dn::parse(s).ok());
                 if let Some(dn) = dn
@@ -420,9 +426,14 @@ impl Caller {
                     kept.push(v);
                 }
             }
+            if attr == "member" {
+                members_intact = kept.len() == total;
+            }
             entry.set(attr, kept);
         }
-        if entry.get("memberUid").is_some() {
+        // Every write stores memberUid as derived from member, so it needs deriving again
+        // only when member values went (or member itself did).
+        if entry.get("memberUid").is_some() && !members_intact {
             crate::ldap::write::derive_member_uid(entry);
         }
         if entry.get("hasSubordinates").is_some() {

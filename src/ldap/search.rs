@@ -387,8 +387,17 @@ fn plan(r: &impl DirectoryRead, filter: &Filter) -> Result<Option<BTreeSet<u64>>
         }
         Filter::Equality(attr, key) => r.lookup(&attr.name, key),
         Filter::And(items) => {
+            // Selective conjuncts first (objectClass matches most of the directory), and
+            // none once the candidates are few: every candidate meets the whole filter
+            // anyway, so a conjunct left out only widens the superset. Without this a
+            // getpwnam reads every posixAccount id from the index.
+            let mut order: Vec<&Filter> = items.iter().collect();
+            order.sort_by_key(|f| is_broad(f));
             let mut best: Option<BTreeSet<u64>> = None;
-            for item in items {
+            for item in order {
+                if best.as_ref().is_some_and(|b| b.len() <= FEW_CANDIDATES) {
+                    break;
+                }
                 if let Some(ids) = plan(r, item)? {
                     best = Some(match best {
                         Some(prev) => prev.intersection(&ids).copied().collect(),
@@ -410,6 +419,14 @@ fn plan(r: &impl DirectoryRead, filter: &Filter) -> Result<Option<BTreeSet<u64>>
         }
         _ => Ok(None),
     }
+}
+
+/// Candidates few enough that narrowing them further costs more than testing them.
+const FEW_CANDIDATES: usize = 16;
+
+/// An equality on objectClass: indexed, but usually true of a large part of the tree.
+fn is_broad(filter: &Filter) -> bool {
+    matches!(filter, Filter::Equality(attr, _) if attr.name.eq_ignore_ascii_case("objectClass"))
 }
 
 fn in_scope(dn: &Dn, base: &Dn, scope: &LdapSearchScope) -> bool {

@@ -1,0 +1,216 @@
+//! The side-by-side load benchmark against OpenLDAP slapd (issue 6).
+//!
+//! `cargo bench --bench load -- --people 10000`: generates one data set, loads it into
+//! Tessera (`tessera db import`) and a private slapd (`slapadd`, mdb), starts both on
+//! loopback ports with their own temporary directories, runs every scenario against both,
+//! alternating, and prints a table, the Tessera/slapd ratios and JSON. `--quick` is the CI
+//! smoke run. The load generator shares the machine with the servers; the load average is
+//! printed with every figure. Timings belong here, never in tests.
+
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
+mod data;
+mod report;
+mod scenario;
+mod servers;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+
+use crate::data::DataSet;
+use crate::report::Report;
+use crate::scenario::{Kind, Plan, Principal, Target};
+use crate::servers::{Server, ServerKind};
+
+#[derive(Parser, Debug)]
+#[command(about = "Tessera vs OpenLDAP slapd load benchmark")]
+struct Args {
+    /// People in the data set (groups: 1,000, or people/10 when fewer than 10,000 people).
+    #[arg(long, default_value_t = 10_000)]
+    people: usize,
+    /// Small data, short runs, one concurrency: the CI smoke test.
+    #[arg(long)]
+    quick: bool,
+    /// Concurrent connections per scenario, comma separated.
+    #[arg(long, value_delimiter = ',', default_value = "1,8,32")]
+    conns: Vec<usize>,
+    /// Scenarios to run (default: all), comma separated.
+    #[arg(long, value_delimiter = ',')]
+    scenarios: Vec<String>,
+    /// Warm-up before measuring, seconds.
+    #[arg(long, default_value_t = 1.0)]
+    warmup: f64,
+    /// Measured time per run, seconds.
+    #[arg(long, default_value_t = 5.0)]
+    duration: f64,
+    /// Password-bind connections flooding the server in `mixed`.
+    #[arg(long, default_value_t = 8)]
+    flood: usize,
+    /// Where the JSON goes.
+    #[arg(long, default_value = "target/bench-load.json")]
+    json: PathBuf,
+    /// Keep the temporary directory (data, configs, logs) for inspection.
+    #[arg(long)]
+    keep: bool,
+    /// Passed by `cargo bench`; ignored.
+    #[arg(long, hide = true)]
+    bench: bool,
+}
+
+fn main() {
+    let mut args = Args::parse();
+    if args.quick {
+        args.people = args.people.min(500);
+        args.conns = vec![4];
+        args.warmup = 0.3;
+        args.duration = 1.0;
+        args.flood = 2;
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let code = runtime.block_on(run(args));
+    std::process::exit(code);
+}
+
+async fn run(args: Args) -> i32 {
+    let work = tempfile::Builder::new()
+        .prefix("tessera-bench-")
+        .tempdir()
+        .expect("temp dir");
+    let dir = work.path().to_path_buf();
+    let mut report = Report::new(args.people, args.quick);
+    println!(
+        "Tessera vs slapd load benchmark: {} people, conns {:?}, warm-up {}s, {}s per run, {}",
+        args.people,
+        args.conns,
+        args.warmup,
+        args.duration,
+        report::machine_line()
+    );
+
+    servers::ensure_slapd();
+    let argon_rate =
+        scenario::raw_argon2_rate(Duration::from_secs_f64(if args.quick { 0.5 } else { 3.0 }));
+    report.note(
+        "argon2id_raw_verifications_per_s",
+        format!("{argon_rate:.1}"),
+    );
+    println!(
+        "raw argon2id verification rate (m=19456 KiB, t=2, p=1, all cores, in process): {argon_rate:.1}/s"
+    );
+
+    let t = Instant::now();
+    let data = Arc::new(DataSet::generate(args.people, &dir));
+    println!(
+        "data set: {} people, {} groups, LDIF written in {:.1}s",
+        data.people,
+        data.groups,
+        t.elapsed().as_secs_f64()
+    );
+
+    let tls = servers::Tls::generate(&dir);
+    let mut tessera = Server::prepare(ServerKind::Tessera, &dir, &data, &tls);
+    let mut slapd = Server::prepare(ServerKind::Slapd, &dir, &data, &tls);
+    for s in [&mut tessera, &mut slapd] {
+        let import = s.import();
+        println!("{:<8} import: {:.2}s", s.kind.name(), import.as_secs_f64());
+        report.metric(s.kind.name(), "import_s", import.as_secs_f64());
+    }
+    for s in [&mut tessera, &mut slapd] {
+        let startup = s.start().await;
+        println!(
+            "{:<8} startup: {:.3}s",
+            s.kind.name(),
+            startup.as_secs_f64()
+        );
+        report.metric(s.kind.name(), "startup_s", startup.as_secs_f64());
+    }
+    let principals = tessera.provision().await;
+    let targets = [
+        Arc::new(Target::new(&tessera, &data, principals.reader.clone())),
+        Arc::new(Target::new(
+            &slapd,
+            &data,
+            Principal {
+                dn: data.slapd_reader_dn(),
+                password: data.service_password.clone(),
+                role: "users read (slapd ACL)",
+            },
+        )),
+    ];
+    for s in [&tessera, &slapd] {
+        report.metric(s.kind.name(), "rss_after_start_kib", s.rss_kib() as f64);
+    }
+
+    let warmup = Duration::from_secs_f64(args.warmup);
+    let duration = Duration::from_secs_f64(args.duration);
+    let wanted = |k: &str| args.scenarios.is_empty() || args.scenarios.iter().any(|s| s == k);
+    let mut failed = false;
+    for kind in Kind::ALL {
+        if !wanted(kind.name()) {
+            continue;
+        }
+        for (round, &conns) in args.conns.iter().enumerate() {
+            // Alternate which server goes first, so neither always runs on a warmer machine.
+            let order: [usize; 2] = if round % 2 == 0 { [0, 1] } else { [1, 0] };
+            for i in order {
+                let target = &targets[i];
+                let plan = Plan {
+                    kind,
+                    conns,
+                    warmup,
+                    duration,
+                    flood: args.flood,
+                };
+                for result in scenario::run(target.clone(), plan).await {
+                    println!("{}", result.line());
+                    failed |= result.errors > 0 && result.ops == 0;
+                    report.push(result);
+                }
+            }
+        }
+    }
+
+    if wanted("role-cost") {
+        let conns = if args.quick { 4 } else { 8 };
+        for principal in [&principals.reader, &principals.admin] {
+            let target = Arc::new(Target::new(&tessera, &data, principal.clone()));
+            let plan = Plan {
+                kind: Kind::Getpwnam,
+                conns,
+                warmup,
+                duration,
+                flood: 0,
+            };
+            for mut result in scenario::run(target, plan).await {
+                result.scenario = format!("role-cost:{}", principal.role);
+                println!("{}", result.line());
+                report.push(result);
+            }
+        }
+    }
+
+    for s in [&tessera, &slapd] {
+        report.metric(s.kind.name(), "rss_after_load_kib", s.rss_kib() as f64);
+    }
+    tessera.stop();
+    slapd.stop();
+
+    report.print(argon_rate);
+    report.write_json(&args.json);
+    println!("JSON: {}", args.json.display());
+    if args.keep {
+        let kept = work.keep();
+        println!("kept {}", kept.display());
+    }
+    if failed {
+        eprintln!("some runs completed no operation at all");
+        return 1;
+    }
+    0
+}
