@@ -8,8 +8,8 @@
 
 use std::collections::{BTreeSet, VecDeque};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 
 use redb::{
     Database, ReadOnlyTable, ReadableDatabase, ReadableTable, ReadableTableMetadata, Table,
@@ -111,7 +111,8 @@ impl Store {
         if let Some(db) = self.db.read().ok().and_then(|slot| slot.clone()) {
             return Ok(db);
         }
-        let unavailable = || StoreError::Storage("the database is unavailable after an I/O error".into());
+        let unavailable =
+            || StoreError::Storage("the database is unavailable after an I/O error".into());
         let Some(path) = &self.path else {
             return Err(unavailable());
         };
@@ -135,7 +136,9 @@ impl Store {
         }
         let poisoned = matches!(
             failed.begin_write(),
-            Err(redb::TransactionError::Storage(redb::StorageError::PreviousIo))
+            Err(redb::TransactionError::Storage(
+                redb::StorageError::PreviousIo
+            ))
         );
         if !poisoned {
             return;
