@@ -60,6 +60,9 @@ printf 'dn: cn=service-account-admins,ou=roles,%s\nchangetype: modify\nadd: memb
 printf 'dn: uid=made_by_token,ou=services,%s\nobjectClass: tesseraServiceAccount\nuid: made_by_token\ncn: made_by_token\nentryManagedBy: cn=demo_group,ou=groups,%s\n' \
     "$SUFFIX" "$SUFFIX" >"$WORK/new-account.ldif"
 expect_rc "ldapadd with the read-only token is 50" 50 ldapadd -x -H "$LDAPS" -D dn=token -w "$RO" -f "$WORK/new-account.ldif"
+printf 'dn: %s\nchangetype: modify\nreplace: description\ndescription: by the read-only token\n' "$SERVICE" \
+    >"$WORK/ro-modify.ldif"
+expect_rc "ldapmodify with the read-only token is 50" 50 ldapmodify -x -H "$LDAPS" -D dn=token -w "$RO" -f "$WORK/ro-modify.ldif"
 RW=$("${as_user[@]}" generate demo_service "Write Token" 30d --rw 2>/dev/null | tr -d '\n')
 expect_rc "ldapadd with the read-write token" 0 ldapadd -x -H "$LDAPS" -D dn=token -w "$RW" -f "$WORK/new-account.ldif"
 
