@@ -83,6 +83,9 @@ def main():
           lambda: expect_rename_keeps_uuid(conn, admin, people, bob, staff))
     check("entryUUID and createTimestamp present after an add",
           lambda: expect_add_has_uuid(conn, admin, people))
+    check("a mirror kept by entryUUID with incremental pulls equals the directory "
+          "after adds, modifies, renames and deletes",
+          lambda: expect_mirror(conn, admin, args.suffix, people, groups))
 
     conn.unbind()
     admin.unbind()
@@ -237,6 +240,70 @@ def expect_incremental(conn, admin, suffix, bob):
                f"filter {flt} returned {dns}, wanted only {bob}")
         stamp = conn.response[0]["attributes"]["modifyTimestamp"]
         expect(stamp >= mark, f"modifyTimestamp {stamp} is before the mark {mark}")
+
+
+MIRROR_FILTER = "(|(objectClass=person)(objectClass=groupOfNames))"
+MIRROR_ATTRS = ["entryUUID", "modifyTimestamp", "uid", "cn", "mail", "description", "member"]
+
+
+def full_pull(conn, suffix):
+    """Everything a sync tool mirrors, keyed by entryUUID, by a paged pull."""
+    out = {}
+    for r in conn.extend.standard.paged_search(suffix, MIRROR_FILTER, SUBTREE,
+                                               attributes=MIRROR_ATTRS, paged_size=100):
+        if r["type"] == "searchResEntry":
+            out[r["attributes"]["entryUUID"]] = mirrored(r)
+    expect(conn.result["result"] == 0, f"full pull: {conn.result}")
+    return out
+
+
+def mirrored(r):
+    a = r["attributes"]
+    keep = {k: (sorted(v) if isinstance(v, list) else v) for k, v in a.items()
+            if k not in ("entryUUID", "modifyTimestamp")}
+    return (r["dn"].lower(), repr(sorted(keep.items())), a["modifyTimestamp"])
+
+
+def expect_mirror(conn, admin, suffix, people, groups):
+    mirror = full_pull(conn, suffix)
+    expect(len(mirror) > 300, f"only {len(mirror)} entries pulled")
+    mark = max(stamp for (_, _, stamp) in mirror.values())
+    time.sleep(0.01)
+    added = f"uid=mirror-new,{people}"
+    admin.add(added, ["inetOrgPerson"], {"uid": "mirror-new", "cn": "New", "sn": "New"})
+    expect(admin.result["result"] == 0, f"add: {admin.result}")
+    modified = f"uid=user007,{people}"
+    admin.modify(modified, {"description": [(MODIFY_REPLACE, ["changed by the mirror test"])]})
+    expect(admin.result["result"] == 0, f"modify: {admin.result}")
+    admin.modify_dn(f"uid=user008,{people}", "uid=user008-renamed")
+    expect(admin.result["result"] == 0, f"rename: {admin.result}")
+    admin.delete(f"uid=user009,{people}")
+    expect(admin.result["result"] == 0, f"delete: {admin.result}")
+
+    # Incremental: what changed since the mark, applied by entryUUID (renames included).
+    stamp = mark.strftime("%Y%m%d%H%M%S.%fZ")
+    changed = 0
+    for r in conn.extend.standard.paged_search(
+            suffix, f"(&{MIRROR_FILTER}(modifyTimestamp>={stamp}))", SUBTREE,
+            attributes=MIRROR_ATTRS, paged_size=100):
+        if r["type"] == "searchResEntry":
+            mirror[r["attributes"]["entryUUID"]] = mirrored(r)
+            changed += 1
+    expect(changed >= 3, f"incremental pull returned {changed} entries")
+    # Deletes: a pull of the keys alone, and what is gone goes.
+    present = set()
+    for r in conn.extend.standard.paged_search(suffix, MIRROR_FILTER, SUBTREE,
+                                               attributes=["entryUUID"], paged_size=500):
+        if r["type"] == "searchResEntry":
+            present.add(r["attributes"]["entryUUID"])
+    for gone in set(mirror) - present:
+        del mirror[gone]
+    truth = full_pull(conn, suffix)
+    diff = sorted(set(mirror.items()) ^ set(truth.items()))
+    expect(not diff, f"mirror and directory differ in {len(diff)} entries, e.g. {diff[:2]}")
+    dns = {dn for (dn, _, _) in truth.values()}
+    expect(f"uid=user008-renamed,{people}".lower() in dns and f"uid=user009,{people}".lower() not in dns,
+           "the rename and the delete reached the mirror")
 
 
 def expect_rename_keeps_uuid(conn, admin, people, bob, staff):
