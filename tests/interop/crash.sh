@@ -34,6 +34,13 @@ writer() {
                 >"$WORK/token.out" 2>"$WORK/token.err" || return 0
             id=$(sed -n 's/^Token id \([A-Za-z0-9]*\) .*/\1/p' "$WORK/token.err")
             echo "tok $id" >>"$ACKED"
+            # Revoke it again straight away, now and then: an acknowledged revocation must
+            # survive the crash too.
+            if [ $((n % 2)) = 0 ]; then
+                echo "revoking $id" >>"$ACKED"
+                ldapdelete "${ADMIN[@]}" "tokenId=$id,uid=crashsvc,ou=services,$SUFFIX" >/dev/null 2>&1 || return 0
+                echo "rev $id" >>"$ACKED"
+            fi
         fi
     done
 }
@@ -65,16 +72,25 @@ for round in $(seq 1 "$ITERATIONS"); do
     now=$(ldapsearch "${ADMIN[@]}" -LLL -b "uid=crashsvc,ou=services,$SUFFIX" -s base description |
         sed -n "s/^description: $round-//p")
     if [ -n "$last" ] && { [ -z "$now" ] || [ "$now" -lt "$last" ]; }; then lost=$((lost + 1)); fi
+    grep "^rev " "$ACKED" | cut -d' ' -f2 | sort >"$WORK/revoked"
     for id in $(grep "^tok " "$ACKED" | cut -d' ' -f2); do
-        ldapsearch "${ADMIN[@]}" -LLL -b "tokenId=$id,uid=crashsvc,ou=services,$SUFFIX" -s base 1.1 \
-            >/dev/null 2>&1 || lost=$((lost + 1))
+        if grep -qx "revoking $id" "$ACKED" && ! grep -qx "$id" "$WORK/revoked"; then
+            continue # a revocation under way at the kill may have landed or not
+        elif grep -qx "$id" "$WORK/revoked"; then
+            # Revoked and acknowledged: gone for good.
+            if ldapsearch "${ADMIN[@]}" -LLL -b "tokenId=$id,uid=crashsvc,ou=services,$SUFFIX" -s base 1.1 \
+                >/dev/null 2>&1; then lost=$((lost + 1)); fi
+        else
+            ldapsearch "${ADMIN[@]}" -LLL -b "tokenId=$id,uid=crashsvc,ou=services,$SUFFIX" -s base 1.1 \
+                >/dev/null 2>&1 || lost=$((lost + 1))
+        fi
     done
     missing=$((missing + lost))
     [ "$lost" = 0 ] || echo "     round $round: $lost acknowledged writes missing"
     stop_server
 done
 SECS=$(( ($(date +%s%N) - START) / 1000000000 ))
-echo "     $ITERATIONS kills in ${SECS}s; acknowledged: $(grep -c '^add ' "$ACKED") adds, $(grep -c '^mod ' "$ACKED") modifies, $(grep -c '^tok ' "$ACKED") tokens"
+echo "     $ITERATIONS kills in ${SECS}s; acknowledged: $(grep -c '^add ' "$ACKED") adds, $(grep -c '^mod ' "$ACKED") modifies, $(grep -c '^tok ' "$ACKED") tokens, $(grep -c '^rev ' "$ACKED") revocations"
 if [ "$verify_failures" = 0 ]; then pass "the store verifies after each of $ITERATIONS SIGKILLs"; else fail "$verify_failures verify failures"; fi
 if [ "$missing" = 0 ]; then pass "every acknowledged write survived"; else fail "$missing acknowledged writes lost"; fi
 expect_contains "tessera db verify at the end" "ok" "$TESSERA" db verify --config "$WORK/tessera.toml"

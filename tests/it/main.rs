@@ -9,6 +9,7 @@ mod bind;
 mod db;
 mod extended;
 mod limits;
+mod matrix;
 mod raw;
 mod roles;
 mod search;

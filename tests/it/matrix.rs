@@ -1,0 +1,187 @@
+//! Rows of the fault and bad-input matrix not covered elsewhere, through the real server:
+//! framing edge cases (F3, F5, F6, F10, F13), abandon of unknown ids (S9), a non-UTF-8
+//! password (F12), `dn=token` with an empty password (B1), a drip-fed PDU (C1), many
+//! requested attributes (S4), garbage paged cookies (S6), a token expiring on a bound
+//! connection (T9), and a second server on the same database (D4).
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use ldap3::Scope;
+use ldap3::controls::{PagedResults, RawControl};
+use ldap3_proto::proto::{LdapOp, LdapResultCode};
+
+use crate::raw::{Raw, message, still_serving, tlv, whoami_request};
+use crate::{PEOPLE, TestServer, add_person, person_dn, search};
+
+#[tokio::test]
+async fn framing_edge_cases_disconnect_cleanly() {
+    let server = TestServer::start().await;
+    // F3: a length of length over 4 bytes.
+    let mut raw = Raw::connect(&server).await;
+    raw.send(&[
+        0x30, 0x89, 0x01, 0, 0, 0, 0, 0, 0, 0, 0x05, 0x02, 0x01, 0x01, 0x42, 0x00,
+    ])
+    .await;
+    assert_eq!(raw.expect_disconnect().await, LdapResultCode::ProtocolError);
+    // F5: an empty outer SEQUENCE.
+    let mut raw = Raw::connect(&server).await;
+    raw.send(&[0x30, 0x00]).await;
+    assert_eq!(raw.expect_disconnect().await, LdapResultCode::ProtocolError);
+    // F6: 200 nested SEQUENCEs as the operation.
+    let mut nested = vec![0x04, 0x00];
+    for _ in 0..200 {
+        nested = tlv(0x30, &nested);
+    }
+    let mut raw = Raw::connect(&server).await;
+    raw.send(&message(1, nested)).await;
+    assert_eq!(raw.expect_disconnect().await, LdapResultCode::ProtocolError);
+    // F10: an operation tag no LDAP version has.
+    let mut raw = Raw::connect(&server).await;
+    raw.send(&message(13, tlv(0x7e, b""))).await;
+    assert_eq!(raw.expect_disconnect().await, LdapResultCode::ProtocolError);
+    still_serving(&server).await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_burst_of_abandons_and_unknown_ids_are_absorbed() {
+    let server = TestServer::start().await;
+    let mut raw = Raw::connect(&server).await;
+    // F13 and S9: 20,000 abandons of ids nobody used, in one write, then a WhoAmI.
+    let mut burst = Vec::new();
+    for i in 0..20_000u32 {
+        let id = u8::try_from(i % 100 + 2).unwrap();
+        burst.extend(message(id, tlv(0x50, &[99])));
+    }
+    raw.send(&burst).await;
+    raw.send(&whoami_request(1)).await;
+    let first = raw.next().await.expect("the WhoAmI is answered");
+    assert_eq!(first.msgid, 1, "abandon has no response: {first:?}");
+    assert!(matches!(first.op, LdapOp::ExtendedResponse(_)));
+    still_serving(&server).await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn odd_binds_get_their_codes_and_keep_the_connection() {
+    let server = TestServer::start().await;
+    let mut admin = server.admin().await;
+    add_person(&mut admin, "alice", "pw", false).await;
+    let mut ldap = server.ldaps().await;
+    // F12: a password that is not UTF-8 (ldap3 sends bytes as given).
+    let dn = person_dn("alice");
+    let raw_pw = String::from_utf8_lossy(&[0xff, 0xfe]).into_owned();
+    assert_eq!(ldap.simple_bind(&dn, &raw_pw).await.unwrap().rc, 49);
+    // B1: `dn=token` with an empty password is an unauthenticated bind.
+    assert_eq!(ldap.simple_bind("dn=token", "").await.unwrap().rc, 53);
+    assert_eq!(crate::whoami(&mut ldap).await, "", "anonymous afterwards");
+    assert_eq!(
+        ldap.simple_bind(&dn, "pw").await.unwrap().rc,
+        0,
+        "the connection goes on"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_drip_fed_message_is_cut_off() {
+    // C1: the idle limit bounds the wait for each read, so a client that sends a PDU one
+    // byte at a time, slower than that, is disconnected however long it keeps dripping.
+    let server = TestServer::start_with("[limits]\nidle_timeout = \"300ms\"\n").await;
+    let mut raw = Raw::connect(&server).await;
+    let pdu = whoami_request(1);
+    raw.send(&pdu[..2]).await;
+    // Three bytes, each after a gap longer than the limit; the PDU stays incomplete.
+    for b in &pdu[2..5] {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        raw.send(&[*b]).await;
+    }
+    // Closed (after a notice) rather than waiting on for the rest; a hang fails `next`.
+    let msg = raw.next().await;
+    assert!(
+        msg.is_none_or(|m| m.msgid == 0),
+        "only a notice, never an answer"
+    );
+    still_serving(&server).await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn many_requested_attributes_and_garbage_cookies() {
+    let server = TestServer::start().await;
+    let mut admin = server.admin().await;
+    add_person(&mut admin, "alice", "pw", false).await;
+    // S4: 200 attribute names, most unknown: ignored, the known ones returned.
+    let mut names: Vec<String> = (0..200).map(|i| format!("noSuchAttr{i}")).collect();
+    names.push("uid".into());
+    let attrs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let (e, rc) = search(
+        &mut admin,
+        &person_dn("alice"),
+        Scope::Base,
+        "(objectClass=*)",
+        &attrs,
+    )
+    .await;
+    assert_eq!((e.len(), rc), (1, 0));
+    let got: HashSet<&str> = e[0].attrs.keys().map(String::as_str).collect();
+    assert_eq!(
+        got,
+        HashSet::from(["uid", "objectClass"]),
+        "objectClass comes always"
+    );
+    // S6: cookies that were never issued, of any shape, get 2 and no entries.
+    for cookie in [b"garbage!!".to_vec(), vec![0u8; 3], vec![0xffu8; 200]] {
+        let ctrl: RawControl = PagedResults { size: 2, cookie }.into();
+        let res = admin
+            .with_controls(vec![ctrl])
+            .search(PEOPLE, Scope::OneLevel, "(objectClass=*)", vec!["1.1"])
+            .await
+            .unwrap();
+        assert_eq!((res.0.len(), res.1.rc), (0, 2));
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_token_expiring_on_a_bound_connection() {
+    // T9: the next operation after expiry runs as anonymous.
+    let server = TestServer::start().await;
+    let mut admin = server.admin().await;
+    assert_eq!(
+        crate::tokens::add_service(&mut admin, "nas01", None).await,
+        0
+    );
+    let nas = crate::tokens::service_dn("nas01");
+    let t = crate::tokens::generate(&mut admin, &nas, "short", None, Some("1h"), None)
+        .await
+        .unwrap();
+    let mut bound = server.bound("dn=token", &t.token).await;
+    assert_eq!(crate::whoami(&mut bound).await, format!("dn:{nas}"));
+    server
+        .running()
+        .state
+        .clock
+        .advance(Duration::from_secs(2 * 3600));
+    assert_eq!(crate::whoami(&mut bound).await, "");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_second_server_on_the_same_database_is_refused() {
+    // D4: the second start fails at once and says why.
+    let server = TestServer::start().await;
+    let toml = format!(
+        "data_dir = \"{}\"\n[listen]\nldaps = \"127.0.0.1:0\"\nldap = \"\"\nldapi = \"second.sock\"\n",
+        server.dir.path().join("data").display()
+    );
+    let second = tessera::server::start(tessera::config::Config::parse(&toml).unwrap()).await;
+    let err = second
+        .err()
+        .expect("the second server does not start")
+        .to_string();
+    assert!(err.contains("in use by another process"), "{err}");
+    still_serving(&server).await;
+    server.stop().await;
+}
