@@ -54,6 +54,9 @@ impl Tls {
         let key = dir.join("key.pem");
         std::fs::write(&cert, certified.cert.pem()).expect("write cert");
         std::fs::write(&key, certified.signing_key.serialize_pem()).expect("write key");
+        // Tessera refuses keys other users can read; both servers run as this user.
+        std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .expect("key mode");
         let mut roots = rustls::RootCertStore::empty();
         roots
             .add(certified.cert.der().clone())
