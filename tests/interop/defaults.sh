@@ -31,6 +31,21 @@ for ou in people groups services roles; do
 done
 expect_contains "the data directory is 0700" "700" stat -c %a tessera-data
 expect_contains "the generated key is 0600" "600" stat -c %a tessera-data/tls/server.key
+# TLS 1.2 and 1.3 only (matrix row L5): the client is allowed the old versions
+# (SECLEVEL=0), so a refusal is the server's.
+tls_version() {
+    openssl s_client -connect 127.0.0.1:6636 -servername localhost -CAfile tessera-data/tls/ca.pem \
+        "$@" </dev/null 2>&1 | grep -E '^ *Protocol *:|^New, ' | head -1 || true
+}
+for old in -tls1 -tls1_1; do
+    got=$(tls_version "$old" -cipher 'DEFAULT:@SECLEVEL=0')
+    case "$got" in
+        *"Cipher is (NONE)"*|"") pass "a TLS handshake with $old is refused" ;;
+        *) fail "a TLS handshake with $old came up: $got" ;;
+    esac
+done
+expect_contains "TLS 1.2 is accepted" "TLSv1.2" tls_version -tls1_2
+expect_contains "TLS 1.3 is accepted" "TLSv1.3" tls_version -tls1_3
 kill -HUP "$SERVER_PID"
 for _ in $(seq 1 50); do grep -q "tls-reloaded" "$WORK/defaults.log" && break; sleep 0.1; done
 expect_contains "SIGHUP reloads the certificate" "tls-reloaded" cat "$WORK/defaults.log"
