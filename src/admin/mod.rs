@@ -103,7 +103,7 @@ pub fn target(config: &Config, args: &ConnectArgs) -> Result<Target, AdminError>
                 _ => rpassword::prompt_password(format!("Password for {name}: "))
                     .map_err(AdminError::Prompt)?,
             };
-            (actor_dn(config, name), password)
+            (member_dn(&config.suffix, name), password)
         }
     };
     Ok(Target::Remote {
@@ -113,15 +113,6 @@ pub fn target(config: &Config, args: &ConnectArgs) -> Result<Target, AdminError>
         bind_dn,
         secret: Secret(secret),
     })
-}
-
-/// A person id (`alice`) or a DN.
-fn actor_dn(config: &Config, name: &str) -> String {
-    if name.contains('=') {
-        name.to_string()
-    } else {
-        person::dn(&config.suffix, name).to_string()
-    }
 }
 
 /// A member argument: a person id or a DN.

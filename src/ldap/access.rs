@@ -648,8 +648,6 @@ fn anonymous(r: &impl DirectoryRead, policy: &Policy) -> Result<Caller, StoreErr
 pub struct Held {
     pub admin: bool,
     pub grants: Vec<Grant>,
-    /// The roles, by DN.
-    pub roles: Vec<Dn>,
     /// Normalised DNs of the groups on the way, nested.
     pub groups: HashSet<String>,
 }
@@ -662,7 +660,6 @@ pub fn held_roles(r: &impl DirectoryRead, dn: &Dn, policy: &Policy) -> Result<He
     let mut held = Held {
         admin: false,
         grants: Vec::new(),
-        roles: Vec::new(),
         groups: HashSet::new(),
     };
     let mut seen: HashSet<String> = HashSet::from([dn.norm().to_string()]);
@@ -688,7 +685,6 @@ pub fn held_roles(r: &impl DirectoryRead, dn: &Dn, policy: &Policy) -> Result<He
                 if !entry.has_class("tesseraRole") {
                     continue;
                 }
-                held.roles.push(container.clone());
                 if container == admins {
                     held.admin = true;
                     continue;

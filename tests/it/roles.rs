@@ -330,13 +330,7 @@ async fn nas_directory() -> (TestServer, Ldap, Ldap) {
     admin.add(NAS_ROLE, role).await.unwrap().success().unwrap();
     assert_eq!(add_service(&mut admin, "nas01", None).await, 0);
     let nas = service_dn("nas01");
-    let add = vec![Mod::Add("member", HashSet::from([nas.as_str()]))];
-    admin
-        .modify(NAS_ROLE, add)
-        .await
-        .unwrap()
-        .success()
-        .unwrap();
+    grant(&mut admin, "nas-readers", &nas).await;
     let t = generate(&mut admin, &nas, "nas", None, None, None)
         .await
         .unwrap();
@@ -439,12 +433,7 @@ async fn the_nas_sees_exactly_its_users() {
 async fn invisible_entries_and_values_cannot_be_detected() {
     let (server, _admin, mut nas) = nas_directory().await;
     let dan = person_dn("dan");
-    assert_eq!(
-        search(&mut nas, &dan, Scope::Base, "(objectClass=*)", &[])
-            .await
-            .1,
-        32
-    );
+    assert_eq!(base_rc(&mut nas, &dan).await, 32);
     assert_eq!(nas.compare(&dan, "uid", "dan").await.unwrap().0.rc, 32);
     assert_eq!(
         nas.compare(&group_dn("secret"), "cn", "secret")
@@ -535,18 +524,7 @@ async fn invisible_entries_and_values_cannot_be_detected() {
 async fn role_changes_reach_bound_connections() {
     let (server, mut admin, mut nas) = nas_directory().await;
     let nas_dn = service_dn("nas01");
-    assert_eq!(
-        search(
-            &mut nas,
-            &person_dn("ann"),
-            Scope::Base,
-            "(objectClass=*)",
-            &[]
-        )
-        .await
-        .1,
-        0
-    );
+    assert_eq!(base_rc(&mut nas, &person_dn("ann")).await, 0);
     // Leaving nas-users hides ann at once.
     let ann = person_dn("ann");
     let leave = vec![Mod::Delete("member", HashSet::from([ann.as_str()]))];
@@ -556,38 +534,10 @@ async fn role_changes_reach_bound_connections() {
         .unwrap()
         .success()
         .unwrap();
-    assert_eq!(
-        search(
-            &mut nas,
-            &person_dn("ann"),
-            Scope::Base,
-            "(objectClass=*)",
-            &[]
-        )
-        .await
-        .1,
-        32
-    );
+    assert_eq!(base_rc(&mut nas, &person_dn("ann")).await, 32);
     // Holding the role through a group counts, and losing it counts on the next operation.
-    let take = vec![Mod::Delete("member", HashSet::from([nas_dn.as_str()]))];
-    admin
-        .modify(NAS_ROLE, take)
-        .await
-        .unwrap()
-        .success()
-        .unwrap();
-    assert_eq!(
-        search(
-            &mut nas,
-            &person_dn("ben"),
-            Scope::Base,
-            "(objectClass=*)",
-            &[]
-        )
-        .await
-        .1,
-        32
-    );
+    revoke(&mut admin, "nas-readers", &nas_dn).await;
+    assert_eq!(base_rc(&mut nas, &person_dn("ben")).await, 32);
     add_group(&mut admin, "nas-devices", &["ann"], false).await;
     let devices = vec![Mod::Add("member", HashSet::from([nas_dn.as_str()]))];
     admin
@@ -597,40 +547,22 @@ async fn role_changes_reach_bound_connections() {
         .success()
         .unwrap();
     let nested = group_dn("nas-devices");
-    let add = vec![Mod::Add("member", HashSet::from([nested.as_str()]))];
-    admin
-        .modify(NAS_ROLE, add)
-        .await
-        .unwrap()
-        .success()
-        .unwrap();
+    grant(&mut admin, "nas-readers", &nested).await;
     assert_eq!(
-        search(
-            &mut nas,
-            &person_dn("ben"),
-            Scope::Base,
-            "(objectClass=*)",
-            &[]
-        )
-        .await
-        .1,
+        base_rc(&mut nas, &person_dn("ben")).await,
         0,
         "through a group"
     );
     revoke(&mut admin, "nas-readers", &nested).await;
-    assert_eq!(
-        search(
-            &mut nas,
-            &person_dn("ben"),
-            Scope::Base,
-            "(objectClass=*)",
-            &[]
-        )
-        .await
-        .1,
-        32
-    );
+    assert_eq!(base_rc(&mut nas, &person_dn("ben")).await, 32);
     server.stop().await;
+}
+
+/// The result code of a base search of `dn`: 0 when visible, 32 when not.
+async fn base_rc(ldap: &mut Ldap, dn: &str) -> u32 {
+    search(ldap, dn, Scope::Base, "(objectClass=*)", &[])
+        .await
+        .1
 }
 
 async fn proxied_whoami(ldap: &mut Ldap, authzid: &str) -> (u32, String) {
@@ -880,18 +812,7 @@ async fn anonymous_access_is_a_setting() {
     )
     .await;
     assert_eq!((e.len(), rc), (1, 0));
-    assert_eq!(
-        search(
-            &mut anon,
-            &service_dn("nas01"),
-            Scope::Base,
-            "(objectClass=*)",
-            &[]
-        )
-        .await
-        .1,
-        32
-    );
+    assert_eq!(base_rc(&mut anon, &service_dn("nas01")).await, 32);
     assert_eq!(
         crate::replace(&mut anon, &person_dn("ann"), "title", &["x"]).await,
         8

@@ -179,17 +179,8 @@ async fn both_bind_styles_and_wrong_pairings() {
 async fn read_only_tokens_cannot_write_and_read_write_tokens_can() {
     let (server, mut admin) = setup().await;
     // Writing needs the account's write rights: make nas01 a directory administrator.
-    let role = format!("cn=directory-admins,ou=roles,{SUFFIX}");
     let nas = service_dn("nas01");
-    admin
-        .modify(
-            &role,
-            vec![Mod::Add("member", HashSet::from([nas.as_str()]))],
-        )
-        .await
-        .unwrap()
-        .success()
-        .unwrap();
+    crate::grant(&mut admin, "directory-admins", &nas).await;
     let ro = generate(&mut admin, &nas, "ro", None, None, None)
         .await
         .unwrap();
@@ -642,15 +633,8 @@ async fn secrets_never_appear_in_logs_or_results() {
 #[tokio::test]
 async fn service_account_admins_create_and_managers_update() {
     let (server, mut admin) = setup().await;
-    let sa_admins = format!("cn=service-account-admins,ou=roles,{SUFFIX}");
     let carol_dn = person_dn("carol");
-    let add = vec![Mod::Add("member", HashSet::from([carol_dn.as_str()]))];
-    admin
-        .modify(&sa_admins, add)
-        .await
-        .unwrap()
-        .success()
-        .unwrap();
+    crate::grant(&mut admin, "service-account-admins", &carol_dn).await;
     let mut carol = server.bound(&carol_dn, "pw-carol").await;
     let mut bob = server.bound(&person_dn("bob"), "pw-bob").await;
     assert_eq!(
@@ -694,16 +678,7 @@ async fn service_account_admins_create_and_managers_update() {
         "people are outside the role"
     );
     // Once nas01 is a directory administrator, only administrators re-delegate it.
-    let role = format!("cn=directory-admins,ou=roles,{SUFFIX}");
-    admin
-        .modify(
-            &role,
-            vec![Mod::Add("member", HashSet::from([nas.as_str()]))],
-        )
-        .await
-        .unwrap()
-        .success()
-        .unwrap();
+    crate::grant(&mut admin, "directory-admins", &nas).await;
     let carol_group = person_dn("carol");
     assert_eq!(
         crate::replace(&mut bob, &nas, "entryManagedBy", &[&carol_group]).await,
@@ -999,15 +974,8 @@ async fn delegation_limits() {
     assert_eq!(renamed.rc, 50);
 
     // service-account-admins create service accounts under ou=services only.
-    let sa_admins = format!("cn=service-account-admins,ou=roles,{SUFFIX}");
     let carol_dn = person_dn("carol");
-    let add = vec![Mod::Add("member", HashSet::from([carol_dn.as_str()]))];
-    admin
-        .modify(&sa_admins, add)
-        .await
-        .unwrap()
-        .success()
-        .unwrap();
+    crate::grant(&mut admin, "service-account-admins", &carol_dn).await;
     let mut carol = server.bound(&carol_dn, "pw-carol").await;
     let elsewhere = carol
         .add(

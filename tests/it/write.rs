@@ -578,16 +578,13 @@ async fn only_administrators_write() {
     assert_eq!(anon.delete(&person_dn("bob")).await.unwrap().rc, 8);
 
     // Members of the directory-admins role are administrators, from the next operation on.
-    let role = "cn=directory-admins,ou=roles,dc=example,dc=com";
     let alice_dn = person_dn("alice");
-    let add = vec![Mod::Add("member", HashSet::from([alice_dn.as_str()]))];
-    admin.modify(role, add).await.unwrap().success().unwrap();
+    crate::grant(&mut admin, "directory-admins", &alice_dn).await;
     assert_eq!(
         replace(&mut alice, &person_dn("bob"), "title", &["x"]).await,
         0
     );
-    let remove = vec![Mod::Delete("member", HashSet::from([alice_dn.as_str()]))];
-    admin.modify(role, remove).await.unwrap().success().unwrap();
+    crate::revoke(&mut admin, "directory-admins", &alice_dn).await;
     assert_eq!(
         replace(&mut alice, &person_dn("bob"), "title", &["y"]).await,
         50
