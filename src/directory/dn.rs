@@ -50,8 +50,22 @@ impl Dn {
     }
 
     pub fn from_rdns(rdns: Vec<Rdn>) -> Dn {
-        let display = rdns.iter().map(display_rdn).collect::<Vec<_>>().join(",");
-        let norm = rdns.iter().map(norm_rdn).collect::<Vec<_>>().join(",");
+        // Built in place: DNs are made for every entry read and every member value checked.
+        let size: usize = rdns
+            .iter()
+            .flat_map(|r| &r.avas)
+            .map(|a| a.attr.len() + a.value.len() + 2)
+            .sum();
+        let mut display = String::with_capacity(size);
+        let mut norm = String::with_capacity(size);
+        for (i, rdn) in rdns.iter().enumerate() {
+            if i > 0 {
+                display.push(',');
+                norm.push(',');
+            }
+            write_display_rdn(rdn, &mut display);
+            write_norm_rdn(rdn, &mut norm);
+        }
         Dn {
             rdns,
             display,
@@ -190,45 +204,78 @@ pub fn fold_value(value: &str) -> String {
 /// Escape a value for the string form of a DN (RFC 4514 §2.4).
 pub fn escape_value(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
-    let last = value.chars().count().saturating_sub(1);
-    for (i, c) in value.chars().enumerate() {
-        match c {
-            ',' | '+' | '"' | '\\' | '<' | '>' | ';' | '=' => {
-                out.push('\\');
-                out.push(c);
-            }
-            '#' if i == 0 => out.push_str("\\#"),
-            ' ' if i == 0 || i == last => out.push_str("\\ "),
-            '\0' => out.push_str("\\00"),
-            _ => out.push(c),
-        }
-    }
+    escape_into(value, &mut out);
     out
 }
 
-fn display_rdn(rdn: &Rdn) -> String {
-    rdn.avas
-        .iter()
-        .map(|a| format!("{}={}", a.attr, escape_value(&a.value)))
-        .collect::<Vec<_>>()
-        .join("+")
+fn escape_into(value: &str, out: &mut String) {
+    let mut chars = value.chars().peekable();
+    let mut first = true;
+    while let Some(c) = chars.next() {
+        let last = chars.peek().is_none();
+        escape_char(c, first, last, out);
+        first = false;
+    }
 }
 
-fn norm_rdn(rdn: &Rdn) -> String {
+fn escape_char(c: char, first: bool, last: bool, out: &mut String) {
+    match c {
+        ',' | '+' | '"' | '\\' | '<' | '>' | ';' | '=' => {
+            out.push('\\');
+            out.push(c);
+        }
+        '#' if first => out.push_str("\\#"),
+        ' ' if first || last => out.push_str("\\ "),
+        '\0' => out.push_str("\\00"),
+        _ => out.push(c),
+    }
+}
+
+fn write_display_rdn(rdn: &Rdn, out: &mut String) {
+    for (i, a) in rdn.avas.iter().enumerate() {
+        if i > 0 {
+            out.push('+');
+        }
+        out.push_str(&a.attr);
+        out.push('=');
+        escape_into(&a.value, out);
+    }
+}
+
+fn write_norm_rdn(rdn: &Rdn, out: &mut String) {
+    if let [ava] = rdn.avas.as_slice() {
+        write_norm_ava(ava, out);
+        return;
+    }
     let mut parts: Vec<String> = rdn
         .avas
         .iter()
         .map(|a| {
-            format!(
-                "{}={}",
-                a.attr.to_ascii_lowercase(),
-                escape_value(&fold_value(&a.value))
-            )
+            let mut part = String::new();
+            write_norm_ava(a, &mut part);
+            part
         })
         .collect();
     // Multi-valued RDNs are unordered.
     parts.sort();
-    parts.join("+")
+    out.push_str(&parts.join("+"));
+}
+
+/// `attr=value` folded and escaped: the same as `escape_value(&fold_value(value))`, in one
+/// pass. A folded value has no leading or trailing space, so only `#` is positional.
+fn write_norm_ava(ava: &Ava, out: &mut String) {
+    out.extend(ava.attr.chars().map(|c| c.to_ascii_lowercase()));
+    out.push('=');
+    let mut first = true;
+    for word in ava.value.split_whitespace() {
+        if !first {
+            out.push(' ');
+        }
+        for c in word.chars().flat_map(char::to_lowercase) {
+            escape_char(c, first, false, out);
+            first = false;
+        }
+    }
 }
 
 fn parse_rdns(input: &str) -> Result<Vec<Rdn>, DnError> {
@@ -381,6 +428,56 @@ mod tests {
             Dn::parse(&sp.to_string()).unwrap().rdn_value("cn"),
             Some(" lead ")
         );
+    }
+
+    /// The escaping as first written, position by position.
+    fn reference_escape(value: &str) -> String {
+        let mut out = String::new();
+        let last = value.chars().count().saturating_sub(1);
+        for (i, c) in value.chars().enumerate() {
+            match c {
+                ',' | '+' | '"' | '\\' | '<' | '>' | ';' | '=' => {
+                    out.push('\\');
+                    out.push(c);
+                }
+                '#' if i == 0 => out.push_str("\\#"),
+                ' ' if i == 0 || i == last => out.push_str("\\ "),
+                '\0' => out.push_str("\\00"),
+                _ => out.push(c),
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn normal_form_is_escape_of_fold() {
+        let values = [
+            "Alice",
+            "  Two   Words  ",
+            "#hash",
+            "a#b",
+            "x,y+z=\"q\"<>;\\",
+            "\0nul",
+            "ÄÖÜ straße İ",
+            " ",
+            "",
+        ];
+        for v in values {
+            let ava = Ava {
+                attr: "CN".to_string(),
+                value: v.to_string(),
+            };
+            let mut norm = String::new();
+            write_norm_ava(&ava, &mut norm);
+            assert_eq!(
+                norm,
+                format!("cn={}", reference_escape(&fold_value(v))),
+                "{v:?}"
+            );
+            let mut display = String::new();
+            write_display_rdn(&Rdn { avas: vec![ava] }, &mut display);
+            assert_eq!(display, format!("CN={}", reference_escape(v)), "{v:?}");
+        }
     }
 
     #[test]

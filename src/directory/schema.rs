@@ -190,16 +190,14 @@ impl Schema {
     /// The attribute type with this name (case-insensitive) or OID. Options such as
     /// `;lang-en` must be stripped by the caller.
     pub fn attribute(&self, name_or_oid: &str) -> Option<&AttributeType> {
-        let index = self
-            .attribute_index
-            .get(&name_or_oid.to_ascii_lowercase())?;
-        self.attributes.get(*index)
+        let index = with_lowercase(name_or_oid, |key| self.attribute_index.get(key).copied())?;
+        self.attributes.get(index)
     }
 
     /// The object class with this name (case-insensitive) or OID.
     pub fn object_class(&self, name_or_oid: &str) -> Option<&ObjectClass> {
-        let index = self.class_index.get(&name_or_oid.to_ascii_lowercase())?;
-        self.classes.get(*index)
+        let index = with_lowercase(name_or_oid, |key| self.class_index.get(key).copied())?;
+        self.classes.get(index)
     }
 
     /// All attribute types, in load order.
@@ -1632,6 +1630,24 @@ fn strings<'a>(
             line,
             format!("{keyword} needs a quoted string or a parenthesized list"),
         )),
+    }
+}
+
+/// Run `f` on the ASCII-lowercase form of `name`, on the stack when it is short: schema
+/// lookups happen for every attribute of every entry a search returns.
+fn with_lowercase<T>(name: &str, f: impl FnOnce(&str) -> T) -> T {
+    let mut buf = [0u8; 64];
+    match buf.get_mut(..name.len()) {
+        Some(slot) => {
+            slot.copy_from_slice(name.as_bytes());
+            slot.make_ascii_lowercase();
+            // ASCII case folding keeps UTF-8 valid; the fallback is never taken.
+            match std::str::from_utf8(slot) {
+                Ok(key) => f(key),
+                Err(_) => f(&name.to_ascii_lowercase()),
+            }
+        }
+        None => f(&name.to_ascii_lowercase()),
     }
 }
 

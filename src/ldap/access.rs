@@ -66,18 +66,27 @@ pub struct Resolved {
 
 /// Each identity's rights, computed once per change of the directory rather than per
 /// operation: keyed by normalised DN, valid for the generation they were derived at.
+/// Token checks are remembered the same way, for the second they were made in, since
+/// expiry depends on the clock too.
 #[derive(Clone, Default)]
-pub struct RightsCache(Arc<Mutex<HashMap<String, Cached>>>);
+pub struct RightsCache {
+    rights: Arc<Mutex<HashMap<String, Cached>>>,
+    tokens: Arc<Mutex<HashMap<String, CachedToken>>>,
+}
 
 /// The generation a resolution was derived at, and the resolution.
 type Cached = (u64, Arc<Resolved>);
 
-/// Identities remembered at once; past this the cache starts afresh.
+/// A token check: the generation it was made at, and its outcome if the token was live:
+/// the account, whether the token is read-only, and the expiry times to hold it to.
+type CachedToken = (u64, Option<(Dn, bool, Vec<String>)>);
+
+/// Identities (and tokens) remembered at once; past this the cache starts afresh.
 const MAX_CACHED: usize = 10_000;
 
 impl RightsCache {
     fn get(&self, dn: &Dn, generation: u64) -> Option<Arc<Resolved>> {
-        let map = self.0.lock().ok()?;
+        let map = self.rights.lock().ok()?;
         match map.get(dn.norm()) {
             Some((g, resolved)) if *g == generation => Some(resolved.clone()),
             _ => None,
@@ -85,16 +94,52 @@ impl RightsCache {
     }
 
     fn put(&self, dn: &Dn, generation: u64, resolved: Arc<Resolved>) {
-        let Ok(mut map) = self.0.lock() else {
+        let Ok(mut map) = self.rights.lock() else {
             return;
         };
-        if map.len() >= MAX_CACHED {
-            map.retain(|_, (g, _)| *g == generation);
-            if map.len() >= MAX_CACHED {
-                map.clear();
-            }
-        }
+        bound(&mut map, |(g, _)| *g == generation);
         map.insert(dn.norm().to_string(), (generation, resolved));
+    }
+
+    /// Is token `id` live now: its account and read-only flag.
+    fn token(
+        &self,
+        r: &impl DirectoryRead,
+        id: &str,
+        now: &str,
+    ) -> Result<Option<(Dn, bool)>, StoreError> {
+        let generation = r.generation();
+        let cached = self
+            .tokens
+            .lock()
+            .ok()
+            .and_then(|map| map.get(id).filter(|(g, _)| *g == generation).cloned());
+        let live = match cached {
+            Some((_, live)) => live,
+            None => {
+                let live = token::find_valid(r, id, now)?
+                    .map(|(v, _)| (v.account, v.read_only, v.expiries));
+                if let Ok(mut map) = self.tokens.lock() {
+                    bound(&mut map, |(g, _)| *g == generation);
+                    map.insert(id.to_string(), (generation, live.clone()));
+                }
+                live
+            }
+        };
+        // Expiry moves with the clock, not the directory: checked on every use.
+        Ok(live
+            .filter(|(_, _, expiries)| !expiries.iter().any(|e| token::expired(Some(e), now)))
+            .map(|(account, read_only, _)| (account, read_only)))
+    }
+}
+
+/// Keep a cache map under [`MAX_CACHED`]: drop what is stale, or everything.
+fn bound<V>(map: &mut HashMap<String, V>, fresh: impl Fn(&V) -> bool) {
+    if map.len() >= MAX_CACHED {
+        map.retain(|_, v| fresh(v));
+        if map.len() >= MAX_CACHED {
+            map.clear();
+        }
     }
 }
 
@@ -413,7 +458,7 @@ impl Caller {
         }
         let mut members_intact = false;
         for attr in ["member", "memberOf"] {
-            let Some(values) = entry.get(attr).map(|a| a.values.clone()) else {
+            let Some(values) = entry.get_mut(attr).map(|a| std::mem::take(&mut a.values)) else {
                 continue;
             };
             let total = values.len();
@@ -537,13 +582,13 @@ fn principal_caller(
             (target.clone(), *read_only, None)
         }
         Principal::Token { account, token_id } => {
-            let Some((valid, _)) = token::find_valid(r, token_id, &policy.now)? else {
+            let Some((owner, read_only)) = policy.cache.token(r, token_id, &policy.now)? else {
                 return Ok(Caller::anonymous());
             };
-            if &valid.account != account {
+            if &owner != account {
                 return Ok(Caller::anonymous());
             }
-            (account.clone(), valid.read_only, Some(valid.id))
+            (account.clone(), read_only, Some(token_id.clone()))
         }
     };
     let resolved = resolve(r, &dn, policy)?;

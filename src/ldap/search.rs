@@ -7,6 +7,7 @@
 //! the request and the identity, and good for one use.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ldap3_proto::control::LdapControl;
@@ -16,6 +17,7 @@ use ldap3_proto::proto::{
 };
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
+use tokio_util::sync::CancellationToken;
 
 use crate::directory::dn::Dn;
 use crate::directory::entry::Entry;
@@ -24,8 +26,9 @@ use crate::directory::schema::Schema;
 use crate::ldap::access::{self, Caller};
 use crate::ldap::result::{LdapError, success};
 use crate::ldap::root_dse::{self, SUBSCHEMA_DN};
+use crate::ldap::session::Principal;
 use crate::ldap::{OpContext, reply};
-use crate::store::{DirectoryRead, StoreError};
+use crate::store::{DirectoryRead, Reader, StoreError};
 
 pub async fn search(ctx: &OpContext, req: &LdapSearchRequest) {
     let request = LdapOp::SearchRequest(req.clone());
@@ -101,117 +104,52 @@ async fn run(ctx: &OpContext, req: &LdapSearchRequest) -> Outcome {
         });
     }
 
-    let principal = ctx.session.principal.clone();
-    let policy = access::Policy::of(state);
-    let suffix = state.config.suffix.clone();
-    let server_size = state.config.limits.size_limit;
-    let server_time = state.config.limits.time_limit;
-    let scope = req.scope.clone();
-    let client_size = usize::try_from(req.sizelimit).unwrap_or(0);
-    let client_time = u64::try_from(req.timelimit).unwrap_or(0);
-    let out = ctx.out.clone();
-    let msgid = ctx.msgid;
-    let cancel = ctx.cancel.clone();
-    let started = Instant::now();
-    let schema = state.schema.clone();
-    let scan_page = page.clone();
+    let scan = Scan {
+        principal: ctx.session.principal.clone(),
+        policy: access::Policy::of(state),
+        suffix: state.config.suffix.clone(),
+        server_size: state.config.limits.size_limit,
+        server_time: state.config.limits.time_limit,
+        scope: req.scope.clone(),
+        client_size: usize::try_from(req.sizelimit).unwrap_or(0),
+        client_time: u64::try_from(req.timelimit).unwrap_or(0),
+        msgid: ctx.msgid,
+        cancel: ctx.cancel.clone(),
+        started: Instant::now(),
+        schema: state.schema.clone(),
+        page: page.clone(),
+        base,
+        filter,
+        selection,
+    };
 
-    let scan = state
-        .store
-        .read(move |r| {
-            let caller = access::caller(r, &principal, &policy)?;
-            // Limits: administrators get only what they ask for.
-            let (size_limit, time_limit) =
-                effective_limits(&caller, client_size, client_time, server_size, server_time);
-            // A paged search may page through more than the server limit, but no page
-            // holds more than it (OpenLDAP's size.pr); the client's own limit still holds.
-            let page = scan_page.map(|p| Page {
-                size: page_size(&caller, p.size, server_size),
-                ..p
-            });
-            let size_limit = if page.is_some() {
-                client_size_only(client_size)
-            } else {
-                size_limit
-            };
-            let deadline = time_limit.map(|t| started + t);
-            if !base.is_within(&suffix) {
-                return Err(ScanError::Ldap(LdapError::no_such_object(String::new())));
-            }
-            let Some(base_id) = r.id_of(&base)? else {
-                return Err(ScanError::Ldap(LdapError::missing(r, &base)));
-            };
-            // A base the caller cannot see does not exist for it.
-            if access::visible(r, &caller, &base)?.is_none() {
-                return Err(ScanError::Ldap(LdapError::no_such_object(String::new())));
-            }
-            let ids = candidates(r, &filter, &scope, base_id)?;
-            let mut needed = Vec::new();
-            filter.attributes(&mut needed);
-            let mut sent = 0usize;
-            let mut last = None;
-            for id in ids {
-                if page.as_ref().is_some_and(|p| id <= p.after) {
-                    continue;
-                }
-                if cancel.is_cancelled() {
-                    return Ok(ScanEnd::Abandoned);
-                }
-                if deadline.is_some_and(|d| Instant::now() > d) {
-                    return Err(ScanError::Ldap(LdapError::new(
-                        LdapResultCode::TimeLimitExceeded,
-                        "time limit exceeded",
-                    )));
-                }
-                let Some(mut entry) = r.entry(id)? else {
-                    continue;
-                };
-                if !in_scope(&entry.dn, &base, &scope) {
-                    continue;
-                }
-                // Everything the filter or the result needs, computed once; then what the
-                // caller may not see goes, before the filter looks.
-                add_computed(r, id, &mut entry, |name| {
-                    selection.wants(name, &schema)
-                        || needed
-                            .iter()
-                            .any(|n| n.eq_ignore_ascii_case(name) || n == "*")
-                })?;
-                caller.with_member_of(r, &mut entry)?;
-                let Some(view) = caller.view(&entry) else {
-                    continue;
-                };
-                caller.redact(&view, &mut entry, &schema);
-                caller.prune(r, id, &mut entry)?;
-                if filter.matches(&entry) != Truth::True {
-                    continue;
-                }
-                if let Some(p) = page.as_ref().filter(|p| p.size > 0 && sent == p.size) {
-                    return Ok(ScanEnd::More {
-                        last: last.unwrap_or(p.after),
-                    });
-                }
-                if size_limit.is_some_and(|n| sent == n) {
-                    return Err(ScanError::Ldap(LdapError::new(
-                        LdapResultCode::SizeLimitExceeded,
-                        "size limit exceeded",
-                    )));
-                }
-                let result = project(&entry, &selection, &schema);
-                let msg = LdapMsg {
-                    msgid,
-                    op: LdapOp::SearchResultEntry(result),
-                    ctrl: Vec::new(),
-                };
-                if out.blocking_send(msg).is_err() {
-                    return Ok(ScanEnd::Abandoned);
-                }
-                sent += 1;
-                last = Some(id);
-            }
-            Ok(ScanEnd::Done)
+    // Most searches (getpwnam, initgroups) meet a handful of entries through an index:
+    // those run here, without a hop to the blocking pool, and their results are sent
+    // after the read. Anything larger streams from a blocking thread.
+    let mut found = Vec::new();
+    let inline = state.store.read_blocking(|r| {
+        scan.run(r, Some(INLINE_CANDIDATES), &mut |msg| {
+            found.push(msg);
+            true
         })
-        .await;
+    });
+    let scan = match inline {
+        Err(ScanError::TooMany) => {
+            let out = ctx.out.clone();
+            state
+                .store
+                .read(move |r| scan.run(r, None, &mut |msg| out.blocking_send(msg).is_ok()))
+                .await
+        }
+        other => {
+            for msg in found {
+                if ctx.out.send(msg).await.is_err() {
+                    return Ok(None);
+                }
+            }
+            other
+        }
+    };
 
     let page_ctrl = |cookie: Vec<u8>| {
         if paged.is_some() {
@@ -235,6 +173,10 @@ async fn run(ctx: &OpContext, req: &LdapSearchRequest) -> Outcome {
         }
         Err(ScanError::Ldap(e)) => Err((e, page_ctrl(Vec::new()))),
         Err(ScanError::Store(e)) => Err((e.into(), page_ctrl(Vec::new()))),
+        Err(ScanError::TooMany) => Err((
+            LdapError::new(LdapResultCode::Other, "search could not be planned"),
+            page_ctrl(Vec::new()),
+        )),
     }
 }
 
@@ -247,6 +189,161 @@ enum ScanEnd {
 enum ScanError {
     Ldap(LdapError),
     Store(StoreError),
+    /// More candidates than the inline budget: run on the blocking pool instead.
+    TooMany,
+}
+
+/// Candidates a search may examine on the connection's own thread.
+const INLINE_CANDIDATES: usize = 32;
+
+/// Everything a search's scan needs, owned, so it can move to a blocking thread.
+struct Scan {
+    principal: Principal,
+    policy: access::Policy,
+    suffix: Dn,
+    server_size: usize,
+    server_time: Duration,
+    scope: LdapSearchScope,
+    client_size: usize,
+    client_time: u64,
+    msgid: i32,
+    cancel: CancellationToken,
+    started: Instant,
+    schema: Arc<Schema>,
+    page: Option<Page>,
+    base: Dn,
+    filter: Filter,
+    selection: Selection,
+}
+
+impl Scan {
+    /// Evaluate the candidates and hand each result entry to `emit` (false: stop, the
+    /// client is gone). With a `budget`, refuse ([`ScanError::TooMany`]) before reading
+    /// any entry if there are more candidates than that.
+    fn run(
+        &self,
+        r: &Reader,
+        budget: Option<usize>,
+        emit: &mut dyn FnMut(LdapMsg) -> bool,
+    ) -> Result<ScanEnd, ScanError> {
+        let Scan {
+            principal,
+            policy,
+            suffix,
+            server_size,
+            server_time,
+            scope,
+            client_size,
+            client_time,
+            msgid,
+            cancel,
+            started,
+            schema,
+            page,
+            base,
+            filter,
+            selection,
+        } = self;
+        let caller = access::caller(r, principal, policy)?;
+        // Limits: administrators get only what they ask for.
+        let (size_limit, time_limit) = effective_limits(
+            &caller,
+            *client_size,
+            *client_time,
+            *server_size,
+            *server_time,
+        );
+        // A paged search may page through more than the server limit, but no page
+        // holds more than it (OpenLDAP's size.pr); the client's own limit still holds.
+        let page = page.clone().map(|p| Page {
+            size: page_size(&caller, p.size, *server_size),
+            ..p
+        });
+        let size_limit = if page.is_some() {
+            client_size_only(*client_size)
+        } else {
+            size_limit
+        };
+        let deadline = time_limit.map(|t| *started + t);
+        if !base.is_within(suffix) {
+            return Err(ScanError::Ldap(LdapError::no_such_object(String::new())));
+        }
+        let Some(base_id) = r.id_of(base)? else {
+            return Err(ScanError::Ldap(LdapError::missing(r, base)));
+        };
+        // A base the caller cannot see does not exist for it.
+        if access::visible(r, &caller, base)?.is_none() {
+            return Err(ScanError::Ldap(LdapError::no_such_object(String::new())));
+        }
+        let ids = candidates(r, filter, scope, base_id)?;
+        if budget.is_some_and(|b| ids.len() > b) {
+            return Err(ScanError::TooMany);
+        }
+        let mut needed = Vec::new();
+        filter.attributes(&mut needed);
+        let mut sent = 0usize;
+        let mut last = None;
+        for id in ids {
+            if page.as_ref().is_some_and(|p| id <= p.after) {
+                continue;
+            }
+            if cancel.is_cancelled() {
+                return Ok(ScanEnd::Abandoned);
+            }
+            if deadline.is_some_and(|d| Instant::now() > d) {
+                return Err(ScanError::Ldap(LdapError::new(
+                    LdapResultCode::TimeLimitExceeded,
+                    "time limit exceeded",
+                )));
+            }
+            let Some(mut entry) = r.entry(id)? else {
+                continue;
+            };
+            if !in_scope(&entry.dn, base, scope) {
+                continue;
+            }
+            // Everything the filter or the result needs, computed once; then what the
+            // caller may not see goes, before the filter looks.
+            add_computed(r, id, &mut entry, |name| {
+                selection.wants(name, schema)
+                    || needed
+                        .iter()
+                        .any(|n| n.eq_ignore_ascii_case(name) || n == "*")
+            })?;
+            caller.with_member_of(r, &mut entry)?;
+            let Some(view) = caller.view(&entry) else {
+                continue;
+            };
+            caller.redact(&view, &mut entry, schema);
+            caller.prune(r, id, &mut entry)?;
+            if filter.matches(&entry) != Truth::True {
+                continue;
+            }
+            if let Some(p) = page.as_ref().filter(|p| p.size > 0 && sent == p.size) {
+                return Ok(ScanEnd::More {
+                    last: last.unwrap_or(p.after),
+                });
+            }
+            if size_limit.is_some_and(|n| sent == n) {
+                return Err(ScanError::Ldap(LdapError::new(
+                    LdapResultCode::SizeLimitExceeded,
+                    "size limit exceeded",
+                )));
+            }
+            let result = project(&entry, selection, schema);
+            let msg = LdapMsg {
+                msgid: *msgid,
+                op: LdapOp::SearchResultEntry(result),
+                ctrl: Vec::new(),
+            };
+            if !emit(msg) {
+                return Ok(ScanEnd::Abandoned);
+            }
+            sent += 1;
+            last = Some(id);
+        }
+        Ok(ScanEnd::Done)
+    }
 }
 
 impl From<StoreError> for ScanError {

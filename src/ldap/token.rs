@@ -53,6 +53,9 @@ pub struct Valid {
     pub account: Dn,
     pub intent: Intent,
     pub read_only: bool,
+    /// The expiry times the check passed (the token's and its account's): the token stays
+    /// live until the first of them, unless the directory changes.
+    pub expiries: Vec<String>,
 }
 
 /// Find token `id` and check it is live: not expired, its account present and not expired.
@@ -86,12 +89,21 @@ pub fn find_valid(
         let read_only = !entry
             .first_str("tokenScope")
             .is_some_and(|s| s.eq_ignore_ascii_case("read-write"));
+        let expiries = [
+            entry.first_str("tokenExpires"),
+            account_entry.first_str("accountExpires"),
+        ]
+        .into_iter()
+        .flatten()
+        .map(str::to_string)
+        .collect();
         let valid = Valid {
             entry_id,
             id: id.to_string(),
             account,
             intent,
             read_only,
+            expiries,
         };
         return Ok(Some((valid, entry)));
     }

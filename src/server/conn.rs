@@ -35,6 +35,8 @@ const MAX_BER_DEPTH: usize = 64;
 const LINGER_TOTAL: Duration = Duration::from_secs(2);
 const LINGER_QUIET: Duration = Duration::from_millis(250);
 const LINGER_BYTES: usize = 1 << 20;
+/// Queued responses written before one flush, at most.
+const MAX_BATCH: usize = 64;
 
 /// Shared by every connection: the LDAP state, TLS, and the shutdown signal.
 #[derive(Clone)]
@@ -211,7 +213,7 @@ impl Conn {
                     }
                 }
                 Some(msg) = self.channel.1.recv() => {
-                    if !self.write(writer, msg).await {
+                    if !self.write_queued(writer, msg).await {
                         return End::Closed;
                     }
                 }
@@ -406,6 +408,27 @@ impl Conn {
                 return;
             }
         }
+    }
+
+    /// Write `first` and whatever else is queued already, flushed once, under the write
+    /// timeout: a search's entries and its result then share TLS records and system calls.
+    async fn write_queued<S>(&mut self, writer: &mut Writer<S>, first: LdapMsg) -> bool
+    where
+        S: AsyncWrite + Unpin,
+    {
+        let timeout: Duration = self.shared.state.config.limits.write_timeout;
+        let receiver = &mut self.channel.1;
+        let batch = async {
+            writer.feed(first).await?;
+            for _ in 1..MAX_BATCH {
+                let Ok(msg) = receiver.try_recv() else {
+                    break;
+                };
+                writer.feed(msg).await?;
+            }
+            writer.flush().await
+        };
+        matches!(tokio::time::timeout(timeout, batch).await, Ok(Ok(())))
     }
 
     /// Write one message under the write timeout; false if the client is gone or stalled.
