@@ -4,9 +4,11 @@
 //! Every failed credential check gives the same 49 with the same message, after an argon2
 //! verification whether or not the entry exists, so neither code nor timing tells an
 //! unknown DN from a wrong password. The connection is anonymous until a bind succeeds.
+//! An anonymous bind is refused with 48 when `security.anonymous = "none"`.
 
 use ldap3_proto::proto::{LdapBindCred, LdapBindRequest, LdapResult, LdapResultCode};
 
+use crate::config::AnonymousAccess;
 use crate::directory::dn::Dn;
 use crate::identity::password::StoredPassword;
 use crate::identity::throttle::Source;
@@ -124,6 +126,13 @@ async fn simple(
     password: &str,
 ) -> Result<Principal, LdapError> {
     if dn.is_empty() && password.is_empty() {
+        // As slapd's `disallow bind_anon` and 389-ds do.
+        if state.config.security.anonymous == AnonymousAccess::None {
+            return Err(LdapError::new(
+                LdapResultCode::InappropriateAuthentication,
+                "anonymous bind disallowed",
+            ));
+        }
         return Ok(Principal::Anonymous);
     }
     if password.is_empty() {
