@@ -153,7 +153,11 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         &config.tls.hostnames,
     )?;
     let certs = Arc::new(tls::Certificates::load(&material.cert, &material.key)?);
-    let acceptor = TlsAcceptor::from(tls::server_config(certs.clone())?);
+    let clients = match &config.tls.client_ca {
+        Some(ca) => Some(tls::client_verifier(ca, config.tls.client_auth)?),
+        None => None,
+    };
+    let acceptor = TlsAcceptor::from(tls::server_config(certs.clone(), clients)?);
 
     let shutdown = CancellationToken::new();
     let state = new_state(config, schema, store, shutdown.clone())?;
