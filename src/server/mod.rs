@@ -67,6 +67,7 @@ pub struct Running {
 impl Running {
     /// Load the certificate and key files again (SIGHUP); new handshakes use them,
     /// connections already open keep theirs. A bad pair is refused and the old one stays.
+    /// `tls.client_ca` is not re-read: it is fixed into the verifier at start.
     pub fn reload_tls(&self) -> Result<(), tls::TlsError> {
         report_reload(self.certs.reload())
     }
