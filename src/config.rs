@@ -71,6 +71,21 @@ pub struct Tls {
     /// How often the certificate and key files are checked for changes (SIGHUP reloads
     /// at once).
     pub watch_interval: Duration,
+    /// PEM CA certificates that client certificates must chain to; None: no client
+    /// certificate is requested and SASL EXTERNAL is LDAPI-only.
+    pub client_ca: Option<PathBuf>,
+    pub client_auth: ClientAuth,
+}
+
+/// Whether a TLS handshake needs a client certificate when `tls.client_ca` is set. A
+/// certificate that is presented is verified either way, and a bad one ends the handshake.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientAuth {
+    /// Requested; a client without one goes on (OpenLDAP's `TLSVerifyClient try`).
+    Optional,
+    /// Every handshake needs one (`TLSVerifyClient demand`).
+    Required,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -190,6 +205,8 @@ struct RawTls {
     key: Option<PathBuf>,
     hostnames: Option<Vec<String>>,
     watch_interval: Option<String>,
+    client_ca: Option<PathBuf>,
+    client_auth: Option<ClientAuth>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -320,6 +337,12 @@ impl Config {
                 "tls.cert and tls.key must be given together",
             ));
         }
+        if raw.tls.client_auth == Some(ClientAuth::Required) && raw.tls.client_ca.is_none() {
+            return Err(invalid(
+                "tls.client_auth",
+                "\"required\" needs tls.client_ca, the CA client certificates chain to",
+            ));
+        }
         let l = raw.limits;
         let limits = Limits {
             max_connections: positive("limits.max_connections", l.max_connections, 4096)?,
@@ -418,6 +441,8 @@ impl Config {
                 key: raw.tls.key,
                 hostnames: raw.tls.hostnames.unwrap_or_default(),
                 watch_interval: duration("tls.watch_interval", raw.tls.watch_interval, "10s")?,
+                client_ca: raw.tls.client_ca,
+                client_auth: raw.tls.client_auth.unwrap_or(ClientAuth::Optional),
             },
             security: Security {
                 require_tls_for_bind: raw.security.require_tls_for_bind.unwrap_or(true),
@@ -770,6 +795,10 @@ mod tests {
         assert!(err.to_string().contains("suffix"), "{err}");
         let err = Config::parse("[listen]\nldaps = \"localhost\"\n").unwrap_err();
         assert!(err.to_string().contains("listen.ldaps"), "{err}");
+        let err = Config::parse("[tls]\nclient_auth = \"required\"\n").unwrap_err();
+        assert!(err.to_string().contains("tls.client_ca"), "{err}");
+        let config = Config::parse("[tls]\nclient_ca = \"ca.pem\"\nclient_auth = \"required\"\n");
+        assert_eq!(config.unwrap().tls.client_auth, ClientAuth::Required);
         let err = Config::parse("[security]\nanonymous = \"everything\"\n").unwrap_err();
         assert!(err.to_string().contains("anonymous"), "{err}");
         let err = Config::parse("[index]\nattributes = [\"uid\", \"member\"]\n").unwrap_err();

@@ -567,7 +567,12 @@ fn principal_caller(
         }
         Principal::Local { dn, admin: false } => (dn.clone(), false, None),
         Principal::Entry(dn) => {
-            if r.id_of(dn)?.is_none() {
+            // An account that expires while bound (certificate binds) loses its rights, as
+            // a token's account does.
+            let Some((_, entry)) = r.entry_by_dn(dn)? else {
+                return Ok(Caller::anonymous());
+            };
+            if token::expired(entry.first_str("accountExpires"), &policy.now) {
                 return Ok(Caller::anonymous());
             }
             (dn.clone(), false, None)

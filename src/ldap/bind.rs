@@ -1,19 +1,21 @@
 //! Bind (RFC 4511 §4.2, RFC 4513): anonymous, simple with a password, and SASL EXTERNAL
-//! on the LDAPI socket.
+//! on the LDAPI socket (peer credentials) and over TLS (a verified client certificate).
 //!
 //! Every failed credential check gives the same 49 with the same message, after an argon2
 //! verification whether or not the entry exists, so neither code nor timing tells an
 //! unknown DN from a wrong password. The connection is anonymous until a bind succeeds.
+//! An anonymous bind is refused with 48 when `security.anonymous = "none"`.
 
 use ldap3_proto::proto::{LdapBindCred, LdapBindRequest, LdapResult, LdapResultCode};
 
+use crate::config::AnonymousAccess;
 use crate::directory::dn::Dn;
 use crate::identity::password::StoredPassword;
 use crate::identity::throttle::Source;
 use crate::identity::token;
 use crate::ldap::State;
 use crate::ldap::result::{LdapError, success};
-use crate::ldap::session::{Principal, Session, Transport};
+use crate::ldap::session::{ClientCert, Principal, Session, Transport};
 use crate::ldap::token as ldap_token;
 use crate::ldap::write;
 use crate::store::DirectoryRead;
@@ -22,9 +24,11 @@ pub async fn bind(state: &State, session: &mut Session, req: &LdapBindRequest) -
     // RFC 4513 §4: a bind, whatever its outcome, first drops the current identity.
     session.principal = Principal::Anonymous;
     let source = Source::of(session.peer);
+    // Only guessable credentials are throttled; a certificate or peer credential is not.
+    let simple = matches!(req.cred, LdapBindCred::Simple(_));
     match run(state, session, req).await {
         Ok(principal) => {
-            if !matches!(principal, Principal::Anonymous | Principal::Local { .. }) {
+            if simple && !matches!(principal, Principal::Anonymous | Principal::Local { .. }) {
                 state.throttle.succeeded(&account_key(&req.dn), &source);
             }
             let token_id = match &principal {
@@ -41,7 +45,7 @@ pub async fn bind(state: &State, session: &mut Session, req: &LdapBindRequest) -
             success()
         }
         Err(e) => {
-            if e.code == LdapResultCode::InvalidCredentials {
+            if simple && e.code == LdapResultCode::InvalidCredentials {
                 hold_failure(state, &req.dn, &source).await;
             }
             // The token id is public; the secret after it is never logged.
@@ -104,7 +108,7 @@ async fn run(
     match &req.cred {
         LdapBindCred::Simple(password) => simple(state, session, &req.dn, password).await,
         LdapBindCred::SASL(sasl) if sasl.mechanism.eq_ignore_ascii_case("EXTERNAL") => {
-            external(state, session, &sasl.credentials)
+            external(state, session, &sasl.credentials).await
         }
         LdapBindCred::SASL(sasl) => Err(LdapError::new(
             LdapResultCode::AuthMethodNotSupported,
@@ -124,6 +128,13 @@ async fn simple(
     password: &str,
 ) -> Result<Principal, LdapError> {
     if dn.is_empty() && password.is_empty() {
+        // As slapd's `disallow bind_anon` and 389-ds do.
+        if state.config.security.anonymous == AnonymousAccess::None {
+            return Err(LdapError::new(
+                LdapResultCode::InappropriateAuthentication,
+                "anonymous bind disallowed",
+            ));
+        }
         return Ok(Principal::Anonymous);
     }
     if password.is_empty() {
@@ -261,14 +272,32 @@ async fn rehash(state: &State, dn: &Dn, password: &str) {
     }
 }
 
-/// SASL EXTERNAL: the peer credentials of the LDAPI socket, in OpenLDAP's DN form.
-fn external(state: &State, session: &Session, authzid: &[u8]) -> Result<Principal, LdapError> {
-    let Transport::Ldapi { uid, gid } = session.transport else {
-        return Err(LdapError::new(
+/// SASL EXTERNAL: the peer credentials of the LDAPI socket, or the client certificate of
+/// a TLS connection when `tls.client_ca` is set.
+async fn external(
+    state: &State,
+    session: &Session,
+    authzid: &[u8],
+) -> Result<Principal, LdapError> {
+    match session.transport {
+        Transport::Ldapi { uid, gid } => peer_credentials(state, uid, gid, authzid),
+        Transport::Tls if state.config.tls.client_ca.is_some() => {
+            certificate(state, session, authzid).await
+        }
+        Transport::Tls | Transport::Plain => Err(LdapError::new(
             LdapResultCode::InappropriateAuthentication,
-            "SASL EXTERNAL is available on the LDAPI socket only",
-        ));
-    };
+            "SASL EXTERNAL needs the LDAPI socket or a TLS client certificate",
+        )),
+    }
+}
+
+/// The peer credentials of the LDAPI socket, in OpenLDAP's DN form.
+fn peer_credentials(
+    state: &State,
+    uid: u32,
+    gid: u32,
+    authzid: &[u8],
+) -> Result<Principal, LdapError> {
     let text = format!("gidNumber={gid}+uidNumber={uid},cn=peercred,cn=external,cn=auth");
     let dn = Dn::parse(&text)?;
     if !authzid.is_empty() {
@@ -283,4 +312,57 @@ fn external(state: &State, session: &Session, authzid: &[u8]) -> Result<Principa
     }
     let admin = uid == state.own_uid || state.config.security.admin_uids.contains(&uid);
     Ok(Principal::Local { dn, admin })
+}
+
+/// The entry whose DN is the verified certificate's subject: a person or a service
+/// account, not expired. It then binds exactly as a password or token bind of that DN
+/// would. No certificate, no such entry, another kind of entry, an expired account: 49.
+/// An authorization identity other than `dn:<that DN>` is 50, as slapd answers an authzid
+/// the authenticated identity may not assume.
+async fn certificate(
+    state: &State,
+    session: &Session,
+    authzid: &[u8],
+) -> Result<Principal, LdapError> {
+    let subject = match &session.client_cert {
+        ClientCert::Verified(subject) => subject.clone(),
+        ClientCert::Absent => {
+            return Err(LdapError::new(
+                LdapResultCode::InvalidCredentials,
+                "no client certificate",
+            ));
+        }
+        ClientCert::Unnamed => return Err(LdapError::invalid_credentials()),
+    };
+    if !subject.is_within(&state.config.suffix) {
+        return Err(LdapError::invalid_credentials());
+    }
+    let now = state.now();
+    let schema = state.schema.clone();
+    let lookup = subject.clone();
+    let found = state
+        .store
+        .read(move |r| Ok::<_, LdapError>(r.entry_by_dn(&lookup)?.map(|(_, e)| e)))
+        .await?;
+    let Some(entry) = found else {
+        tracing::info!(subject = %subject, "client certificate names no entry");
+        return Err(LdapError::invalid_credentials());
+    };
+    let account = write::is_a(&schema, &entry, "person")
+        || write::is_a(&schema, &entry, ldap_token::SERVICE_CLASS);
+    if !account || ldap_token::expired(entry.first_str("accountExpires"), &now) {
+        tracing::info!(subject = %subject, "client certificate names no usable account");
+        return Err(LdapError::invalid_credentials());
+    }
+    if !authzid.is_empty() {
+        let asked = std::str::from_utf8(authzid).unwrap_or_default();
+        let same = asked
+            .strip_prefix("dn:")
+            .and_then(|dn| Dn::parse(dn).ok())
+            .is_some_and(|dn| dn == entry.dn);
+        if !same {
+            return Err(LdapError::insufficient_access());
+        }
+    }
+    Ok(Principal::Entry(entry.dn))
 }

@@ -1,13 +1,16 @@
 //! The rootDSE (RFC 4512 §5.1) and the subschema subentry at `cn=Subschema`.
 //!
 //! Both are built in memory from the config and the loaded schema; neither is stored.
-//! Their attributes are operational, so they come back when named or for `+`.
+//! Their attributes are operational, so they come back when named or for `+`. The
+//! rootDSE lists SASL EXTERNAL only where it can succeed on the asking connection, as
+//! slapd does: on LDAPI, and over TLS with a verified client certificate.
 
 use crate::directory::dn::Dn;
 use crate::directory::entry::Entry;
 use crate::ldap::SUPPORTED_CONTROLS;
 use crate::ldap::State;
 use crate::ldap::extended::SUPPORTED_EXTENSIONS;
+use crate::ldap::session::{ClientCert, Session, Transport};
 
 pub const SUBSCHEMA_DN: &str = "cn=Subschema";
 
@@ -15,7 +18,7 @@ pub const SUBSCHEMA_DN: &str = "cn=Subschema";
 /// RFC 4529 requesting attributes by object class is not claimed.
 const SUPPORTED_FEATURES: &[&str] = &["1.3.6.1.4.1.4203.1.5.1", "1.3.6.1.4.1.4203.1.5.3"];
 
-pub fn root_dse(state: &State) -> Entry {
+pub fn root_dse(state: &State, session: &Session) -> Entry {
     let mut e = Entry::new(Dn::root());
     let suffix = state.config.suffix.to_string();
     e.set(
@@ -29,7 +32,17 @@ pub fn root_dse(state: &State) -> Entry {
     e.set("supportedControl", bytes(SUPPORTED_CONTROLS));
     e.set("supportedExtension", bytes(SUPPORTED_EXTENSIONS));
     e.set("supportedFeatures", bytes(SUPPORTED_FEATURES));
-    e.set("supportedSASLMechanisms", vec![b"EXTERNAL".to_vec()]);
+    let external = match session.transport {
+        Transport::Ldapi { .. } => true,
+        Transport::Tls => {
+            state.config.tls.client_ca.is_some()
+                && matches!(session.client_cert, ClientCert::Verified(_))
+        }
+        Transport::Plain => false,
+    };
+    if external {
+        e.set("supportedSASLMechanisms", vec![b"EXTERNAL".to_vec()]);
+    }
     e.set_str("vendorName", "Tessera");
     e.set_str(
         "vendorVersion",

@@ -67,7 +67,7 @@ async fn run(ctx: &OpContext, req: &LdapSearchRequest) -> Outcome {
 
     // The rootDSE and the subschema entry live outside the tree.
     let special = if base.is_root() {
-        Some(root_dse::root_dse(state))
+        Some(root_dse::root_dse(state, &ctx.session))
     } else if base.norm() == "cn=subschema" {
         Some(root_dse::subschema(state))
     } else {

@@ -59,6 +59,19 @@ impl Transport {
     }
 }
 
+/// What the TLS handshake verified about the client, for SASL EXTERNAL.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum ClientCert {
+    /// No certificate: plain LDAP, LDAPI, or a TLS client that sent none.
+    #[default]
+    Absent,
+    /// A certificate that chained to `tls.client_ca`, by its subject.
+    Verified(Dn),
+    /// A verified certificate whose subject has no LDAP string form (a value that is not
+    /// a string): it cannot name an entry.
+    Unnamed,
+}
+
 /// Cookies issued and not yet used. A cookie is good for one use on this connection.
 #[derive(Debug, Default)]
 pub struct PagedCookies {
@@ -93,6 +106,7 @@ pub struct Session {
     pub transport: Transport,
     /// The client's address; None on the LDAPI socket.
     pub peer: Option<std::net::IpAddr>,
+    pub client_cert: ClientCert,
     pub paged: Arc<Mutex<PagedCookies>>,
     /// Random per connection; binds paged cookies to it.
     pub nonce: [u8; 16],
@@ -108,6 +122,7 @@ impl Session {
             principal: Principal::Anonymous,
             transport,
             peer,
+            client_cert: ClientCert::Absent,
             paged: Arc::new(Mutex::new(PagedCookies::default())),
             nonce,
         }

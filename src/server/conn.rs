@@ -78,6 +78,7 @@ async fn handshake(shared: ConnShared, stream: TcpStream, transport: &'static st
     match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
         Ok(Ok(tls)) => {
             let mut session = Session::new(Transport::Tls, peer);
+            session.client_cert = crate::server::tls::client_cert(tls.get_ref().1);
             serve(&shared, tls, &mut session).await;
         }
         Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),

@@ -67,6 +67,7 @@ pub struct Running {
 impl Running {
     /// Load the certificate and key files again (SIGHUP); new handshakes use them,
     /// connections already open keep theirs. A bad pair is refused and the old one stays.
+    /// `tls.client_ca` is not re-read: it is fixed into the verifier at start.
     pub fn reload_tls(&self) -> Result<(), tls::TlsError> {
         report_reload(self.certs.reload())
     }
@@ -153,7 +154,11 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         &config.tls.hostnames,
     )?;
     let certs = Arc::new(tls::Certificates::load(&material.cert, &material.key)?);
-    let acceptor = TlsAcceptor::from(tls::server_config(certs.clone())?);
+    let clients = match &config.tls.client_ca {
+        Some(ca) => Some(tls::client_verifier(ca, config.tls.client_auth)?),
+        None => None,
+    };
+    let acceptor = TlsAcceptor::from(tls::server_config(certs.clone(), clients)?);
 
     let shutdown = CancellationToken::new();
     let state = new_state(config, schema, store, shutdown.clone())?;

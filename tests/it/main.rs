@@ -10,6 +10,7 @@ mod db;
 mod extended;
 mod limits;
 mod matrix;
+mod mtls;
 mod raw;
 mod roles;
 mod search;

@@ -1,6 +1,7 @@
 //! Rows of the fault and bad-input matrix not covered elsewhere, through the real server:
 //! framing edge cases (F3, F5, F6, F10, F13), abandon of unknown ids (S9), a non-UTF-8
-//! password (F12), `dn=token` with an empty password (B1), a drip-fed PDU (C1), many
+//! password (F12), `dn=token` with an empty password (B1), anonymous binds on and off
+//! (B2), a drip-fed PDU (C1), many
 //! requested attributes (S4), garbage paged cookies (S6), a token expiring on a bound
 //! connection (T9), and a second server on the same database (D4).
 
@@ -80,6 +81,40 @@ async fn odd_binds_get_their_codes_and_keep_the_connection() {
         ldap.simple_bind(&dn, "pw").await.unwrap().rc,
         0,
         "the connection goes on"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn anonymous_binds_follow_the_anonymous_setting() {
+    // B2: by default an anonymous bind succeeds ...
+    let server = TestServer::start().await;
+    let mut ldap = server.ldaps().await;
+    assert_eq!(ldap.simple_bind("", "").await.unwrap().rc, 0);
+    server.stop().await;
+    // ... and with anonymous = "none" it is 48, as with slapd's `disallow bind_anon`;
+    // other binds go on as before.
+    let server = TestServer::start_with("[security]\nanonymous = \"none\"\n").await;
+    let mut admin = server.admin().await;
+    add_person(&mut admin, "alice", "pw", false).await;
+    for mut ldap in [server.ldaps().await, server.plain().await] {
+        let res = ldap.simple_bind("", "").await.unwrap();
+        assert_eq!(
+            (res.rc, res.text.as_str()),
+            (48, "anonymous bind disallowed")
+        );
+        assert_eq!(crate::whoami(&mut ldap).await, "");
+    }
+    let mut ldap = server.ldaps().await;
+    assert_eq!(ldap.simple_bind("", "").await.unwrap().rc, 48);
+    ldap.simple_bind(&person_dn("alice"), "pw")
+        .await
+        .unwrap()
+        .success()
+        .unwrap();
+    assert_eq!(
+        crate::whoami(&mut ldap).await,
+        format!("dn:{}", person_dn("alice"))
     );
     server.stop().await;
 }
