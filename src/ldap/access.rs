@@ -18,7 +18,7 @@
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use ldap3_proto::proto::LdapResultCode;
 
@@ -77,7 +77,7 @@ const MAX_CACHED: usize = 10_000;
 
 impl RightsCache {
     fn get(&self, dn: &Dn, generation: u64) -> Option<Arc<Resolved>> {
-        let map = self.0.lock().ok()?;
+        let map = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         match map.get(dn.norm()) {
             Some((g, resolved)) if *g == generation => Some(resolved.clone()),
             _ => None,
@@ -85,9 +85,8 @@ impl RightsCache {
     }
 
     fn put(&self, dn: &Dn, generation: u64, resolved: Arc<Resolved>) {
-        let Ok(mut map) = self.0.lock() else {
-            return;
-        };
+        // A cache: after a panic elsewhere poisoned the lock, its contents are still good.
+        let mut map = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         if map.len() >= MAX_CACHED {
             map.retain(|_, (g, _)| *g == generation);
             if map.len() >= MAX_CACHED {

@@ -252,9 +252,11 @@ const MAX_REMEMBERED_USES: usize = 100_000;
 pub fn record_use(state: &State, valid: &Valid) {
     let now = state.clock.now();
     {
-        let Ok(mut uses) = state.token_uses.lock() else {
-            return;
-        };
+        // A map of timestamps stays usable after a panic elsewhere poisoned the lock.
+        let mut uses = state
+            .token_uses
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if uses
             .get(&valid.id)
             .is_some_and(|t| now - *t < USE_RECORDED_EVERY)

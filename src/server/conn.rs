@@ -8,9 +8,10 @@
 //! followed by a short lingering close so the notice is not lost to a TCP reset.
 
 use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use ldap3_proto::LdapCodec;
 use ldap3_proto::proto::{LdapExtendedResponse, LdapMsg, LdapOp, LdapResult, LdapResultCode};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadHalf, WriteHalf};
@@ -216,8 +217,8 @@ impl Conn {
                     }
                 }
                 Some(done) = self.ops.join_next(), if !self.ops.is_empty() => {
-                    if let Ok(msgid) = done {
-                        self.cancels.remove(&msgid);
+                    if !self.joined(done) {
+                        return self.panicked(writer).await;
                     }
                 }
             }
@@ -264,9 +265,19 @@ impl Conn {
                 Step::Continue
             }
             LdapOp::BindRequest(req) => {
-                // RFC 4511 §4.2.1: finish outstanding operations before a bind.
-                self.drain(writer).await;
-                let res = ldap::bind::bind(&self.shared.state, session, &req).await;
+                // RFC 4511 §4.2.1: finish outstanding operations before a bind; they were
+                // given the old identity when they started, so no answer mixes the two.
+                if !self.drain(writer).await {
+                    return Step::End(self.panicked(writer).await);
+                }
+                let bind = AssertUnwindSafe(async {
+                    #[cfg(feature = "fault-injection")]
+                    ldap::fault::bind(&req);
+                    ldap::bind::bind(&self.shared.state, session, &req).await
+                });
+                let Ok(res) = bind.catch_unwind().await else {
+                    return Step::End(self.panicked(writer).await);
+                };
                 let limits = &self.shared.state.config.limits;
                 let max = if session.principal == Principal::Anonymous {
                     limits.max_message_bytes_anonymous
@@ -382,11 +393,12 @@ impl Conn {
         }
     }
 
-    /// Let in-flight operations finish, writing their responses.
-    async fn drain<S>(&mut self, writer: &mut Writer<S>)
+    /// Let in-flight operations finish, writing their responses; false if one panicked.
+    async fn drain<S>(&mut self, writer: &mut Writer<S>) -> bool
     where
         S: AsyncWrite + Unpin,
     {
+        let mut healthy = true;
         while !self.ops.is_empty() {
             tokio::select! {
                 Some(msg) = self.channel.1.recv() => {
@@ -395,17 +407,43 @@ impl Conn {
                     }
                 }
                 Some(done) = self.ops.join_next() => {
-                    if let Ok(msgid) = done {
-                        self.cancels.remove(&msgid);
-                    }
+                    healthy &= self.joined(done);
                 }
             }
         }
         while let Ok(msg) = self.channel.1.try_recv() {
             if !self.write(writer, msg).await {
-                return;
+                break;
             }
         }
+        healthy
+    }
+
+    /// Book-keeping for a finished operation task; false if it panicked.
+    fn joined(&mut self, done: Result<i32, tokio::task::JoinError>) -> bool {
+        match done {
+            Ok(msgid) => {
+                self.cancels.remove(&msgid);
+                true
+            }
+            // Aborted by us (the connection is ending anyway).
+            Err(e) => !e.is_panic(),
+        }
+    }
+
+    /// A request handler panicked: the tokio runtime caught it, and this connection ends
+    /// (its state may be half-updated), with a notice; other connections go on.
+    async fn panicked<S>(&mut self, writer: &mut Writer<S>) -> End
+    where
+        S: AsyncWrite + Unpin,
+    {
+        tracing::error!(
+            event = "panic",
+            "a request handler panicked; closing this connection"
+        );
+        self.ops.abort_all();
+        self.disconnect(writer, LdapResultCode::Other, "internal server error")
+            .await
     }
 
     /// Write one message under the write timeout; false if the client is gone or stalled.

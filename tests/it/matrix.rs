@@ -2,16 +2,19 @@
 //! framing edge cases (F3, F5, F6, F10, F13), abandon of unknown ids (S9), a non-UTF-8
 //! password (F12), `dn=token` with an empty password (B1), a drip-fed PDU (C1), many
 //! requested attributes (S4), garbage paged cookies (S6), a token expiring on a bound
-//! connection (T9), and a second server on the same database (D4).
+//! connection (T9), a second server on the same database (D4), a panicking handler (C7),
+//! paged-search exhaustion (S7), the per-address connection cap (C5), a bind behind a
+//! search (B10), plaintext injected behind StartTLS (L1), TLS or HTTP on the plain port
+//! (F11), and the shorter idle limit before bind (C2).
 
 use std::collections::HashSet;
 use std::time::Duration;
 
 use ldap3::Scope;
 use ldap3::controls::{PagedResults, RawControl};
-use ldap3_proto::proto::{LdapOp, LdapResultCode};
+use ldap3_proto::proto::{LdapMsg, LdapOp, LdapResultCode};
 
-use crate::raw::{Raw, message, still_serving, tlv, whoami_request};
+use crate::raw::{Raw, bind_op, message, still_serving, tlv, whoami_request};
 use crate::{PEOPLE, TestServer, add_person, person_dn, search};
 
 #[tokio::test]
@@ -182,6 +185,78 @@ async fn a_second_server_on_the_same_database_is_refused() {
         .expect("the second server does not start")
         .to_string();
     assert!(err.contains("in use by another process"), "{err}");
+    still_serving(&server).await;
+    server.stop().await;
+}
+
+/// An extended request with `oid` and no value.
+fn extended(msgid: u8, oid: &str) -> Vec<u8> {
+    message(msgid, tlv(0x77, &tlv(0x80, oid.as_bytes())))
+}
+
+#[tokio::test]
+async fn a_panicking_request_closes_only_its_connection() {
+    // C7: a panic in a handler (here injected; in life a bug a fuzzer finds) is caught by
+    // the runtime; its connection gets a notice and closes, nothing else notices.
+    use tessera::ldap::fault;
+    let server = TestServer::start_with("[security]\nrequire_tls_for_bind = false\n").await;
+    let mut admin = server.admin().await;
+    add_person(&mut admin, "alice", "pw", false).await;
+    let mut bystander = Raw::connect(&server).await;
+    assert_eq!(bystander.whoami(1).await, "");
+
+    // In a spawned operation task, with another operation in flight beside it.
+    let mut victim = Raw::connect(&server).await;
+    let mut bytes = whoami_request(1);
+    bytes.extend(extended(2, fault::OID_PANIC));
+    victim.send(&bytes).await;
+    let mut notice = None;
+    while notice.is_none() {
+        let msg = victim.next().await.expect("a notice before the close");
+        match msg.msgid {
+            1 => {}
+            0 => notice = Some(msg),
+            _ => panic!("the panicking request has no answer: {msg:?}"),
+        }
+    }
+    let Some(LdapMsg {
+        op: LdapOp::ExtendedResponse(resp),
+        ..
+    }) = notice
+    else {
+        panic!("{notice:?}");
+    };
+    assert_eq!(resp.res.code, LdapResultCode::Other);
+    assert!(victim.next().await.is_none(), "closed after the notice");
+
+    // In a bind, which runs on the connection task itself.
+    let mut victim = Raw::connect(&server).await;
+    victim
+        .send(&message(1, bind_op(fault::PANIC_BIND_DN, "pw")))
+        .await;
+    assert_eq!(victim.expect_disconnect().await, LdapResultCode::Other);
+
+    // On the store's blocking thread, inside a read transaction: the operation fails
+    // with 80, and the connection and the store go on.
+    let mut raw = Raw::connect(&server).await;
+    raw.send(&extended(1, fault::OID_PANIC_IN_STORE)).await;
+    assert_eq!(raw.extended_code(1).await, LdapResultCode::Other);
+    assert_eq!(raw.whoami(2).await, "");
+
+    // Everyone else: the open connection, new ones, binds (the throttle and the rights
+    // cache behind their locks), reads and writes.
+    assert_eq!(bystander.whoami(2).await, "");
+    bystander
+        .send(&message(3, bind_op(&person_dn("alice"), "pw")))
+        .await;
+    assert!(
+        matches!(bystander.reply(3).await, LdapOp::BindResponse(r) if r.res.code == LdapResultCode::Success)
+    );
+    assert_eq!(
+        bystander.whoami(4).await,
+        format!("dn:{}", person_dn("alice"))
+    );
+    add_person(&mut admin, "bob", "pw", false).await;
     still_serving(&server).await;
     server.stop().await;
 }
