@@ -102,6 +102,7 @@ pub struct Limits {
     pub idle_timeout: Duration,
     pub write_timeout: Duration,
     pub max_outstanding_ops: usize,
+    pub max_paged_searches_per_connection: usize,
     pub max_filter_depth: usize,
     pub max_filter_elements: usize,
     pub size_limit: usize,
@@ -210,6 +211,7 @@ struct RawLimits {
     idle_timeout: Option<String>,
     write_timeout: Option<String>,
     max_outstanding_ops: Option<usize>,
+    max_paged_searches_per_connection: Option<usize>,
     max_filter_depth: Option<usize>,
     max_filter_elements: Option<usize>,
     size_limit: Option<usize>,
@@ -341,6 +343,11 @@ impl Config {
             idle_timeout: duration("limits.idle_timeout", l.idle_timeout, "15m")?,
             write_timeout: duration("limits.write_timeout", l.write_timeout, "30s")?,
             max_outstanding_ops: positive("limits.max_outstanding_ops", l.max_outstanding_ops, 64)?,
+            max_paged_searches_per_connection: positive(
+                "limits.max_paged_searches_per_connection",
+                l.max_paged_searches_per_connection,
+                16,
+            )?,
             max_filter_depth: positive("limits.max_filter_depth", l.max_filter_depth, 32)?,
             max_filter_elements: positive(
                 "limits.max_filter_elements",

@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
+use std::sync::PoisonError;
 use std::time::Duration;
 
 use futures_util::{FutureExt, SinkExt, StreamExt};
@@ -118,6 +119,11 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let limits = &shared.state.config.limits;
+    session
+        .paged
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .set_limit(limits.max_paged_searches_per_connection);
     let (read_half, write_half) = tokio::io::split(stream);
     let mut reader = FramedRead::new(read_half, codec(limits.max_message_bytes_anonymous));
     let mut writer = FramedWrite::new(write_half, LdapCodec::new(None, None));
@@ -270,6 +276,7 @@ impl Conn {
                 if !self.drain(writer).await {
                     return Step::End(self.panicked(writer).await);
                 }
+                let before = session.principal.clone();
                 let bind = AssertUnwindSafe(async {
                     #[cfg(feature = "fault-injection")]
                     ldap::fault::bind(&req);
@@ -278,6 +285,14 @@ impl Conn {
                 let Ok(res) = bind.catch_unwind().await else {
                     return Step::End(self.panicked(writer).await);
                 };
+                if session.principal != before {
+                    // Cookies are bound to the identity: the old ones can never be used.
+                    session
+                        .paged
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .clear();
+                }
                 let limits = &self.shared.state.config.limits;
                 let max = if session.principal == Principal::Anonymous {
                     limits.max_message_bytes_anonymous

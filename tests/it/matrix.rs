@@ -260,3 +260,84 @@ async fn a_panicking_request_closes_only_its_connection() {
     still_serving(&server).await;
     server.stop().await;
 }
+
+/// One paged search request of `size` (0 with a cookie abandons it): the entries, the
+/// result code, and the cookie for the next page (empty at the end).
+async fn page(ldap: &mut ldap3::Ldap, size: i32, cookie: Vec<u8>) -> (usize, u32, Vec<u8>) {
+    let ctrl: RawControl = PagedResults { size, cookie }.into();
+    let res = ldap
+        .with_controls(vec![ctrl])
+        .search(PEOPLE, Scope::OneLevel, "(objectClass=person)", vec!["1.1"])
+        .await
+        .unwrap();
+    let next = res
+        .1
+        .ctrls
+        .iter()
+        .find_map(|c| match c.0 {
+            Some(ldap3::controls::ControlType::PagedResults) => {
+                Some(c.1.parse::<PagedResults>().cookie)
+            }
+            _ => None,
+        })
+        .unwrap_or_default();
+    (res.0.len(), res.1.rc, next)
+}
+
+#[tokio::test]
+async fn paged_searches_per_connection_are_capped() {
+    // S7: past the cap a new paged search gets 53; finishing, abandoning (size 0) or
+    // rebinding as someone else frees places; other connections have their own.
+    let server = TestServer::start_setup(crate::Setup {
+        extra: "[limits]\nmax_paged_searches_per_connection = 3\n[security]\nanonymous = \"read\"\nrequire_tls_for_bind = false\n",
+        ldif: Some(&crate::bulk_people(10)),
+        ..crate::Setup::default()
+    })
+    .await;
+    let mut admin = server.admin().await;
+    add_person(&mut admin, "alice", "pw", false).await;
+    crate::grant(&mut admin, "directory-readers", &person_dn("alice")).await;
+
+    let mut ldap = server.plain().await;
+    let mut cookies = Vec::new();
+    for _ in 0..3 {
+        let (n, rc, cookie) = page(&mut ldap, 2, Vec::new()).await;
+        assert_eq!((n, rc), (2, 0));
+        assert!(!cookie.is_empty());
+        cookies.push(cookie);
+    }
+    assert_eq!(page(&mut ldap, 2, Vec::new()).await, (0, 53, Vec::new()));
+    // Continuing an open one is not a new one.
+    let (n, rc, next) = page(&mut ldap, 2, cookies[0].clone()).await;
+    assert_eq!((n, rc), (2, 0));
+    cookies[0] = next;
+    // Another connection has places of its own.
+    let mut other = server.plain().await;
+    assert_eq!(page(&mut other, 2, Vec::new()).await.1, 0);
+
+    // Abandoned with size 0: its place is free, and its cookie is dead.
+    let abandoned = cookies.remove(0);
+    assert_eq!(page(&mut ldap, 0, abandoned.clone()).await.1, 0);
+    assert_eq!(page(&mut ldap, 2, abandoned).await.1, 2, "used up");
+    let (_, rc, cookie) = page(&mut ldap, 2, Vec::new()).await;
+    assert_eq!(rc, 0);
+    assert_eq!(page(&mut ldap, 2, Vec::new()).await.1, 53);
+    // Run to its end: free again.
+    let (n, rc, last) = page(&mut ldap, 100, cookie).await;
+    assert!(n > 0 && rc == 0 && last.is_empty(), "{n} {rc} {last:?}");
+    let (_, rc, _) = page(&mut ldap, 2, Vec::new()).await;
+    assert_eq!(rc, 0);
+    assert_eq!(page(&mut ldap, 2, Vec::new()).await.1, 53);
+
+    // A bind as someone else: the old cookies (bound to the old identity) are gone.
+    ldap.simple_bind(&person_dn("alice"), "pw")
+        .await
+        .unwrap()
+        .success()
+        .unwrap();
+    for _ in 0..3 {
+        assert_eq!(page(&mut ldap, 2, Vec::new()).await.1, 0);
+    }
+    assert_eq!(page(&mut ldap, 2, Vec::new()).await.1, 53);
+    server.stop().await;
+}
