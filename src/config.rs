@@ -96,6 +96,8 @@ pub struct Security {
 #[derive(Debug, Clone)]
 pub struct Limits {
     pub max_connections: usize,
+    /// Connections from one address (IPv6: one /64) at once; LDAPI is not counted.
+    pub max_connections_per_ip: usize,
     pub max_message_bytes_anonymous: usize,
     pub max_message_bytes: usize,
     pub tls_handshake_timeout: Duration,
@@ -205,6 +207,7 @@ struct RawSecurity {
 #[serde(deny_unknown_fields)]
 struct RawLimits {
     max_connections: Option<usize>,
+    max_connections_per_ip: Option<usize>,
     max_message_bytes_anonymous: Option<usize>,
     max_message_bytes: Option<usize>,
     tls_handshake_timeout: Option<String>,
@@ -325,6 +328,11 @@ impl Config {
         let l = raw.limits;
         let limits = Limits {
             max_connections: positive("limits.max_connections", l.max_connections, 4096)?,
+            max_connections_per_ip: positive(
+                "limits.max_connections_per_ip",
+                l.max_connections_per_ip,
+                256,
+            )?,
             max_message_bytes_anonymous: positive(
                 "limits.max_message_bytes_anonymous",
                 l.max_message_bytes_anonymous,

@@ -341,3 +341,57 @@ async fn paged_searches_per_connection_are_capped() {
     assert_eq!(page(&mut ldap, 2, Vec::new()).await.1, 53);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn connections_per_address_are_capped() {
+    // C5: a fourth connection from one address is refused with a busy notice; the three
+    // go on, another address and the LDAPI socket are not affected, and a closed
+    // connection's place can be taken again.
+    let server = TestServer::start_with("[limits]\nmax_connections_per_ip = 3\n").await;
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        let mut raw = Raw::connect(&server).await;
+        assert_eq!(raw.whoami(1).await, "");
+        held.push(raw);
+    }
+    let mut extra = Raw::connect(&server).await;
+    assert_eq!(extra.expect_disconnect().await, LdapResultCode::Busy);
+    // LDAPS from the same address: closed before the handshake.
+    let tcp = tokio::net::TcpStream::connect(server.running().ldaps.unwrap())
+        .await
+        .unwrap();
+    let connector = tokio_rustls::TlsConnector::from(server.tls.clone());
+    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+    assert!(connector.connect(name, tcp).await.is_err());
+    for raw in &mut held {
+        assert_eq!(raw.whoami(2).await, "", "existing clients unaffected");
+    }
+    // 127.0.0.2 is another loopback address, and another source.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+    let stream = socket
+        .connect(server.running().ldap.unwrap())
+        .await
+        .unwrap();
+    let mut elsewhere = Raw::over(stream);
+    assert_eq!(elsewhere.whoami(1).await, "");
+    let mut admin = server.admin().await;
+    assert!(crate::whoami(&mut admin).await.starts_with("dn:"));
+
+    // Unbind one; once the server has closed it, its place is free again.
+    let mut leaving = held.pop().unwrap();
+    leaving.send(&message(3, tlv(0x42, b""))).await;
+    assert!(leaving.next().await.is_none());
+    let mut admitted = false;
+    for _ in 0..50 {
+        let mut c = Raw::connect(&server).await;
+        c.send(&whoami_request(1)).await;
+        if c.next().await.is_some_and(|m| m.msgid == 1) {
+            admitted = true;
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    assert!(admitted, "a freed place is usable again");
+    server.stop().await;
+}
