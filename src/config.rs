@@ -102,6 +102,8 @@ pub struct Limits {
     pub max_message_bytes: usize,
     pub tls_handshake_timeout: Duration,
     pub idle_timeout: Duration,
+    /// The idle timeout while the connection is anonymous; never above `idle_timeout`.
+    pub idle_timeout_anonymous: Duration,
     pub write_timeout: Duration,
     pub max_outstanding_ops: usize,
     pub max_paged_searches_per_connection: usize,
@@ -212,6 +214,7 @@ struct RawLimits {
     max_message_bytes: Option<usize>,
     tls_handshake_timeout: Option<String>,
     idle_timeout: Option<String>,
+    idle_timeout_anonymous: Option<String>,
     write_timeout: Option<String>,
     max_outstanding_ops: Option<usize>,
     max_paged_searches_per_connection: Option<usize>,
@@ -326,6 +329,7 @@ impl Config {
             ));
         }
         let l = raw.limits;
+        let idle_timeout = duration("limits.idle_timeout", l.idle_timeout, "15m")?;
         let limits = Limits {
             max_connections: positive("limits.max_connections", l.max_connections, 4096)?,
             max_connections_per_ip: positive(
@@ -348,7 +352,13 @@ impl Config {
                 l.tls_handshake_timeout,
                 "10s",
             )?,
-            idle_timeout: duration("limits.idle_timeout", l.idle_timeout, "15m")?,
+            idle_timeout,
+            idle_timeout_anonymous: duration(
+                "limits.idle_timeout_anonymous",
+                l.idle_timeout_anonymous,
+                "60s",
+            )?
+            .min(idle_timeout),
             write_timeout: duration("limits.write_timeout", l.write_timeout, "30s")?,
             max_outstanding_ops: positive("limits.max_outstanding_ops", l.max_outstanding_ops, 64)?,
             max_paged_searches_per_connection: positive(
@@ -799,6 +809,15 @@ mod tests {
             5,
             "only what the server needs"
         );
+    }
+
+    #[test]
+    fn the_anonymous_idle_limit_never_exceeds_the_idle_limit() {
+        let c = Config::parse("[limits]\nidle_timeout = \"20s\"\n").unwrap();
+        assert_eq!(c.limits.idle_timeout_anonymous, Duration::from_secs(20));
+        let c = Config::parse("[limits]\nidle_timeout_anonymous = \"5s\"\n").unwrap();
+        assert_eq!(c.limits.idle_timeout_anonymous, Duration::from_secs(5));
+        assert_eq!(c.limits.idle_timeout, Duration::from_secs(15 * 60));
     }
 
     #[test]

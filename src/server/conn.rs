@@ -180,6 +180,12 @@ impl Conn {
         let shutdown = self.shared.shutdown.clone();
         loop {
             let can_read = self.ops.len() < limits.max_outstanding_ops;
+            // Unauthenticated sockets are cheap to open: they get the shorter wait.
+            let idle = if session.principal == Principal::Anonymous {
+                limits.idle_timeout_anonymous
+            } else {
+                limits.idle_timeout
+            };
             // Reads come before queued responses, so an Abandon or Unbind is seen while a
             // large search is still streaming; reading stops at the outstanding-op cap.
             tokio::select! {
@@ -191,7 +197,7 @@ impl Conn {
                         .disconnect(writer, LdapResultCode::Unavailable, "server is shutting down")
                         .await;
                 }
-                read = tokio::time::timeout(limits.idle_timeout, reader.next()), if can_read => {
+                read = tokio::time::timeout(idle, reader.next()), if can_read => {
                     let request = match read {
                         Err(_) if self.ops.is_empty() => {
                             return self

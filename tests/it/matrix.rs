@@ -395,3 +395,33 @@ async fn connections_per_address_are_capped() {
     assert!(admitted, "a freed place is usable again");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn anonymous_connections_idle_out_sooner_than_bound_ones() {
+    // C2: the same silence closes an unbound connection (with a notice, as before) and
+    // leaves a bound one open.
+    let server = TestServer::start_with(
+        "[limits]\nidle_timeout = \"1h\"\nidle_timeout_anonymous = \"300ms\"\n[security]\nrequire_tls_for_bind = false\n",
+    )
+    .await;
+    let mut admin = server.admin().await;
+    add_person(&mut admin, "alice", "pw", false).await;
+    let mut bound = Raw::connect(&server).await;
+    bound
+        .send(&message(1, bind_op(&person_dn("alice"), "pw")))
+        .await;
+    assert!(
+        matches!(bound.reply(1).await, LdapOp::BindResponse(r) if r.res.code == LdapResultCode::Success)
+    );
+    // Two unbound connections opened after the bind idle out one after the other, so the
+    // bound one has been silent for longer than twice the anonymous limit.
+    for _ in 0..2 {
+        let mut unbound = Raw::connect(&server).await;
+        assert_eq!(
+            unbound.expect_disconnect().await,
+            LdapResultCode::AdminLimitExceeded
+        );
+    }
+    assert_eq!(bound.whoami(2).await, format!("dn:{}", person_dn("alice")));
+    server.stop().await;
+}
