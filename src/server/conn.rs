@@ -313,6 +313,7 @@ impl Conn {
                 self.reply(writer, msg.msgid, op).await
             }
             LdapOp::ExtendedRequest(req) if req.name == OID_STARTTLS => {
+                let mut injected = false;
                 let refusal = if session.transport != Transport::Plain {
                     Some(LdapError::new(
                         LdapResultCode::OperationsError,
@@ -329,7 +330,16 @@ impl Conn {
                         "operations are outstanding",
                     ))
                 } else if !reader.read_buffer().is_empty() {
-                    // CVE-2011-0411 class: never carry plaintext into the TLS session.
+                    // CVE-2011-0411 class: a client MUST NOT send anything before the
+                    // response (RFC 4511 §4.14.1), so bytes already here were injected
+                    // by someone in the path. Nothing of them is processed: the
+                    // connection ends below.
+                    tracing::warn!(
+                        event = "starttls-injection",
+                        bytes = reader.read_buffer().len(),
+                        "data followed the StartTLS request in the clear; closing"
+                    );
+                    injected = true;
                     Some(LdapError::new(
                         LdapResultCode::OperationsError,
                         "data was sent after the StartTLS request",
@@ -347,6 +357,16 @@ impl Conn {
                     value: None,
                 });
                 if let Step::End(end) = self.reply(writer, msg.msgid, op).await {
+                    return Step::End(end);
+                }
+                if injected {
+                    let end = self
+                        .disconnect(
+                            writer,
+                            LdapResultCode::ProtocolError,
+                            "data was sent after the StartTLS request",
+                        )
+                        .await;
                     return Step::End(end);
                 }
                 if refusal.is_some() {

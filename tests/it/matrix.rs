@@ -14,7 +14,7 @@ use ldap3::Scope;
 use ldap3::controls::{PagedResults, RawControl};
 use ldap3_proto::proto::{LdapMsg, LdapOp, LdapResultCode};
 
-use crate::raw::{Raw, bind_op, message, still_serving, tlv, whoami_request};
+use crate::raw::{Raw, bind_op, message, starttls_op, still_serving, tlv, whoami_request};
 use crate::{PEOPLE, TestServer, add_person, person_dn, search};
 
 #[tokio::test]
@@ -394,6 +394,40 @@ async fn connections_per_address_are_capped() {
     }
     assert!(admitted, "a freed place is usable again");
     server.stop().await;
+}
+
+#[tokio::test]
+async fn a_bind_injected_after_starttls_is_never_processed() {
+    // L1 (CVE-2011-0411 class): a bind pipelined behind StartTLS in the same segment is
+    // not read: StartTLS is refused and the connection closed with a notice.
+    let captured = crate::tokens::capture_logs();
+    let server = TestServer::start_with("[security]\nrequire_tls_for_bind = false\n").await;
+    let mut admin = server.admin().await;
+    add_person(&mut admin, "l1victim", "pw", false).await;
+    let victim = person_dn("l1victim");
+    let mut raw = Raw::connect(&server).await;
+    let mut bytes = message(1, starttls_op());
+    bytes.extend(message(2, bind_op(&victim, "pw")));
+    bytes.extend(whoami_request(3));
+    raw.send(&bytes).await;
+    assert_eq!(raw.extended_code(1).await, LdapResultCode::OperationsError);
+    assert_eq!(raw.expect_disconnect().await, LdapResultCode::ProtocolError);
+    // Plaintext sent right after a successful StartTLS response lands in the TLS
+    // handshake, which fails: closed, not processed either.
+    let mut raw = Raw::connect(&server).await;
+    raw.send(&message(1, starttls_op())).await;
+    assert_eq!(raw.extended_code(1).await, LdapResultCode::Success);
+    raw.send(&message(2, bind_op(&victim, "pw"))).await;
+    assert!(raw.next().await.is_none(), "no answer in the clear, closed");
+    still_serving(&server).await;
+    server.stop().await;
+    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(log.contains("starttls-injection"), "the attempt is logged");
+    assert!(
+        !log.lines()
+            .any(|l| l.contains("event=\"bind\"") && l.contains("uid=l1victim")),
+        "no bind of the victim was ever processed"
+    );
 }
 
 #[tokio::test]
