@@ -207,6 +207,12 @@ impl Conn {
                         Err(_) => continue,
                         Ok(None) => return End::Closed,
                         Ok(Some(Err(e))) => {
+                            if let Some(other) = foreign(&e) {
+                                // Not an LDAP client at all: a notice would mean nothing to
+                                // it, so just close, and tell the operator what happened.
+                                tracing::warn!(event = "foreign-protocol", "{other}");
+                                return End::Closed;
+                            }
                             tracing::debug!(error = %e, "undecodable message, disconnecting");
                             return self
                                 .disconnect(
@@ -538,6 +544,9 @@ impl Decoder for FrameCodec {
 
     fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Request>, std::io::Error> {
         if buf.first().is_some_and(|&tag| tag != 0x30) {
+            if let Some(other) = Foreign::detect(buf) {
+                return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, other));
+            }
             return Err(bad("message is not a SEQUENCE"));
         }
         if let Some(&len) = buf.get(1) {
@@ -572,6 +581,66 @@ impl Decoder for FrameCodec {
             None => Err(bad("inconsistent message framing")),
         }
     }
+}
+
+/// Another protocol spoken at the LDAP port, recognised from its first bytes (389-ds logs
+/// the same hint): a TLS client that should have used ldaps:// or StartTLS, or a web client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Foreign {
+    TlsClientHello,
+    Http,
+}
+
+/// Request methods of HTTP/1.x, as the first bytes of a request.
+const HTTP_METHODS: &[&[u8]] = &[
+    b"GET ",
+    b"POST ",
+    b"HEAD ",
+    b"PUT ",
+    b"DELETE ",
+    b"OPTIONS ",
+    b"CONNECT ",
+    b"PATCH ",
+    b"TRACE ",
+    b"PRI * HTTP/2",
+];
+
+impl Foreign {
+    /// What `buf` (not an LDAPMessage) starts like, if it is one of the usual mistakes.
+    /// A prefix too short to tell is taken as what it could still become.
+    pub fn detect(buf: &[u8]) -> Option<Foreign> {
+        // A TLS record: handshake (22), then the version's major byte 3.
+        if buf.first() == Some(&0x16) && buf.get(1).is_none_or(|b| *b == 0x03) {
+            return Some(Foreign::TlsClientHello);
+        }
+        let http = HTTP_METHODS.iter().any(|m| {
+            let n = m.len().min(buf.len());
+            n > 0 && buf[..n] == m[..n]
+        });
+        http.then_some(Foreign::Http)
+    }
+
+    pub fn hint(self) -> &'static str {
+        match self {
+            Foreign::TlsClientHello => {
+                "TLS ClientHello on the plaintext LDAP port; use ldaps:// on the LDAPS port, or StartTLS"
+            }
+            Foreign::Http => "HTTP request on the LDAP port; this is not a web server",
+        }
+    }
+}
+
+impl std::fmt::Display for Foreign {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.hint())
+    }
+}
+
+impl std::error::Error for Foreign {}
+
+/// The foreign protocol a decode error reports, if that is what it is.
+fn foreign(e: &std::io::Error) -> Option<Foreign> {
+    e.get_ref()?.downcast_ref::<Foreign>().copied()
 }
 
 fn bad(why: &str) -> std::io::Error {

@@ -431,6 +431,47 @@ async fn a_bind_injected_after_starttls_is_never_processed() {
 }
 
 #[tokio::test]
+async fn tls_or_http_on_the_plain_port_is_closed_with_a_hint() {
+    // F11: no LDAP response (the client would not understand one), a log line that says
+    // what went wrong, and the server goes on.
+    let captured = crate::tokens::capture_logs();
+    let server = TestServer::start().await;
+    let addr = server.running().ldap.unwrap();
+    // A real TLS client on the plain port.
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let tls_port = tcp.local_addr().unwrap().port();
+    let connector = tokio_rustls::TlsConnector::from(server.tls.clone());
+    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+    assert!(connector.connect(name, tcp).await.is_err());
+    // A bare ClientHello record header, and a web request.
+    for bytes in [
+        &[
+            0x16, 0x03, 0x01, 0x00, 0xa5, 0x01, 0x00, 0x00, 0xa1, 0x03, 0x03,
+        ][..],
+        b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n",
+    ] {
+        let mut raw = Raw::connect(&server).await;
+        raw.send(bytes).await;
+        assert!(raw.next().await.is_none(), "closed, no LDAP message");
+    }
+    let mut raw = Raw::connect(&server).await;
+    raw.send(b"POST /ldap HTTP/1.0\r\n\r\n").await;
+    assert!(raw.next().await.is_none());
+    still_serving(&server).await;
+    server.stop().await;
+    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let line = log
+        .lines()
+        .find(|l| l.contains(&format!("127.0.0.1:{tls_port}\"")) && l.contains("ClientHello"))
+        .unwrap_or_else(|| panic!("no hint for port {tls_port} in {log}"));
+    assert!(
+        line.contains("use ldaps://") && line.contains("StartTLS"),
+        "{line}"
+    );
+    assert!(log.contains("HTTP request on the LDAP port"));
+}
+
+#[tokio::test]
 async fn anonymous_connections_idle_out_sooner_than_bound_ones() {
     // C2: the same silence closes an unbound connection (with a notice, as before) and
     // leaves a bound one open.
