@@ -14,7 +14,9 @@ use ldap3::Scope;
 use ldap3::controls::{PagedResults, RawControl};
 use ldap3_proto::proto::{LdapMsg, LdapOp, LdapResultCode};
 
-use crate::raw::{Raw, bind_op, message, starttls_op, still_serving, tlv, whoami_request};
+use crate::raw::{
+    Raw, bind_op, message, starttls_op, still_serving, subtree_search, tlv, whoami_request,
+};
 use crate::{PEOPLE, TestServer, add_person, person_dn, search};
 
 #[tokio::test]
@@ -393,6 +395,65 @@ async fn connections_per_address_are_capped() {
         tokio::task::yield_now().await;
     }
     assert!(admitted, "a freed place is usable again");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_bind_waits_for_the_searches_before_it() {
+    // B10: search + bind + search in one segment. RFC 4511 §4.2.1: the search before the
+    // bind is answered in full, as the old identity, before the bind; the one after it
+    // runs as the new identity.
+    let server = TestServer::start_setup(crate::Setup {
+        extra: "[security]\nanonymous = \"read\"\nrequire_tls_for_bind = false\n",
+        ldif: Some(&crate::bulk_people(300)),
+        ..crate::Setup::default()
+    })
+    .await;
+    let mut admin = server.admin().await;
+    add_person(&mut admin, "alice", "pw", false).await;
+    // What anonymous sees; alice, with no role, sees only herself (not even ou=people).
+    let mut anonymous = server.plain().await;
+    let (seen, rc) = search(
+        &mut anonymous,
+        PEOPLE,
+        Scope::Subtree,
+        "(objectClass=*)",
+        &["1.1"],
+    )
+    .await;
+    assert_eq!(rc, 0);
+    assert!(seen.len() > 300);
+
+    let mut raw = Raw::connect(&server).await;
+    let mut bytes = subtree_search(1, PEOPLE.as_bytes());
+    bytes.extend(message(2, bind_op(&person_dn("alice"), "pw")));
+    bytes.extend(subtree_search(3, PEOPLE.as_bytes()));
+    raw.send(&bytes).await;
+    let mut before = 0;
+    loop {
+        match raw.reply(1).await {
+            LdapOp::SearchResultEntry(_) => before += 1,
+            LdapOp::SearchResultDone(res) => {
+                assert_eq!(res.code, LdapResultCode::Success);
+                break;
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(before, seen.len(), "all of it, with the anonymous view");
+    let LdapOp::BindResponse(bind) = raw.reply(2).await else {
+        panic!("the bind answers next");
+    };
+    assert_eq!(bind.res.code, LdapResultCode::Success);
+    let mut after = 0;
+    loop {
+        match raw.reply(3).await {
+            LdapOp::SearchResultEntry(_) => after += 1,
+            LdapOp::SearchResultDone(_) => break,
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(after <= 1, "alice's view, not anonymous's: {after}");
     server.stop().await;
 }
 
