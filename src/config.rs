@@ -50,6 +50,9 @@ pub struct Tokens {
     pub default_lifetime: Duration,
     /// Longest lifetime allowed; when set, `never` is refused too.
     pub max_lifetime: Option<Duration>,
+    /// Delete a valid token sent in a bind over an unprotected connection (it is always
+    /// logged and stamped `tokenExposed`).
+    pub revoke_on_cleartext: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -178,6 +181,7 @@ struct RawThrottle {
 struct RawTokens {
     default_lifetime: Option<String>,
     max_lifetime: Option<String>,
+    revoke_on_cleartext: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -420,6 +424,7 @@ impl Config {
                 None | Some("") => None,
                 Some(t) => Some(duration("tokens.max_lifetime", Some(t.to_string()), "")?),
             },
+            revoke_on_cleartext: raw.tokens.revoke_on_cleartext.unwrap_or(false),
         };
         if tokens
             .max_lifetime

@@ -561,3 +561,94 @@ async fn anonymous_connections_idle_out_sooner_than_bound_ones() {
     assert_eq!(bound.whoami(2).await, format!("dn:{}", person_dn("alice")));
     server.stop().await;
 }
+
+/// The `tokenExposed` stamp on token `id` of `account`, or None; Err(rc) if the token
+/// entry cannot be read (32 once revoked).
+async fn exposed_stamp(
+    admin: &mut ldap3::Ldap,
+    account: &str,
+    id: &str,
+) -> Result<Option<String>, u32> {
+    let (entries, rc) = search(
+        admin,
+        &format!("tokenId={id},{account}"),
+        Scope::Base,
+        "(objectClass=*)",
+        &["tokenExposed"],
+    )
+    .await;
+    if rc != 0 {
+        return Err(rc);
+    }
+    Ok(entries[0]
+        .attrs
+        .get("tokenExposed")
+        .and_then(|v| v.first().cloned()))
+}
+
+#[tokio::test]
+async fn a_token_sent_in_the_clear_is_marked_exposed() {
+    // L4: a StartTLS-stripped client sends its token in the clear: 13, and the token is
+    // stamped exposed (a forged one with the same id is not); still usable over TLS.
+    let server = TestServer::start().await;
+    let mut admin = server.admin().await;
+    assert_eq!(
+        crate::tokens::add_service(&mut admin, "nas01", None).await,
+        0
+    );
+    let nas = crate::tokens::service_dn("nas01");
+    let t = crate::tokens::generate(&mut admin, &nas, "clear", None, None, None)
+        .await
+        .unwrap();
+    let other = crate::tokens::generate(&mut admin, &nas, "other", None, None, None)
+        .await
+        .unwrap();
+    assert_eq!(exposed_stamp(&mut admin, &nas, &t.id).await, Ok(None));
+    let mut plain = server.plain().await;
+    assert_eq!(
+        plain.simple_bind("dn=token", &t.token).await.unwrap().rc,
+        13
+    );
+    assert_eq!(plain.simple_bind(&nas, &t.token).await.unwrap().rc, 13);
+    assert!(
+        exposed_stamp(&mut admin, &nas, &t.id)
+            .await
+            .unwrap()
+            .is_some(),
+        "stamped"
+    );
+    // Someone who knows only the public id cannot get a token marked (or revoked).
+    let forged = crate::tokens::wrong_secret(&other.token);
+    assert_eq!(plain.simple_bind("dn=token", &forged).await.unwrap().rc, 13);
+    assert_eq!(exposed_stamp(&mut admin, &nas, &other.id).await, Ok(None));
+    let mut tls = server.bound("dn=token", &t.token).await;
+    assert_eq!(crate::whoami(&mut tls).await, format!("dn:{nas}"));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_token_sent_in_the_clear_can_be_revoked_at_once() {
+    // L4 with tokens.revoke_on_cleartext: the exposed token is deleted, so a later bind
+    // with it over TLS fails with 49.
+    let server = TestServer::start_with("[tokens]\nrevoke_on_cleartext = true\n").await;
+    let mut admin = server.admin().await;
+    assert_eq!(
+        crate::tokens::add_service(&mut admin, "nas01", None).await,
+        0
+    );
+    let nas = crate::tokens::service_dn("nas01");
+    let t = crate::tokens::generate(&mut admin, &nas, "clear", None, None, None)
+        .await
+        .unwrap();
+    let mut tls = server.ldaps().await;
+    assert_eq!(tls.simple_bind("dn=token", &t.token).await.unwrap().rc, 0);
+    let mut plain = server.plain().await;
+    assert_eq!(
+        plain.simple_bind("dn=token", &t.token).await.unwrap().rc,
+        13
+    );
+    assert_eq!(exposed_stamp(&mut admin, &nas, &t.id).await, Err(32));
+    let mut tls = server.ldaps().await;
+    assert_eq!(tls.simple_bind("dn=token", &t.token).await.unwrap().rc, 49);
+    server.stop().await;
+}
