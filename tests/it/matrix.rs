@@ -5,7 +5,8 @@
 //! connection (T9), a second server on the same database (D4), a panicking handler (C7),
 //! paged-search exhaustion (S7), the per-address connection cap (C5), a bind behind a
 //! search (B10), plaintext injected behind StartTLS (L1), TLS or HTTP on the plain port
-//! (F11), and the shorter idle limit before bind (C2).
+//! (F11), the shorter idle limit before bind (C2), a token sent in the clear (L4), and no
+//! early data on resumed TLS sessions (L6).
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -650,5 +651,37 @@ async fn a_token_sent_in_the_clear_can_be_revoked_at_once() {
     assert_eq!(exposed_stamp(&mut admin, &nas, &t.id).await, Err(32));
     let mut tls = server.ldaps().await;
     assert_eq!(tls.simple_bind("dn=token", &t.token).await.unwrap().rc, 49);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn resumed_tls_sessions_get_no_early_data() {
+    // L6: TLS 1.3 resumption works, but 0-RTT data (replayable requests) is never
+    // accepted from a client willing to send it: the tickets allow none. That, and
+    // renegotiation (which rustls never does), are checked with openssl in the interop
+    // suite (tests/interop/defaults.sh).
+    let server = TestServer::start().await;
+    let mut config = (*server.tls).clone();
+    config.enable_early_data = true;
+    let config = std::sync::Arc::new(config);
+    let addr = server.running().ldaps.unwrap();
+    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+    let mut kinds = Vec::new();
+    for _ in 0..2 {
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let connector = tokio_rustls::TlsConnector::from(config.clone());
+        let tls = connector.connect(name.clone(), tcp).await.unwrap();
+        let (_, conn) = tls.get_ref();
+        assert!(!conn.is_early_data_accepted());
+        kinds.push(conn.handshake_kind());
+        // Reading the answer also takes in the session tickets sent after the handshake.
+        let mut raw = Raw::over(tls);
+        assert_eq!(raw.whoami(1).await, "");
+    }
+    assert_eq!(
+        kinds[1],
+        Some(rustls::HandshakeKind::Resumed),
+        "the second connection resumed, so early data was possible to offer: {kinds:?}"
+    );
     server.stop().await;
 }
