@@ -330,11 +330,6 @@ impl Conn {
                         LdapResultCode::Unavailable,
                         "TLS is not configured",
                     ))
-                } else if !self.ops.is_empty() {
-                    Some(LdapError::new(
-                        LdapResultCode::OperationsError,
-                        "operations are outstanding",
-                    ))
                 } else if !reader.read_buffer().is_empty() {
                     // CVE-2011-0411 class: a client MUST NOT send anything before the
                     // response (RFC 4511 §4.14.1), so bytes already here were injected
@@ -349,6 +344,11 @@ impl Conn {
                     Some(LdapError::new(
                         LdapResultCode::OperationsError,
                         "data was sent after the StartTLS request",
+                    ))
+                } else if !self.ops.is_empty() {
+                    Some(LdapError::new(
+                        LdapResultCode::OperationsError,
+                        "operations are outstanding",
                     ))
                 } else {
                     None

@@ -474,6 +474,21 @@ async fn a_bind_injected_after_starttls_is_never_processed() {
     raw.send(&bytes).await;
     assert_eq!(raw.extended_code(1).await, LdapResultCode::OperationsError);
     assert_eq!(raw.expect_disconnect().await, LdapResultCode::ProtocolError);
+    // The same with a search still in flight (which alone would only refuse StartTLS).
+    let mut raw = Raw::connect(&server).await;
+    let mut bytes = subtree_search(1, crate::SUFFIX.as_bytes());
+    bytes.extend(message(2, starttls_op()));
+    bytes.extend(message(3, bind_op(&victim, "pw")));
+    raw.send(&bytes).await;
+    let mut seen = Vec::new();
+    while let Some(msg) = raw.next().await {
+        seen.push(msg.msgid);
+        assert_ne!(msg.msgid, 3, "{msg:?}");
+        if let (2, LdapOp::ExtendedResponse(resp)) = (msg.msgid, &msg.op) {
+            assert_eq!(resp.res.code, LdapResultCode::OperationsError);
+        }
+    }
+    assert!(seen.contains(&2) && seen.last() == Some(&0), "{seen:?}");
     // Plaintext sent right after a successful StartTLS response lands in the TLS
     // handshake, which fails: closed, not processed either.
     let mut raw = Raw::connect(&server).await;
