@@ -311,7 +311,7 @@ impl Conn {
                 } else {
                     limits.max_message_bytes
                 };
-                *reader.decoder_mut() = codec(max);
+                reader.decoder_mut().set_max_bytes(max);
                 let op = LdapOp::BindResponse(ldap3_proto::proto::LdapBindResponse {
                     res,
                     saslcreds: None,
@@ -516,6 +516,7 @@ pub fn codec(max_bytes: usize) -> FrameCodec {
     FrameCodec {
         inner: LdapCodec::new(Some(max_bytes), Some(MAX_BER_DEPTH)),
         max_bytes,
+        first: true,
     }
 }
 
@@ -536,6 +537,17 @@ pub struct Request {
 pub struct FrameCodec {
     inner: LdapCodec,
     max_bytes: usize,
+    /// Nothing decoded yet: the bytes are the first the client sent, where another
+    /// protocol (TLS, HTTP) is recognised.
+    first: bool,
+}
+
+impl FrameCodec {
+    /// A new message size cap (after a bind), for the messages still to come.
+    pub fn set_max_bytes(&mut self, max_bytes: usize) {
+        self.inner = LdapCodec::new(Some(max_bytes), Some(MAX_BER_DEPTH));
+        self.max_bytes = max_bytes;
+    }
 }
 
 impl Decoder for FrameCodec {
@@ -544,7 +556,7 @@ impl Decoder for FrameCodec {
 
     fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Request>, std::io::Error> {
         if buf.first().is_some_and(|&tag| tag != 0x30) {
-            if let Some(other) = Foreign::detect(buf) {
+            if let Some(other) = Foreign::detect(buf).filter(|_| self.first) {
                 return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, other));
             }
             return Err(bad("message is not a SEQUENCE"));
@@ -577,7 +589,10 @@ impl Decoder for FrameCodec {
         };
         let critical = scan(frame.content).ok_or_else(|| bad("malformed message envelope"))?;
         match self.inner.decode(buf)? {
-            Some(msg) => Ok(Some(Request { msg, critical })),
+            Some(msg) => {
+                self.first = false;
+                Ok(Some(Request { msg, critical }))
+            }
             None => Err(bad("inconsistent message framing")),
         }
     }
@@ -813,6 +828,35 @@ mod tests {
         for good in [&[0x00][..], &[0x7f, 0xff, 0xff, 0xff], &[0x00, 0x00, 0x01]] {
             assert!(decode(&message(good, &[])).unwrap().is_some(), "{good:?}");
         }
+    }
+
+    #[test]
+    fn other_protocols_are_recognised_in_the_first_bytes_only() {
+        let kind = |bytes: &[u8]| {
+            let mut buf = BytesMut::from(bytes);
+            let err = codec(1 << 16).decode(&mut buf).err()?;
+            foreign(&err)
+        };
+        assert_eq!(
+            kind(&[0x16, 0x03, 0x01, 0x02, 0x00]),
+            Some(Foreign::TlsClientHello)
+        );
+        assert_eq!(kind(&[0x16]), Some(Foreign::TlsClientHello));
+        assert_eq!(kind(b"GET / HTTP/1.1\r\n"), Some(Foreign::Http));
+        assert_eq!(kind(b"PO"), Some(Foreign::Http));
+        assert_eq!(kind(b"OPTIONS * HTTP/1.1\r\n"), Some(Foreign::Http));
+        assert_eq!(kind(&[0x16, 0x01]), None, "not a TLS record");
+        assert_eq!(kind(b"GOT"), None);
+        assert_eq!(kind(&[0xff, 0x00]), None);
+        // After an LDAP message, the same bytes are just a malformed message.
+        let mut codec = codec(1 << 16);
+        let mut buf = BytesMut::from(&message(&[1], &[])[..]);
+        buf.extend_from_slice(b"GET / HTTP/1.1\r\n");
+        assert!(codec.decode(&mut buf).unwrap().is_some());
+        let Err(err) = codec.decode(&mut buf) else {
+            panic!("an error");
+        };
+        assert!(foreign(&err).is_none());
     }
 
     #[test]
