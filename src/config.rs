@@ -50,6 +50,9 @@ pub struct Tokens {
     pub default_lifetime: Duration,
     /// Longest lifetime allowed; when set, `never` is refused too.
     pub max_lifetime: Option<Duration>,
+    /// Delete a valid token sent in a bind over an unprotected connection (it is always
+    /// logged and stamped `tokenExposed`).
+    pub revoke_on_cleartext: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -111,12 +114,17 @@ pub struct Security {
 #[derive(Debug, Clone)]
 pub struct Limits {
     pub max_connections: usize,
+    /// Connections from one address (IPv6: one /64) at once; LDAPI is not counted.
+    pub max_connections_per_ip: usize,
     pub max_message_bytes_anonymous: usize,
     pub max_message_bytes: usize,
     pub tls_handshake_timeout: Duration,
     pub idle_timeout: Duration,
+    /// The idle timeout while the connection is anonymous; never above `idle_timeout`.
+    pub idle_timeout_anonymous: Duration,
     pub write_timeout: Duration,
     pub max_outstanding_ops: usize,
+    pub max_paged_searches_per_connection: usize,
     pub max_filter_depth: usize,
     pub max_filter_elements: usize,
     pub size_limit: usize,
@@ -188,6 +196,7 @@ struct RawThrottle {
 struct RawTokens {
     default_lifetime: Option<String>,
     max_lifetime: Option<String>,
+    revoke_on_cleartext: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -221,12 +230,15 @@ struct RawSecurity {
 #[serde(deny_unknown_fields)]
 struct RawLimits {
     max_connections: Option<usize>,
+    max_connections_per_ip: Option<usize>,
     max_message_bytes_anonymous: Option<usize>,
     max_message_bytes: Option<usize>,
     tls_handshake_timeout: Option<String>,
     idle_timeout: Option<String>,
+    idle_timeout_anonymous: Option<String>,
     write_timeout: Option<String>,
     max_outstanding_ops: Option<usize>,
+    max_paged_searches_per_connection: Option<usize>,
     max_filter_depth: Option<usize>,
     max_filter_elements: Option<usize>,
     size_limit: Option<usize>,
@@ -344,8 +356,14 @@ impl Config {
             ));
         }
         let l = raw.limits;
+        let idle_timeout = duration("limits.idle_timeout", l.idle_timeout, "15m")?;
         let limits = Limits {
             max_connections: positive("limits.max_connections", l.max_connections, 4096)?,
+            max_connections_per_ip: positive(
+                "limits.max_connections_per_ip",
+                l.max_connections_per_ip,
+                256,
+            )?,
             max_message_bytes_anonymous: positive(
                 "limits.max_message_bytes_anonymous",
                 l.max_message_bytes_anonymous,
@@ -361,9 +379,20 @@ impl Config {
                 l.tls_handshake_timeout,
                 "10s",
             )?,
-            idle_timeout: duration("limits.idle_timeout", l.idle_timeout, "15m")?,
+            idle_timeout,
+            idle_timeout_anonymous: duration(
+                "limits.idle_timeout_anonymous",
+                l.idle_timeout_anonymous,
+                "60s",
+            )?
+            .min(idle_timeout),
             write_timeout: duration("limits.write_timeout", l.write_timeout, "30s")?,
             max_outstanding_ops: positive("limits.max_outstanding_ops", l.max_outstanding_ops, 64)?,
+            max_paged_searches_per_connection: positive(
+                "limits.max_paged_searches_per_connection",
+                l.max_paged_searches_per_connection,
+                16,
+            )?,
             max_filter_depth: positive("limits.max_filter_depth", l.max_filter_depth, 32)?,
             max_filter_elements: positive(
                 "limits.max_filter_elements",
@@ -418,6 +447,7 @@ impl Config {
                 None | Some("") => None,
                 Some(t) => Some(duration("tokens.max_lifetime", Some(t.to_string()), "")?),
             },
+            revoke_on_cleartext: raw.tokens.revoke_on_cleartext.unwrap_or(false),
         };
         if tokens
             .max_lifetime
@@ -813,6 +843,15 @@ mod tests {
             5,
             "only what the server needs"
         );
+    }
+
+    #[test]
+    fn the_anonymous_idle_limit_never_exceeds_the_idle_limit() {
+        let c = Config::parse("[limits]\nidle_timeout = \"20s\"\n").unwrap();
+        assert_eq!(c.limits.idle_timeout_anonymous, Duration::from_secs(20));
+        let c = Config::parse("[limits]\nidle_timeout_anonymous = \"5s\"\n").unwrap();
+        assert_eq!(c.limits.idle_timeout_anonymous, Duration::from_secs(5));
+        assert_eq!(c.limits.idle_timeout, Duration::from_secs(15 * 60));
     }
 
     #[test]

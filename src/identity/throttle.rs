@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use time::OffsetDateTime;
@@ -114,13 +114,9 @@ impl Throttle {
 
     /// Note a failed bind of `account` from `source` at `now`.
     pub fn failed(&self, account: &str, source: &Source, now: OffsetDateTime) -> Failure {
-        let Ok(mut records) = self.records.lock() else {
-            return Failure {
-                hold: Duration::ZERO,
-                started: false,
-                failures: 0,
-            };
-        };
+        // Poisoned means a panic elsewhere mid-update; the counts are still counts, and
+        // failing open here would switch the throttle off for good.
+        let mut records = self.records.lock().unwrap_or_else(PoisonError::into_inner);
         self.make_room(&mut records, now);
         let account_key = Key::Account {
             account: account.to_string(),
@@ -144,19 +140,16 @@ impl Throttle {
     /// A successful bind: that account's record from that source goes. The source's own
     /// record stays: one user's success does not excuse a spray from their address.
     pub fn succeeded(&self, account: &str, source: &Source) {
-        if let Ok(mut records) = self.records.lock() {
-            records.remove(&Key::Account {
-                account: account.to_string(),
-                source: source.clone(),
-            });
-        }
+        let mut records = self.records.lock().unwrap_or_else(PoisonError::into_inner);
+        records.remove(&Key::Account {
+            account: account.to_string(),
+            source: source.clone(),
+        });
     }
 
     /// What is being slowed down at `now`, longest hold first.
     pub fn throttled(&self, now: OffsetDateTime) -> Vec<Throttled> {
-        let Ok(records) = self.records.lock() else {
-            return Vec::new();
-        };
+        let records = self.records.lock().unwrap_or_else(PoisonError::into_inner);
         let mut out: Vec<Throttled> = records
             .iter()
             .filter(|(key, r)| r.failures > self.free(key) && !self.forgotten(r, now))

@@ -18,7 +18,7 @@
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use ldap3_proto::proto::LdapResultCode;
 
@@ -86,7 +86,7 @@ const MAX_CACHED: usize = 10_000;
 
 impl RightsCache {
     fn get(&self, dn: &Dn, generation: u64) -> Option<Arc<Resolved>> {
-        let map = self.rights.lock().ok()?;
+        let map = self.rights.lock().unwrap_or_else(PoisonError::into_inner);
         match map.get(dn.norm()) {
             Some((g, resolved)) if *g == generation => Some(resolved.clone()),
             _ => None,
@@ -94,9 +94,8 @@ impl RightsCache {
     }
 
     fn put(&self, dn: &Dn, generation: u64, resolved: Arc<Resolved>) {
-        let Ok(mut map) = self.rights.lock() else {
-            return;
-        };
+        // A cache: after a panic elsewhere poisoned the lock, its contents are still good.
+        let mut map = self.rights.lock().unwrap_or_else(PoisonError::into_inner);
         bound(&mut map, |(g, _)| *g == generation);
         map.insert(dn.norm().to_string(), (generation, resolved));
     }
@@ -112,17 +111,18 @@ impl RightsCache {
         let cached = self
             .tokens
             .lock()
-            .ok()
-            .and_then(|map| map.get(id).filter(|(g, _)| *g == generation).cloned());
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(id)
+            .filter(|(g, _)| *g == generation)
+            .cloned();
         let live = match cached {
             Some((_, live)) => live,
             None => {
                 let live = token::find_valid(r, id, now)?
                     .map(|(v, _)| (v.account, v.read_only, v.expiries));
-                if let Ok(mut map) = self.tokens.lock() {
-                    bound(&mut map, |(g, _)| *g == generation);
-                    map.insert(id.to_string(), (generation, live.clone()));
-                }
+                let mut map = self.tokens.lock().unwrap_or_else(PoisonError::into_inner);
+                bound(&mut map, |(g, _)| *g == generation);
+                map.insert(id.to_string(), (generation, live.clone()));
                 live
             }
         };

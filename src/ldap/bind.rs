@@ -143,6 +143,8 @@ async fn simple(
         ));
     }
     if state.config.security.require_tls_for_bind && !session.transport.is_protected() {
+        // Refused, but the secret has crossed the wire readable already (RFC 4513 §6.3.3).
+        ldap_token::exposed(state, dn, password).await;
         return Err(LdapError::new(
             LdapResultCode::ConfidentialityRequired,
             "binds with a password require TLS (use ldaps:// or StartTLS) or LDAPI",

@@ -15,6 +15,8 @@ pub mod bootstrap;
 pub mod compare;
 pub mod delete;
 pub mod extended;
+#[cfg(feature = "fault-injection")]
+pub mod fault;
 pub mod modify;
 pub mod modify_dn;
 pub mod proxied;
@@ -102,6 +104,11 @@ impl OpContext {
 /// Run one operation that does not change the connection, and send its response.
 /// Critical controls were checked by the connection (`unsupported_critical`) before.
 pub async fn dispatch(mut ctx: OpContext, op: LdapOp) {
+    #[cfg(feature = "fault-injection")]
+    if let Err(e) = fault::operation(&ctx, &op).await {
+        reply(&ctx, &op, Err(e.into()), Vec::new()).await;
+        return;
+    }
     if let Err(e) = proxied::apply(&mut ctx).await {
         reply(&ctx, &op, Err(e), Vec::new()).await;
         return;

@@ -103,6 +103,12 @@ impl From<StoreError> for LdapError {
                 LdapError::new(LdapResultCode::EntryAlreadyExists, "entry already exists")
             }
             StoreError::NoParent => LdapError::no_such_object(String::new()),
+            // A panic on the blocking thread: a bug, not an outage, so not 52 (which
+            // tells clients to try again elsewhere). The transaction died with it.
+            StoreError::Task(why) => {
+                tracing::error!(event = "panic", error = %why, "a store task failed");
+                LdapError::new(LdapResultCode::Other, "internal server error")
+            }
             other => {
                 tracing::error!(error = %other, "store failure");
                 LdapError::new(

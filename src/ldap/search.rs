@@ -26,7 +26,7 @@ use crate::directory::schema::Schema;
 use crate::ldap::access::{self, Caller};
 use crate::ldap::result::{LdapError, success};
 use crate::ldap::root_dse::{self, SUBSCHEMA_DN};
-use crate::ldap::session::Principal;
+use crate::ldap::session::{PagedCookies, Principal};
 use crate::ldap::{OpContext, reply};
 use crate::store::{DirectoryRead, Reader, StoreError};
 
@@ -78,9 +78,16 @@ async fn run(ctx: &OpContext, req: &LdapSearchRequest) -> Outcome {
     }
 
     let mut page = None;
+    // Held until the first page's cookie is issued: see `PagedCookies`.
+    let mut _new_paged = None;
     if let Some((size, cookie)) = &paged {
         let fp = fingerprint(req, ctx);
         let after = if cookie.is_empty() {
+            _new_paged = Some(PagedCookies::begin(&ctx.session.paged).ok_or_else(|| {
+                no_ctrl(LdapError::unwilling(
+                    "too many paged searches open on this connection",
+                ))
+            })?);
             0
         } else {
             match check_cookie(ctx, cookie, fp) {

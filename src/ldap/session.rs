@@ -4,7 +4,7 @@
 //! Owned by the connection task; operations in flight get a cheap snapshot. No I/O.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::directory::dn::Dn;
 
@@ -72,19 +72,50 @@ pub enum ClientCert {
     Unnamed,
 }
 
-/// Cookies issued and not yet used. A cookie is good for one use on this connection.
-#[derive(Debug, Default)]
+/// The paged searches a connection has open: cookies issued and not yet used, plus new
+/// paged searches running their first page. A cookie is good for one use on this
+/// connection. Their number is capped (`limits.max_paged_searches_per_connection`): a new
+/// paged search past it gets 53, as in 389-ds. A search frees its place when it ends, when
+/// the client sends size 0 with the cookie (RFC 2696 §3), when the identity changes (the
+/// cookies are bound to it), and with the connection. A continuation racing a new search
+/// can overshoot the cap by the operations in flight, no more.
+#[derive(Debug)]
 pub struct PagedCookies {
     issued: VecDeque<Vec<u8>>,
+    starting: usize,
+    limit: usize,
 }
 
-const MAX_OPEN_PAGED: usize = 32;
+/// Until the connection sets its configured limit.
+const DEFAULT_PAGED_LIMIT: usize = 16;
+
+impl Default for PagedCookies {
+    fn default() -> Self {
+        PagedCookies {
+            issued: VecDeque::new(),
+            starting: 0,
+            limit: DEFAULT_PAGED_LIMIT,
+        }
+    }
+}
 
 impl PagedCookies {
-    pub fn issue(&mut self, cookie: Vec<u8>) {
-        if self.issued.len() >= MAX_OPEN_PAGED {
-            self.issued.pop_front();
+    pub fn set_limit(&mut self, limit: usize) {
+        self.limit = limit;
+    }
+
+    /// A place for a new paged search, held until the returned guard drops (by then its
+    /// cookie, if any, is issued); None when the connection has as many open as allowed.
+    pub fn begin(paged: &Arc<Mutex<PagedCookies>>) -> Option<PagedStart> {
+        let mut this = paged.lock().unwrap_or_else(PoisonError::into_inner);
+        if this.issued.len() + this.starting >= this.limit {
+            return None;
         }
+        this.starting += 1;
+        Some(PagedStart(paged.clone()))
+    }
+
+    pub fn issue(&mut self, cookie: Vec<u8>) {
         self.issued.push_back(cookie);
     }
 
@@ -97,6 +128,26 @@ impl PagedCookies {
             }
             None => false,
         }
+    }
+
+    /// Forget every issued cookie.
+    pub fn clear(&mut self) {
+        self.issued.clear();
+    }
+
+    /// Paged searches open now.
+    pub fn open(&self) -> usize {
+        self.issued.len() + self.starting
+    }
+}
+
+/// A new paged search's place, from [`PagedCookies::begin`].
+pub struct PagedStart(Arc<Mutex<PagedCookies>>);
+
+impl Drop for PagedStart {
+    fn drop(&mut self) {
+        let mut paged = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        paged.starting = paged.starting.saturating_sub(1);
     }
 }
 
@@ -126,5 +177,36 @@ impl Session {
             paged: Arc::new(Mutex::new(PagedCookies::default())),
             nonce,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paged_searches_are_capped_and_freed() {
+        let paged = Arc::new(Mutex::new(PagedCookies::default()));
+        paged.lock().unwrap().set_limit(2);
+        let first = PagedCookies::begin(&paged).unwrap();
+        paged.lock().unwrap().issue(b"a".to_vec());
+        drop(first);
+        let second = PagedCookies::begin(&paged).unwrap();
+        assert!(
+            PagedCookies::begin(&paged).is_none(),
+            "one issued, one starting"
+        );
+        drop(second);
+        assert_eq!(
+            paged.lock().unwrap().open(),
+            1,
+            "a search with one page holds none"
+        );
+        assert!(paged.lock().unwrap().take(b"a"));
+        assert!(!paged.lock().unwrap().take(b"a"), "good for one use");
+        assert_eq!(paged.lock().unwrap().open(), 0);
+        let _a = PagedCookies::begin(&paged).unwrap();
+        let _b = PagedCookies::begin(&paged).unwrap();
+        assert!(PagedCookies::begin(&paged).is_none());
     }
 }

@@ -264,9 +264,11 @@ const MAX_REMEMBERED_USES: usize = 100_000;
 pub fn record_use(state: &State, valid: &Valid) {
     let now = state.clock.now();
     {
-        let Ok(mut uses) = state.token_uses.lock() else {
-            return;
-        };
+        // A map of timestamps stays usable after a panic elsewhere poisoned the lock.
+        let mut uses = state
+            .token_uses
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if uses
             .get(&valid.id)
             .is_some_and(|t| now - *t < USE_RECORDED_EVERY)
@@ -305,6 +307,62 @@ pub fn record_use(state: &State, valid: &Valid) {
             tracing::warn!(error = %e, "recording token use failed");
         }
     });
+}
+
+/// A token sent in a simple bind over an unprotected connection, which was refused with 13:
+/// if it is valid, its secret has been readable on the wire. Logged (`token-exposed`, with
+/// the id, never the secret) and stamped `tokenExposed`, or revoked (deleted) when
+/// `tokens.revoke_on_cleartext` is on. Only a token that verifies counts, so nobody can
+/// mark or revoke another's token by sending its public id.
+pub async fn exposed(state: &State, dn: &str, password: &str) {
+    let token_dn = is_token_dn(dn);
+    if !token::looks_like_token(password) && !token_dn {
+        return;
+    }
+    let target = if token_dn {
+        None
+    } else {
+        let Ok(dn) = Dn::parse(dn) else {
+            return;
+        };
+        Some(dn)
+    };
+    let revoke = state.config.tokens.revoke_on_cleartext;
+    let now = state.now();
+    let password = password.to_string();
+    let marked = state
+        .store
+        .write(move |w| {
+            let Some(presented) = token::parse(&password) else {
+                return Ok::<_, StoreError>(None);
+            };
+            let Some(valid) = verify_bind(w, &presented, target.as_ref(), &now)? else {
+                return Ok(None);
+            };
+            let Some(old) = w.entry(valid.entry_id)? else {
+                return Ok(None);
+            };
+            if revoke {
+                w.delete(valid.entry_id, &old)?;
+            } else {
+                let mut entry = old.clone();
+                entry.set_str("tokenExposed", &now);
+                w.replace(valid.entry_id, &old, &entry)?;
+            }
+            Ok(Some(valid))
+        })
+        .await;
+    match marked {
+        Ok(Some(valid)) => tracing::warn!(
+            event = "token-exposed",
+            token_id = %valid.id,
+            account = %valid.account,
+            revoked = revoke,
+            "a valid token was sent in a bind without TLS; rotate it"
+        ),
+        Ok(None) => {}
+        Err(e) => tracing::warn!(error = %e, "marking an exposed token failed"),
+    }
 }
 
 /// A sliding token's new expiry after a use at `now`: now + its period, never earlier than

@@ -8,9 +8,11 @@
 //! followed by a short lingering close so the notice is not lost to a TCP reset.
 
 use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
+use std::sync::PoisonError;
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use ldap3_proto::LdapCodec;
 use ldap3_proto::proto::{LdapExtendedResponse, LdapMsg, LdapOp, LdapResult, LdapResultCode};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadHalf, WriteHalf};
@@ -120,6 +122,11 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let limits = &shared.state.config.limits;
+    session
+        .paged
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .set_limit(limits.max_paged_searches_per_connection);
     let (read_half, write_half) = tokio::io::split(stream);
     let mut reader = FramedRead::new(read_half, codec(limits.max_message_bytes_anonymous));
     let mut writer = FramedWrite::new(write_half, LdapCodec::new(None, None));
@@ -176,6 +183,12 @@ impl Conn {
         let shutdown = self.shared.shutdown.clone();
         loop {
             let can_read = self.ops.len() < limits.max_outstanding_ops;
+            // Unauthenticated sockets are cheap to open: they get the shorter wait.
+            let idle = if session.principal == Principal::Anonymous {
+                limits.idle_timeout_anonymous
+            } else {
+                limits.idle_timeout
+            };
             // Reads come before queued responses, so an Abandon or Unbind is seen while a
             // large search is still streaming; reading stops at the outstanding-op cap.
             tokio::select! {
@@ -187,7 +200,7 @@ impl Conn {
                         .disconnect(writer, LdapResultCode::Unavailable, "server is shutting down")
                         .await;
                 }
-                read = tokio::time::timeout(limits.idle_timeout, reader.next()), if can_read => {
+                read = tokio::time::timeout(idle, reader.next()), if can_read => {
                     let request = match read {
                         Err(_) if self.ops.is_empty() => {
                             return self
@@ -197,6 +210,12 @@ impl Conn {
                         Err(_) => continue,
                         Ok(None) => return End::Closed,
                         Ok(Some(Err(e))) => {
+                            if let Some(other) = foreign(&e) {
+                                // Not an LDAP client at all: a notice would mean nothing to
+                                // it, so just close, and tell the operator what happened.
+                                tracing::warn!(event = "foreign-protocol", "{other}");
+                                return End::Closed;
+                            }
                             tracing::debug!(error = %e, "undecodable message, disconnecting");
                             return self
                                 .disconnect(
@@ -219,8 +238,8 @@ impl Conn {
                     }
                 }
                 Some(done) = self.ops.join_next(), if !self.ops.is_empty() => {
-                    if let Ok(msgid) = done {
-                        self.cancels.remove(&msgid);
+                    if !self.joined(done) {
+                        return self.panicked(writer).await;
                     }
                 }
             }
@@ -267,16 +286,35 @@ impl Conn {
                 Step::Continue
             }
             LdapOp::BindRequest(req) => {
-                // RFC 4511 §4.2.1: finish outstanding operations before a bind.
-                self.drain(writer).await;
-                let res = ldap::bind::bind(&self.shared.state, session, &req).await;
+                // RFC 4511 §4.2.1: finish outstanding operations before a bind; they were
+                // given the old identity when they started, so no answer mixes the two.
+                if !self.drain(writer).await {
+                    return Step::End(self.panicked(writer).await);
+                }
+                let before = session.principal.clone();
+                let bind = AssertUnwindSafe(async {
+                    #[cfg(feature = "fault-injection")]
+                    ldap::fault::bind(&req);
+                    ldap::bind::bind(&self.shared.state, session, &req).await
+                });
+                let Ok(res) = bind.catch_unwind().await else {
+                    return Step::End(self.panicked(writer).await);
+                };
+                if session.principal != before {
+                    // Cookies are bound to the identity: the old ones can never be used.
+                    session
+                        .paged
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .clear();
+                }
                 let limits = &self.shared.state.config.limits;
                 let max = if session.principal == Principal::Anonymous {
                     limits.max_message_bytes_anonymous
                 } else {
                     limits.max_message_bytes
                 };
-                *reader.decoder_mut() = codec(max);
+                reader.decoder_mut().set_max_bytes(max);
                 let op = LdapOp::BindResponse(ldap3_proto::proto::LdapBindResponse {
                     res,
                     saslcreds: None,
@@ -284,6 +322,7 @@ impl Conn {
                 self.reply(writer, msg.msgid, op).await
             }
             LdapOp::ExtendedRequest(req) if req.name == OID_STARTTLS => {
+                let mut injected = false;
                 let refusal = if session.transport != Transport::Plain {
                     Some(LdapError::new(
                         LdapResultCode::OperationsError,
@@ -294,16 +333,25 @@ impl Conn {
                         LdapResultCode::Unavailable,
                         "TLS is not configured",
                     ))
+                } else if !reader.read_buffer().is_empty() {
+                    // CVE-2011-0411 class: a client MUST NOT send anything before the
+                    // response (RFC 4511 §4.14.1), so bytes already here were injected
+                    // by someone in the path. Nothing of them is processed: the
+                    // connection ends below.
+                    tracing::warn!(
+                        event = "starttls-injection",
+                        bytes = reader.read_buffer().len(),
+                        "data followed the StartTLS request in the clear; closing"
+                    );
+                    injected = true;
+                    Some(LdapError::new(
+                        LdapResultCode::OperationsError,
+                        "data was sent after the StartTLS request",
+                    ))
                 } else if !self.ops.is_empty() {
                     Some(LdapError::new(
                         LdapResultCode::OperationsError,
                         "operations are outstanding",
-                    ))
-                } else if !reader.read_buffer().is_empty() {
-                    // CVE-2011-0411 class: never carry plaintext into the TLS session.
-                    Some(LdapError::new(
-                        LdapResultCode::OperationsError,
-                        "data was sent after the StartTLS request",
                     ))
                 } else {
                     None
@@ -318,6 +366,16 @@ impl Conn {
                     value: None,
                 });
                 if let Step::End(end) = self.reply(writer, msg.msgid, op).await {
+                    return Step::End(end);
+                }
+                if injected {
+                    let end = self
+                        .disconnect(
+                            writer,
+                            LdapResultCode::ProtocolError,
+                            "data was sent after the StartTLS request",
+                        )
+                        .await;
                     return Step::End(end);
                 }
                 if refusal.is_some() {
@@ -385,11 +443,12 @@ impl Conn {
         }
     }
 
-    /// Let in-flight operations finish, writing their responses.
-    async fn drain<S>(&mut self, writer: &mut Writer<S>)
+    /// Let in-flight operations finish, writing their responses; false if one panicked.
+    async fn drain<S>(&mut self, writer: &mut Writer<S>) -> bool
     where
         S: AsyncWrite + Unpin,
     {
+        let mut healthy = true;
         while !self.ops.is_empty() {
             tokio::select! {
                 Some(msg) = self.channel.1.recv() => {
@@ -398,17 +457,43 @@ impl Conn {
                     }
                 }
                 Some(done) = self.ops.join_next() => {
-                    if let Ok(msgid) = done {
-                        self.cancels.remove(&msgid);
-                    }
+                    healthy &= self.joined(done);
                 }
             }
         }
         while let Ok(msg) = self.channel.1.try_recv() {
             if !self.write(writer, msg).await {
-                return;
+                break;
             }
         }
+        healthy
+    }
+
+    /// Book-keeping for a finished operation task; false if it panicked.
+    fn joined(&mut self, done: Result<i32, tokio::task::JoinError>) -> bool {
+        match done {
+            Ok(msgid) => {
+                self.cancels.remove(&msgid);
+                true
+            }
+            // Aborted by us (the connection is ending anyway).
+            Err(e) => !e.is_panic(),
+        }
+    }
+
+    /// A request handler panicked: the tokio runtime caught it, and this connection ends
+    /// (its state may be half-updated), with a notice; other connections go on.
+    async fn panicked<S>(&mut self, writer: &mut Writer<S>) -> End
+    where
+        S: AsyncWrite + Unpin,
+    {
+        tracing::error!(
+            event = "panic",
+            "a request handler panicked; closing this connection"
+        );
+        self.ops.abort_all();
+        self.disconnect(writer, LdapResultCode::Other, "internal server error")
+            .await
     }
 
     /// Write `first` and whatever else is queued already, flushed once, under the write
@@ -455,6 +540,7 @@ pub fn codec(max_bytes: usize) -> FrameCodec {
     FrameCodec {
         inner: LdapCodec::new(Some(max_bytes), Some(MAX_BER_DEPTH)),
         max_bytes,
+        first: true,
     }
 }
 
@@ -475,6 +561,17 @@ pub struct Request {
 pub struct FrameCodec {
     inner: LdapCodec,
     max_bytes: usize,
+    /// Nothing decoded yet: the bytes are the first the client sent, where another
+    /// protocol (TLS, HTTP) is recognised.
+    first: bool,
+}
+
+impl FrameCodec {
+    /// A new message size cap (after a bind), for the messages still to come.
+    pub fn set_max_bytes(&mut self, max_bytes: usize) {
+        self.inner = LdapCodec::new(Some(max_bytes), Some(MAX_BER_DEPTH));
+        self.max_bytes = max_bytes;
+    }
 }
 
 impl Decoder for FrameCodec {
@@ -483,6 +580,9 @@ impl Decoder for FrameCodec {
 
     fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Request>, std::io::Error> {
         if buf.first().is_some_and(|&tag| tag != 0x30) {
+            if let Some(other) = Foreign::detect(buf).filter(|_| self.first) {
+                return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, other));
+            }
             return Err(bad("message is not a SEQUENCE"));
         }
         if let Some(&len) = buf.get(1) {
@@ -513,10 +613,73 @@ impl Decoder for FrameCodec {
         };
         let critical = scan(frame.content).ok_or_else(|| bad("malformed message envelope"))?;
         match self.inner.decode(buf)? {
-            Some(msg) => Ok(Some(Request { msg, critical })),
+            Some(msg) => {
+                self.first = false;
+                Ok(Some(Request { msg, critical }))
+            }
             None => Err(bad("inconsistent message framing")),
         }
     }
+}
+
+/// Another protocol spoken at the LDAP port, recognised from its first bytes (389-ds logs
+/// the same hint): a TLS client that should have used ldaps:// or StartTLS, or a web client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Foreign {
+    TlsClientHello,
+    Http,
+}
+
+/// Request methods of HTTP/1.x, as the first bytes of a request.
+const HTTP_METHODS: &[&[u8]] = &[
+    b"GET ",
+    b"POST ",
+    b"HEAD ",
+    b"PUT ",
+    b"DELETE ",
+    b"OPTIONS ",
+    b"CONNECT ",
+    b"PATCH ",
+    b"TRACE ",
+    b"PRI * HTTP/2",
+];
+
+impl Foreign {
+    /// What `buf` (not an LDAPMessage) starts like, if it is one of the usual mistakes.
+    /// A prefix too short to tell is taken as what it could still become.
+    pub fn detect(buf: &[u8]) -> Option<Foreign> {
+        // A TLS record: handshake (22), then the version's major byte 3.
+        if buf.first() == Some(&0x16) && buf.get(1).is_none_or(|b| *b == 0x03) {
+            return Some(Foreign::TlsClientHello);
+        }
+        let http = HTTP_METHODS.iter().any(|m| {
+            let n = m.len().min(buf.len());
+            n > 0 && buf[..n] == m[..n]
+        });
+        http.then_some(Foreign::Http)
+    }
+
+    pub fn hint(self) -> &'static str {
+        match self {
+            Foreign::TlsClientHello => {
+                "TLS ClientHello on the plaintext LDAP port; use ldaps:// on the LDAPS port, or StartTLS"
+            }
+            Foreign::Http => "HTTP request on the LDAP port; this is not a web server",
+        }
+    }
+}
+
+impl std::fmt::Display for Foreign {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.hint())
+    }
+}
+
+impl std::error::Error for Foreign {}
+
+/// The foreign protocol a decode error reports, if that is what it is.
+fn foreign(e: &std::io::Error) -> Option<Foreign> {
+    e.get_ref()?.downcast_ref::<Foreign>().copied()
 }
 
 fn bad(why: &str) -> std::io::Error {
@@ -689,6 +852,35 @@ mod tests {
         for good in [&[0x00][..], &[0x7f, 0xff, 0xff, 0xff], &[0x00, 0x00, 0x01]] {
             assert!(decode(&message(good, &[])).unwrap().is_some(), "{good:?}");
         }
+    }
+
+    #[test]
+    fn other_protocols_are_recognised_in_the_first_bytes_only() {
+        let kind = |bytes: &[u8]| {
+            let mut buf = BytesMut::from(bytes);
+            let err = codec(1 << 16).decode(&mut buf).err()?;
+            foreign(&err)
+        };
+        assert_eq!(
+            kind(&[0x16, 0x03, 0x01, 0x02, 0x00]),
+            Some(Foreign::TlsClientHello)
+        );
+        assert_eq!(kind(&[0x16]), Some(Foreign::TlsClientHello));
+        assert_eq!(kind(b"GET / HTTP/1.1\r\n"), Some(Foreign::Http));
+        assert_eq!(kind(b"PO"), Some(Foreign::Http));
+        assert_eq!(kind(b"OPTIONS * HTTP/1.1\r\n"), Some(Foreign::Http));
+        assert_eq!(kind(&[0x16, 0x01]), None, "not a TLS record");
+        assert_eq!(kind(b"GOT"), None);
+        assert_eq!(kind(&[0xff, 0x00]), None);
+        // After an LDAP message, the same bytes are just a malformed message.
+        let mut codec = codec(1 << 16);
+        let mut buf = BytesMut::from(&message(&[1], &[])[..]);
+        buf.extend_from_slice(b"GET / HTTP/1.1\r\n");
+        assert!(codec.decode(&mut buf).unwrap().is_some());
+        let Err(err) = codec.decode(&mut buf) else {
+            panic!("an error");
+        };
+        assert!(foreign(&err).is_none());
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! on `127.0.0.1:0` and drop them. Knows LDAP frames (in `conn`), not LDAP meaning.
 
 pub mod conn;
+pub mod per_ip;
 pub mod tls;
 
 use std::net::SocketAddr;
@@ -27,6 +28,7 @@ use crate::identity::password;
 use crate::identity::throttle::Throttle;
 use crate::ldap::{State, bootstrap};
 use crate::server::conn::ConnShared;
+use crate::server::per_ip::PerIp;
 use crate::store::{Store, StoreError};
 
 #[derive(Debug, Error)]
@@ -170,6 +172,8 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         shutdown: shutdown.clone(),
     };
     let slots = Arc::new(Semaphore::new(config.limits.max_connections));
+    // One count across both TCP listeners; LDAPI is local and not counted.
+    let per_ip = PerIp::new(config.limits.max_connections_per_ip);
 
     let mut running = Running {
         ldaps: None,
@@ -193,6 +197,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             listener,
             shared.clone(),
             slots.clone(),
+            per_ip.clone(),
             tracker.clone(),
             true,
         ));
@@ -204,6 +209,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             listener,
             shared.clone(),
             slots.clone(),
+            per_ip.clone(),
             tracker.clone(),
             false,
         ));
@@ -249,6 +255,7 @@ async fn accept_tcp(
     listener: TcpListener,
     shared: ConnShared,
     slots: Arc<Semaphore>,
+    per_ip: PerIp,
     tracker: TaskTracker,
     tls: bool,
 ) {
@@ -266,6 +273,11 @@ async fn accept_tcp(
                 continue;
             }
         };
+        let Some(admitted) = per_ip.admit(peer.ip()) else {
+            tracing::warn!(%peer, "connection limit for this address reached, refusing");
+            refuse(stream, tls).await;
+            continue;
+        };
         let Ok(slot) = slots.clone().try_acquire_owned() else {
             tracing::warn!(%peer, "connection limit reached, refusing");
             refuse(stream, tls).await;
@@ -278,6 +290,7 @@ async fn accept_tcp(
         let span = conn::span(&peer.to_string());
         let connection = async move {
             let _slot = slot;
+            let _admitted = admitted;
             if tls {
                 conn::serve_tls(shared, stream).await;
             } else {

@@ -9,7 +9,7 @@
 use std::collections::{BTreeSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, PoisonError, RwLock};
 
 use redb::{
     Database, ReadOnlyTable, ReadableDatabase, ReadableTable, ReadableTableMetadata, Table,
@@ -108,7 +108,14 @@ impl Store {
 
     /// The database, opened again first if an I/O failure had poisoned it.
     fn database(&self) -> Result<Arc<Database>, StoreError> {
-        if let Some(db) = self.db.read().ok().and_then(|slot| slot.clone()) {
+        // A poisoned lock (a panic while reopening) still holds a valid slot: use it rather
+        // than refuse every operation until a restart.
+        let current = self
+            .db
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        if let Some(db) = current {
             return Ok(db);
         }
         let unavailable =
@@ -116,7 +123,7 @@ impl Store {
         let Some(path) = &self.path else {
             return Err(unavailable());
         };
-        let mut slot = self.db.write().map_err(|_| unavailable())?;
+        let mut slot = self.db.write().unwrap_or_else(PoisonError::into_inner);
         if let Some(db) = slot.clone() {
             return Ok(db);
         }

@@ -46,6 +46,42 @@ for old in -tls1 -tls1_1; do
 done
 expect_contains "TLS 1.2 is accepted" "TLSv1.2" tls_version -tls1_2
 expect_contains "TLS 1.3 is accepted" "TLSv1.3" tls_version -tls1_3
+# No renegotiation (matrix row L6): after `R` the client sends a second ClientHello; the
+# server answers it with a no_renegotiation warning, never with a second ServerHello. The
+# client then waits for one, so it is stopped by `timeout`.
+renegotiate() {
+    { sleep 1; echo R; sleep 2; } | timeout 6 openssl s_client -msg -connect 127.0.0.1:6636 \
+        -servername localhost -CAfile tessera-data/tls/ca.pem -tls1_2 2>&1 || true
+}
+reneg=$(renegotiate)
+hellos=$(printf '%s\n' "$reneg" | grep -c '^<<< .*ServerHello$' || true)
+case "$reneg" in
+    *RENEGOTIATING*)
+        if [ "$hellos" = 1 ]; then
+            pass "TLS 1.2 renegotiation is refused"
+        else
+            fail "renegotiation: $hellos ServerHellos"
+        fi
+        ;;
+    *) fail "the client did not try to renegotiate: $(printf '%s' "$reneg" | tail -5)" ;;
+esac
+# No 0-RTT (L6): TLS 1.3 session tickets allow no early data, and a client resuming with
+# one and early data to send (an unbind) does not get it accepted.
+sleep 1 | openssl s_client -connect 127.0.0.1:6636 -servername localhost -CAfile tessera-data/tls/ca.pem \
+    -tls1_3 -sess_out "$WORK/tls13.sess" >"$WORK/ticket.out" 2>&1 || true
+expect_contains "TLS 1.3 tickets allow no early data" "Max Early Data: 0" cat "$WORK/ticket.out"
+if grep -q 'Max Early Data: [1-9]' "$WORK/ticket.out"; then
+    fail "a ticket allows early data"
+fi
+printf '\060\005\002\001\001\102\000' >"$WORK/early.bin"
+sleep 1 | openssl s_client -connect 127.0.0.1:6636 -servername localhost -CAfile tessera-data/tls/ca.pem \
+    -tls1_3 -sess_in "$WORK/tls13.sess" -early_data "$WORK/early.bin" >"$WORK/early.out" 2>&1 || true
+expect_contains "the session resumes" "Reused, TLSv1.3" cat "$WORK/early.out"
+if grep -q "Early data was accepted" "$WORK/early.out"; then
+    fail "early data was accepted"
+else
+    pass "early data is not accepted"
+fi
 kill -HUP "$SERVER_PID"
 for _ in $(seq 1 50); do grep -q "tls-reloaded" "$WORK/defaults.log" && break; sleep 0.1; done
 expect_contains "SIGHUP reloads the certificate" "tls-reloaded" cat "$WORK/defaults.log"

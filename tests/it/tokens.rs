@@ -994,7 +994,7 @@ async fn delegation_limits() {
 }
 
 /// The same token id with another secret, checksum made good: a well-formed wrong token.
-fn wrong_secret(token: &str) -> String {
+pub fn wrong_secret(token: &str) -> String {
     use sha2::{Digest, Sha256};
     const BASE62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
     let (body, _) = token.split_at(token.len() - 6);
