@@ -49,6 +49,8 @@ pub struct State {
     pub store: Store,
     /// Caps concurrent argon2 work so a bind flood cannot starve other operations.
     pub hashers: Arc<Semaphore>,
+    /// Candidate ids held by open paged searches, against `session::MAX_REMAINING_IDS`.
+    pub paged_ids: Arc<std::sync::atomic::AtomicUsize>,
     /// Key for paged-results cookie MACs; random per process.
     pub cookie_key: Arc<[u8; 32]>,
     /// A valid hash to verify against when a bind names no password-bearing entry, so

@@ -6,6 +6,7 @@
 //! store's blocking thread. Paged cookies are printable, MAC'd, bound to the connection,
 //! the request and the identity, and good for one use.
 
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -26,7 +27,7 @@ use crate::directory::schema::Schema;
 use crate::ldap::access::{self, Caller};
 use crate::ldap::result::{LdapError, success};
 use crate::ldap::root_dse::{self, SUBSCHEMA_DN};
-use crate::ldap::session::{PagedCookies, Principal};
+use crate::ldap::session::{PagedCookies, Principal, Remaining};
 use crate::ldap::{OpContext, reply};
 use crate::store::{DirectoryRead, Reader, StoreError};
 
@@ -78,20 +79,21 @@ async fn run(ctx: &OpContext, req: &LdapSearchRequest) -> Outcome {
     }
 
     let mut page = None;
+    let mut resume = None;
     // Held until the first page's cookie is issued: see `PagedCookies`.
     let mut _new_paged = None;
     if let Some((size, cookie)) = &paged {
         let fp = fingerprint(req, ctx);
-        let after = if cookie.is_empty() {
+        let (after, kept) = if cookie.is_empty() {
             _new_paged = Some(PagedCookies::begin(&ctx.session.paged).ok_or_else(|| {
                 no_ctrl(LdapError::unwilling(
                     "too many paged searches open on this connection",
                 ))
             })?);
-            0
+            (0, None)
         } else {
             match check_cookie(ctx, cookie, fp) {
-                Some(last) => last,
+                Some(found) => found,
                 None => {
                     return Err((
                         LdapError::protocol("paged results cookie is invalid"),
@@ -109,6 +111,7 @@ async fn run(ctx: &OpContext, req: &LdapSearchRequest) -> Outcome {
             after,
             fingerprint: fp,
         });
+        resume = kept;
     }
 
     let scan = Scan {
@@ -125,6 +128,7 @@ async fn run(ctx: &OpContext, req: &LdapSearchRequest) -> Outcome {
         started: Instant::now(),
         schema: state.schema.clone(),
         page: page.clone(),
+        resume,
         base,
         filter,
         selection,
@@ -168,13 +172,18 @@ async fn run(ctx: &OpContext, req: &LdapSearchRequest) -> Outcome {
     match scan {
         Ok(ScanEnd::Abandoned) => Ok(None),
         Ok(ScanEnd::Done) => Ok(Some((success(), page_ctrl(Vec::new())))),
-        Ok(ScanEnd::More { last }) => {
+        Ok(ScanEnd::More {
+            last,
+            rest,
+            generation,
+        }) => {
             let Some(p) = &page else {
                 return Ok(Some((success(), Vec::new())));
             };
             let cookie = make_cookie(ctx, last, p.fingerprint);
+            let remaining = Remaining::keep(&state.paged_ids, rest, generation);
             if let Ok(mut issued) = ctx.session.paged.lock() {
-                issued.issue(cookie.clone());
+                issued.issue(cookie.clone(), remaining);
             }
             Ok(Some((success(), page_ctrl(cookie))))
         }
@@ -189,7 +198,13 @@ async fn run(ctx: &OpContext, req: &LdapSearchRequest) -> Outcome {
 
 enum ScanEnd {
     Done,
-    More { last: u64 },
+    /// A page is full: the last id sent, and the candidates after it, as planned at
+    /// `generation`.
+    More {
+        last: u64,
+        rest: Vec<u64>,
+        generation: u64,
+    },
     Abandoned,
 }
 
@@ -218,6 +233,8 @@ struct Scan {
     started: Instant,
     schema: Arc<Schema>,
     page: Option<Page>,
+    /// The previous page's candidates, when kept with its cookie.
+    resume: Option<Remaining>,
     base: Dn,
     filter: Filter,
     selection: Selection,
@@ -247,6 +264,7 @@ impl Scan {
             started,
             schema,
             page,
+            resume,
             base,
             filter,
             selection,
@@ -282,7 +300,12 @@ impl Scan {
         if access::visible(r, &caller, base)?.is_none() {
             return Err(ScanError::Ldap(LdapError::no_such_object(String::new())));
         }
-        let ids = candidates(r, filter, scope, base_id)?;
+        // Kept candidates serve while nothing has been written since they were planned.
+        let generation = r.generation();
+        let ids: Cow<[u64]> = match resume {
+            Some(kept) if kept.generation == generation => Cow::Borrowed(&kept.ids),
+            _ => Cow::Owned(candidates(r, filter, scope, base_id)?),
+        };
         if budget.is_some_and(|b| ids.len() > b) {
             return Err(ScanError::TooMany);
         }
@@ -290,10 +313,8 @@ impl Scan {
         filter.attributes(&mut needed);
         let mut sent = 0usize;
         let mut last = None;
-        for id in ids {
-            if page.as_ref().is_some_and(|p| id <= p.after) {
-                continue;
-            }
+        let start = page.as_ref().map_or(0, |p| ids.partition_point(|&id| id <= p.after));
+        for (i, &id) in ids.iter().enumerate().skip(start) {
             if cancel.is_cancelled() {
                 return Ok(ScanEnd::Abandoned);
             }
@@ -329,6 +350,8 @@ impl Scan {
             if let Some(p) = page.as_ref().filter(|p| p.size > 0 && sent == p.size) {
                 return Ok(ScanEnd::More {
                     last: last.unwrap_or(p.after),
+                    rest: ids[i..].to_vec(),
+                    generation,
                 });
             }
             if size_limit.is_some_and(|n| sent == n) {
@@ -708,7 +731,12 @@ fn make_cookie(ctx: &OpContext, last: u64, fp: [u8; 8]) -> Vec<u8> {
         .into_bytes()
 }
 
-fn check_cookie(ctx: &OpContext, cookie: &[u8], fp: [u8; 8]) -> Option<u64> {
+/// The last id a valid, unused cookie names, and the candidates kept with it.
+fn check_cookie(
+    ctx: &OpContext,
+    cookie: &[u8],
+    fp: [u8; 8],
+) -> Option<(u64, Option<Remaining>)> {
     if cookie.len() != 64 {
         return None;
     }
@@ -724,6 +752,6 @@ fn check_cookie(ctx: &OpContext, cookie: &[u8], fp: [u8; 8]) -> Option<u64> {
     if !bool::from(fp_ok & mac_ok) {
         return None;
     }
-    let fresh = ctx.session.paged.lock().ok()?.take(cookie);
-    fresh.then_some(last)
+    let kept = ctx.session.paged.lock().ok()?.take(cookie)?;
+    Some((last, kept))
 }

@@ -4,6 +4,7 @@
 //! Owned by the connection task; operations in flight get a cheap snapshot. No I/O.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::directory::dn::Dn;
@@ -81,7 +82,7 @@ pub enum ClientCert {
 /// can overshoot the cap by the operations in flight, no more.
 #[derive(Debug)]
 pub struct PagedCookies {
-    issued: VecDeque<Vec<u8>>,
+    issued: VecDeque<(Vec<u8>, Option<Remaining>)>,
     starting: usize,
     limit: usize,
 }
@@ -115,19 +116,16 @@ impl PagedCookies {
         Some(PagedStart(paged.clone()))
     }
 
-    pub fn issue(&mut self, cookie: Vec<u8>) {
-        self.issued.push_back(cookie);
+    /// Issue `cookie`, with the candidates its search has still to examine, if kept.
+    pub fn issue(&mut self, cookie: Vec<u8>, remaining: Option<Remaining>) {
+        self.issued.push_back((cookie, remaining));
     }
 
-    /// Consume `cookie`; false if it was never issued here or was already used.
-    pub fn take(&mut self, cookie: &[u8]) -> bool {
-        match self.issued.iter().position(|c| c == cookie) {
-            Some(i) => {
-                self.issued.remove(i);
-                true
-            }
-            None => false,
-        }
+    /// Consume `cookie`: None if it was never issued here or was already used; otherwise
+    /// the candidates kept with it, if any.
+    pub fn take(&mut self, cookie: &[u8]) -> Option<Option<Remaining>> {
+        let i = self.issued.iter().position(|(c, _)| c == cookie)?;
+        self.issued.remove(i).map(|(_, remaining)| remaining)
     }
 
     /// Forget every issued cookie.
@@ -138,6 +136,44 @@ impl PagedCookies {
     /// Paged searches open now.
     pub fn open(&self) -> usize {
         self.issued.len() + self.starting
+    }
+}
+
+/// The candidate ids a paged search has not examined yet, ascending, as planned at one
+/// store generation: the next page starts from them instead of planning the search
+/// again, which would make paging through N entries cost O(N²/page). Every list held
+/// counts against a process-wide budget, so open paged searches cannot hold unbounded
+/// memory; past it, pages are planned afresh.
+#[derive(Debug)]
+pub struct Remaining {
+    pub ids: Vec<u64>,
+    pub generation: u64,
+    budget: Arc<AtomicUsize>,
+}
+
+/// Candidate ids all open paged searches may hold at once (8 bytes each).
+pub const MAX_REMAINING_IDS: usize = 4 << 20;
+
+impl Remaining {
+    /// Keep `ids`, if the budget has room for them.
+    pub fn keep(budget: &Arc<AtomicUsize>, ids: Vec<u64>, generation: u64) -> Option<Remaining> {
+        let n = ids.len();
+        let fits = budget
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |used| {
+                used.checked_add(n).filter(|&total| total <= MAX_REMAINING_IDS)
+            })
+            .is_ok();
+        fits.then(|| Remaining {
+            ids,
+            generation,
+            budget: budget.clone(),
+        })
+    }
+}
+
+impl Drop for Remaining {
+    fn drop(&mut self) {
+        self.budget.fetch_sub(self.ids.len(), Ordering::Relaxed);
     }
 }
 

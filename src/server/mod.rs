@@ -106,6 +106,7 @@ fn new_state(
         schema: Arc::new(schema),
         store,
         cookie_key: Arc::new(cookie_key),
+        paged_ids: Default::default(),
         decoy_hash: Arc::new(decoy),
         own_uid,
         clock: Default::default(),

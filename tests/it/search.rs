@@ -625,6 +625,57 @@ async fn paged_results_continue_and_refuse_bad_cookies() {
     server.stop().await;
 }
 
+#[tokio::test]
+async fn paged_results_see_writes_made_between_pages() {
+    let server = TestServer::start().await;
+    let mut admin = server.admin().await;
+    for i in 0..25 {
+        add_person(&mut admin, &format!("p{i:02}"), "pw", false).await;
+    }
+    let paged = |size: i32, cookie: Vec<u8>| RawControl::from(PagedResults { size, cookie });
+    let cookie_of = |res: &ldap3::SearchResult| {
+        res.1
+            .ctrls
+            .iter()
+            .find_map(|c| match c.0 {
+                Some(ldap3::controls::ControlType::PagedResults) => {
+                    Some(c.1.parse::<PagedResults>().cookie)
+                }
+                _ => None,
+            })
+            .expect("a paged response control")
+    };
+    let mut seen: Vec<String> = Vec::new();
+    let first = admin
+        .with_controls(vec![paged(10, Vec::new())])
+        .search(PEOPLE, Scope::OneLevel, "(objectClass=person)", vec!["uid"])
+        .await
+        .unwrap();
+    let mut cookie = cookie_of(&first);
+    seen.extend(first.0.into_iter().map(|e| SearchEntry::construct(e).dn));
+    // Not yet returned: one goes, one is new (the highest id of all).
+    assert!(!seen.contains(&person_dn("p24")));
+    assert_eq!(admin.delete(&person_dn("p24")).await.unwrap().rc, 0);
+    add_person(&mut admin, "p99", "pw", false).await;
+    while !cookie.is_empty() {
+        let res = admin
+            .with_controls(vec![paged(10, cookie)])
+            .search(PEOPLE, Scope::OneLevel, "(objectClass=person)", vec!["uid"])
+            .await
+            .unwrap();
+        assert_eq!(res.1.rc, 0, "{}", res.1.text);
+        cookie = cookie_of(&res);
+        seen.extend(res.0.into_iter().map(|e| SearchEntry::construct(e).dn));
+        assert!(seen.len() < 40, "paging does not end");
+    }
+    let unique: HashSet<_> = seen.iter().cloned().collect();
+    assert_eq!(unique.len(), seen.len(), "each entry once: {seen:?}");
+    assert!(unique.contains(&person_dn("p99")), "the entry added mid-way");
+    assert!(!unique.contains(&person_dn("p24")), "the entry deleted mid-way");
+    assert_eq!(unique.len(), 25);
+    server.stop().await;
+}
+
 /// Page through a search asking `first` entries, then `rest` per page; the size of every
 /// page, and the entries' DNs.
 async fn page_through(ldap: &mut Ldap, first: i32, rest: i32) -> (Vec<usize>, Vec<String>) {
