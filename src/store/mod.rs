@@ -39,6 +39,11 @@ pub enum StoreError {
     Storage(String),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    #[error(
+        "database {path} is damaged ({detail}). Check it with `tessera db verify`; to recover, \
+         stop the server and put a backup (made by `tessera db backup`) in its place"
+    )]
+    Damaged { path: String, detail: String },
     #[error("entry already exists")]
     AlreadyExists,
     #[error("parent entry does not exist")]
@@ -91,17 +96,16 @@ pub struct Store {
 
 impl Store {
     /// Open or create the database file; a lock held by another process is reported as such.
+    /// The whole file is checked first (redb's checksums over every page), so a damaged file
+    /// is refused at start, with its name, instead of being served until a read reaches the
+    /// bad page. redb can panic on some damage; that is reported as damage too.
     pub fn open(path: &Path, schema: &Schema, indexed: &[String]) -> Result<Store, StoreError> {
-        let db = match Database::create(path) {
-            Ok(db) => db,
-            Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
-                return Err(StoreError::InUse {
-                    path: path.display().to_string(),
-                });
-            }
-            Err(e) => return Err(e.into()),
-        };
-        let mut store = Store::from_db(db, schema, indexed)?;
+        let opened = guarded(path, || {
+            let mut db = open_database(path, |p| Database::create(p))?;
+            check_integrity(path, &mut db)?;
+            Store::from_db(db, schema, indexed)
+        });
+        let mut store = opened?;
         store.path = Some(Arc::new(path.to_path_buf()));
         Ok(store)
     }
@@ -161,16 +165,10 @@ impl Store {
     /// redb's own integrity check on a file no server holds: Ok(true) clean, Ok(false)
     /// repaired.
     pub fn check_file(path: &Path) -> Result<bool, StoreError> {
-        let mut db = match Database::open(path) {
-            Ok(db) => db,
-            Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
-                return Err(StoreError::InUse {
-                    path: path.display().to_string(),
-                });
-            }
-            Err(e) => return Err(e.into()),
-        };
-        Ok(db.check_integrity()?)
+        guarded(path, || {
+            let mut db = open_database(path, |p| Database::open(p))?;
+            check_integrity(path, &mut db)
+        })
     }
 
     /// Write a consistent copy of the whole store, as of one read transaction, to a new file
@@ -336,6 +334,71 @@ impl Store {
 pub struct VerifyReport {
     pub entries: u64,
     pub problems: Vec<String>,
+}
+
+/// Open the file with `how`, naming it in every error.
+fn open_database(
+    path: &Path,
+    how: impl FnOnce(&Path) -> Result<Database, redb::DatabaseError>,
+) -> Result<Database, StoreError> {
+    let name = || path.display().to_string();
+    match how(path) {
+        Ok(db) => Ok(db),
+        Err(redb::DatabaseError::DatabaseAlreadyOpen) => Err(StoreError::InUse { path: name() }),
+        Err(e) if is_damage(&e) => Err(StoreError::Damaged {
+            path: name(),
+            detail: e.to_string(),
+        }),
+        Err(e) => Err(StoreError::Storage(format!("{}: {e}", name()))),
+    }
+}
+
+/// redb's check of every page against its checksum: Ok(true) clean, Ok(false) repaired
+/// (a crash had left it needing repair; the repair is logged).
+fn check_integrity(path: &Path, db: &mut Database) -> Result<bool, StoreError> {
+    match db.check_integrity() {
+        Ok(clean) => {
+            if !clean {
+                tracing::warn!(path = %path.display(), "database repaired after an unclean stop");
+            }
+            Ok(clean)
+        }
+        Err(e) if is_damage(&e) => Err(StoreError::Damaged {
+            path: path.display().to_string(),
+            detail: e.to_string(),
+        }),
+        Err(e) => Err(StoreError::Storage(format!("{}: {e}", path.display()))),
+    }
+}
+
+fn is_damage(e: &redb::DatabaseError) -> bool {
+    match e {
+        redb::DatabaseError::Storage(redb::StorageError::Corrupted(_)) => true,
+        // What redb reports for a file that is not a redb database (a damaged header).
+        redb::DatabaseError::Storage(redb::StorageError::Io(io)) => {
+            io.kind() == std::io::ErrorKind::InvalidData
+        }
+        _ => false,
+    }
+}
+
+/// Run `f` on the file at `path`, turning a panic inside redb (it has them on some
+/// damaged files) into a `Damaged` error.
+fn guarded<R>(path: &Path, f: impl FnOnce() -> Result<R, StoreError>) -> Result<R, StoreError> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(result) => result,
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            Err(StoreError::Damaged {
+                path: path.display().to_string(),
+                detail: format!("the storage engine failed reading it: {what}"),
+            })
+        }
+    }
 }
 
 /// One write transaction on `db`, committed when `f` succeeds.

@@ -312,3 +312,69 @@ async fn online_backup_starts_a_server() {
     assert_eq!(found.len(), 1);
     running.shutdown().await;
 }
+
+/// D6: bytes flipped in a closed database file. At a place that holds data the server
+/// refuses to start, naming the file and the way out, and `db verify` fails the same way;
+/// where the flip hit unused space the file checks clean and serves everything. Never a
+/// panic, never a silent start on a damaged file.
+#[tokio::test]
+async fn a_damaged_database_is_refused_at_start() {
+    let server = TestServer::start().await;
+    let mut admin = server.admin().await;
+    for i in 0..40 {
+        add_person(&mut admin, &format!("d{i}"), "pw", false).await;
+    }
+    drop(admin);
+    let dir = server.stop().await;
+    let file = dir.path().join("data/tessera.redb");
+    let pristine = std::fs::read(&file).unwrap();
+    let len = pristine.len();
+    let mut refused = Vec::new();
+    // The header (its magic number, then its commit slots), the first pages, the middle
+    // and the last page.
+    for offset in [0, 600, 4096, len / 2, len - 4096] {
+        let copy = tempfile::tempdir().unwrap();
+        let data = copy.path().join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        let mut bytes = pristine.clone();
+        for b in &mut bytes[offset..(offset + 1024).min(len)] {
+            *b ^= 0xa5;
+        }
+        let damaged = data.join("tessera.redb");
+        std::fs::write(&damaged, &bytes).unwrap();
+        let mut config = config_for(&data);
+        config.listen.ldaps = Some("127.0.0.1:0".parse().unwrap());
+        config.listen.ldap = None;
+        let verified = tessera::db::verify(&config);
+        match tessera::server::start(config).await {
+            Err(e) => {
+                let text = e.to_string();
+                assert!(text.contains(&damaged.display().to_string()), "{text}");
+                assert!(text.contains("tessera db verify"), "{text}");
+                assert!(text.contains("backup"), "{text}");
+                assert!(verified.is_err(), "verify passes a file start refuses");
+                refused.push(offset);
+            }
+            Ok(running) => {
+                assert!(
+                    verified.is_ok(),
+                    "at {offset}: started on a file verify refuses"
+                );
+                let socket = running.ldapi.clone().unwrap();
+                let mut local = tessera::admin::client::Client::connect(
+                    &tessera::admin::client::Target::Local { socket },
+                )
+                .await
+                .unwrap();
+                let found = local.read(&person_dn("d39"), &["uid"]).await.unwrap();
+                assert_eq!(found.len(), 1, "at {offset}");
+                running.shutdown().await;
+            }
+        }
+    }
+    assert!(
+        refused.contains(&0),
+        "a damaged header is refused: {refused:?}"
+    );
+    assert!(refused.len() >= 3, "refused at {refused:?}");
+}
