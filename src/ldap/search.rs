@@ -313,7 +313,9 @@ impl Scan {
         filter.attributes(&mut needed);
         let mut sent = 0usize;
         let mut last = None;
-        let start = page.as_ref().map_or(0, |p| ids.partition_point(|&id| id <= p.after));
+        let start = page
+            .as_ref()
+            .map_or(0, |p| ids.partition_point(|&id| id <= p.after));
         for (i, &id) in ids.iter().enumerate().skip(start) {
             if cancel.is_cancelled() {
                 return Ok(ScanEnd::Abandoned);
@@ -732,11 +734,7 @@ fn make_cookie(ctx: &OpContext, last: u64, fp: [u8; 8]) -> Vec<u8> {
 }
 
 /// The last id a valid, unused cookie names, and the candidates kept with it.
-fn check_cookie(
-    ctx: &OpContext,
-    cookie: &[u8],
-    fp: [u8; 8],
-) -> Option<(u64, Option<Remaining>)> {
+fn check_cookie(ctx: &OpContext, cookie: &[u8], fp: [u8; 8]) -> Option<(u64, Option<Remaining>)> {
     if cookie.len() != 64 {
         return None;
     }

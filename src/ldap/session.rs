@@ -160,7 +160,8 @@ impl Remaining {
         let n = ids.len();
         let fits = budget
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |used| {
-                used.checked_add(n).filter(|&total| total <= MAX_REMAINING_IDS)
+                used.checked_add(n)
+                    .filter(|&total| total <= MAX_REMAINING_IDS)
             })
             .is_ok();
         fits.then(|| Remaining {

@@ -670,8 +670,14 @@ async fn paged_results_see_writes_made_between_pages() {
     }
     let unique: HashSet<_> = seen.iter().cloned().collect();
     assert_eq!(unique.len(), seen.len(), "each entry once: {seen:?}");
-    assert!(unique.contains(&person_dn("p99")), "the entry added mid-way");
-    assert!(!unique.contains(&person_dn("p24")), "the entry deleted mid-way");
+    assert!(
+        unique.contains(&person_dn("p99")),
+        "the entry added mid-way"
+    );
+    assert!(
+        !unique.contains(&person_dn("p24")),
+        "the entry deleted mid-way"
+    );
     assert_eq!(unique.len(), 25);
     server.stop().await;
 }
