@@ -226,7 +226,7 @@ mod tests {
         let paged = Arc::new(Mutex::new(PagedCookies::default()));
         paged.lock().unwrap().set_limit(2);
         let first = PagedCookies::begin(&paged).unwrap();
-        paged.lock().unwrap().issue(b"a".to_vec());
+        paged.lock().unwrap().issue(b"a".to_vec(), None);
         drop(first);
         let second = PagedCookies::begin(&paged).unwrap();
         assert!(
@@ -239,11 +239,26 @@ mod tests {
             1,
             "a search with one page holds none"
         );
-        assert!(paged.lock().unwrap().take(b"a"));
-        assert!(!paged.lock().unwrap().take(b"a"), "good for one use");
+        assert!(paged.lock().unwrap().take(b"a").is_some());
+        assert!(
+            paged.lock().unwrap().take(b"a").is_none(),
+            "good for one use"
+        );
         assert_eq!(paged.lock().unwrap().open(), 0);
         let _a = PagedCookies::begin(&paged).unwrap();
         let _b = PagedCookies::begin(&paged).unwrap();
         assert!(PagedCookies::begin(&paged).is_none());
+    }
+
+    #[test]
+    fn kept_candidates_count_against_the_budget_until_dropped() {
+        let budget = Arc::new(AtomicUsize::new(0));
+        let big = Remaining::keep(&budget, vec![1; MAX_REMAINING_IDS - 10], 7).unwrap();
+        assert!(Remaining::keep(&budget, vec![2; 11], 7).is_none(), "over");
+        let small = Remaining::keep(&budget, vec![3; 10], 7).unwrap();
+        assert_eq!(budget.load(Ordering::Relaxed), MAX_REMAINING_IDS);
+        drop(big);
+        drop(small);
+        assert_eq!(budget.load(Ordering::Relaxed), 0);
     }
 }
