@@ -189,6 +189,36 @@ pub fn normalize_dn(value: &str) -> Option<String> {
     Dn::parse(value).ok().map(|dn| dn.norm)
 }
 
+/// The normal form of `value` without parsing it, when it is written plainly: RDNs of one
+/// `attr=value` each, types of letters, digits and `-`, values of letters, digits and
+/// `.`, `_`, `@`, `-`, no spaces, escapes or multi-valued RDNs. Such a DN's normal form is
+/// its lower-case text; anything else gets None (parse it).
+pub fn plain_norm(value: &str) -> Option<std::borrow::Cow<'_, str>> {
+    if value.is_empty() {
+        return None;
+    }
+    for rdn in value.split(',') {
+        let (attr, val) = rdn.split_once('=')?;
+        let attr_ok = attr
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_alphanumeric())
+            && attr.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+        let val_ok = !val.is_empty()
+            && val
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'@' | b'-'));
+        if !attr_ok || !val_ok {
+            return None;
+        }
+    }
+    if value.bytes().any(|b| b.is_ascii_uppercase()) {
+        Some(std::borrow::Cow::Owned(value.to_ascii_lowercase()))
+    } else {
+        Some(std::borrow::Cow::Borrowed(value))
+    }
+}
+
 /// Fold a naming value the way `caseIgnoreMatch` does.
 pub fn fold_value(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
@@ -428,6 +458,37 @@ mod tests {
             Dn::parse(&sp.to_string()).unwrap().rdn_value("cn"),
             Some(" lead ")
         );
+    }
+
+    #[test]
+    fn plain_dns_are_their_own_normal_form() {
+        for plain in [
+            "uid=user1,ou=people,dc=example,dc=com",
+            "UID=John.Smith@x,OU=People,DC=Example,DC=com",
+            "cn=a-b_c,o=x",
+        ] {
+            assert_eq!(
+                plain_norm(plain).as_deref(),
+                Some(Dn::parse(plain).unwrap().norm()),
+                "{plain}"
+            );
+        }
+        for other in [
+            "",
+            "uid=a b,dc=x",
+            "uid=a, dc=x",
+            "uid=a\\,b,dc=x",
+            "uid=a+cn=b,dc=x",
+            "uid=#41,dc=x",
+            "uid=a=b,dc=x",
+            "uid=,dc=x",
+            "=a,dc=x",
+            "-x=a,dc=x",
+            "uid=a,,dc=x",
+            "uid=é,dc=x",
+        ] {
+            assert_eq!(plain_norm(other), None, "{other:?}");
+        }
     }
 
     /// The escaping as first written, position by position.

@@ -20,7 +20,7 @@ use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use ldap3_proto::proto::LdapResultCode;
+use ldap3_proto::proto::{LdapResultCode, LdapSearchScope};
 
 use crate::config::AnonymousAccess;
 use crate::directory::access::{Grant, Rights};
@@ -376,6 +376,25 @@ impl Caller {
         });
     }
 
+    /// Is the entry whose normal-form DN is `norm`, written plainly (see
+    /// [`crate::directory::dn::plain_norm`]: no escapes), visible through a grant without a
+    /// filter over a whole subtree? Groups list many members, and this needs no parsing.
+    fn sees_plain(&self, norm: &str) -> bool {
+        self.grants.iter().any(|g| {
+            g.filter.is_none()
+                && g.rights.contains(Rights::READ)
+                && g.level == LdapSearchScope::Subtree
+                && g.bases.iter().any(|base| {
+                    let base = base.norm();
+                    base.is_empty()
+                        || norm == base
+                        || norm
+                            .strip_suffix(base)
+                            .is_some_and(|head| head.ends_with(','))
+                })
+        })
+    }
+
     /// Is the entry named `dn` visible? Decided from the DN alone where a grant without a
     /// filter reaches it; otherwise the entry is read.
     pub fn sees_dn(&self, r: &impl DirectoryRead, dn: &Dn) -> Result<bool, StoreError> {
@@ -464,7 +483,15 @@ impl Caller {
             let total = values.len();
             let mut kept = Vec::with_capacity(total);
             for v in values {
-                let dn = std::str::from_utf8(&v).ok().and_then(|s| Dn::parse(s).ok());
+                let text = std::str::from_utf8(&v).ok();
+                if text
+                    .and_then(crate::directory::dn::plain_norm)
+                    .is_some_and(|norm| self.sees_plain(&norm))
+                {
+                    kept.push(v);
+                    continue;
+                }
+                let dn = text.and_then(|s| Dn::parse(s).ok());
                 if let Some(dn) = dn
                     && self.sees_dn(r, &dn)?
                 {

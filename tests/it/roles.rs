@@ -891,3 +891,74 @@ async fn rights_are_derived_once_per_change() {
     assert_eq!(examined() - before, steady);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn member_values_outside_a_subtree_grant_are_dropped() {
+    let server = TestServer::start().await;
+    let mut admin = server.admin().await;
+    add_person(&mut admin, "ann", "pw", false).await;
+    add_person(&mut admin, "eve", "pw", false).await;
+    assert_eq!(add_service(&mut admin, "svc1", None).await, 0);
+    // Written in different forms (upper case; spaced and escaped, which needs parsing),
+    // and a service account outside the role's reach.
+    let upper = person_dn("ann").to_uppercase();
+    let spaced = format!("uid=\\65ve, {PEOPLE}");
+    let svc = service_dn("svc1");
+    let members: HashSet<&str> = [upper.as_str(), spaced.as_str(), svc.as_str()].into();
+    let group = group_dn("mixed");
+    admin
+        .add(
+            &group,
+            vec![
+                ("objectClass", HashSet::from(["groupOfNames"])),
+                ("cn", HashSet::from(["mixed"])),
+                ("member", members),
+            ],
+        )
+        .await
+        .unwrap()
+        .success()
+        .unwrap();
+    let role = format!("cn=people-and-groups,{ROLES}");
+    admin
+        .add(
+            &role,
+            vec![
+                ("objectClass", HashSet::from(["tesseraRole"])),
+                ("cn", HashSet::from(["people-and-groups"])),
+                ("roleScopeBase", HashSet::from([PEOPLE, GROUPS])),
+                ("roleRight", HashSet::from(["read"])),
+            ],
+        )
+        .await
+        .unwrap()
+        .success()
+        .unwrap();
+    grant(&mut admin, "people-and-groups", &person_dn("eve")).await;
+    let mut eve = server.bound(&person_dn("eve"), "pw").await;
+    let (found, rc) = search(
+        &mut eve,
+        &group,
+        Scope::Base,
+        "(objectClass=*)",
+        &["member"],
+    )
+    .await;
+    assert_eq!(rc, 0);
+    let mut kept = found[0].attrs["member"].clone();
+    kept.sort();
+    let mut expected = vec![upper.clone(), spaced.clone()];
+    expected.sort();
+    assert_eq!(kept, expected, "ann and eve, not the service account");
+    // The administrator sees every value.
+    let (all, _) = search(
+        &mut admin,
+        &group,
+        Scope::Base,
+        "(objectClass=*)",
+        &["member"],
+    )
+    .await;
+    assert!(all[0].attrs["member"].contains(&svc));
+    server.stop().await;
+}
