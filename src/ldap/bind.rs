@@ -221,7 +221,7 @@ async fn token_bind(state: &State, dn: &str, password: &str) -> Result<Principal
     let now = state.now();
     let valid = state
         .store
-        .read(move |r| {
+        .read_small(move |r| {
             let Some(presented) = token::parse(&password) else {
                 return Ok::<_, LdapError>(None);
             };

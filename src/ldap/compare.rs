@@ -28,7 +28,7 @@ pub async fn compare(ctx: &OpContext, req: &LdapCompareRequest) -> Result<LdapRe
     let principal = ctx.session.principal.clone();
     state
         .store
-        .read(move |r| {
+        .read_small(move |r| {
             let caller = access::caller(r, &principal, &policy)?;
             let Some((id, mut entry)) = r.entry_by_dn(&dn)? else {
                 return Err(LdapError::no_such_object(String::new()));

@@ -83,7 +83,7 @@ async fn current_caller(ctx: &OpContext) -> Result<Caller, LdapError> {
     let policy = access::Policy::of(&ctx.state);
     ctx.state
         .store
-        .read(move |r| Ok::<_, LdapError>(access::caller(r, &principal, &policy)?))
+        .read_small(move |r| Ok::<_, LdapError>(access::caller(r, &principal, &policy)?))
         .await
 }
 

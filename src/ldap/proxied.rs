@@ -46,7 +46,7 @@ pub async fn apply(ctx: &mut OpContext) -> Result<(), LdapError> {
     let target = ctx
         .state
         .store
-        .read(move |r| Ok::<_, LdapError>(authorize(r, &state, &principal, &authz)?))
+        .read_small(move |r| Ok::<_, LdapError>(authorize(r, &state, &principal, &authz)?))
         .await?;
     let Some((target, read_only)) = target else {
         return Err(denied());

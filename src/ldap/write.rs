@@ -49,7 +49,7 @@ pub async fn may_attempt(
     let policy = access::Policy::of(&ctx.state);
     ctx.state
         .store
-        .read(move |r| {
+        .read_small(move |r| {
             let caller = access::caller(r, &principal, &policy)?;
             caller.require_bound()?;
             if caller.may_write_somewhere() || delegated(r, &caller)? {

@@ -279,6 +279,15 @@ impl Store {
         }
     }
 
+    /// A read of a few point lookups (a bind, a compare, the caller's rights), run on the
+    /// calling thread: the hop to the blocking pool and back costs more than such a read.
+    pub async fn read_small<R, E>(&self, f: impl FnOnce(&Reader) -> Result<R, E>) -> Result<R, E>
+    where
+        E: From<StoreError>,
+    {
+        self.read_blocking(f)
+    }
+
     pub fn read_blocking<R, E>(&self, f: impl FnOnce(&Reader) -> Result<R, E>) -> Result<R, E>
     where
         E: From<StoreError>,
