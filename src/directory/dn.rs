@@ -7,6 +7,7 @@
 //! No schema and no I/O here.
 
 use std::fmt;
+use std::sync::Arc;
 
 use thiserror::Error;
 
@@ -28,8 +29,11 @@ pub struct Rdn {
     pub avas: Vec<Ava>,
 }
 
+/// Cheap to clone: DNs are copied into every caller, policy and scan.
 #[derive(Clone)]
-pub struct Dn {
+pub struct Dn(Arc<Inner>);
+
+struct Inner {
     rdns: Vec<Rdn>,
     display: String,
     norm: String,
@@ -37,11 +41,11 @@ pub struct Dn {
 
 impl Dn {
     pub fn root() -> Dn {
-        Dn {
+        Dn(Arc::new(Inner {
             rdns: Vec::new(),
             display: String::new(),
             norm: String::new(),
-        }
+        }))
     }
 
     pub fn parse(input: &str) -> Result<Dn, DnError> {
@@ -66,42 +70,42 @@ impl Dn {
             write_display_rdn(rdn, &mut display);
             write_norm_rdn(rdn, &mut norm);
         }
-        Dn {
+        Dn(Arc::new(Inner {
             rdns,
             display,
             norm,
-        }
+        }))
     }
 
     /// The normalised form: equal DNs have equal `norm()`.
     pub fn norm(&self) -> &str {
-        &self.norm
+        &self.0.norm
     }
 
     pub fn is_root(&self) -> bool {
-        self.rdns.is_empty()
+        self.0.rdns.is_empty()
     }
 
     pub fn rdns(&self) -> &[Rdn] {
-        &self.rdns
+        &self.0.rdns
     }
 
     pub fn rdn(&self) -> Option<&Rdn> {
-        self.rdns.first()
+        self.0.rdns.first()
     }
 
     pub fn parent(&self) -> Option<Dn> {
-        if self.rdns.is_empty() {
+        if self.0.rdns.is_empty() {
             return None;
         }
-        Some(Dn::from_rdns(self.rdns[1..].to_vec()))
+        Some(Dn::from_rdns(self.0.rdns[1..].to_vec()))
     }
 
     /// A child of `self` named by `rdn`.
     pub fn child(&self, rdn: Rdn) -> Dn {
-        let mut rdns = Vec::with_capacity(self.rdns.len() + 1);
+        let mut rdns = Vec::with_capacity(self.0.rdns.len() + 1);
         rdns.push(rdn);
-        rdns.extend(self.rdns.iter().cloned());
+        rdns.extend(self.0.rdns.iter().cloned());
         Dn::from_rdns(rdns)
     }
 
@@ -111,13 +115,13 @@ impl Dn {
     /// normal forms joined by `,`, and a `,` inside a value is always escaped, so a comma
     /// preceded by an even number of backslashes separates RDNs.
     pub fn is_within(&self, other: &Dn) -> bool {
-        if other.rdns.is_empty() {
+        if other.0.rdns.is_empty() {
             return true;
         }
-        if other.rdns.len() > self.rdns.len() || !self.norm.ends_with(&other.norm) {
+        if other.0.rdns.len() > self.0.rdns.len() || !self.0.norm.ends_with(&other.0.norm) {
             return false;
         }
-        let head = &self.norm.as_bytes()[..self.norm.len() - other.norm.len()];
+        let head = &self.0.norm.as_bytes()[..self.0.norm.len() - other.0.norm.len()];
         let Some((&last, before)) = head.split_last() else {
             return true;
         };
@@ -135,7 +139,7 @@ impl Dn {
     }
 
     pub fn depth(&self) -> usize {
-        self.rdns.len()
+        self.0.rdns.len()
     }
 }
 
@@ -160,19 +164,19 @@ impl Rdn {
 
 impl fmt::Display for Dn {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.display)
+        f.write_str(&self.0.display)
     }
 }
 
 impl fmt::Debug for Dn {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Dn({:?})", self.display)
+        write!(f, "Dn({:?})", self.0.display)
     }
 }
 
 impl PartialEq for Dn {
     fn eq(&self, other: &Self) -> bool {
-        self.norm == other.norm
+        self.0.norm == other.0.norm
     }
 }
 
@@ -180,13 +184,13 @@ impl Eq for Dn {}
 
 impl std::hash::Hash for Dn {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.norm.hash(state);
+        self.0.norm.hash(state);
     }
 }
 
 /// Normalise a DN string for `distinguishedNameMatch`; None when it does not parse.
 pub fn normalize_dn(value: &str) -> Option<String> {
-    Dn::parse(value).ok().map(|dn| dn.norm)
+    Dn::parse(value).ok().map(|dn| dn.norm().to_string())
 }
 
 /// The normal form of `value` without parsing it, when it is written plainly: RDNs of one

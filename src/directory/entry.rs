@@ -113,10 +113,14 @@ impl Entry {
     }
 
     /// Only the DN of an encoded entry: membership and access checks need no more.
-    pub fn decode_dn(mut bytes: &[u8]) -> Result<Dn, DecodeError> {
+    pub fn decode_dn(bytes: &[u8]) -> Result<Dn, DecodeError> {
+        Dn::parse(Entry::decode_dn_text(bytes)?).map_err(|_| DecodeError::Invalid)
+    }
+
+    /// The DN of an encoded entry as stored (its display form), not parsed.
+    pub fn decode_dn_text(mut bytes: &[u8]) -> Result<&str, DecodeError> {
         let dn = take(&mut bytes)?;
-        let dn = std::str::from_utf8(dn).map_err(|_| DecodeError::Invalid)?;
-        Dn::parse(dn).map_err(|_| DecodeError::Invalid)
+        std::str::from_utf8(dn).map_err(|_| DecodeError::Invalid)
     }
 
     pub fn decode(mut bytes: &[u8]) -> Result<Entry, DecodeError> {

@@ -605,8 +605,8 @@ pub fn member_of(r: &impl DirectoryRead, dn: &Dn) -> Result<Vec<String>, StoreEr
     };
     let mut out = Vec::new();
     for id in ids {
-        if let Some(group) = r.dn_of(id)? {
-            out.push(group.to_string());
+        if let Some(group) = r.dn_text_of(id)? {
+            out.push(group);
         }
     }
     Ok(out)

@@ -484,6 +484,16 @@ pub trait DirectoryRead {
             .map_err(|e| StoreError::Corrupt(format!("entry {id}: {e}")))
     }
 
+    /// The DN of entry `id` as stored, not parsed: for showing it, as `memberOf` does.
+    fn dn_text_of(&self, id: u64) -> Result<Option<String>, StoreError> {
+        let Some(raw) = self.entries().get(id)? else {
+            return Ok(None);
+        };
+        Entry::decode_dn_text(raw.value())
+            .map(|dn| Some(dn.to_string()))
+            .map_err(|e| StoreError::Corrupt(format!("entry {id}: {e}")))
+    }
+
     fn entry_by_dn(&self, dn: &Dn) -> Result<Option<(u64, Entry)>, StoreError> {
         let Some(id) = self.id_of(dn)? else {
             return Ok(None);
