@@ -867,6 +867,28 @@ mod tests {
     }
 
     #[test]
+    fn the_hashing_pool_settings() {
+        let c = Config::defaults().unwrap();
+        assert_eq!(c.argon2_priority, Priority::Idle);
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        assert_eq!(c.limits.max_password_hashers, cpus);
+        assert_eq!(c.argon2, Argon2Params::default());
+        let c = Config::parse("[argon2]\npriority = \"normal\"\nmemory_kib = 64\n").unwrap();
+        assert_eq!(c.argon2_priority, Priority::Normal);
+        assert_eq!(c.argon2.memory_kib, 64);
+        assert_eq!(c.argon2.iterations, Argon2Params::default().iterations);
+        let err = Config::parse("[argon2]\npriority = \"fast\"\n").unwrap_err();
+        assert!(err.to_string().contains("fast"), "{err}");
+        let err = Config::parse("[argon2]\nmemory = 64\n").unwrap_err();
+        assert!(err.to_string().contains("memory"), "{err}");
+        let err = Config::parse("[limits]\nmax_password_hashers = 0\n").unwrap_err();
+        assert!(
+            err.to_string().contains("limits.max_password_hashers"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn the_anonymous_idle_limit_never_exceeds_the_idle_limit() {
         let c = Config::parse("[limits]\nidle_timeout = \"20s\"\n").unwrap();
         assert_eq!(c.limits.idle_timeout_anonymous, Duration::from_secs(20));
