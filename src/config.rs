@@ -12,6 +12,7 @@ use serde::Deserialize;
 use thiserror::Error;
 
 use crate::directory::dn::Dn;
+use crate::identity::hashers::Priority;
 use crate::identity::password::Argon2Params;
 
 #[derive(Debug, Error)]
@@ -38,6 +39,8 @@ pub struct Config {
     pub limits: Limits,
     pub posix: Posix,
     pub argon2: Argon2Params,
+    /// Scheduling priority of the password hashing threads.
+    pub argon2_priority: Priority,
     pub index: Vec<String>,
     pub log: Log,
     pub tokens: Tokens,
@@ -129,6 +132,7 @@ pub struct Limits {
     pub max_filter_elements: usize,
     pub size_limit: usize,
     pub time_limit: Duration,
+    /// Threads of the password hashing pool (default: one per CPU).
     pub max_password_hashers: usize,
 }
 
@@ -169,7 +173,8 @@ struct RawConfig {
     limits: RawLimits,
     #[serde(default)]
     posix: RawPosix,
-    argon2: Option<Argon2Params>,
+    #[serde(default)]
+    argon2: RawArgon2,
     #[serde(default)]
     index: RawIndex,
     #[serde(default)]
@@ -253,6 +258,16 @@ struct RawPosix {
     uid_max: Option<u32>,
     gid_min: Option<u32>,
     gid_max: Option<u32>,
+}
+
+/// `[argon2]`: the cost of new hashes, and how the hashing threads are scheduled.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawArgon2 {
+    memory_kib: Option<u32>,
+    iterations: Option<u32>,
+    parallelism: Option<u32>,
+    priority: Option<Priority>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -404,7 +419,7 @@ impl Config {
             max_password_hashers: positive(
                 "limits.max_password_hashers",
                 l.max_password_hashers,
-                2,
+                std::thread::available_parallelism().map_or(1, |n| n.get()),
             )?,
         };
         if limits.max_message_bytes_anonymous > limits.max_message_bytes {
@@ -425,7 +440,12 @@ impl Config {
         if posix.gid_min > posix.gid_max {
             return Err(invalid("posix.gid_min", "must not exceed posix.gid_max"));
         }
-        let argon2 = raw.argon2.unwrap_or_default();
+        let cost = Argon2Params::default();
+        let argon2 = Argon2Params {
+            memory_kib: raw.argon2.memory_kib.unwrap_or(cost.memory_kib),
+            iterations: raw.argon2.iterations.unwrap_or(cost.iterations),
+            parallelism: raw.argon2.parallelism.unwrap_or(cost.parallelism),
+        };
         argon2.validate().map_err(|problem| ConfigError::Invalid {
             key: "argon2",
             problem,
@@ -482,6 +502,7 @@ impl Config {
             limits,
             posix,
             argon2,
+            argon2_priority: raw.argon2.priority.unwrap_or_default(),
             index: required_indexes(raw.index.attributes)?,
             log: Log {
                 format: raw.log.format.unwrap_or(LogFormat::Text),
@@ -842,6 +863,28 @@ mod tests {
             Config::parse(fewer).unwrap().index.len(),
             5,
             "only what the server needs"
+        );
+    }
+
+    #[test]
+    fn the_hashing_pool_settings() {
+        let c = Config::defaults().unwrap();
+        assert_eq!(c.argon2_priority, Priority::Idle);
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        assert_eq!(c.limits.max_password_hashers, cpus);
+        assert_eq!(c.argon2, Argon2Params::default());
+        let c = Config::parse("[argon2]\npriority = \"normal\"\nmemory_kib = 64\n").unwrap();
+        assert_eq!(c.argon2_priority, Priority::Normal);
+        assert_eq!(c.argon2.memory_kib, 64);
+        assert_eq!(c.argon2.iterations, Argon2Params::default().iterations);
+        let err = Config::parse("[argon2]\npriority = \"fast\"\n").unwrap_err();
+        assert!(err.to_string().contains("fast"), "{err}");
+        let err = Config::parse("[argon2]\nmemory = 64\n").unwrap_err();
+        assert!(err.to_string().contains("memory"), "{err}");
+        let err = Config::parse("[limits]\nmax_password_hashers = 0\n").unwrap_err();
+        assert!(
+            err.to_string().contains("limits.max_password_hashers"),
+            "{err}"
         );
     }
 

@@ -1,5 +1,6 @@
 //! Credentials: password hashing and verification, tokens, and the slowing of failed binds.
 
+pub mod hashers;
 pub mod password;
 pub mod throttle;
 pub mod token;

@@ -8,12 +8,13 @@
 //! verify, and report that they need a rehash so the bind path can upgrade them.
 //!
 //! This module does no I/O, no logging and nothing async: argon2 is slow on purpose, so
-//! callers run `hash` and `verify` on a blocking thread behind the argon2 semaphore. No
-//! password, salt or digest may reach a `Debug`, `Display` or error text from here.
+//! callers run `hash` and `verify` on the hashing pool (`identity::hashers`), whose threads
+//! keep one [`Argon2Memory`] each. No password, salt or digest may reach a `Debug`,
+//! `Display` or error text from here.
 
 use std::fmt;
 
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use base64::Engine;
 use base64::alphabet;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
@@ -175,11 +176,16 @@ impl StoredPassword {
     /// does one longer than [`MAX_PASSWORD_LEN`] ([`MAX_CRYPT_PASSWORD_LEN`] for `{CRYPT}`),
     /// nor, for `{CRYPT}`, one containing a NUL byte.
     pub fn verify(&self, candidate: &[u8]) -> bool {
+        self.verify_in(candidate, &mut Argon2Memory::none())
+    }
+
+    /// [`verify`](Self::verify), with argon2's working memory taken from `memory`.
+    pub fn verify_in(&self, candidate: &[u8], memory: &mut Argon2Memory) -> bool {
         if candidate.is_empty() || candidate.len() > MAX_PASSWORD_LEN {
             return false;
         }
         match self {
-            StoredPassword::Argon2(h) => h.verify(candidate),
+            StoredPassword::Argon2(h) => h.verify(candidate, memory),
             StoredPassword::Ssha(h) => h.verify(candidate),
             StoredPassword::Sha(h) => h.verify(candidate),
             StoredPassword::Crypt(h) => h.verify(candidate),
@@ -224,6 +230,15 @@ impl fmt::Debug for StoredPassword {
 /// An empty password is refused: a simple bind with one is an unauthenticated bind (RFC 4513
 /// §5.1.2), never a password check, so its hash could never be used.
 pub fn hash(password: &[u8], params: &Argon2Params) -> Result<String, PasswordError> {
+    hash_in(password, params, &mut Argon2Memory::none())
+}
+
+/// [`hash`], with argon2's working memory taken from `memory`.
+pub fn hash_in(
+    password: &[u8],
+    params: &Argon2Params,
+    memory: &mut Argon2Memory,
+) -> Result<String, PasswordError> {
     if password.is_empty() {
         return Err(PasswordError::Empty);
     }
@@ -234,7 +249,7 @@ pub fn hash(password: &[u8], params: &Argon2Params) -> Result<String, PasswordEr
     let salt = random_bytes::<SALT_LEN>()?;
     let mut out = [0u8; HASH_LEN];
     argon2_context(Algorithm::Argon2id, Version::V0x13, params, HASH_LEN)
-        .and_then(|ctx| ctx.hash_password_into(password, &salt, &mut out))
+        .and_then(|ctx| memory.hash_into(&ctx, password, &salt, &mut out))
         .map_err(PasswordError::Argon2)?;
     Ok(format!(
         "{{ARGON2}}$argon2id$v=19$m={},t={},p={}${}${}",
@@ -283,6 +298,53 @@ pub fn try_generate(len: usize) -> Result<String, PasswordError> {
         }
     }
     Ok(out)
+}
+
+/// argon2's working memory (`memory_kib` KiB), kept by a hashing thread from one run to
+/// the next: allocating and zeroing 19 MiB of fresh pages for every bind costs a few percent
+/// of each verification. argon2 writes every block before it reads it, so what a previous run
+/// left behind never changes a result. A run that needs more than `keep_kib` (a stored value
+/// with a larger cost) gets memory of its own, freed afterwards, so one odd value does not pin
+/// gigabytes to a thread.
+pub struct Argon2Memory {
+    blocks: Vec<Block>,
+    keep_kib: u32,
+}
+
+impl Argon2Memory {
+    /// Memory that keeps up to `keep_kib` KiB between runs (a block is 1 KiB).
+    pub fn new(keep_kib: u32) -> Argon2Memory {
+        Argon2Memory {
+            blocks: Vec::new(),
+            keep_kib,
+        }
+    }
+
+    /// Memory that keeps nothing: every run allocates its own.
+    pub fn none() -> Argon2Memory {
+        Argon2Memory::new(0)
+    }
+
+    fn hash_into(
+        &mut self,
+        ctx: &Argon2<'_>,
+        password: &[u8],
+        salt: &[u8],
+        out: &mut [u8],
+    ) -> Result<(), argon2::Error> {
+        let needed = ctx.params().block_count();
+        if needed > self.keep_kib as usize {
+            return ctx.hash_password_into(password, salt, out);
+        }
+        if self.blocks.len() < needed {
+            self.blocks.resize(needed, Block::default());
+        }
+        let blocks = self
+            .blocks
+            .get_mut(..needed)
+            .ok_or(argon2::Error::MemoryTooLittle)?;
+        ctx.hash_password_into_with_memory(password, salt, out, blocks)
+    }
 }
 
 /// A stored `{ARGON2}` value. `Debug` shows the algorithm name only.
@@ -340,10 +402,10 @@ impl Argon2Hash {
         })
     }
 
-    fn verify(&self, candidate: &[u8]) -> bool {
+    fn verify(&self, candidate: &[u8], memory: &mut Argon2Memory) -> bool {
         let mut out = vec![0u8; self.hash.len()];
         let hashed = argon2_context(self.algorithm, self.version, &self.params, out.len())
-            .and_then(|ctx| ctx.hash_password_into(candidate, &self.salt, &mut out));
+            .and_then(|ctx| memory.hash_into(&ctx, candidate, &self.salt, &mut out));
         hashed.is_ok() && bool::from(out.ct_eq(&self.hash))
     }
 
@@ -1451,6 +1513,31 @@ mod tests {
         assert_eq!(err.to_string(), "password is empty");
         let err = hash(&vec![b's'; MAX_PASSWORD_LEN + 1], &SMALL).unwrap_err();
         assert!(!format!("{err} {err:?}").contains("sss"));
+    }
+
+    #[test]
+    fn kept_memory_gives_the_same_results_as_fresh_memory() {
+        let bigger = Argon2Params {
+            memory_kib: 128,
+            ..SMALL
+        };
+        // Keeps SMALL's memory; `bigger` runs on memory of its own.
+        let mut memory = Argon2Memory::new(SMALL.memory_kib);
+        let small_hash = hash_in(b"secret", &SMALL, &mut memory).unwrap();
+        let big_hash = hash_in(b"secret", &bigger, &mut memory).unwrap();
+        for _ in 0..2 {
+            for stored in [&small_hash, &big_hash] {
+                let p = parsed(stored);
+                assert!(p.verify_in(b"secret", &mut memory));
+                assert!(!p.verify_in(b"secreT", &mut memory));
+                assert!(p.verify(b"secret"));
+            }
+            // Known vectors, after the memory has held other runs.
+            for &v in SECRET_VECTORS {
+                assert!(parsed(v).verify_in(b"secret", &mut memory), "{v}");
+            }
+        }
+        assert_eq!(memory.blocks.len(), SMALL.memory_kib as usize);
     }
 
     #[test]

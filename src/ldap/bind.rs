@@ -183,23 +183,19 @@ async fn simple(
             hashes.push(decoy);
         }
     }
-    let permit = state
-        .hashers
-        .clone()
-        .acquire_owned()
-        .await
-        .map_err(|_| LdapError::new(LdapResultCode::Unavailable, "server is shutting down"))?;
     let candidate = password.as_bytes().to_vec();
     let params = state.config.argon2;
-    let verified = tokio::task::spawn_blocking(move || {
-        let _permit = permit;
-        hashes
-            .iter()
-            .find(|h| h.verify(&candidate))
-            .map(|h| h.needs_rehash(&params))
-    })
-    .await
-    .unwrap_or(None);
+    // The decoy runs on the same pool, in the same queue, as a real check.
+    let verified = state
+        .hashers
+        .run(move |memory| {
+            hashes
+                .iter()
+                .find(|h| h.verify_in(&candidate, memory))
+                .map(|h| h.needs_rehash(&params))
+        })
+        .await
+        .map_err(write::hashers_failed)?;
     let (Some(needs_rehash), true, Some(dn)) = (verified, real, target) else {
         return Err(LdapError::invalid_credentials());
     };

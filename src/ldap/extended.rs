@@ -192,7 +192,7 @@ async fn password_modify(
     let policy = access::Policy::of(state);
     let hashers = state.hashers.clone();
     let schema = state.schema.clone();
-    // Verify the old password (argon2) under the hasher cap, before the write.
+    // Verify the old password (argon2) on the hashing pool, before the write.
     if let Some(old) = old_password {
         let stored = state
             .store
@@ -207,18 +207,15 @@ async fn password_modify(
             })
             .await?
             .unwrap_or_default();
-        let _permit = hashers
-            .acquire()
+        let ok = hashers
+            .run(move |memory| {
+                stored
+                    .iter()
+                    .filter_map(|v| StoredPassword::parse(v))
+                    .any(|p| p.verify_in(old.as_bytes(), memory))
+            })
             .await
-            .map_err(|_| LdapError::new(LdapResultCode::Unavailable, "server is shutting down"))?;
-        let ok = tokio::task::spawn_blocking(move || {
-            stored
-                .iter()
-                .filter_map(|v| StoredPassword::parse(v))
-                .any(|p| p.verify(old.as_bytes()))
-        })
-        .await
-        .unwrap_or(false);
+            .map_err(write::hashers_failed)?;
         if !ok {
             return Err(LdapError::invalid_credentials());
         }

@@ -31,12 +31,13 @@ use std::sync::Arc;
 
 use ldap3_proto::control::LdapControl;
 use ldap3_proto::proto::{LdapMsg, LdapOp};
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::directory::schema::Schema;
 use crate::directory::time::{Clock, generalized};
+use crate::identity::hashers::Hashers;
 use crate::ldap::result::{LdapError, response_op, success};
 use crate::ldap::session::Session;
 use crate::store::Store;
@@ -47,8 +48,9 @@ pub struct State {
     pub config: Arc<Config>,
     pub schema: Arc<Schema>,
     pub store: Store,
-    /// Caps concurrent argon2 work so a bind flood cannot starve other operations.
-    pub hashers: Arc<Semaphore>,
+    /// Every argon2 hash and verification runs here: a bounded queue and low-priority
+    /// threads, so a bind flood cannot starve other operations.
+    pub hashers: Hashers,
     /// Candidate ids held by open paged searches, against `session::MAX_REMAINING_IDS`.
     pub paged_ids: Arc<std::sync::atomic::AtomicUsize>,
     /// Key for paged-results cookie MACs; random per process.

@@ -13,6 +13,7 @@ use crate::directory::dn::Dn;
 use crate::directory::entry::Entry;
 use crate::directory::filter::normalize;
 use crate::directory::schema::{ClassKind, Schema};
+use crate::identity::hashers::HashersError;
 use crate::identity::password;
 use crate::ldap::access::{self, Caller};
 use crate::ldap::result::LdapError;
@@ -108,7 +109,7 @@ pub fn request_attrs(
 }
 
 /// Hash cleartext `userPassword` values; already-hashed values are kept as they are.
-/// Runs argon2 on the blocking pool under the hasher semaphore.
+/// Runs argon2 on the password hashing pool.
 pub async fn hash_passwords(
     state: &State,
     values: Vec<Vec<u8>>,
@@ -125,15 +126,12 @@ pub async fn hash_passwords(
 }
 
 pub async fn hash_one(state: &State, cleartext: Vec<u8>) -> Result<String, LdapError> {
-    let _permit = state
-        .hashers
-        .acquire()
-        .await
-        .map_err(|_| LdapError::new(LdapResultCode::Unavailable, "server is shutting down"))?;
     let params = state.config.argon2;
-    let hashed = tokio::task::spawn_blocking(move || password::hash(&cleartext, &params))
+    let hashed = state
+        .hashers
+        .run(move |memory| password::hash_in(&cleartext, &params, memory))
         .await
-        .map_err(|_| LdapError::other("password hashing failed"))?;
+        .map_err(hashers_failed)?;
     hashed.map_err(|e| match e {
         password::PasswordError::Empty | password::PasswordError::TooLong => LdapError::new(
             LdapResultCode::ConstraintViolation,
@@ -144,6 +142,19 @@ pub async fn hash_one(state: &State, cleartext: Vec<u8>) -> Result<String, LdapE
             LdapError::other("password hashing failed")
         }
     })
+}
+
+/// The answer when the hashing pool cannot take or finish a job.
+pub fn hashers_failed(e: HashersError) -> LdapError {
+    match e {
+        HashersError::Stopped => {
+            LdapError::new(LdapResultCode::Unavailable, "server is shutting down")
+        }
+        other => {
+            tracing::error!(error = %other, "password hashing failed");
+            LdapError::other("password hashing failed")
+        }
+    }
 }
 
 /// Check an entry against the schema (RFC 4512 §3.3): known classes, one structural

@@ -24,6 +24,7 @@ use tracing::Instrument;
 
 use crate::config::Config;
 use crate::directory::schema::{Schema, SchemaError};
+use crate::identity::hashers::Hashers;
 use crate::identity::password;
 use crate::identity::throttle::Throttle;
 use crate::ldap::{State, bootstrap};
@@ -102,7 +103,12 @@ fn new_state(
         .unwrap_or(0);
     let config = Arc::new(config);
     Ok(State {
-        hashers: Arc::new(Semaphore::new(config.limits.max_password_hashers)),
+        hashers: Hashers::start(
+            config.limits.max_password_hashers,
+            config.argon2_priority,
+            config.argon2.memory_kib,
+        )
+        .map_err(|e| StartError::Other(e.to_string()))?,
         schema: Arc::new(schema),
         store,
         cookie_key: Arc::new(cookie_key),

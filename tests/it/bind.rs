@@ -297,6 +297,51 @@ async fn bind_with_an_unsupported_critical_control_is_not_performed() {
     server.stop().await;
 }
 
+/// Many connections binding at once through a one-thread hashing pool (whose queue holds
+/// one job): every bind gets its answer, the right ones succeed, a wrong password and an
+/// unknown DN (the decoy run) fail with the same 49, and nothing is crossed between them.
+#[tokio::test]
+async fn concurrent_binds_through_a_small_hashing_pool_all_get_their_own_answer() {
+    let server = TestServer::start_with(
+        "[limits]\nmax_password_hashers = 1\n[throttle]\nfree_failures = 1000\nsource_free_failures = 1000\n",
+    )
+    .await;
+    let mut admin = server.admin().await;
+    for uid in ["alice", "bob", "carol"] {
+        add_person(&mut admin, uid, &format!("pw-{uid}"), false).await;
+    }
+    let server = std::sync::Arc::new(server);
+    let mut clients = Vec::new();
+    for i in 0..48usize {
+        let server = server.clone();
+        clients.push(tokio::spawn(async move {
+            let uid = ["alice", "bob", "carol"][i % 3];
+            let mut ldap = server.ldaps().await;
+            let mut codes = Vec::new();
+            for (dn, password) in [
+                (person_dn(uid), format!("pw-{uid}")),
+                (person_dn(uid), "wrong".to_string()),
+                (person_dn(&format!("nobody{i}")), format!("pw-{uid}")),
+                (person_dn(uid), format!("pw-{uid}")),
+            ] {
+                codes.push(ldap.simple_bind(&dn, &password).await.unwrap().rc);
+            }
+            // The last bind succeeded, as this connection's own person.
+            (codes, whoami(&mut ldap).await, uid)
+        }));
+    }
+    let mut answered = 0;
+    for client in clients {
+        let (codes, me, uid) = client.await.unwrap();
+        assert_eq!(codes, [0, 49, 49, 0], "{uid}");
+        assert_eq!(me, format!("dn:{}", person_dn(uid)));
+        answered += 1;
+    }
+    assert_eq!(answered, 48);
+    let server = std::sync::Arc::into_inner(server).unwrap();
+    server.stop().await;
+}
+
 pub fn ssha(password: &str, salt: &[u8]) -> String {
     use base64::Engine;
     use sha1::{Digest, Sha1};
