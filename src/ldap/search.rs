@@ -362,7 +362,7 @@ impl Scan {
                     "size limit exceeded",
                 )));
             }
-            let result = project(&entry, selection, schema);
+            let result = project_owned(entry, selection, schema);
             let msg = LdapMsg {
                 msgid: *msgid,
                 op: LdapOp::SearchResultEntry(result),
@@ -664,6 +664,22 @@ impl Selection {
             self.all_user || name.eq_ignore_ascii_case("objectClass")
         }
     }
+}
+
+/// [`project`], consuming the entry: its values move into the result instead of being
+/// copied, which matters when a search streams thousands of entries.
+fn project_owned(entry: Entry, sel: &Selection, schema: &Schema) -> LdapSearchResultEntry {
+    let dn = entry.dn.to_string();
+    let attributes = entry
+        .attrs
+        .into_iter()
+        .filter(|a| sel.wants(&a.name, schema))
+        .map(|a| LdapPartialAttribute {
+            atype: a.name,
+            vals: if sel.types_only { Vec::new() } else { a.values },
+        })
+        .collect();
+    LdapSearchResultEntry { dn, attributes }
 }
 
 /// The entry as the result shows it: already redacted for the caller.
