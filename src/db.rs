@@ -99,13 +99,12 @@ pub fn import(config: &Config, file: &Path, progress: bool) -> Result<u64, DbErr
         scope.spawn(move || read_batches(config, schema, reader, bar, tx));
         store.write_blocking(|w| {
             w.defer_index();
-            let now = write::now_generalized();
             let mut rules = ClassRulesCache::default();
             let mut imported = 0u64;
             // Ends when the reader is done; an error, or leaving early, drops `rx`, which
             // stops the reader.
             for batch in rx {
-                imported += add_batch(config, schema, w, batch?, &now, &mut rules)?;
+                imported += add_batch(config, schema, w, batch?, &mut rules)?;
                 bar.set_message(format!("{imported} entries"));
             }
             Ok::<_, DbError>(imported)
@@ -129,12 +128,14 @@ fn read_batches<R: BufRead>(
     tx: SyncSender<Result<Vec<Pending>, DbError>>,
 ) {
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let now = write::now_generalized();
     let mut read_to = 0;
     loop {
-        let batch = read_batch(config, schema, &mut reader, &mut read_to).and_then(|mut b| {
-            hash_passwords(config, &mut b, workers, bar)?;
-            Ok(b)
-        });
+        let batch =
+            read_batch(config, schema, &mut reader, &mut read_to, &now).and_then(|mut b| {
+                hash_passwords(config, &mut b, workers, bar)?;
+                Ok(b)
+            });
         bar.set_position(reader.bytes_read());
         let last = match &batch {
             Ok(b) if b.is_empty() => return,
@@ -153,6 +154,7 @@ fn read_batch<R: BufRead>(
     schema: &Schema,
     reader: &mut LdifReader<R>,
     read_to: &mut u64,
+    now: &str,
 ) -> Result<Vec<Pending>, DbError> {
     let mut batch = Vec::with_capacity(BATCH);
     while batch.len() < BATCH {
@@ -163,9 +165,9 @@ fn read_batch<R: BufRead>(
         let bytes = reader.bytes_read().saturating_sub(*read_to);
         *read_to = reader.bytes_read();
         let entry = match record? {
-            LdifRecord::Entry(e) => prepare(config, schema, &e.dn, e.attrs, line)?,
+            LdifRecord::Entry(e) => prepare(config, schema, &e.dn, e.attrs, line, now)?,
             LdifRecord::Change(c) => match c.kind {
-                ChangeKind::Add(attrs) => prepare(config, schema, &c.dn, attrs, line)?,
+                ChangeKind::Add(attrs) => prepare(config, schema, &c.dn, attrs, line, now)?,
                 _ => {
                     return Err(DbError::Entry {
                         dn: c.dn,
@@ -264,6 +266,7 @@ fn prepare(
     dn: &str,
     attrs: Vec<(String, Vec<u8>)>,
     line: usize,
+    now: &str,
 ) -> Result<Entry, DbError> {
     let fail = |message: String| DbError::Entry {
         dn: dn.to_string(),
@@ -292,6 +295,17 @@ fn prepare(
     write::add_member_uids(&config.suffix, &mut entry, &member_uids);
     write::ensure_rdn_values(schema, &mut entry).map_err(|e| fail(e.message))?;
     write::expand_classes(schema, &mut entry);
+    // What needs nothing from the store is done here, beside the writer: memberUid and
+    // the server attributes, keeping those the file carries.
+    let kept: Vec<(String, Vec<Vec<u8>>)> = KEPT_SERVER_ATTRS
+        .iter()
+        .filter_map(|a| entry.get(a).map(|v| (a.to_string(), v.values.clone())))
+        .collect();
+    write::derive_member_uid(&mut entry);
+    write::stamp_new(schema, &mut entry, "", now);
+    for (name, values) in kept {
+        entry.set(&name, values);
+    }
     Ok(entry)
 }
 
@@ -319,7 +333,6 @@ fn add_batch(
     schema: &Schema,
     w: &mut Writer<'_>,
     batch: Vec<Pending>,
-    now: &str,
     rules: &mut ClassRulesCache,
 ) -> Result<u64, DbError> {
     let mut n = 0;
@@ -345,16 +358,7 @@ fn add_batch(
                 &entry.dn,
             ));
         }
-        let kept: Vec<(String, Vec<Vec<u8>>)> = KEPT_SERVER_ATTRS
-            .iter()
-            .filter_map(|a| entry.get(a).map(|v| (a.to_string(), v.values.clone())))
-            .collect();
-        write::derive_member_uid(&mut entry);
         write::posix_ids(w, &config.posix, &mut entry, None).map_err(|e| fail(e, &entry.dn))?;
-        write::stamp_new(schema, &mut entry, "", now);
-        for (name, values) in kept {
-            entry.set(&name, values);
-        }
         rules
             .check(schema, &entry)
             .map_err(|e| fail(e, &entry.dn))?;
