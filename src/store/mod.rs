@@ -6,7 +6,7 @@
 //! [`Store::read`] and [`Store::write`]; writes use two-phase commit because directory
 //! values are client-controlled. Knows entries and DNs, not LDAP semantics or access.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
@@ -351,9 +351,7 @@ where
     txn.set_two_phase_commit(true);
     let result = {
         let mut writer = Writer::open(&txn, ctx).map_err(E::from)?;
-        let result = f(&mut writer)?;
-        writer.flush_index().map_err(E::from)?;
-        result
+        f(&mut writer)?
     };
     txn.commit().map_err(StoreError::from)?;
     Ok(result)
@@ -621,14 +619,7 @@ pub struct Writer<'t> {
     index: Table<'t, (&'static str, &'static [u8], u64), ()>,
     meta: Table<'t, &'static str, u64>,
     ctx: &'t Ctx,
-    /// Index rows held back during a bulk load (see [`Writer::defer_index`]).
-    deferred: Option<DeferredIndex>,
 }
-
-/// Index rows not yet in the table: (position in `Ctx::indexed`, key) -> ids, ascending.
-/// Held in key order, so they go into the table in one ordered pass, which costs a
-/// fraction of inserting each entry's keys where they fall.
-type DeferredIndex = BTreeMap<(usize, Vec<u8>), Vec<u64>>;
 
 impl<'t> Writer<'t> {
     fn open(txn: &'t WriteTransaction, ctx: &'t Ctx) -> Result<Writer<'t>, StoreError> {
@@ -639,34 +630,7 @@ impl<'t> Writer<'t> {
             index: txn.open_table(INDEX)?,
             meta: txn.open_table(META)?,
             ctx,
-            deferred: None,
         })
-    }
-
-    /// For a bulk load of new entries: hold the index rows of later adds in memory and
-    /// insert them in key order when the transaction ends (or at [`Writer::flush_index`]).
-    /// Lookups in this transaction see them as if they were in the table.
-    pub fn defer_index(&mut self) {
-        self.deferred.get_or_insert_with(BTreeMap::new);
-    }
-
-    /// Insert the deferred index rows, in key order, and stop deferring.
-    pub fn flush_index(&mut self) -> Result<(), StoreError> {
-        let Some(rows) = self.deferred.take() else {
-            return Ok(());
-        };
-        // The table orders by attribute name; `rows` by position in `indexed`.
-        let mut attrs: Vec<usize> = (0..self.ctx.indexed.len()).collect();
-        attrs.sort_by(|a, b| self.ctx.indexed[*a].0.cmp(&self.ctx.indexed[*b].0));
-        for pos in attrs {
-            let name = self.ctx.indexed[pos].0.as_str();
-            for ((_, key), ids) in rows.range((pos, Vec::new())..(pos + 1, Vec::new())) {
-                for id in ids {
-                    self.index.insert((name, key.as_slice(), *id), ())?;
-                }
-            }
-        }
-        Ok(())
     }
 
     /// Add a new entry under an existing parent.
@@ -750,12 +714,6 @@ impl<'t> Writer<'t> {
     }
 
     fn add_index(&mut self, id: u64, entry: &Entry) -> Result<(), StoreError> {
-        if let Some(rows) = &mut self.deferred {
-            for (pos, key) in index_positions(&self.ctx.indexed, entry) {
-                rows.entry((pos, key)).or_default().push(id);
-            }
-            return Ok(());
-        }
         for (attr, key) in index_keys(&self.ctx.indexed, entry) {
             self.index.insert((attr.as_str(), key.as_slice(), id), ())?;
         }
@@ -763,12 +721,6 @@ impl<'t> Writer<'t> {
     }
 
     fn remove_index(&mut self, id: u64, entry: &Entry) -> Result<(), StoreError> {
-        // Rows to remove may still be deferred: put them in the table first, then go on
-        // deferring.
-        if self.deferred.is_some() {
-            self.flush_index()?;
-            self.defer_index();
-        }
         for (attr, key) in index_keys(&self.ctx.indexed, entry) {
             self.index.remove((attr.as_str(), key.as_slice(), id))?;
         }
@@ -802,31 +754,6 @@ impl<'t> DirectoryRead for Writer<'t> {
         self.ctx
     }
 
-    /// As for a reader, plus the rows a bulk load holds back (see `defer_index`).
-    fn lookup(&self, attr: &str, key: &[u8]) -> Result<Option<BTreeSet<u64>>, StoreError> {
-        let Some(pos) = self
-            .ctx
-            .indexed
-            .iter()
-            .position(|(name, _)| name.eq_ignore_ascii_case(attr))
-        else {
-            return Ok(None);
-        };
-        let attr = self.ctx.indexed[pos].0.as_str();
-        let mut out = BTreeSet::new();
-        for item in self.index.range((attr, key, 0)..=(attr, key, u64::MAX))? {
-            out.insert(item?.0.value().2);
-        }
-        if let Some(ids) = self
-            .deferred
-            .as_ref()
-            .and_then(|rows| rows.get(&(pos, key.to_vec())))
-        {
-            out.extend(ids.iter().copied());
-        }
-        Ok(Some(out))
-    }
-
     /// Writes are serialised: nothing commits while this transaction is open.
     fn generation(&self) -> u64 {
         self.ctx.commits.load(Ordering::SeqCst)
@@ -840,24 +767,6 @@ fn index_keys(indexed: &[(String, Option<MatchingRule>)], entry: &Entry) -> Vec<
         for value in entry.values(attr) {
             if let Some(key) = normalize(*rule, value) {
                 keys.push((attr.clone(), key));
-            }
-        }
-    }
-    keys.sort();
-    keys.dedup();
-    keys
-}
-
-/// As [`index_keys`], with the attribute as its position in `indexed`.
-fn index_positions(
-    indexed: &[(String, Option<MatchingRule>)],
-    entry: &Entry,
-) -> Vec<(usize, Vec<u8>)> {
-    let mut keys = Vec::new();
-    for (pos, (attr, rule)) in indexed.iter().enumerate() {
-        for value in entry.values(attr) {
-            if let Some(key) = normalize(*rule, value) {
-                keys.push((pos, key));
             }
         }
     }
@@ -929,36 +838,5 @@ mod tests {
         })
         .unwrap();
         assert!(s.verify().unwrap().problems.is_empty());
-    }
-
-    #[test]
-    fn deferred_index_rows_are_seen_and_flushed() {
-        let s = store();
-        s.write_blocking(|w| {
-            w.defer_index();
-            w.add_suffix(&entry("dc=example,dc=com", None))?;
-            w.add(&entry("ou=people,dc=example,dc=com", None))?;
-            let a = w.add(&entry("uid=a,ou=people,dc=example,dc=com", Some("A")))?;
-            let b = w.add(&entry("uid=b,ou=people,dc=example,dc=com", Some("b")))?;
-            assert_eq!(w.lookup("uid", b"a")?.unwrap(), BTreeSet::from([a]));
-            assert_eq!(w.lookup("objectClass", b"top")?.unwrap().len(), 4);
-            // A replace while deferring: the old keys go, the new ones are seen.
-            let old = w.entry(b)?.unwrap();
-            let mut new = old.clone();
-            new.set_str("uid", "c");
-            w.replace(b, &old, &new)?;
-            assert!(w.lookup("uid", b"b")?.unwrap().is_empty());
-            assert_eq!(w.lookup("uid", b"c")?.unwrap(), BTreeSet::from([b]));
-            Ok::<_, StoreError>(())
-        })
-        .unwrap();
-        s.read_blocking(|r| {
-            assert_eq!(r.lookup("uid", b"a")?.unwrap().len(), 1);
-            assert_eq!(r.lookup("uid", b"c")?.unwrap().len(), 1);
-            assert!(r.lookup("uid", b"b")?.unwrap().is_empty());
-            assert!(r.verify()?.problems.is_empty());
-            Ok::<_, StoreError>(())
-        })
-        .unwrap();
     }
 }
