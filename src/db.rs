@@ -91,14 +91,12 @@ pub fn import(config: &Config, file: &Path, progress: bool) -> Result<u64, DbErr
     let reader = LdifReader::new(BufReader::with_capacity(1 << 16, handle));
     // Reading, preparing and hashing run on their own thread, a batch ahead of the store.
     // One write transaction takes the whole file: a failed import leaves the store as it
-    // was, and the data is made durable once, at the end. Index rows are held back and
-    // inserted in key order at the commit (`Writer::defer_index`).
+    // was, and the data is made durable once, at the end.
     let imported = std::thread::scope(|scope| {
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         let (schema, bar) = (&schema, &bar);
         scope.spawn(move || read_batches(config, schema, reader, bar, tx));
         store.write_blocking(|w| {
-            w.defer_index();
             let mut rules = ClassRulesCache::default();
             let mut imported = 0u64;
             // Ends when the reader is done; an error, or leaving early, drops `rx`, which

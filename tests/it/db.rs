@@ -120,8 +120,7 @@ async fn failed_import_leaves_the_store_as_it_was() {
     let fresh = tempfile::tempdir().unwrap();
     let config = config_for(fresh.path());
     let file = tempfile::NamedTempFile::new().unwrap();
-    // More entries than one batch, then a uidNumber already taken earlier in the file:
-    // found through index rows the import has not written to the table yet.
+    // More entries than one batch, then a uidNumber already taken earlier in the file.
     let mut ldif = String::new();
     for i in 0..6000u32 {
         ldif += &format!(
