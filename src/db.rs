@@ -5,8 +5,10 @@
 //! keeps server attributes present in the file (entryUUID, timestamps), so an export
 //! re-imports to the same directory.
 
-use std::io::{BufReader, Write};
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
+use std::sync::mpsc::SyncSender;
 
 use thiserror::Error;
 
@@ -20,7 +22,7 @@ use crate::ldap::result::LdapError;
 use crate::ldap::write;
 use crate::ldif::{self, ChangeKind, LdifReader, LdifRecord};
 use crate::server::{StartError, open_store};
-use crate::store::{DirectoryRead, Store, StoreError};
+use crate::store::{DirectoryRead, Store, StoreError, Writer};
 
 #[derive(Debug, Error)]
 pub enum DbError {
@@ -86,44 +88,26 @@ pub fn import(config: &Config, file: &Path, progress: bool) -> Result<u64, DbErr
     } else {
         indicatif::ProgressBar::hidden()
     };
-    let mut reader = LdifReader::new(BufReader::with_capacity(1 << 16, handle));
-    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let mut imported = 0u64;
-    let mut batch = Vec::with_capacity(BATCH);
-    let mut read_to = 0;
-    loop {
-        let record = reader.next();
-        let done = record.is_none();
-        if let Some(record) = record {
-            let line = reader.line();
-            let bytes = reader.bytes_read().saturating_sub(read_to);
-            read_to = reader.bytes_read();
-            let entry = match record? {
-                LdifRecord::Entry(e) => prepare(config, &schema, &e.dn, e.attrs, line)?,
-                LdifRecord::Change(c) => match c.kind {
-                    ChangeKind::Add(attrs) => prepare(config, &schema, &c.dn, attrs, line)?,
-                    _ => {
-                        return Err(DbError::Entry {
-                            dn: c.dn,
-                            line,
-                            message: "only entries and 'changetype: add' records can be imported"
-                                .into(),
-                        });
-                    }
-                },
-            };
-            batch.push(Pending { entry, line, bytes });
-        }
-        if batch.len() >= BATCH || (done && !batch.is_empty()) {
-            hash_passwords(config, &mut batch, workers, &bar)?;
-            imported += commit(config, &schema, &store, std::mem::take(&mut batch))?;
-            bar.set_position(reader.bytes_read());
-            bar.set_message(format!("{imported} entries"));
-        }
-        if done {
-            break;
-        }
-    }
+    let reader = LdifReader::new(BufReader::with_capacity(1 << 16, handle));
+    // Reading, preparing and hashing run on their own thread, a batch ahead of the store.
+    // One write transaction takes the whole file: a failed import leaves the store as it
+    // was, and the data is made durable once, at the end.
+    let imported = std::thread::scope(|scope| {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let (schema, bar) = (&schema, &bar);
+        scope.spawn(move || read_batches(config, schema, reader, bar, tx));
+        store.write_blocking(|w| {
+            let mut rules = ClassRulesCache::default();
+            let mut imported = 0u64;
+            // Ends when the reader is done; an error, or leaving early, drops `rx`, which
+            // stops the reader.
+            for batch in rx {
+                imported += add_batch(config, schema, w, batch?, &mut rules)?;
+                bar.set_message(format!("{imported} entries"));
+            }
+            Ok::<_, DbError>(imported)
+        })
+    })?;
     bar.finish_and_clear();
     eprintln!(
         "imported {imported} entries into {}",
@@ -132,7 +116,72 @@ pub fn import(config: &Config, file: &Path, progress: bool) -> Result<u64, DbErr
     Ok(imported)
 }
 
-/// An entry read from the file, waiting for its batch to be committed.
+/// Send the file's entries, prepared and with their passwords hashed, in batches; the
+/// first error ends the stream.
+fn read_batches<R: BufRead>(
+    config: &Config,
+    schema: &Schema,
+    mut reader: LdifReader<R>,
+    bar: &indicatif::ProgressBar,
+    tx: SyncSender<Result<Vec<Pending>, DbError>>,
+) {
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let now = write::now_generalized();
+    let mut read_to = 0;
+    loop {
+        let batch =
+            read_batch(config, schema, &mut reader, &mut read_to, &now).and_then(|mut b| {
+                hash_passwords(config, &mut b, workers, bar)?;
+                Ok(b)
+            });
+        bar.set_position(reader.bytes_read());
+        let last = match &batch {
+            Ok(b) if b.is_empty() => return,
+            Ok(b) => b.len() < BATCH,
+            Err(_) => true,
+        };
+        if tx.send(batch).is_err() || last {
+            return;
+        }
+    }
+}
+
+/// Up to `BATCH` entries, prepared for adding; `read_to` is where the last one ended.
+fn read_batch<R: BufRead>(
+    config: &Config,
+    schema: &Schema,
+    reader: &mut LdifReader<R>,
+    read_to: &mut u64,
+    now: &str,
+) -> Result<Vec<Pending>, DbError> {
+    let mut batch = Vec::with_capacity(BATCH);
+    while batch.len() < BATCH {
+        let Some(record) = reader.next() else {
+            break;
+        };
+        let line = reader.line();
+        let bytes = reader.bytes_read().saturating_sub(*read_to);
+        *read_to = reader.bytes_read();
+        let entry = match record? {
+            LdifRecord::Entry(e) => prepare(config, schema, &e.dn, e.attrs, line, now)?,
+            LdifRecord::Change(c) => match c.kind {
+                ChangeKind::Add(attrs) => prepare(config, schema, &c.dn, attrs, line, now)?,
+                _ => {
+                    return Err(DbError::Entry {
+                        dn: c.dn,
+                        line,
+                        message: "only entries and 'changetype: add' records can be imported"
+                            .into(),
+                    });
+                }
+            },
+        };
+        batch.push(Pending { entry, line, bytes });
+    }
+    Ok(batch)
+}
+
+/// An entry read from the file, waiting for its batch to be added.
 struct Pending {
     entry: Entry,
     /// Where it ends in the file, for error messages.
@@ -215,6 +264,7 @@ fn prepare(
     dn: &str,
     attrs: Vec<(String, Vec<u8>)>,
     line: usize,
+    now: &str,
 ) -> Result<Entry, DbError> {
     let fail = |message: String| DbError::Entry {
         dn: dn.to_string(),
@@ -243,63 +293,84 @@ fn prepare(
     write::add_member_uids(&config.suffix, &mut entry, &member_uids);
     write::ensure_rdn_values(schema, &mut entry).map_err(|e| fail(e.message))?;
     write::expand_classes(schema, &mut entry);
+    // What needs nothing from the store is done here, beside the writer: memberUid and
+    // the server attributes, keeping those the file carries.
+    let kept: Vec<(String, Vec<Vec<u8>>)> = KEPT_SERVER_ATTRS
+        .iter()
+        .filter_map(|a| entry.get(a).map(|v| (a.to_string(), v.values.clone())))
+        .collect();
+    write::derive_member_uid(&mut entry);
+    write::stamp_new(schema, &mut entry, "", now);
+    for (name, values) in kept {
+        entry.set(&name, values);
+    }
     Ok(entry)
 }
 
-fn commit(
+/// The schema rules of each distinct objectClass list seen, worked out once.
+#[derive(Default)]
+struct ClassRulesCache(HashMap<Vec<Vec<u8>>, write::ClassRules>);
+
+impl ClassRulesCache {
+    fn check(&mut self, schema: &Schema, entry: &Entry) -> Result<(), LdapError> {
+        let classes = entry.values("objectClass");
+        let rules = match self.0.get(classes) {
+            Some(rules) => rules,
+            None => {
+                let rules = write::ClassRules::of(schema, classes)?;
+                self.0.entry(classes.to_vec()).or_insert(rules)
+            }
+        };
+        write::check_entry_with(schema, entry, rules)
+    }
+}
+
+/// Add a batch of prepared entries in the import's transaction.
+fn add_batch(
     config: &Config,
     schema: &Schema,
-    store: &Store,
+    w: &mut Writer<'_>,
     batch: Vec<Pending>,
+    rules: &mut ClassRulesCache,
 ) -> Result<u64, DbError> {
-    store.write_blocking(|w| {
-        let now = write::now_generalized();
-        let mut n = 0;
-        for Pending {
-            mut entry, line, ..
-        } in batch
-        {
-            let fail = |e: LdapError, dn: &Dn| DbError::Entry {
-                dn: dn.to_string(),
-                line,
-                message: e.message,
-            };
-            if w.id_of(&entry.dn)?.is_some() {
-                // The suffix and containers made on first start may be in the file too.
-                if is_bootstrap(config, &entry.dn) {
-                    continue;
-                }
-                return Err(fail(
-                    LdapError::new(
-                        ldap3_proto::proto::LdapResultCode::EntryAlreadyExists,
-                        "already exists",
-                    ),
-                    &entry.dn,
-                ));
+    let mut n = 0;
+    for Pending {
+        mut entry, line, ..
+    } in batch
+    {
+        let fail = |e: LdapError, dn: &Dn| DbError::Entry {
+            dn: dn.to_string(),
+            line,
+            message: e.message,
+        };
+        if w.id_of(&entry.dn)?.is_some() {
+            // The suffix and containers made on first start may be in the file too.
+            if is_bootstrap(config, &entry.dn) {
+                continue;
             }
-            let kept: Vec<(String, Vec<Vec<u8>>)> = KEPT_SERVER_ATTRS
-                .iter()
-                .filter_map(|a| entry.get(a).map(|v| (a.to_string(), v.values.clone())))
-                .collect();
-            write::derive_member_uid(&mut entry);
-            write::posix_ids(w, &config.posix, &mut entry, None).map_err(|e| fail(e, &entry.dn))?;
-            write::stamp_new(schema, &mut entry, "", &now);
-            for (name, values) in kept {
-                entry.set(&name, values);
-            }
-            write::check_entry(schema, &entry).map_err(|e| fail(e, &entry.dn))?;
-            w.add(&entry).map_err(|e| match e {
-                StoreError::NoParent => DbError::Entry {
-                    dn: entry.dn.to_string(),
-                    line,
-                    message: "its parent entry does not exist (parents must come first)".into(),
-                },
-                other => other.into(),
-            })?;
-            n += 1;
+            return Err(fail(
+                LdapError::new(
+                    ldap3_proto::proto::LdapResultCode::EntryAlreadyExists,
+                    "already exists",
+                ),
+                &entry.dn,
+            ));
         }
-        Ok(n)
-    })
+        write::posix_ids(w, &config.posix, &mut entry, None).map_err(|e| fail(e, &entry.dn))?;
+        rules
+            .check(schema, &entry)
+            .map_err(|e| fail(e, &entry.dn))?;
+        w.add(&entry).map_err(|e| match e {
+            StoreError::NoParent => DbError::Entry {
+                dn: entry.dn.to_string(),
+                line,
+                message: "its parent entry does not exist (parents must come first)".into(),
+            },
+            other => other.into(),
+        })?;
+        n += 1;
+    }
+    Ok(n)
 }
 
 fn is_bootstrap(config: &Config, dn: &Dn) -> bool {

@@ -160,36 +160,69 @@ pub fn hashers_failed(e: HashersError) -> LdapError {
 /// Check an entry against the schema (RFC 4512 §3.3): known classes, one structural
 /// chain, MUST present, nothing outside MUST/MAY, single-valued attributes, value syntax.
 pub fn check_entry(schema: &Schema, entry: &Entry) -> Result<(), LdapError> {
-    let classes = entry.values("objectClass");
-    if classes.is_empty() {
-        return Err(oc_violation("no objectClass attribute"));
-    }
-    let mut must = BTreeSet::new();
-    let mut may = BTreeSet::new();
-    let mut structural = false;
-    let mut extensible = false;
-    for class in classes {
-        let name = String::from_utf8_lossy(class);
-        let Some(oc) = schema.object_class(&name) else {
-            return Err(LdapError::new(
-                LdapResultCode::InvalidAttributeSyntax,
-                format!("objectClass: value '{name}' is not a known object class"),
-            ));
-        };
-        structural |= oc.kind == ClassKind::Structural;
-        for sup in schema.superclasses(&name) {
-            extensible |= sup
-                .names
-                .iter()
-                .any(|n| n.eq_ignore_ascii_case("extensibleObject"));
-            must.extend(sup.must.iter().map(|m| canonical(schema, m)));
-            may.extend(sup.may.iter().map(|m| canonical(schema, m)));
+    let rules = ClassRules::of(schema, entry.values("objectClass"))?;
+    check_entry_with(schema, entry, &rules)
+}
+
+/// What an entry's object classes allow: the part of [`check_entry`] that depends on the
+/// classes alone, so a bulk load can work it out once per distinct class list.
+#[derive(Debug, Clone)]
+pub struct ClassRules {
+    must: BTreeSet<String>,
+    may: BTreeSet<String>,
+    extensible: bool,
+}
+
+impl ClassRules {
+    pub fn of(schema: &Schema, classes: &[Vec<u8>]) -> Result<ClassRules, LdapError> {
+        if classes.is_empty() {
+            return Err(oc_violation("no objectClass attribute"));
         }
+        let mut must = BTreeSet::new();
+        let mut may = BTreeSet::new();
+        let mut structural = false;
+        let mut extensible = false;
+        for class in classes {
+            let name = String::from_utf8_lossy(class);
+            let Some(oc) = schema.object_class(&name) else {
+                return Err(LdapError::new(
+                    LdapResultCode::InvalidAttributeSyntax,
+                    format!("objectClass: value '{name}' is not a known object class"),
+                ));
+            };
+            structural |= oc.kind == ClassKind::Structural;
+            for sup in schema.superclasses(&name) {
+                extensible |= sup
+                    .names
+                    .iter()
+                    .any(|n| n.eq_ignore_ascii_case("extensibleObject"));
+                must.extend(sup.must.iter().map(|m| canonical(schema, m)));
+                may.extend(sup.may.iter().map(|m| canonical(schema, m)));
+            }
+        }
+        if !structural {
+            return Err(oc_violation("no structural object class provided"));
+        }
+        Ok(ClassRules {
+            must,
+            may,
+            extensible,
+        })
     }
-    if !structural {
-        return Err(oc_violation("no structural object class provided"));
-    }
-    for m in &must {
+}
+
+/// [`check_entry`] with the rules of the entry's classes already worked out.
+pub fn check_entry_with(
+    schema: &Schema,
+    entry: &Entry,
+    rules: &ClassRules,
+) -> Result<(), LdapError> {
+    let ClassRules {
+        must,
+        may,
+        extensible,
+    } = rules;
+    for m in must {
         if entry.get(m).is_none() {
             return Err(oc_violation(&format!(
                 "object class requires attribute '{m}'"
@@ -205,7 +238,7 @@ pub fn check_entry(schema: &Schema, entry: &Entry) -> Result<(), LdapError> {
         };
         let key = at.name().to_ascii_lowercase();
         let allowed =
-            at.is_operational() || extensible || must.contains(&key) || may.contains(&key);
+            at.is_operational() || *extensible || must.contains(&key) || may.contains(&key);
         if !allowed {
             return Err(oc_violation(&format!(
                 "attribute '{}' not allowed by the entry's object classes",
@@ -363,6 +396,9 @@ pub fn derive_member_uid(entry: &mut Entry) {
 /// Add the `member` DNs that client-written `memberUid` values stand for, skipping people
 /// already in `member`: an exported group carries both, and must import as it was.
 pub fn add_member_uids(suffix: &Dn, entry: &mut Entry, uids: &[Vec<u8>]) {
+    if uids.is_empty() {
+        return;
+    }
     let parse = |m: &[u8]| std::str::from_utf8(m).ok().and_then(|m| Dn::parse(m).ok());
     let mut present: BTreeSet<String> = entry
         .values("member")
@@ -370,10 +406,12 @@ pub fn add_member_uids(suffix: &Dn, entry: &mut Entry, uids: &[Vec<u8>]) {
         .filter_map(|m| parse(m))
         .map(|dn| dn.norm().to_string())
         .collect();
-    for m in member_uid_to_member(suffix, uids) {
-        let fresh = parse(&m).is_none_or(|dn| present.insert(dn.norm().to_string()));
-        if fresh {
-            entry.push_value("member", m);
+    // As `member_uid_to_member`, keeping the DNs rather than parsing their text again.
+    let people = suffix.child(crate::directory::dn::Rdn::single("ou", "people"));
+    for u in uids.iter().filter_map(|u| std::str::from_utf8(u).ok()) {
+        let dn = people.child(crate::directory::dn::Rdn::single("uid", u));
+        if present.insert(dn.norm().to_string()) {
+            entry.push_value("member", dn.to_string().into_bytes());
         }
     }
 }

@@ -116,6 +116,44 @@ async fn import_reports_the_bad_entry_and_line() {
 }
 
 #[tokio::test]
+async fn failed_import_leaves_the_store_as_it_was() {
+    let fresh = tempfile::tempdir().unwrap();
+    let config = config_for(fresh.path());
+    let file = tempfile::NamedTempFile::new().unwrap();
+    // More entries than one batch, then a uidNumber already taken earlier in the file.
+    let mut ldif = String::new();
+    for i in 0..6000u32 {
+        ldif += &format!(
+            "dn: uid=u{i},{PEOPLE}\nobjectClass: inetOrgPerson\nobjectClass: posixAccount\n\
+             uid: u{i}\ncn: u{i}\nsn: u\nuidNumber: {}\n\n",
+            20000 + i
+        );
+    }
+    ldif += &format!(
+        "dn: uid=dup,{PEOPLE}\nobjectClass: inetOrgPerson\nobjectClass: posixAccount\n\
+         uid: dup\ncn: dup\nsn: dup\nuidNumber: 20007\n\n"
+    );
+    std::fs::write(file.path(), &ldif).unwrap();
+    let err = tessera::db::import(&config, file.path(), false).unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("uid=dup") && msg.contains("20007"), "{msg}");
+    let mut out = Vec::new();
+    tessera::db::export(&config, &mut out).unwrap();
+    let text = String::from_utf8(out).unwrap();
+    assert!(
+        !text.contains("uid=u0,"),
+        "nothing of the failed file stays"
+    );
+
+    // Without the duplicate it goes in whole, indexed.
+    let good = ldif.rsplit_once("dn: uid=dup").unwrap().0;
+    std::fs::write(file.path(), good).unwrap();
+    let n = tessera::db::import(&config, file.path(), false).unwrap();
+    assert_eq!(n, 6000);
+    tessera::db::verify(&config).unwrap();
+}
+
+#[tokio::test]
 async fn import_turns_member_uid_into_member() {
     let mut ldif = String::new();
     for uid in ["alice", "bob", "carol"] {
