@@ -103,6 +103,10 @@ impl Store {
         let opened = guarded(path, || {
             let mut db = open_database(path, |p| Database::create(p))?;
             check_integrity(path, &mut db)?;
+            // The check read every page into this handle's cache; a fresh handle starts
+            // with an empty one, so memory follows what is served, not the file's size.
+            drop(db);
+            let db = open_database(path, |p| Database::create(p))?;
             Store::from_db(db, schema, indexed)
         });
         let mut store = opened?;
