@@ -77,6 +77,11 @@ impl Dn {
         }))
     }
 
+    /// The form the client wrote (what `Display` shows), without a copy.
+    pub fn as_str(&self) -> &str {
+        &self.0.display
+    }
+
     /// The normalised form: equal DNs have equal `norm()`.
     pub fn norm(&self) -> &str {
         &self.0.norm

@@ -1,5 +1,7 @@
 //! The little BER the extended operations need: definite-length TLVs with context tags,
-//! read and written by hand (the codec handles whole LDAP messages, not these values).
+//! read and written by hand (the codec handles whole LDAP messages, not these values);
+//! and SearchResultEntry messages, encoded straight from an entry's attributes, since
+//! searches stream thousands of them.
 
 /// One element: its tag byte and content.
 pub struct Tlv<'a> {
@@ -61,6 +63,85 @@ pub fn write(tag: u8, content: &[u8]) -> Vec<u8> {
     out
 }
 
+/// Bytes a length takes in a BER header (definite form).
+fn length_size(len: usize) -> usize {
+    match len {
+        0..0x80 => 1,
+        _ => 1 + (usize::BITS - len.leading_zeros()).div_ceil(8) as usize,
+    }
+}
+
+/// Bytes a whole TLV with `content` bytes of content takes.
+fn tlv_size(content: usize) -> usize {
+    1 + length_size(content) + content
+}
+
+fn put_header(out: &mut Vec<u8>, tag: u8, len: usize) {
+    out.push(tag);
+    if len < 0x80 {
+        out.push(len as u8);
+        return;
+    }
+    let bytes = len.to_be_bytes();
+    let skip = bytes.iter().take_while(|b| **b == 0).count();
+    out.push(0x80 | (bytes.len() - skip) as u8);
+    out.extend_from_slice(&bytes[skip..]);
+}
+
+/// A message id as a minimal two's-complement INTEGER body (ids are 1..2^31-1).
+fn integer_body(value: i32) -> Vec<u8> {
+    let bytes = value.to_be_bytes();
+    let mut start = 0;
+    while start < 3
+        && ((bytes[start] == 0 && bytes[start + 1] & 0x80 == 0)
+            || (bytes[start] == 0xff && bytes[start + 1] & 0x80 != 0))
+    {
+        start += 1;
+    }
+    bytes[start..].to_vec()
+}
+
+/// One whole LDAPMessage carrying a SearchResultEntry (RFC 4511 §4.5.2), no controls:
+///
+/// ```text
+/// SEQUENCE { messageID INTEGER, [APPLICATION 4] SEQUENCE { objectName OCTET STRING,
+///            attributes SEQUENCE OF SEQUENCE { type OCTET STRING, vals SET OF OCTET STRING } } }
+/// ```
+pub fn search_result_entry(msgid: i32, dn: &str, attrs: &[(&str, &[Vec<u8>])]) -> Vec<u8> {
+    let attr_size = |(name, values): &(&str, &[Vec<u8>])| {
+        let vals: usize = values.iter().map(|v| tlv_size(v.len())).sum();
+        tlv_size(name.len()) + tlv_size(vals)
+    };
+    let list: usize = attrs.iter().map(|a| tlv_size(attr_size(a))).sum();
+    let op = tlv_size(dn.len()) + tlv_size(list);
+    let id = integer_body(msgid);
+    let message = tlv_size(id.len()) + tlv_size(op);
+    let mut out = Vec::with_capacity(tlv_size(message));
+    put_header(&mut out, 0x30, message);
+    put_header(&mut out, 0x02, id.len());
+    out.extend_from_slice(&id);
+    put_header(&mut out, 0x64, op);
+    put_header(&mut out, 0x04, dn.len());
+    out.extend_from_slice(dn.as_bytes());
+    put_header(&mut out, 0x30, list);
+    for attr in attrs {
+        let (name, values) = attr;
+        put_header(&mut out, 0x30, attr_size(attr));
+        put_header(&mut out, 0x04, name.len());
+        out.extend_from_slice(name.as_bytes());
+        put_header(
+            &mut out,
+            0x31,
+            values.iter().map(|v| tlv_size(v.len())).sum(),
+        );
+        for v in values.iter() {
+            put_header(&mut out, 0x04, v.len());
+            out.extend_from_slice(v);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -79,5 +160,53 @@ mod tests {
             assert!(sequence(&seq[..cut]).is_none());
         }
         assert!(sequence(&[0x30, 0x85, 0, 0, 0, 0, 1]).is_none());
+    }
+
+    #[test]
+    fn search_entries_decode_as_the_codec_reads_them() {
+        use ldap3_proto::LdapCodec;
+        use ldap3_proto::proto::{LdapOp, LdapPartialAttribute, LdapSearchResultEntry};
+        use tokio_util::bytes::BytesMut;
+        use tokio_util::codec::Decoder;
+
+        let big = vec![b'x'; 70_000];
+        let values = [b"top".to_vec(), b"person".to_vec()];
+        let empty: [Vec<u8>; 0] = [];
+        let long = [big.clone()];
+        for msgid in [1, 127, 128, 255, 256, 65_535, 8_388_608, i32::MAX] {
+            let attrs: [(&str, &[Vec<u8>]); 3] =
+                [("objectClass", &values), ("cn", &empty), ("photo", &long)];
+            let bytes = search_result_entry(msgid, "uid=a,dc=example,dc=com", &attrs);
+            let mut buf = BytesMut::from(&bytes[..]);
+            let msg = LdapCodec::new(Some(1 << 20), None)
+                .decode(&mut buf)
+                .unwrap()
+                .expect("one whole message");
+            assert!(buf.is_empty(), "exactly the message");
+            assert_eq!(msg.msgid, msgid);
+            let expected = LdapSearchResultEntry {
+                dn: "uid=a,dc=example,dc=com".to_string(),
+                attributes: vec![
+                    LdapPartialAttribute {
+                        atype: "objectClass".to_string(),
+                        vals: values.to_vec(),
+                    },
+                    LdapPartialAttribute {
+                        atype: "cn".to_string(),
+                        vals: Vec::new(),
+                    },
+                    LdapPartialAttribute {
+                        atype: "photo".to_string(),
+                        vals: vec![big.clone()],
+                    },
+                ],
+            };
+            assert_eq!(msg.op, LdapOp::SearchResultEntry(expected), "{msgid}");
+        }
+        assert_eq!(integer_body(128), [0x00, 0x80]);
+        assert_eq!(integer_body(127), [0x7f]);
+        assert_eq!(length_size(0x7f), 1);
+        assert_eq!(length_size(0x80), 2);
+        assert_eq!(length_size(0x1_0000), 4);
     }
 }

@@ -87,19 +87,32 @@ pub struct OpContext {
     pub session: Session,
     pub msgid: i32,
     pub controls: Vec<LdapControl>,
-    pub out: mpsc::Sender<LdapMsg>,
+    pub out: mpsc::Sender<Outgoing>,
     pub cancel: CancellationToken,
+}
+
+/// A response on its way to the connection: a message, or one already encoded (search
+/// entries, encoded on the thread that found them).
+pub enum Outgoing {
+    Msg(LdapMsg),
+    Encoded(Vec<u8>),
+}
+
+impl From<LdapMsg> for Outgoing {
+    fn from(msg: LdapMsg) -> Self {
+        Outgoing::Msg(msg)
+    }
 }
 
 impl OpContext {
     /// Send one message for this operation; false if the connection is gone.
     pub async fn send(&self, op: LdapOp, ctrl: Vec<LdapControl>) -> bool {
         self.out
-            .send(LdapMsg {
+            .send(Outgoing::Msg(LdapMsg {
                 msgid: self.msgid,
                 op,
                 ctrl,
-            })
+            }))
             .await
             .is_ok()
     }

@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use ldap3_proto::control::LdapControl;
 use ldap3_proto::proto::{
-    LdapMsg, LdapOp, LdapPartialAttribute, LdapResultCode, LdapSearchRequest,
-    LdapSearchResultEntry, LdapSearchScope,
+    LdapOp, LdapPartialAttribute, LdapResultCode, LdapSearchRequest, LdapSearchResultEntry,
+    LdapSearchScope,
 };
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -28,7 +28,7 @@ use crate::ldap::access::{self, Caller};
 use crate::ldap::result::{LdapError, success};
 use crate::ldap::root_dse::{self, SUBSCHEMA_DN};
 use crate::ldap::session::{PagedCookies, Principal, Remaining};
-use crate::ldap::{OpContext, reply};
+use crate::ldap::{OpContext, Outgoing, ber, reply};
 use crate::store::{DirectoryRead, Reader, StoreError};
 
 pub async fn search(ctx: &OpContext, req: &LdapSearchRequest) {
@@ -248,7 +248,7 @@ impl Scan {
         &self,
         r: &Reader,
         budget: Option<usize>,
-        emit: &mut dyn FnMut(LdapMsg) -> bool,
+        emit: &mut dyn FnMut(Outgoing) -> bool,
     ) -> Result<ScanEnd, ScanError> {
         let Scan {
             principal,
@@ -362,13 +362,17 @@ impl Scan {
                     "size limit exceeded",
                 )));
             }
-            let result = project_owned(entry, selection, schema);
-            let msg = LdapMsg {
-                msgid: *msgid,
-                op: LdapOp::SearchResultEntry(result),
-                ctrl: Vec::new(),
-            };
-            if !emit(msg) {
+            let attrs: Vec<(&str, &[Vec<u8>])> = entry
+                .attrs
+                .iter()
+                .filter(|a| selection.wants(&a.name, schema))
+                .map(|a| {
+                    let values: &[Vec<u8>] = if selection.types_only { &[] } else { &a.values };
+                    (a.name.as_str(), values)
+                })
+                .collect();
+            let msg = ber::search_result_entry(*msgid, entry.dn.as_str(), &attrs);
+            if !emit(Outgoing::Encoded(msg)) {
                 return Ok(ScanEnd::Abandoned);
             }
             sent += 1;
@@ -664,22 +668,6 @@ impl Selection {
             self.all_user || name.eq_ignore_ascii_case("objectClass")
         }
     }
-}
-
-/// [`project`], consuming the entry: its values move into the result instead of being
-/// copied, which matters when a search streams thousands of entries.
-fn project_owned(entry: Entry, sel: &Selection, schema: &Schema) -> LdapSearchResultEntry {
-    let dn = entry.dn.to_string();
-    let attributes = entry
-        .attrs
-        .into_iter()
-        .filter(|a| sel.wants(&a.name, schema))
-        .map(|a| LdapPartialAttribute {
-            atype: a.name,
-            vals: if sel.types_only { Vec::new() } else { a.values },
-        })
-        .collect();
-    LdapSearchResultEntry { dn, attributes }
 }
 
 /// The entry as the result shows it: already redacted for the caller.

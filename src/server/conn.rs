@@ -21,14 +21,14 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::bytes::BytesMut;
-use tokio_util::codec::{Decoder, FramedRead, FramedWrite};
+use tokio_util::codec::{Decoder, Encoder, FramedRead, FramedWrite};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::ldap::extended::OID_STARTTLS;
 use crate::ldap::result::{LdapError, response_op, success};
 use crate::ldap::session::{Principal, Session, Transport};
-use crate::ldap::{self, OpContext, State, ber};
+use crate::ldap::{self, OpContext, Outgoing, State, ber};
 
 const NOTICE_OF_DISCONNECTION: &str = "1.3.6.1.4.1.1466.20036";
 const MAX_BER_DEPTH: usize = 64;
@@ -129,7 +129,7 @@ where
         .set_limit(limits.max_paged_searches_per_connection);
     let (read_half, write_half) = tokio::io::split(stream);
     let mut reader = FramedRead::new(read_half, codec(limits.max_message_bytes_anonymous));
-    let mut writer = FramedWrite::new(write_half, LdapCodec::new(None, None));
+    let mut writer = FramedWrite::new(write_half, ResponseCodec(LdapCodec::new(None, None)));
     let mut conn = Conn {
         shared: shared.clone(),
         ops: JoinSet::new(),
@@ -163,11 +163,28 @@ struct Conn {
     shared: ConnShared,
     ops: JoinSet<i32>,
     cancels: HashMap<i32, CancellationToken>,
-    channel: (mpsc::Sender<LdapMsg>, mpsc::Receiver<LdapMsg>),
+    channel: (mpsc::Sender<Outgoing>, mpsc::Receiver<Outgoing>),
 }
 
 type Reader<S> = FramedRead<ReadHalf<S>, FrameCodec>;
-type Writer<S> = FramedWrite<WriteHalf<S>, LdapCodec>;
+type Writer<S> = FramedWrite<WriteHalf<S>, ResponseCodec>;
+
+/// The codec for what the server writes: messages, and search entries encoded already.
+pub struct ResponseCodec(LdapCodec);
+
+impl Encoder<Outgoing> for ResponseCodec {
+    type Error = std::io::Error;
+
+    fn encode(&mut self, item: Outgoing, dst: &mut BytesMut) -> Result<(), std::io::Error> {
+        match item {
+            Outgoing::Msg(msg) => self.0.encode(msg, dst),
+            Outgoing::Encoded(bytes) => {
+                dst.extend_from_slice(&bytes);
+                Ok(())
+            }
+        }
+    }
+}
 
 impl Conn {
     async fn run<S>(
@@ -498,7 +515,7 @@ impl Conn {
 
     /// Write `first` and whatever else is queued already, flushed once, under the write
     /// timeout: a search's entries and its result then share TLS records and system calls.
-    async fn write_queued<S>(&mut self, writer: &mut Writer<S>, first: LdapMsg) -> bool
+    async fn write_queued<S>(&mut self, writer: &mut Writer<S>, first: Outgoing) -> bool
     where
         S: AsyncWrite + Unpin,
     {
@@ -518,13 +535,13 @@ impl Conn {
     }
 
     /// Write one message under the write timeout; false if the client is gone or stalled.
-    async fn write<S>(&self, writer: &mut Writer<S>, msg: LdapMsg) -> bool
+    async fn write<S>(&self, writer: &mut Writer<S>, msg: impl Into<Outgoing>) -> bool
     where
         S: AsyncWrite + Unpin,
     {
         let timeout: Duration = self.shared.state.config.limits.write_timeout;
         matches!(
-            tokio::time::timeout(timeout, writer.send(msg)).await,
+            tokio::time::timeout(timeout, writer.send(msg.into())).await,
             Ok(Ok(()))
         )
     }
