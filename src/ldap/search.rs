@@ -129,6 +129,7 @@ async fn run(ctx: &OpContext, req: &LdapSearchRequest) -> Outcome {
         schema: state.schema.clone(),
         page: page.clone(),
         resume,
+        planned: None,
         base,
         filter,
         selection,
@@ -145,7 +146,10 @@ async fn run(ctx: &OpContext, req: &LdapSearchRequest) -> Outcome {
         })
     });
     let scan = match inline {
-        Err(ScanError::TooMany) => {
+        Err(ScanError::TooMany(planned)) => {
+            // The plan just made serves the blocking run too, unless a write came between.
+            let mut scan = scan;
+            scan.planned = planned;
             let out = ctx.out.clone();
             state
                 .store
@@ -189,7 +193,7 @@ async fn run(ctx: &OpContext, req: &LdapSearchRequest) -> Outcome {
         }
         Err(ScanError::Ldap(e)) => Err((e, page_ctrl(Vec::new()))),
         Err(ScanError::Store(e)) => Err((e.into(), page_ctrl(Vec::new()))),
-        Err(ScanError::TooMany) => Err((
+        Err(ScanError::TooMany(_)) => Err((
             LdapError::new(LdapResultCode::Other, "search could not be planned"),
             page_ctrl(Vec::new()),
         )),
@@ -211,8 +215,9 @@ enum ScanEnd {
 enum ScanError {
     Ldap(LdapError),
     Store(StoreError),
-    /// More candidates than the inline budget: run on the blocking pool instead.
-    TooMany,
+    /// More candidates than the inline budget: run on the blocking pool instead. Carries
+    /// the candidates when they were planned for this refusal, with the generation.
+    TooMany(Option<(u64, Vec<u64>)>),
 }
 
 /// Candidates a search may examine on the connection's own thread.
@@ -235,6 +240,8 @@ struct Scan {
     page: Option<Page>,
     /// The previous page's candidates, when kept with its cookie.
     resume: Option<Remaining>,
+    /// Candidates planned by an inline attempt that had too many, at a generation.
+    planned: Option<(u64, Vec<u64>)>,
     base: Dn,
     filter: Filter,
     selection: Selection,
@@ -265,6 +272,7 @@ impl Scan {
             schema,
             page,
             resume,
+            planned,
             base,
             filter,
             selection,
@@ -302,12 +310,17 @@ impl Scan {
         }
         // Kept candidates serve while nothing has been written since they were planned.
         let generation = r.generation();
-        let ids: Cow<[u64]> = match resume {
-            Some(kept) if kept.generation == generation => Cow::Borrowed(&kept.ids),
+        let ids: Cow<[u64]> = match (resume, planned) {
+            (Some(kept), _) if kept.generation == generation => Cow::Borrowed(&kept.ids),
+            (_, Some((g, ids))) if *g == generation => Cow::Borrowed(ids),
             _ => Cow::Owned(candidates(r, filter, scope, base_id)?),
         };
         if budget.is_some_and(|b| ids.len() > b) {
-            return Err(ScanError::TooMany);
+            let planned = match ids {
+                Cow::Owned(ids) => Some((generation, ids)),
+                Cow::Borrowed(_) => None,
+            };
+            return Err(ScanError::TooMany(planned));
         }
         let mut needed = Vec::new();
         filter.attributes(&mut needed);

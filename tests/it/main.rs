@@ -228,6 +228,16 @@ pub fn big_people(n: usize, value_len: usize) -> String {
         .collect()
 }
 
+/// The cookie of a search result's paged-results response control, if it has one.
+pub fn paged_cookie(res: &ldap3::SearchResult) -> Option<Vec<u8>> {
+    res.1.ctrls.iter().find_map(|c| match c.0 {
+        Some(ldap3::controls::ControlType::PagedResults) => {
+            Some(c.1.parse::<ldap3::controls::PagedResults>().cookie)
+        }
+        _ => None,
+    })
+}
+
 pub fn person_dn(uid: &str) -> String {
     format!("uid={uid},{PEOPLE}")
 }

@@ -308,17 +308,7 @@ async fn page(ldap: &mut ldap3::Ldap, size: i32, cookie: Vec<u8>) -> (usize, u32
         .search(PEOPLE, Scope::OneLevel, "(objectClass=person)", vec!["1.1"])
         .await
         .unwrap();
-    let next = res
-        .1
-        .ctrls
-        .iter()
-        .find_map(|c| match c.0 {
-            Some(ldap3::controls::ControlType::PagedResults) => {
-                Some(c.1.parse::<PagedResults>().cookie)
-            }
-            _ => None,
-        })
-        .unwrap_or_default();
+    let next = crate::paged_cookie(&res).unwrap_or_default();
     (res.0.len(), res.1.rc, next)
 }
 

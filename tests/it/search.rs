@@ -548,21 +548,17 @@ async fn paged_results_continue_and_refuse_bad_cookies() {
             .unwrap();
         assert_eq!(res.1.rc, 0);
         pages += 1;
+        let next = crate::paged_cookie(&res).expect("a paged response control on every page");
         seen.extend(res.0.into_iter().map(|e| SearchEntry::construct(e).dn));
-        let paged = res.1.ctrls.iter().find_map(|c| match c.0 {
-            Some(ldap3::controls::ControlType::PagedResults) => Some(c.1.parse::<PagedResults>()),
-            _ => None,
-        });
-        let paged = paged.expect("a paged response control on every page");
-        if paged.cookie.is_empty() {
+        if next.is_empty() {
             break;
         }
         assert!(
-            paged.cookie.iter().all(|b| b.is_ascii_graphic()),
+            next.iter().all(|b| b.is_ascii_graphic()),
             "printable cookie"
         );
         // Replaying the cookie after use is refused.
-        cookie = paged.cookie;
+        cookie = next;
         assert!(pages < 10);
     }
     assert_eq!(pages, 3);
@@ -582,17 +578,7 @@ async fn paged_results_continue_and_refuse_bad_cookies() {
         .search(PEOPLE, Scope::OneLevel, "(objectClass=person)", vec!["uid"])
         .await
         .unwrap();
-    let cookie = first
-        .1
-        .ctrls
-        .iter()
-        .find_map(|c| match c.0 {
-            Some(ldap3::controls::ControlType::PagedResults) => {
-                Some(c.1.parse::<PagedResults>().cookie)
-            }
-            _ => None,
-        })
-        .unwrap();
+    let cookie = crate::paged_cookie(&first).unwrap();
     let again = |cookie: Vec<u8>| RawControl::from(PagedResults { size: 5, cookie });
     let ok = user
         .with_controls(vec![again(cookie.clone())])
@@ -633,18 +619,8 @@ async fn paged_results_see_writes_made_between_pages() {
         add_person(&mut admin, &format!("p{i:02}"), "pw", false).await;
     }
     let paged = |size: i32, cookie: Vec<u8>| RawControl::from(PagedResults { size, cookie });
-    let cookie_of = |res: &ldap3::SearchResult| {
-        res.1
-            .ctrls
-            .iter()
-            .find_map(|c| match c.0 {
-                Some(ldap3::controls::ControlType::PagedResults) => {
-                    Some(c.1.parse::<PagedResults>().cookie)
-                }
-                _ => None,
-            })
-            .expect("a paged response control")
-    };
+    let cookie_of =
+        |res: &ldap3::SearchResult| crate::paged_cookie(res).expect("a paged response control");
     let mut seen: Vec<String> = Vec::new();
     let first = admin
         .with_controls(vec![paged(10, Vec::new())])
@@ -701,18 +677,8 @@ async fn page_through(ldap: &mut Ldap, first: i32, rest: i32) -> (Vec<usize>, Ve
             .unwrap();
         assert_eq!(res.1.rc, 0, "{}", res.1.text);
         pages.push(res.0.len());
+        cookie = crate::paged_cookie(&res).expect("a paged response control on every page");
         seen.extend(res.0.into_iter().map(|e| SearchEntry::construct(e).dn));
-        cookie = res
-            .1
-            .ctrls
-            .iter()
-            .find_map(|c| match c.0 {
-                Some(ldap3::controls::ControlType::PagedResults) => {
-                    Some(c.1.parse::<PagedResults>().cookie)
-                }
-                _ => None,
-            })
-            .expect("a paged response control on every page");
         if cookie.is_empty() {
             return (pages, seen);
         }
