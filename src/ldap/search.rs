@@ -12,10 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ldap3_proto::control::LdapControl;
-use ldap3_proto::proto::{
-    LdapOp, LdapPartialAttribute, LdapResultCode, LdapSearchRequest, LdapSearchResultEntry,
-    LdapSearchScope,
-};
+use ldap3_proto::proto::{LdapOp, LdapResultCode, LdapSearchRequest, LdapSearchScope};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tokio_util::sync::CancellationToken;
@@ -375,17 +372,7 @@ impl Scan {
                     "size limit exceeded",
                 )));
             }
-            let attrs: Vec<(&str, &[Vec<u8>])> = entry
-                .attrs
-                .iter()
-                .filter(|a| selection.wants(&a.name, schema))
-                .map(|a| {
-                    let values: &[Vec<u8>] = if selection.types_only { &[] } else { &a.values };
-                    (a.name.as_str(), values)
-                })
-                .collect();
-            let msg = ber::search_result_entry(*msgid, entry.dn.as_str(), &attrs);
-            if !emit(Outgoing::Encoded(msg)) {
+            if !emit(encode(*msgid, &entry, selection, schema)) {
                 return Ok(ScanEnd::Abandoned);
             }
             sent += 1;
@@ -470,11 +457,8 @@ async fn special_search(
         return Ok(Some((success(), ctrl)));
     }
     if filter.matches(&entry) == Truth::True {
-        let result = project(&entry, selection, &ctx.state.schema);
-        if !ctx
-            .send(LdapOp::SearchResultEntry(result), Vec::new())
-            .await
-        {
+        let msg = encode(ctx.msgid, &entry, selection, &ctx.state.schema);
+        if ctx.out.send(msg).await.is_err() {
             return Ok(None);
         }
     }
@@ -683,25 +667,19 @@ impl Selection {
     }
 }
 
-/// The entry as the result shows it: already redacted for the caller.
-pub fn project(entry: &Entry, sel: &Selection, schema: &Schema) -> LdapSearchResultEntry {
-    let attributes = entry
+/// The entry as the result shows it (already redacted for the caller), as one encoded
+/// SearchResultEntry message.
+fn encode(msgid: i32, entry: &Entry, sel: &Selection, schema: &Schema) -> Outgoing {
+    let attrs: Vec<(&str, &[Vec<u8>])> = entry
         .attrs
         .iter()
         .filter(|a| sel.wants(&a.name, schema))
-        .map(|a| LdapPartialAttribute {
-            atype: a.name.clone(),
-            vals: if sel.types_only {
-                Vec::new()
-            } else {
-                a.values.clone()
-            },
+        .map(|a| {
+            let values: &[Vec<u8>] = if sel.types_only { &[] } else { &a.values };
+            (a.name.as_str(), values)
         })
         .collect();
-    LdapSearchResultEntry {
-        dn: entry.dn.to_string(),
-        attributes,
-    }
+    Outgoing::Encoded(ber::search_result_entry(msgid, entry.dn.as_str(), &attrs))
 }
 
 fn paged_control(cookie: Vec<u8>) -> LdapControl {
