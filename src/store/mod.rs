@@ -101,10 +101,15 @@ impl Store {
     /// bad page. redb can panic on some damage; that is reported as damage too.
     pub fn open(path: &Path, schema: &Schema, indexed: &[String]) -> Result<Store, StoreError> {
         let opened = guarded(path, || {
-            let mut db = open_database(path, |p| Database::create(p))?;
+            // The check reads every page once: through a small cache, so that it does not
+            // leave the whole file's size in freed heap behind it. The serving handle then
+            // starts with an empty cache, and memory follows what is served.
+            let mut db = open_database(path, |p| {
+                Database::builder()
+                    .set_cache_size(CHECK_CACHE_BYTES)
+                    .create(p)
+            })?;
             check_integrity(path, &mut db)?;
-            // The check read every page into this handle's cache; a fresh handle starts
-            // with an empty one, so memory follows what is served, not the file's size.
             drop(db);
             let db = open_database(path, |p| Database::create(p))?;
             Store::from_db(db, schema, indexed)
@@ -170,7 +175,11 @@ impl Store {
     /// repaired.
     pub fn check_file(path: &Path) -> Result<bool, StoreError> {
         guarded(path, || {
-            let mut db = open_database(path, |p| Database::open(p))?;
+            let mut db = open_database(path, |p| {
+                Database::builder()
+                    .set_cache_size(CHECK_CACHE_BYTES)
+                    .open(p)
+            })?;
             check_integrity(path, &mut db)
         })
     }
@@ -348,6 +357,9 @@ pub struct VerifyReport {
     pub entries: u64,
     pub problems: Vec<String>,
 }
+
+/// redb's page cache for the whole-file integrity check.
+const CHECK_CACHE_BYTES: usize = 4 * 1024 * 1024;
 
 /// Open the file with `how`, naming it in every error.
 fn open_database(

@@ -45,6 +45,9 @@ writer() {
     done
 }
 
+# The acknowledged lines matching $1; none (a kill before the first one) is no error.
+acked() { grep "$1" "$ACKED" || true; }
+
 verify_failures=0
 missing=0
 START=$(date +%s%N)
@@ -65,15 +68,15 @@ for round in $(seq 1 "$ITERATIONS"); do
     start_server
     ldapsearch "${ADMIN[@]}" -LLL -b "ou=people,$SUFFIX" "(uid=crash-$round-*)" 1.1 |
         sed -n 's/^dn: //p' | sort >"$WORK/present"
-    grep "^add uid=crash-$round-" "$ACKED" | cut -d' ' -f2 | sort >"$WORK/expected"
+    acked "^add uid=crash-$round-" | cut -d' ' -f2 | sort >"$WORK/expected"
     lost=$(comm -13 "$WORK/present" "$WORK/expected" | wc -l)
     # The description holds the last acknowledged modify of this round, or a later one.
-    last=$(grep "^mod $round " "$ACKED" | tail -1 | cut -d' ' -f3)
+    last=$(acked "^mod $round " | tail -1 | cut -d' ' -f3)
     now=$(ldapsearch "${ADMIN[@]}" -LLL -b "uid=crashsvc,ou=services,$SUFFIX" -s base description |
         sed -n "s/^description: $round-//p")
     if [ -n "$last" ] && { [ -z "$now" ] || [ "$now" -lt "$last" ]; }; then lost=$((lost + 1)); fi
-    grep "^rev " "$ACKED" | cut -d' ' -f2 | sort >"$WORK/revoked"
-    for id in $(grep "^tok " "$ACKED" | cut -d' ' -f2); do
+    acked "^rev " | cut -d' ' -f2 | sort >"$WORK/revoked"
+    for id in $(acked "^tok " | cut -d' ' -f2); do
         if grep -qx "revoking $id" "$ACKED" && ! grep -qx "$id" "$WORK/revoked"; then
             continue # a revocation under way at the kill may have landed or not
         elif grep -qx "$id" "$WORK/revoked"; then
