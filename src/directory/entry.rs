@@ -123,22 +123,38 @@ impl Entry {
         std::str::from_utf8(dn).map_err(|_| DecodeError::Invalid)
     }
 
-    pub fn decode(mut bytes: &[u8]) -> Result<Entry, DecodeError> {
+    pub fn decode(bytes: &[u8]) -> Result<Entry, DecodeError> {
+        Entry::decode_only(bytes, |_| true)
+    }
+
+    /// Like [`Entry::decode`], keeping only the attributes `keep` accepts; the values of the
+    /// rest are stepped over, not copied, which is most of what decoding costs.
+    pub fn decode_only(
+        mut bytes: &[u8],
+        keep: impl Fn(&str) -> bool,
+    ) -> Result<Entry, DecodeError> {
         let dn = take(&mut bytes)?;
         let dn = std::str::from_utf8(dn).map_err(|_| DecodeError::Invalid)?;
         let dn = Dn::parse(dn).map_err(|_| DecodeError::Invalid)?;
         let count = take_u32(&mut bytes)?;
         let mut attrs = Vec::with_capacity(count.min(256) as usize);
         for _ in 0..count {
-            let name = std::str::from_utf8(take(&mut bytes)?)
-                .map_err(|_| DecodeError::Invalid)?
-                .to_string();
+            let name = std::str::from_utf8(take(&mut bytes)?).map_err(|_| DecodeError::Invalid)?;
             let n = take_u32(&mut bytes)?;
+            if !keep(name) {
+                for _ in 0..n {
+                    take(&mut bytes)?;
+                }
+                continue;
+            }
             let mut values = Vec::with_capacity(n.min(1024) as usize);
             for _ in 0..n {
                 values.push(take(&mut bytes)?.to_vec());
             }
-            attrs.push(Attribute { name, values });
+            attrs.push(Attribute {
+                name: name.to_string(),
+                values,
+            });
         }
         Ok(Entry { dn, attrs })
     }
@@ -192,6 +208,30 @@ mod tests {
         let bytes = e.encode();
         for cut in 0..bytes.len() {
             assert!(Entry::decode(&bytes[..cut]).is_err());
+            assert!(Entry::decode_only(&bytes[..cut], |_| false).is_err());
         }
+    }
+
+    #[test]
+    fn decode_only_keeps_the_chosen_attributes_in_order() {
+        let mut e = Entry::new(Dn::parse("uid=a,dc=x").unwrap());
+        e.set_str("uid", "a");
+        e.set(
+            "member",
+            vec![b"uid=b,dc=x".to_vec(), b"uid=c,dc=x".to_vec()],
+        );
+        e.set_str("cn", "A");
+        let bytes = e.encode();
+        let back = Entry::decode_only(&bytes, |n| n != "member").unwrap();
+        assert_eq!(back.dn, e.dn);
+        let names: Vec<&str> = back.attrs.iter().map(|a| a.name.as_str()).collect();
+        assert_eq!(names, ["uid", "cn"]);
+        assert_eq!(back.first_str("cn"), Some("A"));
+        assert!(
+            Entry::decode_only(&bytes, |_| false)
+                .unwrap()
+                .attrs
+                .is_empty()
+        );
     }
 }

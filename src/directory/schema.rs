@@ -11,6 +11,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::path::{Path, PathBuf};
 
 use crate::directory::matching::{MatchingRule, RuleKind, Syntax, is_descr, is_numeric_oid};
@@ -41,14 +42,39 @@ const SHIPPED: &[(&str, &str)] = &[
 /// The OID of `top`, the one object class without a superclass.
 const TOP_OID: &str = "2.5.6.0";
 
+/// Lowercased names and OIDs to positions. Looked up for every attribute of every entry a
+/// search returns, so hashed with FNV-1a: the keys are short and fixed when the schema is
+/// loaded, and SipHash's resistance to chosen keys buys nothing for lookups alone.
+type NameIndex = HashMap<String, usize, BuildHasherDefault<Fnv>>;
+
+struct Fnv(u64);
+
+impl Default for Fnv {
+    fn default() -> Fnv {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+}
+
 /// A loaded, fully resolved schema. Cheap to query; build it once at startup.
 #[derive(Clone, Debug, Default)]
 pub struct Schema {
     attributes: Vec<AttributeType>,
     classes: Vec<ObjectClass>,
     /// Lowercased names and OIDs to indexes into `attributes` / `classes`.
-    attribute_index: HashMap<String, usize>,
-    class_index: HashMap<String, usize>,
+    attribute_index: NameIndex,
+    class_index: NameIndex,
     /// Every OID defined so far, and what defined it, for redefinition errors.
     defined_oids: HashMap<String, String>,
     /// `objectidentifier` macros: lowercased name to numeric OID.
@@ -1020,12 +1046,12 @@ impl Schema {
         &self,
         definitions: impl Iterator<Item = (&'a Location, &'a str, &'a [String])>,
         namespace: Namespace,
-    ) -> Result<HashMap<String, usize>, SchemaError> {
+    ) -> Result<NameIndex, SchemaError> {
         let loaded_names = match namespace {
             Namespace::Attribute => &self.attribute_index,
             Namespace::Class => &self.class_index,
         };
-        let mut new_index = HashMap::new();
+        let mut new_index = NameIndex::default();
         let mut new_origins: Vec<String> = Vec::new();
         let mut new_oids: HashMap<&str, usize> = HashMap::new();
         for (index, (at, oid, names)) in definitions.enumerate() {

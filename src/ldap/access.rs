@@ -197,6 +197,21 @@ impl Caller {
         self.read_only
     }
 
+    /// The stored attributes that deciding how this caller sees an entry, and pruning it,
+    /// reads (besides its DN): those its grants' filters name, and `member`, which
+    /// [`Caller::prune`] derives a returned `memberUid` from. `*` stands for every one.
+    pub fn decision_attributes(&self, out: &mut Vec<String>) {
+        if self.admin {
+            return;
+        }
+        for filter in self.grants.iter().filter_map(|g| g.filter.as_ref()) {
+            filter.attributes(out);
+        }
+        if out.iter().any(|n| n.eq_ignore_ascii_case("memberUid")) {
+            out.push("member".to_string());
+        }
+    }
+
     /// Does deciding on entries need their computed `memberOf`?
     pub fn needs_member_of(&self) -> bool {
         !self.admin && self.grants.iter().any(|g| g.needs_member_of)

@@ -101,13 +101,13 @@ fn integer_body(value: i32) -> Vec<u8> {
     bytes[start..].to_vec()
 }
 
-/// One whole LDAPMessage carrying a SearchResultEntry (RFC 4511 §4.5.2), no controls:
+/// One whole LDAPMessage carrying a SearchResultEntry, appended to `out` (RFC 4511 §4.5.2), no controls:
 ///
 /// ```text
 /// SEQUENCE { messageID INTEGER, [APPLICATION 4] SEQUENCE { objectName OCTET STRING,
 ///            attributes SEQUENCE OF SEQUENCE { type OCTET STRING, vals SET OF OCTET STRING } } }
 /// ```
-pub fn search_result_entry(msgid: i32, dn: &str, attrs: &[(&str, &[Vec<u8>])]) -> Vec<u8> {
+pub fn search_result_entry(out: &mut Vec<u8>, msgid: i32, dn: &str, attrs: &[(&str, &[Vec<u8>])]) {
     let attr_size = |(name, values): &(&str, &[Vec<u8>])| {
         let vals: usize = values.iter().map(|v| tlv_size(v.len())).sum();
         tlv_size(name.len()) + tlv_size(vals)
@@ -116,30 +116,25 @@ pub fn search_result_entry(msgid: i32, dn: &str, attrs: &[(&str, &[Vec<u8>])]) -
     let op = tlv_size(dn.len()) + tlv_size(list);
     let id = integer_body(msgid);
     let message = tlv_size(id.len()) + tlv_size(op);
-    let mut out = Vec::with_capacity(tlv_size(message));
-    put_header(&mut out, 0x30, message);
-    put_header(&mut out, 0x02, id.len());
+    out.reserve(tlv_size(message));
+    put_header(out, 0x30, message);
+    put_header(out, 0x02, id.len());
     out.extend_from_slice(&id);
-    put_header(&mut out, 0x64, op);
-    put_header(&mut out, 0x04, dn.len());
+    put_header(out, 0x64, op);
+    put_header(out, 0x04, dn.len());
     out.extend_from_slice(dn.as_bytes());
-    put_header(&mut out, 0x30, list);
+    put_header(out, 0x30, list);
     for attr in attrs {
         let (name, values) = attr;
-        put_header(&mut out, 0x30, attr_size(attr));
-        put_header(&mut out, 0x04, name.len());
+        put_header(out, 0x30, attr_size(attr));
+        put_header(out, 0x04, name.len());
         out.extend_from_slice(name.as_bytes());
-        put_header(
-            &mut out,
-            0x31,
-            values.iter().map(|v| tlv_size(v.len())).sum(),
-        );
+        put_header(out, 0x31, values.iter().map(|v| tlv_size(v.len())).sum());
         for v in values.iter() {
-            put_header(&mut out, 0x04, v.len());
+            put_header(out, 0x04, v.len());
             out.extend_from_slice(v);
         }
     }
-    out
 }
 
 #[cfg(test)]
@@ -176,13 +171,16 @@ mod tests {
         for msgid in [1, 127, 128, 255, 256, 65_535, 8_388_608, i32::MAX] {
             let attrs: [(&str, &[Vec<u8>]); 3] =
                 [("objectClass", &values), ("cn", &empty), ("photo", &long)];
-            let bytes = search_result_entry(msgid, "uid=a,dc=example,dc=com", &attrs);
+            // Appended after another message, as a search's batch of entries is.
+            let mut bytes = Vec::new();
+            search_result_entry(&mut bytes, 7, "cn=first", &[]);
+            search_result_entry(&mut bytes, msgid, "uid=a,dc=example,dc=com", &attrs);
             let mut buf = BytesMut::from(&bytes[..]);
-            let msg = LdapCodec::new(Some(1 << 20), None)
-                .decode(&mut buf)
-                .unwrap()
-                .expect("one whole message");
-            assert!(buf.is_empty(), "exactly the message");
+            let mut codec = LdapCodec::new(Some(1 << 20), None);
+            let first = codec.decode(&mut buf).unwrap().expect("the first message");
+            assert_eq!(first.msgid, 7);
+            let msg = codec.decode(&mut buf).unwrap().expect("one whole message");
+            assert!(buf.is_empty(), "exactly the two messages");
             assert_eq!(msg.msgid, msgid);
             let expected = LdapSearchResultEntry {
                 dn: "uid=a,dc=example,dc=com".to_string(),

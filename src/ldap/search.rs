@@ -137,10 +137,14 @@ async fn run(ctx: &OpContext, req: &LdapSearchRequest) -> Outcome {
     // after the read. Anything larger streams from a blocking thread.
     let mut found = Vec::new();
     let inline = state.store.read_blocking(|r| {
-        scan.run(r, Some(INLINE_CANDIDATES), &mut |msg| {
-            found.push(msg);
+        let mut keep = |bytes| {
+            found = bytes;
             true
-        })
+        };
+        let mut results = Results::new(usize::MAX, &mut keep);
+        let end = scan.run(r, Some(INLINE_CANDIDATES), &mut results);
+        results.flush();
+        end
     });
     let scan = match inline {
         Err(ScanError::TooMany(planned)) => {
@@ -150,14 +154,19 @@ async fn run(ctx: &OpContext, req: &LdapSearchRequest) -> Outcome {
             let out = ctx.out.clone();
             state
                 .store
-                .read(move |r| scan.run(r, None, &mut |msg| out.blocking_send(msg).is_ok()))
+                .read(move |r| {
+                    let mut send = |bytes| out.blocking_send(Outgoing::Encoded(bytes)).is_ok();
+                    let mut results = Results::new(STREAM_BATCH_BYTES, &mut send);
+                    let end = scan.run(r, None, &mut results);
+                    // Entries sent before a size or time limit come before its result.
+                    results.flush();
+                    end
+                })
                 .await
         }
         other => {
-            for msg in found {
-                if ctx.out.send(msg).await.is_err() {
-                    return Ok(None);
-                }
+            if !found.is_empty() && ctx.out.send(Outgoing::Encoded(found)).await.is_err() {
+                return Ok(None);
             }
             other
         }
@@ -220,6 +229,37 @@ enum ScanError {
 /// Candidates a search may examine on the connection's own thread.
 const INLINE_CANDIDATES: usize = 32;
 
+/// Encoded entries a streaming search gathers before handing them to the connection.
+const STREAM_BATCH_BYTES: usize = 32 * 1024;
+
+/// Where a scan puts its encoded entries: one buffer, handed on (`send`) whenever it holds
+/// `flush_at` bytes. A channel message, and a wake-up of the connection's writer, per entry
+/// cost more than encoding the entry did.
+struct Results<'a> {
+    buf: Vec<u8>,
+    flush_at: usize,
+    send: &'a mut dyn FnMut(Vec<u8>) -> bool,
+}
+
+impl<'a> Results<'a> {
+    fn new(flush_at: usize, send: &'a mut dyn FnMut(Vec<u8>) -> bool) -> Results<'a> {
+        Results {
+            buf: Vec::new(),
+            flush_at,
+            send,
+        }
+    }
+
+    /// After each entry; false when the client is gone.
+    fn entry_added(&mut self) -> bool {
+        self.buf.len() < self.flush_at || self.flush()
+    }
+
+    fn flush(&mut self) -> bool {
+        self.buf.is_empty() || (self.send)(std::mem::take(&mut self.buf))
+    }
+}
+
 /// Everything a search's scan needs, owned, so it can move to a blocking thread.
 struct Scan {
     principal: Principal,
@@ -245,14 +285,14 @@ struct Scan {
 }
 
 impl Scan {
-    /// Evaluate the candidates and hand each result entry to `emit` (false: stop, the
-    /// client is gone). With a `budget`, refuse ([`ScanError::TooMany`]) before reading
-    /// any entry if there are more candidates than that.
+    /// Evaluate the candidates and add each result entry to `results` (stopping when the
+    /// client is gone). With a `budget`, refuse ([`ScanError::TooMany`]) before reading any
+    /// entry if there are more candidates than that.
     fn run(
         &self,
         r: &Reader,
         budget: Option<usize>,
-        emit: &mut dyn FnMut(Outgoing) -> bool,
+        results: &mut Results<'_>,
     ) -> Result<ScanEnd, ScanError> {
         let Scan {
             principal,
@@ -321,6 +361,15 @@ impl Scan {
         }
         let mut needed = Vec::new();
         filter.attributes(&mut needed);
+        // Only what the result, the filter and the caller's view read is decoded.
+        let stored = selection
+            .stored()
+            .map(|mut names| {
+                names.extend(needed.iter().cloned());
+                caller.decision_attributes(&mut names);
+                names
+            })
+            .filter(|names| !names.iter().any(|n| n == "*"));
         let mut sent = 0usize;
         let mut last = None;
         let start = page
@@ -336,7 +385,13 @@ impl Scan {
                     "time limit exceeded",
                 )));
             }
-            let Some(mut entry) = r.entry(id)? else {
+            let entry = match &stored {
+                Some(names) => r.entry_only(id, |name| {
+                    names.iter().any(|n| n.eq_ignore_ascii_case(name))
+                })?,
+                None => r.entry(id)?,
+            };
+            let Some(mut entry) = entry else {
                 continue;
             };
             if !in_scope(&entry.dn, base, scope) {
@@ -372,7 +427,8 @@ impl Scan {
                     "size limit exceeded",
                 )));
             }
-            if !emit(encode(*msgid, &entry, selection, schema)) {
+            encode(&mut results.buf, *msgid, &entry, selection, schema);
+            if !results.entry_added() {
                 return Ok(ScanEnd::Abandoned);
             }
             sent += 1;
@@ -457,8 +513,9 @@ async fn special_search(
         return Ok(Some((success(), ctrl)));
     }
     if filter.matches(&entry) == Truth::True {
-        let msg = encode(ctx.msgid, &entry, selection, &ctx.state.schema);
-        if ctx.out.send(msg).await.is_err() {
+        let mut msg = Vec::new();
+        encode(&mut msg, ctx.msgid, &entry, selection, &ctx.state.schema);
+        if ctx.out.send(Outgoing::Encoded(msg)).await.is_err() {
             return Ok(None);
         }
     }
@@ -651,6 +708,16 @@ impl Selection {
         s
     }
 
+    /// The stored attributes a result can show, or None when that is any of them.
+    fn stored(&self) -> Option<Vec<String>> {
+        if self.all_user || self.all_operational {
+            return None;
+        }
+        let mut names = self.named.clone();
+        names.push("objectClass".to_string());
+        Some(names)
+    }
+
     pub fn wants(&self, name: &str, schema: &Schema) -> bool {
         if self.none {
             return false;
@@ -668,8 +735,8 @@ impl Selection {
 }
 
 /// The entry as the result shows it (already redacted for the caller), as one encoded
-/// SearchResultEntry message.
-fn encode(msgid: i32, entry: &Entry, sel: &Selection, schema: &Schema) -> Outgoing {
+/// SearchResultEntry message appended to `out`.
+fn encode(out: &mut Vec<u8>, msgid: i32, entry: &Entry, sel: &Selection, schema: &Schema) {
     let attrs: Vec<(&str, &[Vec<u8>])> = entry
         .attrs
         .iter()
@@ -679,7 +746,7 @@ fn encode(msgid: i32, entry: &Entry, sel: &Selection, schema: &Schema) -> Outgoi
             (a.name.as_str(), values)
         })
         .collect();
-    Outgoing::Encoded(ber::search_result_entry(msgid, entry.dn.as_str(), &attrs))
+    ber::search_result_entry(out, msgid, entry.dn.as_str(), &attrs);
 }
 
 fn paged_control(cookie: Vec<u8>) -> LdapControl {

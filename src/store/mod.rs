@@ -481,11 +481,20 @@ pub trait DirectoryRead {
     }
 
     fn entry(&self, id: u64) -> Result<Option<Entry>, StoreError> {
+        self.entry_only(id, |_| true)
+    }
+
+    /// Entry `id` with only the attributes `keep` accepts.
+    fn entry_only(
+        &self,
+        id: u64,
+        keep: impl Fn(&str) -> bool,
+    ) -> Result<Option<Entry>, StoreError> {
         let Some(raw) = self.entries().get(id)? else {
             return Ok(None);
         };
         self.ctx().examined.fetch_add(1, Ordering::Relaxed);
-        Entry::decode(raw.value())
+        Entry::decode_only(raw.value(), keep)
             .map(Some)
             .map_err(|e| StoreError::Corrupt(format!("entry {id}: {e}")))
     }

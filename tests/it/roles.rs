@@ -379,6 +379,19 @@ async fn the_nas_sees_exactly_its_users() {
     .await;
     assert_eq!(uids(&groups, "cn"), vec!["nas-users"]);
     assert_eq!(uids(&groups, "memberUid"), vec!["ann", "ben"]);
+    // Asking for memberUid alone: the grant's filter still reads cn, and the pruning of
+    // memberUid still reads member, though neither is returned.
+    let (groups, _) = search(
+        &mut nas,
+        SUFFIX,
+        Scope::Subtree,
+        "(objectClass=posixGroup)",
+        &["memberUid"],
+    )
+    .await;
+    assert_eq!(groups.len(), 1);
+    assert_eq!(uids(&groups, "memberUid"), vec!["ann", "ben"]);
+    assert!(!groups[0].attrs.contains_key("cn") && !groups[0].attrs.contains_key("member"));
     // ann's memberOf shows nas-users, not staff.
     let (ann, _) = search(
         &mut nas,

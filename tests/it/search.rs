@@ -968,3 +968,45 @@ async fn time_limit_returns_3() {
     assert_eq!(rc, 0);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_streamed_search_sends_every_entry_before_its_result() {
+    let server = TestServer::start().await;
+    let mut admin = server.admin().await;
+    // More entries than a search reads inline, and more bytes than one batch of them.
+    let description = "d".repeat(1000);
+    for n in 0..120 {
+        let uid = format!("s{n:03}");
+        let dn = person_dn(&uid);
+        let attrs = vec![
+            ("objectClass", HashSet::from(["inetOrgPerson"])),
+            ("uid", HashSet::from([uid.as_str()])),
+            ("cn", HashSet::from([uid.as_str()])),
+            ("sn", HashSet::from(["s"])),
+            ("description", HashSet::from([description.as_str()])),
+        ];
+        admin.add(&dn, attrs).await.unwrap().success().unwrap();
+    }
+    let filter = "(&(objectClass=inetOrgPerson)(uid=s*))";
+    let (all, rc) = search(
+        &mut admin,
+        PEOPLE,
+        Scope::OneLevel,
+        filter,
+        &["description"],
+    )
+    .await;
+    assert_eq!((all.len(), rc), (120, 0));
+    assert_eq!(dns(&all).len(), 120, "each entry once");
+    assert!(
+        all.iter()
+            .all(|e| e.attrs["description"] == vec![description.clone()])
+    );
+    let res = admin
+        .with_search_options(ldap3::SearchOptions::new().sizelimit(100))
+        .search(PEOPLE, Scope::OneLevel, filter, vec!["uid"])
+        .await
+        .unwrap();
+    assert_eq!((res.0.len(), res.1.rc), (100, 4));
+    server.stop().await;
+}
