@@ -106,6 +106,24 @@ impl Dn {
         Some(Dn::from_rdns(self.0.rdns[1..].to_vec()))
     }
 
+    /// The normal form of [`Dn::parent`], without building the parent: what follows the
+    /// first RDN's separator (commas inside values are escaped). None for the root.
+    pub fn parent_norm(&self) -> Option<&str> {
+        if self.0.rdns.is_empty() {
+            return None;
+        }
+        let norm = self.0.norm.as_bytes();
+        let mut i = 0;
+        while i < norm.len() {
+            match norm[i] {
+                b'\\' => i += 2,
+                b',' => return Some(&self.0.norm[i + 1..]),
+                _ => i += 1,
+            }
+        }
+        Some("")
+    }
+
     /// A child of `self` named by `rdn`.
     pub fn child(&self, rdn: Rdn) -> Dn {
         let mut rdns = Vec::with_capacity(self.0.rdns.len() + 1);
@@ -453,6 +471,25 @@ mod tests {
         assert_eq!(dn.rdn_value("uid"), Some("Alice"));
         assert_eq!(dn.depth(), 4);
         assert_eq!(dn.parent().unwrap().norm(), "ou=people,dc=example,dc=com");
+    }
+
+    #[test]
+    fn parent_norm_is_the_parents_normal_form() {
+        for text in [
+            "uid=alice,ou=people,dc=example,dc=com",
+            r"cn=Smith\, John\2B,dc=example,dc=com",
+            r"cn=back\\,dc=example",
+            r"cn=a\\\,b,o=x",
+            "cn=a+sn=b,ou=x,dc=y",
+            "cn=#04024869,o=x",
+            r"cn=Émile\, Zola,o=x",
+            "dc=com",
+        ] {
+            let dn = Dn::parse(text).unwrap();
+            let parent = dn.parent().unwrap();
+            assert_eq!(dn.parent_norm(), Some(parent.norm()), "{text}");
+        }
+        assert_eq!(Dn::root().parent_norm(), None);
     }
 
     #[test]

@@ -742,8 +742,12 @@ impl<'t> Writer<'t> {
 
     /// Add a new entry under an existing parent.
     pub fn add(&mut self, entry: &Entry) -> Result<u64, StoreError> {
-        let parent = match entry.dn.parent() {
-            Some(p) if !p.is_root() => Some(self.id_of(&p)?.ok_or(StoreError::NoParent)?),
+        // The parent's normal form is a slice of the entry's: no parent DN is built.
+        let parent = match entry.dn.parent_norm() {
+            Some(p) if !p.is_empty() => {
+                let id = self.dn2id.get(p)?.map(|g| g.value());
+                Some(id.ok_or(StoreError::NoParent)?)
+            }
             _ => None,
         };
         self.insert(entry, parent)
