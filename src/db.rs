@@ -128,10 +128,16 @@ fn read_batches<R: BufRead>(
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
     let now = write::now_generalized();
     let mut read_to = 0;
+    let mut rules = ClassRulesCache::default();
     loop {
         let batch =
             read_batch(config, schema, &mut reader, &mut read_to, &now).and_then(|mut b| {
                 hash_passwords(config, &mut b, workers, bar)?;
+                // The schema check needs nothing from the store: done here, off the writer's
+                // thread. The writer checks again an entry it still had to complete.
+                for p in &mut b {
+                    p.checked = Some(rules.check(schema, &p.entry));
+                }
                 Ok(b)
             });
         bar.set_position(reader.bytes_read());
@@ -176,7 +182,12 @@ fn read_batch<R: BufRead>(
                 }
             },
         };
-        batch.push(Pending { entry, line, bytes });
+        batch.push(Pending {
+            entry,
+            line,
+            bytes,
+            checked: None,
+        });
     }
     Ok(batch)
 }
@@ -188,6 +199,8 @@ struct Pending {
     line: usize,
     /// Its size in the file, for the progress bar.
     bytes: u64,
+    /// The schema check's verdict on the entry as read.
+    checked: Option<Result<(), LdapError>>,
 }
 
 /// Hash the batch's cleartext `userPassword` values, on every core: argon2 is meant to be
@@ -335,7 +348,10 @@ fn add_batch(
 ) -> Result<u64, DbError> {
     let mut n = 0;
     for Pending {
-        mut entry, line, ..
+        mut entry,
+        line,
+        checked,
+        ..
     } in batch
     {
         let fail = |e: LdapError, dn: &Dn| DbError::Entry {
@@ -356,10 +372,14 @@ fn add_batch(
                 &entry.dn,
             ));
         }
+        let read_as = entry.attrs.len();
         write::posix_ids(w, &config.posix, &mut entry, None).map_err(|e| fail(e, &entry.dn))?;
-        rules
-            .check(schema, &entry)
-            .map_err(|e| fail(e, &entry.dn))?;
+        // posix_ids only ever adds attributes: the same count means the entry as checked.
+        let checked = match checked {
+            Some(checked) if entry.attrs.len() == read_as => checked,
+            _ => rules.check(schema, &entry),
+        };
+        checked.map_err(|e| fail(e, &entry.dn))?;
         w.add(&entry).map_err(|e| match e {
             StoreError::NoParent => DbError::Entry {
                 dn: entry.dn.to_string(),

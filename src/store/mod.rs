@@ -638,11 +638,7 @@ pub trait DirectoryRead {
                     .push(format!("entry {id} ({}) is missing from dn2id", entry.dn)),
             }
             for (attr, key) in index_keys(&self.ctx().indexed, &entry) {
-                if self
-                    .index()
-                    .get((attr.as_str(), key.as_slice(), id))?
-                    .is_none()
-                {
+                if self.index().get((attr, key.as_slice(), id))?.is_none() {
                     report.problems.push(format!(
                         "entry {id} ({}): {attr} index key missing",
                         entry.dn
@@ -826,14 +822,14 @@ impl<'t> Writer<'t> {
 
     fn add_index(&mut self, id: u64, entry: &Entry) -> Result<(), StoreError> {
         for (attr, key) in index_keys(&self.ctx.indexed, entry) {
-            self.index.insert((attr.as_str(), key.as_slice(), id), ())?;
+            self.index.insert((attr, key.as_slice(), id), ())?;
         }
         Ok(())
     }
 
     fn remove_index(&mut self, id: u64, entry: &Entry) -> Result<(), StoreError> {
         for (attr, key) in index_keys(&self.ctx.indexed, entry) {
-            self.index.remove((attr.as_str(), key.as_slice(), id))?;
+            self.index.remove((attr, key.as_slice(), id))?;
         }
         Ok(())
     }
@@ -872,12 +868,15 @@ impl<'t> DirectoryRead for Writer<'t> {
 }
 
 /// The (attribute, key) pairs an entry contributes to the equality index.
-fn index_keys(indexed: &[(String, Option<MatchingRule>)], entry: &Entry) -> Vec<(String, Vec<u8>)> {
+fn index_keys<'i>(
+    indexed: &'i [(String, Option<MatchingRule>)],
+    entry: &Entry,
+) -> Vec<(&'i str, Vec<u8>)> {
     let mut keys = Vec::new();
     for (attr, rule) in indexed {
         for value in entry.values(attr) {
             if let Some(key) = normalize(*rule, value) {
-                keys.push((attr.clone(), key));
+                keys.push((attr.as_str(), key));
             }
         }
     }
