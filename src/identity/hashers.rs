@@ -161,13 +161,8 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use super::*;
-    use crate::identity::password::{self, Argon2Params, StoredPassword};
-
-    const SMALL: Argon2Params = Argon2Params {
-        memory_kib: 64,
-        iterations: 1,
-        parallelism: 1,
-    };
+    use crate::identity::password::tests::SMALL;
+    use crate::identity::password::{self, StoredPassword};
 
     #[tokio::test]
     async fn runs_jobs_and_returns_their_results() {

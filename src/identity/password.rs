@@ -1029,11 +1029,11 @@ fn bcrypt_verify(candidate: &[u8], cost: u32, salt: &[u8], digest: &[u8]) -> boo
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// Cheap parameters so the suite stays fast on two shared cores.
-    const SMALL: Argon2Params = Argon2Params {
+    pub(crate) const SMALL: Argon2Params = Argon2Params {
         memory_kib: 64,
         iterations: 1,
         parallelism: 1,

@@ -57,17 +57,11 @@ for round in $(seq 1 "$ITERATIONS"); do
     WRITER=$!
     # 50 ms to 1 s into the load.
     sleep "0.$(printf '%02d' $((RANDOM % 95 + 5)))"
-    kill -KILL "$SERVER_PID"
-    wait "$SERVER_PID" 2>/dev/null || true
-    SERVER_PID=""
+    kill_server
     wait "$WRITER" || true
-    if ! "$TESSERA" db verify --config "$WORK/tessera.toml" >"$WORK/verify.out" 2>&1; then
-        verify_failures=$((verify_failures + 1))
-        echo "     round $round: verify failed: $(cat "$WORK/verify.out")"
-    fi
+    verify_store "round $round" || verify_failures=$((verify_failures + 1))
     start_server
-    ldapsearch "${ADMIN[@]}" -LLL -b "ou=people,$SUFFIX" "(uid=crash-$round-*)" 1.1 |
-        sed -n 's/^dn: //p' | sort >"$WORK/present"
+    present_people "crash-$round-"
     acked "^add uid=crash-$round-" | cut -d' ' -f2 | sort >"$WORK/expected"
     lost=$(comm -13 "$WORK/present" "$WORK/expected" | wc -l)
     # The description holds the last acknowledged modify of this round, or a later one.

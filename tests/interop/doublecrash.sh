@@ -45,9 +45,7 @@ for round in $(seq 1 "$ITERATIONS"); do
     writer "$round" &
     WRITER=$!
     sleep "0.$(printf '%02d' $((RANDOM % 50 + 20)))"
-    kill -KILL "$SERVER_PID"
-    wait "$SERVER_PID" 2>/dev/null || true
-    SERVER_PID=""
+    kill_server
     wait "$WRITER" || true
     for delay in "${DELAYS[@]}"; do
         rm -f "$SOCK"
@@ -66,13 +64,9 @@ for round in $(seq 1 "$ITERATIONS"); do
         fi
     done
     recoveries=$((recoveries + ${#DELAYS[@]}))
-    if ! "$TESSERA" db verify --config "$WORK/tessera.toml" >"$WORK/verify.out" 2>&1; then
-        verify_failures=$((verify_failures + 1))
-        echo "     round $round: verify failed: $(cat "$WORK/verify.out")"
-    fi
+    verify_store "round $round" || verify_failures=$((verify_failures + 1))
     start_server
-    ldapsearch "${ADMIN[@]}" -LLL -b "ou=people,$SUFFIX" "(uid=dc-$round-*)" 1.1 |
-        sed -n 's/^dn: //p' | sort >"$WORK/present"
+    present_people "dc-$round-"
     grep "^uid=dc-$round-" "$ACKED" | sort >"$WORK/expected" || true
     lost=$(comm -13 "$WORK/present" "$WORK/expected" | wc -l)
     missing=$((missing + lost))

@@ -58,6 +58,28 @@ stop_server() {
     SERVER_PID=""
 }
 
+# SIGKILL the server, as a crash would.
+kill_server() {
+    kill -KILL "$SERVER_PID"
+    wait "$SERVER_PID" 2>/dev/null || true
+    SERVER_PID=""
+}
+
+# `tessera db verify` on the stopped server's store; on failure print why, labelled $1.
+verify_store() {
+    if "$TESSERA" db verify --config "$WORK/tessera.toml" >"$WORK/verify.out" 2>&1; then
+        return 0
+    fi
+    echo "     $1: verify failed: $(cat "$WORK/verify.out")"
+    return 1
+}
+
+# The DNs of the people whose uid starts with $1, sorted, into $WORK/present.
+present_people() {
+    ldapsearch -Y EXTERNAL -Q -H "$LDAPI" -LLL -b "ou=people,dc=example,dc=com" "(uid=$1*)" 1.1 |
+        sed -n 's/^dn: //p' | sort >"$WORK/present"
+}
+
 cleanup() {
     stop_server
     if [ -n "${KEEP_WORK:-}" ]; then echo "kept $WORK"; else rm -rf "$WORK"; fi

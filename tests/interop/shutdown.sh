@@ -10,8 +10,6 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 
 ITERATIONS=${SHUTDOWN_ITERATIONS:-10}
 WAIT=${SHUTDOWN_WAIT:-10}
-SUFFIX=dc=example,dc=com
-ADMIN=(-Y EXTERNAL -Q -H "$LDAPI")
 
 bad_exit=0 slow=0 client_fail=0 verify_fail=0 lost=0 phantom=0 acked_total=0 unanswered_total=0 max_ms=0
 for run in $(seq 1 "$ITERATIONS"); do
@@ -51,13 +49,9 @@ for run in $(seq 1 "$ITERATIONS"); do
         client_fail=$((client_fail + 1))
         sed 's/^/     run '"$run"': /' "$WORK/client.out"
     fi
-    if ! "$TESSERA" db verify --config "$WORK/tessera.toml" >"$WORK/verify.out" 2>&1; then
-        verify_fail=$((verify_fail + 1))
-        echo "     run $run: verify failed: $(cat "$WORK/verify.out")"
-    fi
+    verify_store "run $run" || verify_fail=$((verify_fail + 1))
     start_server
-    ldapsearch "${ADMIN[@]}" -LLL -b "ou=people,$SUFFIX" "(uid=sd-$run-*)" 1.1 |
-        sed -n 's/^dn: //p' | sort >"$WORK/present"
+    present_people "sd-$run-"
     sort "$WORK/acked" >"$WORK/acked.sorted"
     sort "$WORK/unanswered" >"$WORK/unanswered.sorted"
     l=$(comm -13 "$WORK/present" "$WORK/acked.sorted" | wc -l)
