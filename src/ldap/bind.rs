@@ -215,20 +215,17 @@ async fn token_bind(state: &State, dn: &str, password: &str) -> Result<Principal
     };
     let password = password.to_string();
     let now = state.now();
-    let valid = state
-        .store
-        .read_small(move |r| {
-            let Some(presented) = token::parse(&password) else {
-                return Ok::<_, LdapError>(None);
-            };
-            Ok(ldap_token::verify_bind(
-                r,
-                &presented,
-                target.as_ref(),
-                &now,
-            )?)
-        })
-        .await?;
+    let valid = state.store.read_blocking(move |r| {
+        let Some(presented) = token::parse(&password) else {
+            return Ok::<_, LdapError>(None);
+        };
+        Ok(ldap_token::verify_bind(
+            r,
+            &presented,
+            target.as_ref(),
+            &now,
+        )?)
+    })?;
     let Some(valid) = valid else {
         return Err(LdapError::invalid_credentials());
     };

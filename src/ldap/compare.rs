@@ -26,41 +26,38 @@ pub async fn compare(ctx: &OpContext, req: &LdapCompareRequest) -> Result<LdapRe
     };
     let policy = access::Policy::of(state);
     let principal = ctx.session.principal.clone();
-    state
-        .store
-        .read_small(move |r| {
-            let caller = access::caller(r, &principal, &policy)?;
-            let Some((id, mut entry)) = r.entry_by_dn(&dn)? else {
-                return Err(LdapError::no_such_object(String::new()));
-            };
-            add_computed(r, id, &mut entry, |n| n.eq_ignore_ascii_case(&name))?;
-            caller.with_member_of(r, &mut entry)?;
-            // Invisible entries do not exist for the caller; an unreadable attribute is
-            // absent, as it is from searches.
-            let Some(view) = caller.view(&entry) else {
-                return Err(LdapError::no_such_object(String::new()));
-            };
-            let own = caller.dn() == Some(&entry.dn);
-            if !own && !caller.may(Rights::COMPARE, &entry) {
-                return Err(LdapError::insufficient_access());
-            }
-            caller.redact(&view, &mut entry, &policy.schema);
-            caller.prune(r, id, &mut entry)?;
-            let values = entry.values(&name);
-            if values.is_empty() {
-                return Err(LdapError::new(
-                    LdapResultCode::NoSuchAttribute,
-                    format!("{name}: no such attribute"),
-                ));
-            }
-            let hit = values
-                .iter()
-                .any(|v| normalize(rule, v).as_deref() == Some(assertion.as_slice()));
-            Ok(code_result(if hit {
-                LdapResultCode::CompareTrue
-            } else {
-                LdapResultCode::CompareFalse
-            }))
-        })
-        .await
+    state.store.read_blocking(move |r| {
+        let caller = access::caller(r, &principal, &policy)?;
+        let Some((id, mut entry)) = r.entry_by_dn(&dn)? else {
+            return Err(LdapError::no_such_object(String::new()));
+        };
+        add_computed(r, id, &mut entry, |n| n.eq_ignore_ascii_case(&name))?;
+        caller.with_member_of(r, &mut entry)?;
+        // Invisible entries do not exist for the caller; an unreadable attribute is
+        // absent, as it is from searches.
+        let Some(view) = caller.view(&entry) else {
+            return Err(LdapError::no_such_object(String::new()));
+        };
+        let own = caller.dn() == Some(&entry.dn);
+        if !own && !caller.may(Rights::COMPARE, &entry) {
+            return Err(LdapError::insufficient_access());
+        }
+        caller.redact(&view, &mut entry, &policy.schema);
+        caller.prune(r, id, &mut entry)?;
+        let values = entry.values(&name);
+        if values.is_empty() {
+            return Err(LdapError::new(
+                LdapResultCode::NoSuchAttribute,
+                format!("{name}: no such attribute"),
+            ));
+        }
+        let hit = values
+            .iter()
+            .any(|v| normalize(rule, v).as_deref() == Some(assertion.as_slice()));
+        Ok(code_result(if hit {
+            LdapResultCode::CompareTrue
+        } else {
+            LdapResultCode::CompareFalse
+        }))
+    })
 }

@@ -83,8 +83,7 @@ async fn current_caller(ctx: &OpContext) -> Result<Caller, LdapError> {
     let policy = access::Policy::of(&ctx.state);
     ctx.state
         .store
-        .read_small(move |r| Ok::<_, LdapError>(access::caller(r, &principal, &policy)?))
-        .await
+        .read_blocking(move |r| Ok::<_, LdapError>(access::caller(r, &principal, &policy)?))
 }
 
 async fn backup(ctx: &OpContext, value: Option<&[u8]>) -> Result<Option<Vec<u8>>, LdapError> {

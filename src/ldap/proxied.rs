@@ -46,8 +46,7 @@ pub async fn apply(ctx: &mut OpContext) -> Result<(), LdapError> {
     let target = ctx
         .state
         .store
-        .read_small(move |r| Ok::<_, LdapError>(authorize(r, &state, &principal, &authz)?))
-        .await?;
+        .read_blocking(move |r| Ok::<_, LdapError>(authorize(r, &state, &principal, &authz)?))?;
     let Some((target, read_only)) = target else {
         return Err(denied());
     };

@@ -48,18 +48,15 @@ pub async fn may_attempt(
 ) -> Result<(), LdapError> {
     let principal = ctx.session.principal.clone();
     let policy = access::Policy::of(&ctx.state);
-    ctx.state
-        .store
-        .read_small(move |r| {
-            let caller = access::caller(r, &principal, &policy)?;
-            caller.require_bound()?;
-            if caller.may_write_somewhere() || delegated(r, &caller)? {
-                Ok(())
-            } else {
-                Err(LdapError::insufficient_access())
-            }
-        })
-        .await
+    ctx.state.store.read_blocking(move |r| {
+        let caller = access::caller(r, &principal, &policy)?;
+        caller.require_bound()?;
+        if caller.may_write_somewhere() || delegated(r, &caller)? {
+            Ok(())
+        } else {
+            Err(LdapError::insufficient_access())
+        }
+    })
 }
 
 /// Resolve a client attribute description to the schema's name (17 if unknown).

@@ -292,15 +292,8 @@ impl Store {
         }
     }
 
-    /// A read of a few point lookups (a bind, a compare, the caller's rights), run on the
-    /// calling thread: the hop to the blocking pool and back costs more than such a read.
-    pub async fn read_small<R, E>(&self, f: impl FnOnce(&Reader) -> Result<R, E>) -> Result<R, E>
-    where
-        E: From<StoreError>,
-    {
-        self.read_blocking(f)
-    }
-
+    /// A read on the calling thread. For a few point lookups (a bind, a compare, the
+    /// caller's rights, a small search) the hop to the blocking pool costs more than the read.
     pub fn read_blocking<R, E>(&self, f: impl FnOnce(&Reader) -> Result<R, E>) -> Result<R, E>
     where
         E: From<StoreError>,
@@ -366,15 +359,24 @@ fn open_database(
     path: &Path,
     how: impl FnOnce(&Path) -> Result<Database, redb::DatabaseError>,
 ) -> Result<Database, StoreError> {
-    let name = || path.display().to_string();
     match how(path) {
         Ok(db) => Ok(db),
-        Err(redb::DatabaseError::DatabaseAlreadyOpen) => Err(StoreError::InUse { path: name() }),
-        Err(e) if is_damage(&e) => Err(StoreError::Damaged {
-            path: name(),
-            detail: e.to_string(),
+        Err(redb::DatabaseError::DatabaseAlreadyOpen) => Err(StoreError::InUse {
+            path: path.display().to_string(),
         }),
-        Err(e) => Err(StoreError::Storage(format!("{}: {e}", name()))),
+        Err(e) => Err(opening_failed(path, e)),
+    }
+}
+
+/// A failure to open or check the file: damage, or another storage error, naming the file.
+fn opening_failed(path: &Path, e: redb::DatabaseError) -> StoreError {
+    if is_damage(&e) {
+        StoreError::Damaged {
+            path: path.display().to_string(),
+            detail: e.to_string(),
+        }
+    } else {
+        StoreError::Storage(format!("{}: {e}", path.display()))
     }
 }
 
@@ -388,11 +390,7 @@ fn check_integrity(path: &Path, db: &mut Database) -> Result<bool, StoreError> {
             }
             Ok(clean)
         }
-        Err(e) if is_damage(&e) => Err(StoreError::Damaged {
-            path: path.display().to_string(),
-            detail: e.to_string(),
-        }),
-        Err(e) => Err(StoreError::Storage(format!("{}: {e}", path.display()))),
+        Err(e) => Err(opening_failed(path, e)),
     }
 }
 
