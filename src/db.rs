@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
-use std::sync::mpsc::SyncSender;
+use std::sync::mpsc::{Receiver, SyncSender};
 
 use thiserror::Error;
 
@@ -22,7 +22,7 @@ use crate::ldap::result::LdapError;
 use crate::ldap::write;
 use crate::ldif::{self, ChangeKind, LdifReader, LdifRecord};
 use crate::server::{StartError, open_store};
-use crate::store::{DirectoryRead, Store, StoreError, Writer};
+use crate::store::{DirectoryRead, IndexKeys, Store, StoreError, Writer};
 
 #[derive(Debug, Error)]
 pub enum DbError {
@@ -94,15 +94,23 @@ pub fn import(config: &Config, file: &Path, progress: bool) -> Result<u64, DbErr
     // was, and the data is made durable once, at the end.
     let imported = std::thread::scope(|scope| {
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        // Added entries go back to the reading thread to be freed there: freeing memory
+        // another thread allocated contends for that thread's malloc arena, and at 100k
+        // entries that contention cost more than the freeing.
+        let (spent_tx, spent_rx) = std::sync::mpsc::channel();
         let (schema, bar) = (&schema, &bar);
-        scope.spawn(move || read_batches(config, schema, reader, bar, tx));
+        let store = &store;
+        scope.spawn(move || read_batches(config, schema, store, reader, bar, tx, spent_rx));
         store.write_blocking(|w| {
             let mut rules = ClassRulesCache::default();
             let mut imported = 0u64;
             // Ends when the reader is done; an error, or leaving early, drops `rx`, which
             // stops the reader.
             for batch in rx {
-                imported += add_batch(config, schema, w, batch?, &mut rules)?;
+                let mut batch = batch?;
+                imported += add_batch(config, schema, w, &mut batch, &mut rules)?;
+                // The reader may have finished; then the batch is freed here.
+                let _ = spent_tx.send(batch);
                 bar.set_message(format!("{imported} entries"));
             }
             Ok::<_, DbError>(imported)
@@ -121,15 +129,18 @@ pub fn import(config: &Config, file: &Path, progress: bool) -> Result<u64, DbErr
 fn read_batches<R: BufRead>(
     config: &Config,
     schema: &Schema,
+    store: &Store,
     mut reader: LdifReader<R>,
     bar: &indicatif::ProgressBar,
     tx: SyncSender<Result<Vec<Pending>, DbError>>,
+    spent: Receiver<Vec<Pending>>,
 ) {
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
     let now = write::now_generalized();
     let mut read_to = 0;
     let mut rules = ClassRulesCache::default();
     loop {
+        drop(spent.try_iter().collect::<Vec<_>>());
         let batch =
             read_batch(config, schema, &mut reader, &mut read_to, &now).and_then(|mut b| {
                 hash_passwords(config, &mut b, workers, bar)?;
@@ -137,6 +148,7 @@ fn read_batches<R: BufRead>(
                 // thread. The writer checks again an entry it still had to complete.
                 for p in &mut b {
                     p.checked = Some(rules.check(schema, &p.entry));
+                    p.keys = Some(store.index_keys(&p.entry));
                 }
                 Ok(b)
             });
@@ -187,6 +199,7 @@ fn read_batch<R: BufRead>(
             line,
             bytes,
             checked: None,
+            keys: None,
         });
     }
     Ok(batch)
@@ -201,6 +214,8 @@ struct Pending {
     bytes: u64,
     /// The schema check's verdict on the entry as read.
     checked: Option<Result<(), LdapError>>,
+    /// Its index keys as read.
+    keys: Option<IndexKeys>,
 }
 
 /// Hash the batch's cleartext `userPassword` values, on every core: argon2 is meant to be
@@ -343,17 +358,19 @@ fn add_batch(
     config: &Config,
     schema: &Schema,
     w: &mut Writer<'_>,
-    batch: Vec<Pending>,
+    batch: &mut [Pending],
     rules: &mut ClassRulesCache,
 ) -> Result<u64, DbError> {
     let mut n = 0;
     for Pending {
-        mut entry,
+        entry,
         line,
         checked,
+        keys,
         ..
     } in batch
     {
+        let line = *line;
         let fail = |e: LdapError, dn: &Dn| DbError::Entry {
             dn: dn.to_string(),
             line,
@@ -373,14 +390,21 @@ fn add_batch(
             ));
         }
         let read_as = entry.attrs.len();
-        write::posix_ids(w, &config.posix, &mut entry, None).map_err(|e| fail(e, &entry.dn))?;
-        // posix_ids only ever adds attributes: the same count means the entry as checked.
-        let checked = match checked {
-            Some(checked) if entry.attrs.len() == read_as => checked,
-            _ => rules.check(schema, &entry),
+        write::posix_ids(w, &config.posix, entry, None).map_err(|e| fail(e, &entry.dn))?;
+        // posix_ids only ever adds attributes: the same count means the entry as read, so
+        // the verdict and keys worked out on the reading thread still hold.
+        let as_read = entry.attrs.len() == read_as;
+        let checked = match checked.take() {
+            Some(checked) if as_read => checked,
+            _ => rules.check(schema, entry),
         };
         checked.map_err(|e| fail(e, &entry.dn))?;
-        w.add(&entry).map_err(|e| match e {
+        // The keys go back to the reading thread with the entry, to be freed there.
+        let added = match keys {
+            Some(keys) if as_read => w.add_indexed(entry, keys),
+            _ => w.add(entry),
+        };
+        added.map_err(|e| match e {
             StoreError::NoParent => DbError::Entry {
                 dn: entry.dn.to_string(),
                 line,

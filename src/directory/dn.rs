@@ -213,6 +213,10 @@ impl std::hash::Hash for Dn {
 
 /// Normalise a DN string for `distinguishedNameMatch`; None when it does not parse.
 pub fn normalize_dn(value: &str) -> Option<String> {
+    // Member values are nearly all plain: no DN is built for them.
+    if let Some(norm) = plain_norm(value) {
+        return Some(norm.into_owned());
+    }
     Dn::parse(value).ok().map(|dn| dn.norm().to_string())
 }
 
@@ -336,6 +340,13 @@ fn write_norm_ava(ava: &Ava, out: &mut String) {
     for word in ava.value.split_whitespace() {
         if !first {
             out.push(' ');
+        }
+        if word.is_ascii() {
+            for b in word.bytes() {
+                escape_char(char::from(b.to_ascii_lowercase()), first, false, out);
+                first = false;
+            }
+            continue;
         }
         for c in word.chars().flat_map(char::to_lowercase) {
             escape_char(c, first, false, out);

@@ -892,6 +892,14 @@ fn match_substrings(
 /// whitespace to SPACE, trim, collapse inner runs to one SPACE, optionally lowercase.
 /// No NFKC normalization (it would need Unicode tables we do not carry).
 fn prepare(s: &str, case: Case) -> String {
+    if s.is_ascii() {
+        prepare_ascii(s, case)
+    } else {
+        prepare_chars(s, case)
+    }
+}
+
+fn prepare_chars(s: &str, case: Case) -> String {
     let mut out = String::with_capacity(s.len());
     let mut space = false;
     for c in s.chars() {
@@ -912,6 +920,33 @@ fn prepare(s: &str, case: Case) -> String {
         }
     }
     out
+}
+
+/// [`prepare`] for ASCII text, byte by byte: nearly every value an import or a search
+/// normalises is ASCII, and the general path's per-char lower-casing dominated them.
+fn prepare_ascii(s: &str, case: Case) -> String {
+    let mut out = Vec::with_capacity(s.len());
+    let mut space = false;
+    for b in s.bytes() {
+        // The ASCII members of maps_to_nothing and of char::is_whitespace.
+        if matches!(b, 0..=8 | 0x0E..=0x1F | 0x7F) {
+            continue;
+        }
+        if matches!(b, b'\t'..=b'\r' | b' ') {
+            space = true;
+            continue;
+        }
+        if space && !out.is_empty() {
+            out.push(b' ');
+        }
+        space = false;
+        out.push(match case {
+            Case::Fold => b.to_ascii_lowercase(),
+            Case::Keep => b,
+        });
+    }
+    // Only ASCII bytes were pushed.
+    String::from_utf8(out).unwrap_or_default()
 }
 
 fn prepare_component(part: &str, case: Case) -> String {
@@ -1374,6 +1409,29 @@ mod tests {
     use super::*;
 
     use MatchingRule as M;
+
+    #[test]
+    fn ascii_preparation_agrees_with_the_general_one() {
+        let bytes: Vec<u8> = (0..0x80).collect();
+        let mut inputs: Vec<String> = Vec::new();
+        for &b in &bytes {
+            for around in ["", "a", "Ab", " x ", "a\tB"] {
+                let c = char::from(b);
+                inputs.push(format!("{around}{c}{around}"));
+                inputs.push(format!("{c}{around}{c}"));
+            }
+        }
+        inputs.extend(["", "   ", "  Mixed   Case\r\nText\x7f\x01 ", "\x0b\x0c"].map(String::from));
+        for input in &inputs {
+            for case in [Case::Fold, Case::Keep] {
+                assert_eq!(
+                    prepare_ascii(input, case),
+                    prepare_chars(input, case),
+                    "{input:?}"
+                );
+            }
+        }
+    }
 
     fn norm(rule: MatchingRule, value: &str) -> Option<String> {
         rule.normalize(value.as_bytes())

@@ -339,6 +339,11 @@ impl Store {
         }
     }
 
+    /// The index keys `entry` would get when added, for [`Writer::add_indexed`].
+    pub fn index_keys(&self, entry: &Entry) -> IndexKeys {
+        index_keys(&self.ctx.indexed, entry)
+    }
+
     /// Check redb's own integrity and that the tables agree with each other.
     pub fn verify(&self) -> Result<VerifyReport, StoreError> {
         self.read_blocking(|r| r.verify())
@@ -437,7 +442,9 @@ where
     txn.set_two_phase_commit(true);
     let result = {
         let mut writer = Writer::open(&txn, ctx).map_err(E::from)?;
-        f(&mut writer)?
+        let result = f(&mut writer)?;
+        writer.finish()?;
+        result
     };
     txn.commit().map_err(StoreError::from)?;
     Ok(result)
@@ -635,7 +642,9 @@ pub trait DirectoryRead {
                     .problems
                     .push(format!("entry {id} ({}) is missing from dn2id", entry.dn)),
             }
-            for (attr, key) in index_keys(&self.ctx().indexed, &entry) {
+            let indexed = &self.ctx().indexed;
+            for (attr, key) in index_keys(indexed, &entry).0 {
+                let attr = indexed[attr].0.as_str();
                 if self.index().get((attr, key.as_slice(), id))?.is_none() {
                     report.problems.push(format!(
                         "entry {id} ({}): {attr} index key missing",
@@ -720,6 +729,9 @@ pub struct Writer<'t> {
     index: Table<'t, (&'static str, &'static [u8], u64), ()>,
     meta: Table<'t, &'static str, u64>,
     ctx: &'t Ctx,
+    /// The next entry id, once read: kept here and written back once, at the end of the
+    /// transaction, rather than read and rewritten for every entry an import adds.
+    next_id: Option<u64>,
 }
 
 impl<'t> Writer<'t> {
@@ -731,11 +743,22 @@ impl<'t> Writer<'t> {
             index: txn.open_table(INDEX)?,
             meta: txn.open_table(META)?,
             ctx,
+            next_id: None,
         })
     }
 
     /// Add a new entry under an existing parent.
     pub fn add(&mut self, entry: &Entry) -> Result<u64, StoreError> {
+        self.add_keyed(entry, None)
+    }
+
+    /// [`Writer::add`] with the entry's index keys worked out beforehand (by
+    /// [`Store::index_keys`] on the entry exactly as given), off the writing thread.
+    pub fn add_indexed(&mut self, entry: &Entry, keys: &IndexKeys) -> Result<u64, StoreError> {
+        self.add_keyed(entry, Some(keys))
+    }
+
+    fn add_keyed(&mut self, entry: &Entry, keys: Option<&IndexKeys>) -> Result<u64, StoreError> {
         // The parent's normal form is a slice of the entry's: no parent DN is built.
         let parent = match entry.dn.parent_norm() {
             Some(p) if !p.is_empty() => {
@@ -744,26 +767,37 @@ impl<'t> Writer<'t> {
             }
             _ => None,
         };
-        self.insert(entry, parent)
+        self.insert(entry, parent, keys)
     }
 
     /// Add the root of a naming context: an entry whose parent is not in the store.
     pub fn add_suffix(&mut self, entry: &Entry) -> Result<u64, StoreError> {
-        self.insert(entry, None)
+        self.insert(entry, None, None)
     }
 
-    fn insert(&mut self, entry: &Entry, parent: Option<u64>) -> Result<u64, StoreError> {
+    fn insert(
+        &mut self,
+        entry: &Entry,
+        parent: Option<u64>,
+        keys: Option<&IndexKeys>,
+    ) -> Result<u64, StoreError> {
         if self.id_of(&entry.dn)?.is_some() {
             return Err(StoreError::AlreadyExists);
         }
-        let id = self.meta(NEXT_ID)?.unwrap_or(1);
-        self.meta.insert(NEXT_ID, id + 1)?;
+        let id = match self.next_id {
+            Some(id) => id,
+            None => self.meta(NEXT_ID)?.unwrap_or(1),
+        };
+        self.next_id = Some(id + 1);
         self.entries.insert(id, entry.encode().as_slice())?;
         self.dn2id.insert(entry.dn.norm(), id)?;
         if let Some(parent) = parent {
             self.children.insert((parent, id), ())?;
         }
-        self.add_index(id, entry)?;
+        match keys {
+            Some(keys) => self.insert_keys(id, keys)?,
+            None => self.insert_keys(id, &index_keys(&self.ctx.indexed, entry))?,
+        }
         Ok(id)
     }
 
@@ -806,6 +840,14 @@ impl<'t> Writer<'t> {
         Ok(())
     }
 
+    /// Write back what the transaction kept in memory; before it commits.
+    fn finish(&mut self) -> Result<(), StoreError> {
+        if let Some(id) = self.next_id {
+            self.meta.insert(NEXT_ID, id)?;
+        }
+        Ok(())
+    }
+
     pub fn set_meta(&mut self, key: &str, value: u64) -> Result<(), StoreError> {
         self.meta.insert(key, value)?;
         Ok(())
@@ -819,14 +861,20 @@ impl<'t> Writer<'t> {
     }
 
     fn add_index(&mut self, id: u64, entry: &Entry) -> Result<(), StoreError> {
-        for (attr, key) in index_keys(&self.ctx.indexed, entry) {
+        self.insert_keys(id, &index_keys(&self.ctx.indexed, entry))
+    }
+
+    fn insert_keys(&mut self, id: u64, keys: &IndexKeys) -> Result<(), StoreError> {
+        for (attr, key) in &keys.0 {
+            let attr = self.ctx.indexed[*attr].0.as_str();
             self.index.insert((attr, key.as_slice(), id), ())?;
         }
         Ok(())
     }
 
     fn remove_index(&mut self, id: u64, entry: &Entry) -> Result<(), StoreError> {
-        for (attr, key) in index_keys(&self.ctx.indexed, entry) {
+        for (attr, key) in index_keys(&self.ctx.indexed, entry).0 {
+            let attr = self.ctx.indexed[attr].0.as_str();
             self.index.remove((attr, key.as_slice(), id))?;
         }
         Ok(())
@@ -865,22 +913,22 @@ impl<'t> DirectoryRead for Writer<'t> {
     }
 }
 
-/// The (attribute, key) pairs an entry contributes to the equality index.
-fn index_keys<'i>(
-    indexed: &'i [(String, Option<MatchingRule>)],
-    entry: &Entry,
-) -> Vec<(&'i str, Vec<u8>)> {
+/// The (indexed attribute's position, key) pairs an entry contributes to the equality
+/// index, sorted and without repeats.
+pub struct IndexKeys(Vec<(usize, Vec<u8>)>);
+
+fn index_keys(indexed: &[(String, Option<MatchingRule>)], entry: &Entry) -> IndexKeys {
     let mut keys = Vec::new();
-    for (attr, rule) in indexed {
+    for (i, (attr, rule)) in indexed.iter().enumerate() {
         for value in entry.values(attr) {
             if let Some(key) = normalize(*rule, value) {
-                keys.push((attr.as_str(), key));
+                keys.push((i, key));
             }
         }
     }
     keys.sort();
     keys.dedup();
-    keys
+    IndexKeys(keys)
 }
 
 #[cfg(test)]
@@ -942,6 +990,38 @@ mod tests {
             assert!(w.lookup("uid", b"alice")?.unwrap().is_empty());
             w.delete(id, &new)?;
             assert!(!w.has_children(2)?);
+            Ok::<_, StoreError>(())
+        })
+        .unwrap();
+        assert!(s.verify().unwrap().problems.is_empty());
+    }
+
+    #[test]
+    fn ids_keep_counting_across_transactions_and_prepared_keys_index() {
+        let s = store();
+        let bob = entry("uid=bob,dc=example,dc=com", Some("bob"));
+        let keys = s.index_keys(&bob);
+        let first = s
+            .write_blocking(|w| {
+                w.add_suffix(&entry("dc=example,dc=com", None))?;
+                w.add_indexed(&bob, &keys)
+            })
+            .unwrap();
+        // A transaction that fails after taking an id leaves the counter as it was.
+        let failed = s.write_blocking(|w| {
+            w.add(&entry("uid=x,dc=example,dc=com", None))?;
+            Err::<(), _>(StoreError::AlreadyExists)
+        });
+        assert!(failed.is_err());
+        let second = s
+            .write_blocking(|w| w.add(&entry("uid=carol,dc=example,dc=com", Some("carol"))))
+            .unwrap();
+        assert_eq!(second, first + 1);
+        s.read_blocking(|r| {
+            assert_eq!(r.entry(first)?.unwrap().first_str("uid"), Some("bob"));
+            assert_eq!(r.entry(second)?.unwrap().first_str("uid"), Some("carol"));
+            assert_eq!(r.lookup("uid", b"bob")?.unwrap(), BTreeSet::from([first]));
+            assert_eq!(r.entry_count()?, 3);
             Ok::<_, StoreError>(())
         })
         .unwrap();

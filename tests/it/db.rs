@@ -217,6 +217,26 @@ async fn import_turns_member_uid_into_member() {
     )
     .await;
     assert_eq!(e.len(), 2, "memberUid is indexed after import");
+    // The people had no uidNumber in the file: the ones given at import are indexed too.
+    let (e, _) = search(
+        &mut admin,
+        &person_dn("carol"),
+        Scope::Base,
+        "(objectClass=*)",
+        &["uidNumber"],
+    )
+    .await;
+    let number = e[0].attrs["uidNumber"][0].clone();
+    let (e, rc) = search(
+        &mut admin,
+        PEOPLE,
+        Scope::OneLevel,
+        &format!("(uidNumber={number})"),
+        &["1.1"],
+    )
+    .await;
+    assert_eq!((rc, e.len()), (0, 1), "uidNumber {number} given at import");
+    assert_eq!(e[0].dn.to_ascii_lowercase(), person_dn("carol"));
     server.stop().await;
 }
 
