@@ -140,12 +140,12 @@ fn read_batches<R: BufRead>(
     let mut read_to = 0;
     let mut rules = ClassRulesCache::default();
     loop {
-        drop(spent.try_iter().collect::<Vec<_>>());
+        spent.try_iter().for_each(drop);
         let batch =
             read_batch(config, schema, &mut reader, &mut read_to, &now).and_then(|mut b| {
                 hash_passwords(config, &mut b, workers, bar)?;
-                // The schema check needs nothing from the store: done here, off the writer's
-                // thread. The writer checks again an entry it still had to complete.
+                // The schema check and the index keys need nothing the writer holds: worked
+                // out here, off its thread. The writer redoes both for an entry it completed.
                 for p in &mut b {
                     p.checked = Some(rules.check(schema, &p.entry));
                     p.keys = Some(store.index_keys(&p.entry));
@@ -389,11 +389,10 @@ fn add_batch(
                 &entry.dn,
             ));
         }
-        let read_as = entry.attrs.len();
-        write::posix_ids(w, &config.posix, entry, None).map_err(|e| fail(e, &entry.dn))?;
-        // posix_ids only ever adds attributes: the same count means the entry as read, so
-        // the verdict and keys worked out on the reading thread still hold.
-        let as_read = entry.attrs.len() == read_as;
+        let completed =
+            write::posix_ids(w, &config.posix, entry, None).map_err(|e| fail(e, &entry.dn))?;
+        // An entry as read keeps the verdict and keys worked out on the reading thread.
+        let as_read = !completed;
         let checked = match checked.take() {
             Some(checked) if as_read => checked,
             _ => rules.check(schema, entry),

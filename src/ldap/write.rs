@@ -495,16 +495,20 @@ pub fn now_generalized() -> String {
 /// that such a gid never lands on a group's, every allocated number (a uidNumber, or a
 /// group's gidNumber) is one that no entry holds as a uidNumber or gidNumber, and that
 /// neither allocator has handed out before, even if its holder was deleted.
+///
+/// Only ever adds attributes; true if it added any (the entry is no longer as given).
 pub fn posix_ids(
     w: &mut Writer<'_>,
     posix: &Posix,
     entry: &mut Entry,
     id: Option<u64>,
-) -> Result<(), LdapError> {
+) -> Result<bool, LdapError> {
+    let mut completed = false;
     if entry.has_class("posixAccount") {
         if entry.get("uidNumber").is_none() {
             let n = allocate(w, posix, Pool::Uid)?;
             entry.set_str("uidNumber", &n.to_string());
+            completed = true;
         }
         if entry.get("gidNumber").is_none() {
             let uid = entry.first_str("uidNumber").unwrap_or_default().to_string();
@@ -519,10 +523,12 @@ pub fn posix_ids(
                 ));
             }
             entry.set_str("gidNumber", &uid);
+            completed = true;
         }
         let uid = entry.first_str("uid").map(str::to_string);
         if let Some(uid) = uid.filter(|_| entry.get("homeDirectory").is_none()) {
             entry.set_str("homeDirectory", &format!("/home/{uid}"));
+            completed = true;
         }
         unique(w, entry, id, "uidNumber", "posixAccount")?;
     }
@@ -530,10 +536,11 @@ pub fn posix_ids(
         if entry.get("gidNumber").is_none() {
             let n = allocate(w, posix, Pool::Gid)?;
             entry.set_str("gidNumber", &n.to_string());
+            completed = true;
         }
         unique(w, entry, id, "gidNumber", "posixGroup")?;
     }
-    Ok(())
+    Ok(completed)
 }
 
 /// The two allocators: account uidNumbers (and so user private gids), group gidNumbers.

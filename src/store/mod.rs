@@ -643,9 +643,8 @@ pub trait DirectoryRead {
                     .push(format!("entry {id} ({}) is missing from dn2id", entry.dn)),
             }
             let indexed = &self.ctx().indexed;
-            for (attr, key) in index_keys(indexed, &entry).0 {
-                let attr = indexed[attr].0.as_str();
-                if self.index().get((attr, key.as_slice(), id))?.is_none() {
+            for (attr, key) in index_keys(indexed, &entry).named(indexed) {
+                if self.index().get((attr, key, id))?.is_none() {
                     report.problems.push(format!(
                         "entry {id} ({}): {attr} index key missing",
                         entry.dn
@@ -796,7 +795,7 @@ impl<'t> Writer<'t> {
         }
         match keys {
             Some(keys) => self.insert_keys(id, keys)?,
-            None => self.insert_keys(id, &index_keys(&self.ctx.indexed, entry))?,
+            None => self.add_index(id, entry)?,
         }
         Ok(id)
     }
@@ -865,17 +864,16 @@ impl<'t> Writer<'t> {
     }
 
     fn insert_keys(&mut self, id: u64, keys: &IndexKeys) -> Result<(), StoreError> {
-        for (attr, key) in &keys.0 {
-            let attr = self.ctx.indexed[*attr].0.as_str();
-            self.index.insert((attr, key.as_slice(), id), ())?;
+        for (attr, key) in keys.named(&self.ctx.indexed) {
+            self.index.insert((attr, key, id), ())?;
         }
         Ok(())
     }
 
     fn remove_index(&mut self, id: u64, entry: &Entry) -> Result<(), StoreError> {
-        for (attr, key) in index_keys(&self.ctx.indexed, entry).0 {
-            let attr = self.ctx.indexed[attr].0.as_str();
-            self.index.remove((attr, key.as_slice(), id))?;
+        let keys = index_keys(&self.ctx.indexed, entry);
+        for (attr, key) in keys.named(&self.ctx.indexed) {
+            self.index.remove((attr, key, id))?;
         }
         Ok(())
     }
@@ -916,6 +914,18 @@ impl<'t> DirectoryRead for Writer<'t> {
 /// The (indexed attribute's position, key) pairs an entry contributes to the equality
 /// index, sorted and without repeats.
 pub struct IndexKeys(Vec<(usize, Vec<u8>)>);
+
+impl IndexKeys {
+    /// The keys with their attribute's name as the index table holds it.
+    fn named<'a>(
+        &'a self,
+        indexed: &'a [(String, Option<MatchingRule>)],
+    ) -> impl Iterator<Item = (&'a str, &'a [u8])> {
+        self.0
+            .iter()
+            .map(|(attr, key)| (indexed[*attr].0.as_str(), key.as_slice()))
+    }
+}
 
 fn index_keys(indexed: &[(String, Option<MatchingRule>)], entry: &Entry) -> IndexKeys {
     let mut keys = Vec::new();
