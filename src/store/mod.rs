@@ -1,8 +1,9 @@
 //! The redb store: the only module that imports redb.
 //!
 //! Tables: `entries` (id -> encoded entry), `dn2id` (normalised DN -> id), `children`
-//! ((parent, child) -> ()), `index` ((attribute, normalised value, id) -> ()) for equality
-//! lookups, and `meta` (counters). Every transaction runs on the blocking pool through
+//! ((parent, child) -> ()), `eq_index` (flat keys of attribute code, normalised value and
+//! id -> ()) for equality lookups, `indexed` (the attributes that index was built for, with
+//! their rules) and `meta` (counters, the index format). Every transaction runs on the blocking pool through
 //! [`Store::read`] and [`Store::write`]; writes use two-phase commit because directory
 //! values are client-controlled. Knows entries and DNs, not LDAP semantics or access.
 
@@ -26,10 +27,19 @@ use crate::directory::schema::Schema;
 const ENTRIES: TableDefinition<u64, &[u8]> = TableDefinition::new("entries");
 const DN2ID: TableDefinition<&str, u64> = TableDefinition::new("dn2id");
 const CHILDREN: TableDefinition<(u64, u64), ()> = TableDefinition::new("children");
-const INDEX: TableDefinition<(&str, &[u8], u64), ()> = TableDefinition::new("index");
+/// Keys are [`index_key`]s: plain bytes compare with one memcmp, where redb's tuple keys
+/// were decoded field by field on every comparison of an insert.
+const INDEX: TableDefinition<&[u8], ()> = TableDefinition::new("eq_index");
+/// Attribute name (lower case) -> its equality rule's name ("" for none).
+const INDEXED: TableDefinition<&str, &str> = TableDefinition::new("indexed");
+/// The tuple-keyed index of earlier versions; dropped when the index is rebuilt.
+const OLD_INDEX: TableDefinition<(&str, &[u8], u64), ()> = TableDefinition::new("index");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 
 const NEXT_ID: &str = "next_id";
+const INDEX_FORMAT: &str = "index_format";
+/// Changes whenever the index's keys would come out differently for the same entry.
+const CURRENT_INDEX_FORMAT: u64 = 2;
 
 #[derive(Debug, Error)]
 pub enum StoreError {
@@ -78,11 +88,23 @@ storage_from!(
 /// Which attributes have equality indexes, with the rule that normalises their keys.
 #[derive(Debug)]
 pub struct Ctx {
+    /// Sorted by name, lower case; the position is the attribute's code in index keys.
     indexed: Vec<(String, Option<MatchingRule>)>,
     examined: AtomicU64,
     /// Write transactions committed since the store opened: what was derived from the
     /// directory at one count is still true while the count stays.
     commits: AtomicU64,
+    /// Why the equality index was rebuilt when the store opened, if it was.
+    rebuilt: Option<&'static str>,
+}
+
+impl Ctx {
+    /// The code of `attr` in index keys; None when it has no index.
+    fn code(&self, attr: &str) -> Option<usize> {
+        self.indexed
+            .iter()
+            .position(|(name, _)| name.eq_ignore_ascii_case(attr))
+    }
 }
 
 #[derive(Clone)]
@@ -225,6 +247,7 @@ impl Store {
                 &mut txn.open_table(CHILDREN)?,
             )?;
             copy_table(&source.open_table(INDEX)?, &mut txn.open_table(INDEX)?)?;
+            copy_table(&source.open_table(INDEXED)?, &mut txn.open_table(INDEXED)?)?;
             copy_table(&source.open_table(META)?, &mut txn.open_table(META)?)?;
             entries
         };
@@ -248,6 +271,20 @@ impl Store {
                 ))),
             })
             .collect::<Result<Vec<_>, _>>()?;
+        // Sorted by name: an attribute's position is its code in the keys, so the codes
+        // follow the set of attributes, not the order the configuration lists them in.
+        let mut indexed = indexed;
+        indexed.sort_by(|a, b| a.0.cmp(&b.0));
+        indexed.dedup_by(|a, b| a.0 == b.0);
+        if indexed.len() > usize::from(u16::MAX) {
+            return Err(StoreError::Storage("too many indexed attributes".into()));
+        }
+        let mut ctx = Ctx {
+            indexed,
+            examined: AtomicU64::new(0),
+            commits: AtomicU64::new(0),
+            rebuilt: None,
+        };
         let txn = db.begin_write()?;
         {
             txn.open_table(ENTRIES)?;
@@ -255,18 +292,24 @@ impl Store {
             txn.open_table(CHILDREN)?;
             txn.open_table(INDEX)?;
             txn.open_table(META)?;
+            if let Some(why) = index_outdated(&txn, &ctx)? {
+                rebuild_index(&txn, &ctx, why)?;
+                ctx.rebuilt = Some(why);
+            }
         }
         txn.commit()?;
         let store = Store {
             db: Arc::new(RwLock::new(Some(Arc::new(db)))),
             path: None,
-            ctx: Arc::new(Ctx {
-                indexed,
-                examined: AtomicU64::new(0),
-                commits: AtomicU64::new(0),
-            }),
+            ctx: Arc::new(ctx),
         };
         Ok(store)
+    }
+
+    /// Why the equality index was rebuilt from the entries when the store opened (a new
+    /// store builds its empty index too); None when the stored one fitted.
+    pub fn index_rebuilt(&self) -> Option<&'static str> {
+        self.ctx.rebuilt
     }
 
     /// How many entries have been decoded since the store opened: lets tests show that an
@@ -429,6 +472,94 @@ fn guarded<R>(path: &Path, f: impl FnOnce() -> Result<R, StoreError>) -> Result<
     }
 }
 
+/// Why the stored equality index does not fit `ctx`, if it does not: built for other
+/// attributes or rules (a changed `index.attributes`, or schema), or by an earlier format.
+/// Searching it then would miss entries, so it is rebuilt rather than used.
+fn index_outdated(txn: &WriteTransaction, ctx: &Ctx) -> Result<Option<&'static str>, StoreError> {
+    let format = txn.open_table(META)?.get(INDEX_FORMAT)?.map(|g| g.value());
+    if format != Some(CURRENT_INDEX_FORMAT) {
+        return Ok(Some("the index format changed"));
+    }
+    let stored = txn.open_table(INDEXED)?;
+    let mut built = Vec::new();
+    for row in stored.iter()? {
+        let (attr, rule) = row?;
+        built.push((attr.value().to_string(), rule.value().to_string()));
+    }
+    let wanted = ctx
+        .indexed
+        .iter()
+        .map(|(attr, rule)| (attr.clone(), rule_name(*rule)));
+    if !built.into_iter().eq(wanted) {
+        return Ok(Some(
+            "the indexed attributes or their matching rules changed",
+        ));
+    }
+    Ok(None)
+}
+
+fn rule_name(rule: Option<MatchingRule>) -> String {
+    rule.map(|r| r.name().to_string()).unwrap_or_default()
+}
+
+/// Build the equality index again from every entry, in the opening transaction: a crash
+/// part way leaves the old index and the old manifest in place, to be rebuilt next time.
+fn rebuild_index(txn: &WriteTransaction, ctx: &Ctx, why: &str) -> Result<(), StoreError> {
+    let started = std::time::Instant::now();
+    txn.delete_table(OLD_INDEX)?;
+    txn.delete_table(INDEX)?;
+    txn.delete_table(INDEXED)?;
+    let mut index = txn.open_table(INDEX)?;
+    let entries = txn.open_table(ENTRIES)?;
+    let mut key = Vec::new();
+    let mut count = 0u64;
+    for row in entries.iter()? {
+        let (id, value) = row?;
+        let id = id.value();
+        let entry = Entry::decode(value.value())
+            .map_err(|e| StoreError::Corrupt(format!("entry {id}: {e}")))?;
+        for (code, value) in &index_keys(&ctx.indexed, &entry).0 {
+            index_key(&mut key, *code, value, id);
+            index.insert(key.as_slice(), ())?;
+        }
+        count += 1;
+    }
+    let mut stored = txn.open_table(INDEXED)?;
+    for (attr, rule) in &ctx.indexed {
+        stored.insert(attr.as_str(), rule_name(*rule).as_str())?;
+    }
+    txn.open_table(META)?
+        .insert(INDEX_FORMAT, CURRENT_INDEX_FORMAT)?;
+    if count > 0 {
+        tracing::warn!(
+            entries = count,
+            seconds = started.elapsed().as_secs_f64(),
+            "equality index rebuilt: {why}"
+        );
+    }
+    Ok(())
+}
+
+/// An equality index key: the attribute's code, the value's length and the value (so no
+/// value's keys run into a longer value's), then the id, big-endian so ids sort in order.
+fn index_key(buf: &mut Vec<u8>, code: usize, value: &[u8], id: u64) {
+    buf.clear();
+    // from_db caps the attributes at u16::MAX; values are far below u32::MAX (message cap).
+    buf.extend_from_slice(&(code as u16).to_be_bytes());
+    buf.extend_from_slice(&(value.len() as u32).to_be_bytes());
+    buf.extend_from_slice(value);
+    buf.extend_from_slice(&id.to_be_bytes());
+}
+
+/// The id at the end of an [`index_key`].
+fn index_key_id(key: &[u8]) -> Result<u64, StoreError> {
+    key.len()
+        .checked_sub(8)
+        .and_then(|at| key[at..].try_into().ok())
+        .map(u64::from_be_bytes)
+        .ok_or_else(|| StoreError::Corrupt("equality index key too short".into()))
+}
+
 /// One write transaction on `db`, committed when `f` succeeds.
 fn write_in<R, E>(
     db: &Database,
@@ -469,7 +600,7 @@ pub trait DirectoryRead {
     type Entries: ReadableTable<u64, &'static [u8]>;
     type Dn2Id: ReadableTable<&'static str, u64>;
     type Children: ReadableTable<(u64, u64), ()>;
-    type Index: ReadableTable<(&'static str, &'static [u8], u64), ()>;
+    type Index: ReadableTable<&'static [u8], ()>;
     type Meta: ReadableTable<&'static str, u64>;
 
     fn entries(&self) -> &Self::Entries;
@@ -575,25 +706,21 @@ pub trait DirectoryRead {
     }
 
     fn is_indexed(&self, attr: &str) -> bool {
-        self.ctx()
-            .indexed
-            .iter()
-            .any(|(name, _)| name.eq_ignore_ascii_case(attr))
+        self.ctx().code(attr).is_some()
     }
 
     /// Ids whose `attr` has a value equal (under its rule) to the normalised `key`; None
     /// when `attr` has no index.
     fn lookup(&self, attr: &str, key: &[u8]) -> Result<Option<BTreeSet<u64>>, StoreError> {
-        if !self.is_indexed(attr) {
+        let Some(code) = self.ctx().code(attr) else {
             return Ok(None);
-        }
-        let attr = attr.to_ascii_lowercase();
+        };
+        let (mut low, mut high) = (Vec::new(), Vec::new());
+        index_key(&mut low, code, key, 0);
+        index_key(&mut high, code, key, u64::MAX);
         let mut out = BTreeSet::new();
-        for item in self
-            .index()
-            .range((attr.as_str(), key, 0)..=(attr.as_str(), key, u64::MAX))?
-        {
-            out.insert(item?.0.value().2);
+        for item in self.index().range(low.as_slice()..=high.as_slice())? {
+            out.insert(index_key_id(item?.0.value())?);
         }
         Ok(Some(out))
     }
@@ -643,11 +770,13 @@ pub trait DirectoryRead {
                     .push(format!("entry {id} ({}) is missing from dn2id", entry.dn)),
             }
             let indexed = &self.ctx().indexed;
-            for (attr, key) in index_keys(indexed, &entry).named(indexed) {
-                if self.index().get((attr, key, id))?.is_none() {
+            let mut key = Vec::new();
+            for (code, value) in &index_keys(indexed, &entry).0 {
+                index_key(&mut key, *code, value, id);
+                if self.index().get(key.as_slice())?.is_none() {
                     report.problems.push(format!(
-                        "entry {id} ({}): {attr} index key missing",
-                        entry.dn
+                        "entry {id} ({}): {} index key missing",
+                        entry.dn, indexed[*code].0
                     ));
                 }
             }
@@ -667,7 +796,7 @@ pub struct Reader {
     entries: ReadOnlyTable<u64, &'static [u8]>,
     dn2id: ReadOnlyTable<&'static str, u64>,
     children: ReadOnlyTable<(u64, u64), ()>,
-    index: ReadOnlyTable<(&'static str, &'static [u8], u64), ()>,
+    index: ReadOnlyTable<&'static [u8], ()>,
     meta: ReadOnlyTable<&'static str, u64>,
     ctx: Arc<Ctx>,
     generation: u64,
@@ -694,7 +823,7 @@ impl DirectoryRead for Reader {
     type Entries = ReadOnlyTable<u64, &'static [u8]>;
     type Dn2Id = ReadOnlyTable<&'static str, u64>;
     type Children = ReadOnlyTable<(u64, u64), ()>;
-    type Index = ReadOnlyTable<(&'static str, &'static [u8], u64), ()>;
+    type Index = ReadOnlyTable<&'static [u8], ()>;
     type Meta = ReadOnlyTable<&'static str, u64>;
 
     fn entries(&self) -> &Self::Entries {
@@ -725,7 +854,7 @@ pub struct Writer<'t> {
     entries: Table<'t, u64, &'static [u8]>,
     dn2id: Table<'t, &'static str, u64>,
     children: Table<'t, (u64, u64), ()>,
-    index: Table<'t, (&'static str, &'static [u8], u64), ()>,
+    index: Table<'t, &'static [u8], ()>,
     meta: Table<'t, &'static str, u64>,
     ctx: &'t Ctx,
     /// The next entry id, once read: kept here and written back once, at the end of the
@@ -864,16 +993,19 @@ impl<'t> Writer<'t> {
     }
 
     fn insert_keys(&mut self, id: u64, keys: &IndexKeys) -> Result<(), StoreError> {
-        for (attr, key) in keys.named(&self.ctx.indexed) {
-            self.index.insert((attr, key, id), ())?;
+        let mut key = Vec::new();
+        for (code, value) in &keys.0 {
+            index_key(&mut key, *code, value, id);
+            self.index.insert(key.as_slice(), ())?;
         }
         Ok(())
     }
 
     fn remove_index(&mut self, id: u64, entry: &Entry) -> Result<(), StoreError> {
-        let keys = index_keys(&self.ctx.indexed, entry);
-        for (attr, key) in keys.named(&self.ctx.indexed) {
-            self.index.remove((attr, key, id))?;
+        let mut key = Vec::new();
+        for (code, value) in &index_keys(&self.ctx.indexed, entry).0 {
+            index_key(&mut key, *code, value, id);
+            self.index.remove(key.as_slice())?;
         }
         Ok(())
     }
@@ -883,7 +1015,7 @@ impl<'t> DirectoryRead for Writer<'t> {
     type Entries = Table<'t, u64, &'static [u8]>;
     type Dn2Id = Table<'t, &'static str, u64>;
     type Children = Table<'t, (u64, u64), ()>;
-    type Index = Table<'t, (&'static str, &'static [u8], u64), ()>;
+    type Index = Table<'t, &'static [u8], ()>;
     type Meta = Table<'t, &'static str, u64>;
 
     fn entries(&self) -> &Self::Entries {
@@ -911,21 +1043,9 @@ impl<'t> DirectoryRead for Writer<'t> {
     }
 }
 
-/// The (indexed attribute's position, key) pairs an entry contributes to the equality
-/// index, sorted and without repeats.
+/// The (indexed attribute's code, key) pairs an entry contributes to the equality index,
+/// sorted and without repeats.
 pub struct IndexKeys(Vec<(usize, Vec<u8>)>);
-
-impl IndexKeys {
-    /// The keys with their attribute's name as the index table holds it.
-    fn named<'a>(
-        &'a self,
-        indexed: &'a [(String, Option<MatchingRule>)],
-    ) -> impl Iterator<Item = (&'a str, &'a [u8])> {
-        self.0
-            .iter()
-            .map(|(attr, key)| (indexed[*attr].0.as_str(), key.as_slice()))
-    }
-}
 
 fn index_keys(indexed: &[(String, Option<MatchingRule>)], entry: &Entry) -> IndexKeys {
     let mut keys = Vec::new();
@@ -1036,5 +1156,134 @@ mod tests {
         })
         .unwrap();
         assert!(s.verify().unwrap().problems.is_empty());
+    }
+
+    fn open(path: &Path, attrs: &[&str]) -> Store {
+        let schema = Schema::shipped().unwrap();
+        let attrs: Vec<String> = attrs.iter().map(|a| a.to_string()).collect();
+        Store::open(path, &schema, &attrs).unwrap()
+    }
+
+    /// A closed store file in `dir` indexing uid and objectClass, holding the suffix and
+    /// alice (uid alice, a mail address); its path and alice's id.
+    fn stored_alice(dir: &Path) -> (PathBuf, u64) {
+        let path = dir.join("t.redb");
+        let s = open(&path, &["uid", "objectClass"]);
+        let mut alice = entry("uid=alice,dc=example,dc=com", Some("alice"));
+        alice.set_str("mail", "Alice@Example.COM");
+        let id = s
+            .write_blocking(|w| {
+                w.add_suffix(&entry("dc=example,dc=com", None))?;
+                w.add(&alice)
+            })
+            .unwrap();
+        (path, id)
+    }
+
+    fn found(s: &Store, attr: &str, key: &[u8]) -> Option<BTreeSet<u64>> {
+        s.read_blocking(|r| r.lookup(attr, key)).unwrap()
+    }
+
+    fn index_rows(s: &Store) -> u64 {
+        s.read_blocking(|r| Ok::<_, StoreError>(r.index().len()?))
+            .unwrap()
+    }
+
+    #[test]
+    fn the_index_is_rebuilt_when_its_attributes_change_and_kept_when_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, alice) = stored_alice(dir.path());
+
+        // The same attributes, listed otherwise: the index stands as it was.
+        let s = open(&path, &["objectClass", "UID", "uid"]);
+        assert_eq!(s.index_rebuilt(), None);
+        assert_eq!(found(&s, "uid", b"alice"), Some(BTreeSet::from([alice])));
+        // So does a backup's.
+        let copy = dir.path().join("copy.redb");
+        s.backup_to(&copy).unwrap();
+        let restored = open(&copy, &["uid", "objectClass"]);
+        assert_eq!(restored.index_rebuilt(), None);
+        assert_eq!(
+            found(&restored, "uid", b"alice"),
+            Some(BTreeSet::from([alice]))
+        );
+        drop((s, restored));
+
+        // A newly indexed attribute finds the entries written before it was listed.
+        let s = open(&path, &["objectClass", "uid", "mail"]);
+        assert!(s.index_rebuilt().is_some());
+        assert_eq!(
+            found(&s, "mail", b"alice@example.com"),
+            Some(BTreeSet::from([alice]))
+        );
+        assert_eq!(found(&s, "uid", b"alice"), Some(BTreeSet::from([alice])));
+        assert!(s.verify().unwrap().problems.is_empty());
+        drop(s);
+
+        // Attributes taken off the list leave no rows behind: only alice's uid is left.
+        let s = open(&path, &["uid"]);
+        assert!(s.index_rebuilt().is_some());
+        assert_eq!(found(&s, "mail", b"alice@example.com"), None);
+        assert_eq!(found(&s, "uid", b"alice"), Some(BTreeSet::from([alice])));
+        assert_eq!(index_rows(&s), 1);
+    }
+
+    #[test]
+    fn a_store_with_the_tuple_keyed_index_gets_it_rebuilt() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, alice) = stored_alice(dir.path());
+        // The file as the earlier format left it: the tuple-keyed table, and neither the
+        // list of indexed attributes nor the format mark.
+        {
+            let db = Database::create(&path).unwrap();
+            let txn = db.begin_write().unwrap();
+            txn.delete_table(INDEX).unwrap();
+            txn.delete_table(INDEXED).unwrap();
+            txn.open_table(META).unwrap().remove(INDEX_FORMAT).unwrap();
+            txn.open_table(OLD_INDEX)
+                .unwrap()
+                .insert(("uid", b"alice".as_slice(), alice), ())
+                .unwrap();
+            txn.commit().unwrap();
+        }
+        let s = open(&path, &["uid", "objectClass"]);
+        assert_eq!(s.index_rebuilt(), Some("the index format changed"));
+        assert_eq!(found(&s, "uid", b"alice"), Some(BTreeSet::from([alice])));
+        assert_eq!(
+            found(&s, "objectClass", b"top").map(|ids| ids.len()),
+            Some(2)
+        );
+        assert!(s.verify().unwrap().problems.is_empty());
+        drop(s);
+        use redb::TableHandle;
+        let db = Database::create(&path).unwrap();
+        let txn = db.begin_read().unwrap();
+        let tables: Vec<String> = txn
+            .list_tables()
+            .unwrap()
+            .map(|t| t.name().to_string())
+            .collect();
+        assert!(!tables.iter().any(|t| t == "index"), "{tables:?}");
+    }
+
+    #[test]
+    fn index_keys_of_one_value_never_meet_a_longer_values() {
+        let s = store();
+        let ids = s
+            .write_blocking(|w| {
+                w.add_suffix(&entry("dc=example,dc=com", None))?;
+                let mut ids = Vec::new();
+                // Without the value's length in the key, "a"'s keys would range over every
+                // longer value that starts with "a".
+                for uid in ["a", "ab", "abcdefghijk", "b"] {
+                    let dn = format!("cn=x{},dc=example,dc=com", ids.len());
+                    ids.push(w.add(&entry(&dn, Some(uid)))?);
+                }
+                Ok::<_, StoreError>(ids)
+            })
+            .unwrap();
+        assert_eq!(found(&s, "uid", b"a"), Some(BTreeSet::from([ids[0]])));
+        assert_eq!(found(&s, "uid", b"ab"), Some(BTreeSet::from([ids[1]])));
+        assert_eq!(found(&s, "uid", b"b"), Some(BTreeSet::from([ids[3]])));
     }
 }

@@ -436,3 +436,70 @@ async fn a_damaged_database_is_refused_at_start() {
     );
     assert!(refused.len() >= 3, "refused at {refused:?}");
 }
+
+/// An attribute added to `index.attributes` of a directory that holds entries already: the
+/// index is rebuilt when the server starts, so an equality search on that attribute finds
+/// the entries written before (a stale index answers it from nothing), and the index then
+/// follows writes. Taking the attribute off the list again leaves it searchable.
+#[tokio::test]
+async fn a_newly_indexed_attribute_finds_the_entries_written_before() {
+    let server = TestServer::start().await;
+    let mut admin = server.admin().await;
+    for uid in ["early", "late"] {
+        add_person(&mut admin, uid, "pw", true).await;
+    }
+    assert_eq!(
+        crate::replace(&mut admin, &person_dn("early"), "sn", &["Rebuilt"]).await,
+        0
+    );
+    drop(admin);
+    let dir = server.stop().await;
+    let listed = r#""objectClass", "uid", "cn", "mail", "uidNumber", "gidNumber", "member", "memberUid", "entryUUID", "tokenId", "entryManagedBy""#;
+    let restart = |dir: tempfile::TempDir, extra: &str| {
+        let toml = format!(
+            "data_dir = \"{}\"\n[listen]\nldaps = \"127.0.0.1:0\"\nldap = \"\"\n\
+             [argon2]\nmemory_kib = 64\niterations = 1\nparallelism = 1\n[index]\nattributes = [{listed}{extra}]\n",
+            dir.path().join("data").display()
+        );
+        let config = Config::parse(&toml).unwrap();
+        async move {
+            let running = tessera::server::start(config.clone()).await.unwrap();
+            let tls = crate::client_tls(running.ca.as_ref().unwrap());
+            let server = TestServer {
+                running: Some(running),
+                dir,
+                tls,
+            };
+            (server, config)
+        }
+    };
+    let uids = |entries: Vec<ldap3::SearchEntry>| {
+        let mut uids: Vec<String> = entries
+            .into_iter()
+            .map(|e| e.attrs["uid"][0].clone())
+            .collect();
+        uids.sort();
+        uids
+    };
+
+    let (server, _) = restart(dir, ", \"sn\"").await;
+    let mut admin = server.admin().await;
+    let (found, rc) = search(&mut admin, PEOPLE, Scope::Subtree, "(sn=rebuilt)", &["uid"]).await;
+    assert_eq!((rc, uids(found)), (0, vec!["early".to_string()]));
+    assert_eq!(
+        crate::replace(&mut admin, &person_dn("late"), "sn", &["REBUILT"]).await,
+        0
+    );
+    let (found, _) = search(&mut admin, PEOPLE, Scope::Subtree, "(sn=Rebuilt)", &["uid"]).await;
+    assert_eq!(uids(found), vec!["early".to_string(), "late".to_string()]);
+    drop(admin);
+    let dir = server.stop().await;
+
+    let (server, config) = restart(dir, "").await;
+    let mut admin = server.admin().await;
+    let (found, _) = search(&mut admin, PEOPLE, Scope::Subtree, "(sn=Rebuilt)", &["uid"]).await;
+    assert_eq!(uids(found), vec!["early".to_string(), "late".to_string()]);
+    drop(admin);
+    let _dir = server.stop().await;
+    tessera::db::verify(&config).unwrap();
+}
