@@ -391,6 +391,31 @@ impl Caller {
         });
     }
 
+    /// Is the entry named by the stored DN `text` visible through a grant without a filter
+    /// over a whole subtree, judged from the text alone? A stored DN value is valid (its
+    /// syntax is checked on write), and without escapes or quotes its RDNs are split at its
+    /// commas, so text ending in `,` and a grant's base (in any case of letters, which the
+    /// normal form folds) names an entry under that base. Groups list many members: this is
+    /// one comparison of the tail. False sends the caller on to the checks that parse.
+    fn sees_written(&self, text: &str) -> bool {
+        if text.bytes().any(|b| b == b'\\' || b == b'"') {
+            return false;
+        }
+        self.grants.iter().any(|g| {
+            g.filter.is_none()
+                && g.rights.contains(Rights::READ)
+                && g.level == LdapSearchScope::Subtree
+                && g.bases.iter().any(|base| {
+                    let (text, base) = (text.as_bytes(), base.norm().as_bytes());
+                    // The root base is left to the parsing checks: any text ends in it.
+                    !base.is_empty()
+                        && text.len() >= base.len()
+                        && text[text.len() - base.len()..].eq_ignore_ascii_case(base)
+                        && (text.len() == base.len() || text[text.len() - base.len() - 1] == b',')
+                })
+        })
+    }
+
     /// Is the entry whose normal-form DN is `norm`, written plainly (see
     /// [`crate::directory::dn::plain_norm`]: no escapes), visible through a grant without a
     /// filter over a whole subtree? Groups list many members, and this needs no parsing.
@@ -499,9 +524,10 @@ impl Caller {
             let mut kept = Vec::with_capacity(total);
             for v in values {
                 let text = std::str::from_utf8(&v).ok();
-                if text
-                    .and_then(crate::directory::dn::plain_norm)
-                    .is_some_and(|norm| self.sees_plain(&norm))
+                if text.is_some_and(|t| self.sees_written(t))
+                    || text
+                        .and_then(crate::directory::dn::plain_norm)
+                        .is_some_and(|norm| self.sees_plain(&norm))
                 {
                     kept.push(v);
                     continue;

@@ -917,7 +917,18 @@ async fn member_values_outside_a_subtree_grant_are_dropped() {
     let upper = person_dn("ann").to_uppercase();
     let spaced = format!("uid=\\65ve, {PEOPLE}");
     let svc = service_dn("svc1");
-    let members: HashSet<&str> = [upper.as_str(), spaced.as_str(), svc.as_str()].into();
+    // Two that end in the grant's base as text but name entries right under the suffix:
+    // an escaped comma, and an RDN value that runs into the base.
+    let escaped = format!("cn=trap\\,{PEOPLE}");
+    let run_in = format!("cn=trap{PEOPLE}");
+    let members: HashSet<&str> = [
+        upper.as_str(),
+        spaced.as_str(),
+        svc.as_str(),
+        escaped.as_str(),
+        run_in.as_str(),
+    ]
+    .into();
     let group = group_dn("mixed");
     admin
         .add(
@@ -962,7 +973,10 @@ async fn member_values_outside_a_subtree_grant_are_dropped() {
     kept.sort();
     let mut expected = vec![upper.clone(), spaced.clone()];
     expected.sort();
-    assert_eq!(kept, expected, "ann and eve, not the service account");
+    assert_eq!(
+        kept, expected,
+        "ann and eve, not the service account or the entries under the suffix"
+    );
     // The administrator sees every value.
     let (all, _) = search(
         &mut admin,
@@ -973,5 +987,7 @@ async fn member_values_outside_a_subtree_grant_are_dropped() {
     )
     .await;
     assert!(all[0].attrs["member"].contains(&svc));
+    assert!(all[0].attrs["member"].contains(&escaped));
+    assert!(all[0].attrs["member"].contains(&run_in));
     server.stop().await;
 }

@@ -43,9 +43,15 @@ struct Args {
     /// Warm-up before measuring, seconds.
     #[arg(long, default_value_t = 1.0)]
     warmup: f64,
-    /// Measured time per run, seconds.
+    /// Measured time per run, seconds (per round, with its own warm-up).
     #[arg(long, default_value_t = 5.0)]
     duration: f64,
+    /// Rounds per scenario and concurrency: the two servers take turns, round by round,
+    /// so a drift in the machine's speed (this VM's moves up to 3× between runs) reaches
+    /// both alike. Figures add the rounds up; the table also shows the ratio's range
+    /// across rounds.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
     /// Password-bind connections flooding the server in `mixed`.
     #[arg(long, default_value_t = 8)]
     flood: usize,
@@ -68,6 +74,7 @@ fn main() {
         args.warmup = 0.3;
         args.duration = 1.0;
         args.flood = 2;
+        args.rounds = 1;
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -85,9 +92,10 @@ async fn run(args: Args) -> i32 {
     let dir = work.path().to_path_buf();
     let mut report = Report::new(args.people, args.quick);
     println!(
-        "Tessera vs slapd load benchmark: {} people, conns {:?}, warm-up {}s, {}s per run, {}",
+        "Tessera vs slapd load benchmark: {} people, conns {:?}, {} rounds of warm-up {}s and {}s per server, {}",
         args.people,
         args.conns,
+        args.rounds,
         args.warmup,
         args.duration,
         report::machine_line()
@@ -155,20 +163,35 @@ async fn run(args: Args) -> i32 {
         if !wanted(kind.name()) {
             continue;
         }
-        for (round, &conns) in args.conns.iter().enumerate() {
-            // Alternate which server goes first, so neither always runs on a warmer machine.
-            let order: [usize; 2] = if round % 2 == 0 { [0, 1] } else { [1, 0] };
-            for i in order {
-                let target = &targets[i];
-                let plan = Plan {
-                    kind,
-                    conns,
-                    warmup,
-                    duration,
-                    flood: args.flood,
-                };
-                for result in scenario::run(target.clone(), plan).await {
-                    println!("{}", result.line());
+        for (c, &conns) in args.conns.iter().enumerate() {
+            let plan = Plan {
+                kind,
+                conns,
+                warmup,
+                duration,
+                flood: args.flood,
+            };
+            // Per server: each reported run's name and its rounds so far, added up.
+            let mut totals: [Vec<(String, scenario::Measured)>; 2] = [Vec::new(), Vec::new()];
+            for round in 0..args.rounds.max(1) {
+                // Alternate which server goes first, so neither always runs on a warmer
+                // machine.
+                let order: [usize; 2] = if (c + round) % 2 == 0 { [0, 1] } else { [1, 0] };
+                for i in order {
+                    let target = &targets[i];
+                    for (name, measured) in scenario::run(target.clone(), plan).await {
+                        let line = measured.result(&name, target.server, conns).line();
+                        println!("{line}  (round {})", round + 1);
+                        match totals[i].iter_mut().find(|(n, _)| *n == name) {
+                            Some((_, total)) => total.absorb(measured),
+                            None => totals[i].push((name, measured)),
+                        }
+                    }
+                }
+            }
+            for (i, runs) in totals.iter().enumerate() {
+                for (name, measured) in runs {
+                    let result = measured.result(name, targets[i].server, conns);
                     failed |= result.errors > 0 && result.ops == 0;
                     report.push(result);
                 }
@@ -187,8 +210,9 @@ async fn run(args: Args) -> i32 {
                 duration,
                 flood: 0,
             };
-            for mut result in scenario::run(target, plan).await {
-                result.scenario = format!("role-cost:{}", principal.role);
+            for (_, measured) in scenario::run(target, plan).await {
+                let name = format!("role-cost:{}", principal.role);
+                let result = measured.result(&name, ServerKind::Tessera, conns);
                 println!("{}", result.line());
                 report.push(result);
             }

@@ -16,6 +16,8 @@ pub struct RunResult {
     pub first_error: Option<String>,
     /// 1-minute load average when the run ended.
     pub load: f64,
+    /// Ops/s in each round, in the order they ran.
+    pub rounds: Vec<f64>,
 }
 
 impl RunResult {
@@ -90,9 +92,9 @@ impl Report {
         println!("## Results ({} people; {})", self.people, self.machine);
         println!();
         println!(
-            "| scenario | conns | Tessera ops/s | slapd ops/s | ratio | Tessera p50 / p99 ms | slapd p50 / p99 ms | errors T/S |"
+            "| scenario | conns | Tessera ops/s | slapd ops/s | ratio | ratio by round | Tessera p50 / p99 ms | slapd p50 / p99 ms | errors T/S |"
         );
-        println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+        println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
         let mut seen: Vec<(String, usize)> = Vec::new();
         for r in &self.runs {
             let key = (pair_name(&r.scenario), r.conns);
@@ -124,12 +126,13 @@ impl Report {
                 _ => "-".into(),
             };
             println!(
-                "| {} | {} | {} | {} | {} | {} | {} | {}/{} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {}/{} |",
                 key.0,
                 r.conns,
                 ops(t),
                 ops(s),
                 ratio,
+                round_ratios(t, s),
                 lat(t),
                 lat(s),
                 errs(t),
@@ -253,12 +256,17 @@ impl Report {
             .iter()
             .map(|r| {
                 format!(
-                    "    {{\"scenario\": {}, \"server\": {}, \"conns\": {}, \"ops\": {}, \"ops_per_s\": {:.3}, \"p50_ms\": {:.4}, \"p99_ms\": {:.4}, \"errors\": {}, \"first_error\": {}, \"load\": {:.2}}}",
+                    "    {{\"scenario\": {}, \"server\": {}, \"conns\": {}, \"ops\": {}, \"ops_per_s\": {:.3}, \"rounds_ops_per_s\": [{}], \"p50_ms\": {:.4}, \"p99_ms\": {:.4}, \"errors\": {}, \"first_error\": {}, \"load\": {:.2}}}",
                     json_str(&r.scenario),
                     json_str(&r.server),
                     r.conns,
                     r.ops,
                     r.ops_per_s,
+                    r.rounds
+                        .iter()
+                        .map(|x| format!("{x:.3}"))
+                        .collect::<Vec<_>>()
+                        .join(", "),
                     r.p50_ms,
                     r.p99_ms,
                     r.errors,
@@ -273,6 +281,28 @@ impl Report {
             let _ = std::fs::create_dir_all(parent);
         }
         std::fs::write(path, j).expect("write JSON");
+    }
+}
+
+/// The lowest and highest Tessera/slapd ratio of one round against the round that ran next
+/// to it: how far the machine's drift moves a figure.
+fn round_ratios(t: Option<&RunResult>, s: Option<&RunResult>) -> String {
+    let (Some(t), Some(s)) = (t, s) else {
+        return "-".into();
+    };
+    let ratios: Vec<f64> = t
+        .rounds
+        .iter()
+        .zip(&s.rounds)
+        .filter(|(_, s)| **s > 0.0)
+        .map(|(t, s)| t / s)
+        .collect();
+    match (
+        ratios.iter().copied().reduce(f64::min),
+        ratios.iter().copied().reduce(f64::max),
+    ) {
+        (Some(lo), Some(hi)) if ratios.len() > 1 => format!("{lo:.2}–{hi:.2}"),
+        _ => "-".into(),
     }
 }
 

@@ -185,8 +185,9 @@ impl Plan {
     }
 }
 
-/// One scenario at one concurrency against one server; `mixed` gives two results.
-pub async fn run(target: Arc<Target>, plan: Plan) -> Vec<RunResult> {
+/// One scenario at one concurrency against one server, named as reported; `mixed` gives
+/// two results.
+pub async fn run(target: Arc<Target>, plan: Plan) -> Vec<(String, Measured)> {
     let name = match (plan.kind, target.server) {
         (Kind::BindService, ServerKind::Tessera) => "bind-token".to_string(),
         (Kind::BindService, ServerKind::Slapd) => "bind-ssha".to_string(),
@@ -194,17 +195,13 @@ pub async fn run(target: Arc<Target>, plan: Plan) -> Vec<RunResult> {
     };
     if plan.kind != Kind::Mixed {
         let r = measure(&target, plan.kind, plan.conns, 0, plan).await;
-        return vec![r.into_result(&name, target.server, plan)];
+        return vec![(name, r)];
     }
     let quiet = measure(&target, Kind::Getpwnam, plan.conns, 0, plan).await;
     let flooded = measure(&target, Kind::Getpwnam, plan.conns, plan.flood, plan).await;
     vec![
-        quiet.into_result("mixed:search-alone", target.server, plan),
-        flooded.into_result(
-            &format!("mixed:search+{}-bind-flood", plan.flood),
-            target.server,
-            plan,
-        ),
+        ("mixed:search-alone".to_string(), quiet),
+        (format!("mixed:search+{}-bind-flood", plan.flood), flooded),
     ]
 }
 
@@ -233,37 +230,54 @@ pub fn raw_argon2_rate(budget: Duration) -> f64 {
     total as f64 / start.elapsed().as_secs_f64()
 }
 
-/// What the workers of one run measured.
-struct Measured {
+/// What the workers of one run (or of several rounds of it, added up) measured.
+pub struct Measured {
     latencies_us: Vec<u32>,
     errors: u64,
     first_error: Option<String>,
     elapsed: Duration,
     load: f64,
+    /// Ops/s of each round taken in.
+    rounds: Vec<f64>,
 }
 
 impl Measured {
-    fn into_result(mut self, name: &str, server: ServerKind, plan: Plan) -> RunResult {
-        self.latencies_us.sort_unstable();
+    fn ops_per_s(&self) -> f64 {
+        self.latencies_us.len() as f64 / self.elapsed.as_secs_f64()
+    }
+
+    /// Take in another round of the same run: its operations and time add to these.
+    pub fn absorb(&mut self, other: Measured) {
+        self.latencies_us.extend(other.latencies_us);
+        self.errors += other.errors;
+        self.first_error = self.first_error.take().or(other.first_error);
+        self.elapsed += other.elapsed;
+        self.load = other.load;
+        self.rounds.extend(other.rounds);
+    }
+
+    pub fn result(&self, name: &str, server: ServerKind, conns: usize) -> RunResult {
+        let mut sorted = self.latencies_us.clone();
+        sorted.sort_unstable();
         let pct = |p: f64| -> f64 {
-            if self.latencies_us.is_empty() {
+            if sorted.is_empty() {
                 return 0.0;
             }
-            let i = ((self.latencies_us.len() as f64 * p).ceil() as usize)
-                .clamp(1, self.latencies_us.len());
-            f64::from(self.latencies_us[i - 1]) / 1000.0
+            let i = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len());
+            f64::from(sorted[i - 1]) / 1000.0
         };
         RunResult {
             scenario: name.to_string(),
             server: server.name().to_string(),
-            conns: plan.conns,
-            ops: self.latencies_us.len() as u64,
-            ops_per_s: self.latencies_us.len() as f64 / self.elapsed.as_secs_f64(),
+            conns,
+            ops: sorted.len() as u64,
+            ops_per_s: self.ops_per_s(),
             p50_ms: pct(0.50),
             p99_ms: pct(0.99),
             errors: self.errors,
-            first_error: self.first_error,
+            first_error: self.first_error.clone(),
             load: self.load,
+            rounds: self.rounds.clone(),
         }
     }
 }
@@ -301,6 +315,7 @@ async fn measure(
         first_error: None,
         elapsed: plan.window(kind),
         load: 0.0,
+        rounds: Vec::new(),
     };
     for task in tasks {
         let w = task.await.expect("worker");
@@ -312,6 +327,7 @@ async fn measure(
         let _ = task.await;
     }
     measured.load = crate::report::load_average();
+    measured.rounds.push(measured.ops_per_s());
     measured
 }
 
