@@ -18,6 +18,8 @@ pub struct RunResult {
     pub load: f64,
     /// Ops/s in each round, in the order they ran.
     pub rounds: Vec<f64>,
+    /// Server CPU (user + system) per counted operation, in microseconds.
+    pub cpu_us_per_op: Option<f64>,
 }
 
 impl RunResult {
@@ -33,6 +35,9 @@ impl RunResult {
             self.errors,
             self.load
         );
+        if let Some(cpu) = self.cpu_us_per_op {
+            let _ = write!(s, "  cpu {cpu:.1} µs/op");
+        }
         if let Some(e) = &self.first_error {
             let _ = write!(s, "  first error: {e}");
         }
@@ -92,9 +97,9 @@ impl Report {
         println!("## Results ({} people; {})", self.people, self.machine);
         println!();
         println!(
-            "| scenario | conns | Tessera ops/s | slapd ops/s | ratio | ratio by round | Tessera p50 / p99 ms | slapd p50 / p99 ms | errors T/S |"
+            "| scenario | conns | Tessera ops/s | slapd ops/s | ratio | ratio by round | Tessera p50 / p99 ms | slapd p50 / p99 ms | server CPU µs/op T / S | errors T/S |"
         );
-        println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+        println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         let mut seen: Vec<(String, usize)> = Vec::new();
         for r in &self.runs {
             let key = (pair_name(&r.scenario), r.conns);
@@ -119,6 +124,10 @@ impl Report {
                 x.map_or("-".into(), |x| format!("{:.2} / {:.2}", x.p50_ms, x.p99_ms))
             };
             let errs = |x: Option<&RunResult>| x.map_or("-".into(), |x| x.errors.to_string());
+            let cpu = |x: Option<&RunResult>| {
+                x.and_then(|x| x.cpu_us_per_op)
+                    .map_or("-".into(), |c| format!("{c:.1}"))
+            };
             let ratio = match (t, s) {
                 (Some(t), Some(s)) if s.ops_per_s > 0.0 => {
                     format!("{:.2}×", t.ops_per_s / s.ops_per_s)
@@ -126,7 +135,7 @@ impl Report {
                 _ => "-".into(),
             };
             println!(
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {}/{} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} / {} | {}/{} |",
                 key.0,
                 r.conns,
                 ops(t),
@@ -135,6 +144,8 @@ impl Report {
                 round_ratios(t, s),
                 lat(t),
                 lat(s),
+                cpu(t),
+                cpu(s),
                 errs(t),
                 errs(s)
             );
@@ -256,7 +267,7 @@ impl Report {
             .iter()
             .map(|r| {
                 format!(
-                    "    {{\"scenario\": {}, \"server\": {}, \"conns\": {}, \"ops\": {}, \"ops_per_s\": {:.3}, \"rounds_ops_per_s\": [{}], \"p50_ms\": {:.4}, \"p99_ms\": {:.4}, \"errors\": {}, \"first_error\": {}, \"load\": {:.2}}}",
+                    "    {{\"scenario\": {}, \"server\": {}, \"conns\": {}, \"ops\": {}, \"ops_per_s\": {:.3}, \"rounds_ops_per_s\": [{}], \"p50_ms\": {:.4}, \"p99_ms\": {:.4}, \"cpu_us_per_op\": {}, \"errors\": {}, \"first_error\": {}, \"load\": {:.2}}}",
                     json_str(&r.scenario),
                     json_str(&r.server),
                     r.conns,
@@ -269,6 +280,8 @@ impl Report {
                         .join(", "),
                     r.p50_ms,
                     r.p99_ms,
+                    r.cpu_us_per_op
+                        .map_or("null".into(), |c| format!("{c:.2}")),
                     r.errors,
                     r.first_error.as_deref().map_or("null".into(), json_str),
                     r.load

@@ -124,6 +124,8 @@ pub struct Target {
     people: usize,
     person_password: String,
     person_dn: fn(usize) -> String,
+    /// The server's process, for its CPU time.
+    pid: Option<u32>,
 }
 
 impl Target {
@@ -137,6 +139,7 @@ impl Target {
             people: data.people,
             person_password: data.person_password.clone(),
             person_dn: |n| format!("uid=user{n},ou=people,{SUFFIX}"),
+            pid: server.pid(),
         }
     }
 
@@ -239,6 +242,8 @@ pub struct Measured {
     load: f64,
     /// Ops/s of each round taken in.
     rounds: Vec<f64>,
+    /// Server CPU seconds (user + system) spent in the measured windows, when /proc told.
+    cpu_s: Option<f64>,
 }
 
 impl Measured {
@@ -254,6 +259,7 @@ impl Measured {
         self.elapsed += other.elapsed;
         self.load = other.load;
         self.rounds.extend(other.rounds);
+        self.cpu_s = self.cpu_s.zip(other.cpu_s).map(|(a, b)| a + b);
     }
 
     pub fn result(&self, name: &str, server: ServerKind, conns: usize) -> RunResult {
@@ -278,6 +284,10 @@ impl Measured {
             first_error: self.first_error.clone(),
             load: self.load,
             rounds: self.rounds.clone(),
+            cpu_us_per_op: self
+                .cpu_s
+                .filter(|_| !sorted.is_empty())
+                .map(|s| s * 1e6 / sorted.len() as f64),
         }
     }
 }
@@ -309,6 +319,16 @@ async fn measure(
         }
     }
     barrier.wait().await;
+    // The server's CPU over the window the workers count (the flood's binds included).
+    let cpu = target.pid.map(|pid| {
+        let window = plan.window(kind);
+        tokio::spawn(async move {
+            tokio::time::sleep(plan.warmup).await;
+            let before = crate::servers::cpu_seconds(pid)?;
+            tokio::time::sleep(window).await;
+            Some(crate::servers::cpu_seconds(pid)? - before)
+        })
+    });
     let mut measured = Measured {
         latencies_us: Vec::new(),
         errors: 0,
@@ -316,6 +336,7 @@ async fn measure(
         elapsed: plan.window(kind),
         load: 0.0,
         rounds: Vec::new(),
+        cpu_s: None,
     };
     for task in tasks {
         let w = task.await.expect("worker");
@@ -325,6 +346,9 @@ async fn measure(
     }
     for task in flooders {
         let _ = task.await;
+    }
+    if let Some(cpu) = cpu {
+        measured.cpu_s = cpu.await.ok().flatten();
     }
     measured.load = crate::report::load_average();
     measured.rounds.push(measured.ops_per_s());

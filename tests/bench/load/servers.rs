@@ -433,3 +433,29 @@ fn ber_len(b: &[u8]) -> Option<(usize, &[u8])> {
     let len = bytes.iter().fold(0usize, |acc, &b| (acc << 8) | b as usize);
     Some((len, &rest[n..]))
 }
+
+/// utime + stime of `pid` in seconds. The fields after the command name (which may hold
+/// spaces and parentheses) are counted from its closing parenthesis.
+pub fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of stat(5); field 3 is the first after the name.
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(ticks as f64 / clock_ticks() as f64)
+}
+
+/// The kernel's clock ticks per second (`getconf CLK_TCK`; 100 on every Linux we run on).
+fn clock_ticks() -> u64 {
+    static TICKS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+            .and_then(|s| s.trim().parse().ok())
+            .filter(|&t| t > 0)
+            .unwrap_or(100)
+    })
+}
