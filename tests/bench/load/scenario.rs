@@ -319,9 +319,9 @@ async fn measure(
         }
     }
     barrier.wait().await;
+    let window = plan.window(kind);
     // The server's CPU over the window the workers count (the flood's binds included).
     let cpu = target.pid.map(|pid| {
-        let window = plan.window(kind);
         tokio::spawn(async move {
             tokio::time::sleep(plan.warmup).await;
             let before = crate::servers::cpu_seconds(pid)?;
@@ -333,7 +333,7 @@ async fn measure(
         latencies_us: Vec::new(),
         errors: 0,
         first_error: None,
-        elapsed: plan.window(kind),
+        elapsed: window,
         load: 0.0,
         rounds: Vec::new(),
         cpu_s: None,
