@@ -67,7 +67,11 @@ const COMPUTED_ATTRS: &[&str] = &[
     "structuralObjectClass",
 ];
 
+/// A batch ends at this many entries or this much of the file, whichever comes first: the
+/// reader and the writer work on alternate batches, and groups with hundreds of members
+/// each are many times a person's work, so a count alone left a tail where one thread waited.
 const BATCH: usize = 5000;
+const BATCH_BYTES: u64 = 1 << 20;
 
 pub fn import(config: &Config, file: &Path, progress: bool) -> Result<u64, DbError> {
     let (schema, store) = open_store(config)?;
@@ -141,8 +145,9 @@ fn read_batches<R: BufRead>(
     let mut rules = ClassRulesCache::default();
     loop {
         spent.try_iter().for_each(drop);
-        let batch =
-            read_batch(config, schema, &mut reader, &mut read_to, &now).and_then(|mut b| {
+        let mut done = false;
+        let batch = read_batch(config, schema, &mut reader, &mut read_to, &now, &mut done)
+            .and_then(|mut b| {
                 hash_passwords(config, &mut b, workers, bar)?;
                 // The schema check and the index keys need nothing the writer holds: worked
                 // out here, off its thread. The writer redoes both for an entry it completed.
@@ -155,7 +160,7 @@ fn read_batches<R: BufRead>(
         bar.set_position(reader.bytes_read());
         let last = match &batch {
             Ok(b) if b.is_empty() => return,
-            Ok(b) => b.len() < BATCH,
+            Ok(_) => done,
             Err(_) => true,
         };
         if tx.send(batch).is_err() || last {
@@ -164,17 +169,21 @@ fn read_batches<R: BufRead>(
     }
 }
 
-/// Up to `BATCH` entries, prepared for adding; `read_to` is where the last one ended.
+/// Up to `BATCH` entries or `BATCH_BYTES` of the file, prepared for adding; `read_to` is
+/// where the last one ended, and `done` is set at the end of the file.
 fn read_batch<R: BufRead>(
     config: &Config,
     schema: &Schema,
     reader: &mut LdifReader<R>,
     read_to: &mut u64,
     now: &str,
+    done: &mut bool,
 ) -> Result<Vec<Pending>, DbError> {
     let mut batch = Vec::with_capacity(BATCH);
-    while batch.len() < BATCH {
+    let started = *read_to;
+    while batch.len() < BATCH && *read_to - started < BATCH_BYTES {
         let Some(record) = reader.next() else {
+            *done = true;
             break;
         };
         let line = reader.line();

@@ -503,3 +503,52 @@ async fn a_newly_indexed_attribute_finds_the_entries_written_before() {
     let _dir = server.stop().await;
     tessera::db::verify(&config).unwrap();
 }
+
+#[tokio::test]
+async fn import_of_large_groups_spans_size_capped_batches() {
+    let fresh = tempfile::tempdir().unwrap();
+    let config = config_for(fresh.path());
+    let file = tempfile::NamedTempFile::new().unwrap();
+    // Far fewer entries than a batch's count, but over a megabyte of members: several
+    // batches by size, and the uniqueness check must see groups of earlier batches.
+    let mut ldif = String::new();
+    for i in 0..300u32 {
+        ldif += &format!(
+            "dn: uid=u{i},{PEOPLE}\nobjectClass: inetOrgPerson\nobjectClass: posixAccount\n\
+             uid: u{i}\ncn: u{i}\nsn: u\nuidNumber: {}\n\n",
+            20000 + i
+        );
+    }
+    for g in 0..120u32 {
+        ldif += &format!(
+            "dn: cn=g{g},{GROUPS}\nobjectClass: groupOfNames\nobjectClass: posixGroup\ncn: g{g}\ngidNumber: {}\n",
+            30000 + g
+        );
+        for i in 0..300u32 {
+            ldif += &format!("member: uid=u{i},{PEOPLE}\n");
+        }
+        ldif += "\n";
+    }
+    assert!(ldif.len() > 1 << 20, "{} bytes", ldif.len());
+    let dup =
+        format!("dn: cn=dup,{GROUPS}\nobjectClass: posixGroup\ncn: dup\ngidNumber: 30003\n\n");
+    std::fs::write(file.path(), ldif.clone() + &dup).unwrap();
+    let err = tessera::db::import(&config, file.path(), false).unwrap_err();
+    assert!(err.to_string().contains("30003"), "{err}");
+
+    std::fs::write(file.path(), &ldif).unwrap();
+    let n = tessera::db::import(&config, file.path(), false).unwrap();
+    assert_eq!(n, 420);
+    tessera::db::verify(&config).unwrap();
+    let server = TestServer::start_with_ldif("", Some(&ldif)).await;
+    let mut ldap = server.admin().await;
+    let (found, rc) = search(
+        &mut ldap,
+        GROUPS,
+        Scope::OneLevel,
+        &format!("(member=uid=u299,{PEOPLE})"),
+        &["cn"],
+    )
+    .await;
+    assert_eq!((found.len(), rc), (120, 0));
+}
