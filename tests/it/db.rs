@@ -115,20 +115,26 @@ async fn import_reports_the_bad_entry_and_line() {
     let _ = PEOPLE;
 }
 
+/// LDIF for people u0..u{n-1} under PEOPLE, with uidNumbers from 20000.
+fn numbered_people(n: u32) -> String {
+    (0..n)
+        .map(|i| {
+            format!(
+                "dn: uid=u{i},{PEOPLE}\nobjectClass: inetOrgPerson\nobjectClass: posixAccount\n\
+                 uid: u{i}\ncn: u{i}\nsn: u\nuidNumber: {}\n\n",
+                20000 + i
+            )
+        })
+        .collect()
+}
+
 #[tokio::test]
 async fn failed_import_leaves_the_store_as_it_was() {
     let fresh = tempfile::tempdir().unwrap();
     let config = config_for(fresh.path());
     let file = tempfile::NamedTempFile::new().unwrap();
     // More entries than one batch, then a uidNumber already taken earlier in the file.
-    let mut ldif = String::new();
-    for i in 0..6000u32 {
-        ldif += &format!(
-            "dn: uid=u{i},{PEOPLE}\nobjectClass: inetOrgPerson\nobjectClass: posixAccount\n\
-             uid: u{i}\ncn: u{i}\nsn: u\nuidNumber: {}\n\n",
-            20000 + i
-        );
-    }
+    let mut ldif = numbered_people(6000);
     ldif += &format!(
         "dn: uid=dup,{PEOPLE}\nobjectClass: inetOrgPerson\nobjectClass: posixAccount\n\
          uid: dup\ncn: dup\nsn: dup\nuidNumber: 20007\n\n"
@@ -511,14 +517,7 @@ async fn import_of_large_groups_spans_size_capped_batches() {
     let file = tempfile::NamedTempFile::new().unwrap();
     // Far fewer entries than a batch's count, but over a megabyte of members: several
     // batches by size, and the uniqueness check must see groups of earlier batches.
-    let mut ldif = String::new();
-    for i in 0..300u32 {
-        ldif += &format!(
-            "dn: uid=u{i},{PEOPLE}\nobjectClass: inetOrgPerson\nobjectClass: posixAccount\n\
-             uid: u{i}\ncn: u{i}\nsn: u\nuidNumber: {}\n\n",
-            20000 + i
-        );
-    }
+    let mut ldif = numbered_people(300);
     for g in 0..120u32 {
         ldif += &format!(
             "dn: cn=g{g},{GROUPS}\nobjectClass: groupOfNames\nobjectClass: posixGroup\ncn: g{g}\ngidNumber: {}\n",
