@@ -126,6 +126,9 @@ pub struct Limits {
     /// The idle timeout while the connection is anonymous; never above `idle_timeout`.
     pub idle_timeout_anonymous: Duration,
     pub write_timeout: Duration,
+    /// How long a connection that has answered, with nothing else in flight, keeps polling
+    /// for the next request before its thread may sleep; zero turns it off.
+    pub busy_poll: Duration,
     pub max_outstanding_ops: usize,
     pub max_paged_searches_per_connection: usize,
     pub max_filter_depth: usize,
@@ -242,6 +245,7 @@ struct RawLimits {
     idle_timeout: Option<String>,
     idle_timeout_anonymous: Option<String>,
     write_timeout: Option<String>,
+    busy_poll: Option<String>,
     max_outstanding_ops: Option<usize>,
     max_paged_searches_per_connection: Option<usize>,
     max_filter_depth: Option<usize>,
@@ -402,6 +406,7 @@ impl Config {
             )?
             .min(idle_timeout),
             write_timeout: duration("limits.write_timeout", l.write_timeout, "30s")?,
+            busy_poll: busy_poll(l.busy_poll)?,
             max_outstanding_ops: positive("limits.max_outstanding_ops", l.max_outstanding_ops, 64)?,
             max_paged_searches_per_connection: positive(
                 "limits.max_paged_searches_per_connection",
@@ -610,13 +615,29 @@ fn duration(
     }
 }
 
-/// `500ms`, `30s`, `15m`, `2h`, `90d`.
+/// `limits.busy_poll`: zero (off) up to a millisecond, past which the polling would cost
+/// more CPU than the sleep it saves.
+fn busy_poll(value: Option<String>) -> Result<Duration, ConfigError> {
+    const MAX: Duration = Duration::from_millis(1);
+    let text = value.unwrap_or_else(|| "50us".to_string());
+    match parse_duration(&text) {
+        Some(d) if d <= MAX => Ok(d),
+        _ if text.trim() == "0" => Ok(Duration::ZERO),
+        _ => Err(ConfigError::Invalid {
+            key: "limits.busy_poll",
+            problem: format!("'{text}' is not a duration from 0 to 1ms (e.g. 50us)"),
+        }),
+    }
+}
+
+/// `50us`, `500ms`, `30s`, `15m`, `2h`, `90d`.
 pub fn parse_duration(text: &str) -> Option<Duration> {
     let text = text.trim();
     let split = text.find(|c: char| !c.is_ascii_digit())?;
     let (number, unit) = text.split_at(split);
     let n: u64 = number.parse().ok()?;
     let secs = match unit {
+        "us" => return Some(Duration::from_micros(n)),
         "ms" => return Some(Duration::from_millis(n)),
         "s" => n,
         "m" => n.checked_mul(60)?,
@@ -898,9 +919,34 @@ mod tests {
     }
 
     #[test]
+    fn busy_polling_is_off_at_zero_and_at_most_a_millisecond() {
+        let limits = |text: &str| Config::parse(&format!("[limits]\n{text}\n"));
+        assert_eq!(
+            limits("").unwrap().limits.busy_poll,
+            Duration::from_micros(50)
+        );
+        for off in ["busy_poll = \"0\"", "busy_poll = \"0us\""] {
+            assert_eq!(limits(off).unwrap().limits.busy_poll, Duration::ZERO);
+        }
+        assert_eq!(
+            limits("busy_poll = \"1ms\"").unwrap().limits.busy_poll,
+            Duration::from_millis(1)
+        );
+        for bad in [
+            "busy_poll = \"2ms\"",
+            "busy_poll = \"fast\"",
+            "busy_poll = \"-1us\"",
+        ] {
+            let err = limits(bad).unwrap_err();
+            assert!(err.to_string().contains("limits.busy_poll"), "{err}");
+        }
+    }
+
+    #[test]
     fn durations() {
         assert_eq!(parse_duration("90d"), Some(Duration::from_secs(90 * 86400)));
         assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_duration("50us"), Some(Duration::from_micros(50)));
         assert_eq!(parse_duration("12"), None);
         assert_eq!(parse_duration("x1s"), None);
     }

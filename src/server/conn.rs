@@ -9,8 +9,9 @@
 
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
-use std::sync::PoisonError;
-use std::time::Duration;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, PoisonError};
+use std::time::{Duration, Instant};
 
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use ldap3_proto::LdapCodec;
@@ -46,6 +47,36 @@ pub struct ConnShared {
     pub state: State,
     pub tls: Option<TlsAcceptor>,
     pub shutdown: CancellationToken,
+    pub pollers: Pollers,
+}
+
+/// How many connections are in their busy-poll window (`limits.busy_poll`). Only a
+/// connection that is alone in it polls: with several clients active at once requests
+/// arrive often enough to keep the CPU awake, and the polling would only take CPU from
+/// the clients and the other operations.
+#[derive(Clone, Default)]
+pub struct Pollers(Arc<AtomicUsize>);
+
+impl Pollers {
+    fn enter(&self) -> Window<'_> {
+        self.0.fetch_add(1, Ordering::Relaxed);
+        Window(&self.0)
+    }
+}
+
+/// One connection's place in `Pollers`, given back when dropped.
+struct Window<'a>(&'a AtomicUsize);
+
+impl Window<'_> {
+    fn alone(&self) -> bool {
+        self.0.load(Ordering::Relaxed) == 1
+    }
+}
+
+impl Drop for Window<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// The span a connection's events are logged in: its peer, and the transport, recorded
@@ -198,8 +229,18 @@ impl Conn {
     {
         let limits = self.shared.state.config.limits.clone();
         let shutdown = self.shared.shutdown.clone();
+        // When the connection last read a request or wrote an answer.
+        let mut active = Instant::now();
+        let pollers = self.shared.pollers.clone();
         loop {
             let can_read = self.ops.len() < limits.max_outstanding_ops;
+            // Answered, nothing else in flight: the client's next request is likely close.
+            // Polling for it a moment beats letting the thread sleep, as waking a sleeping
+            // CPU takes about as long as a search (tens of µs on a VM).
+            let polling = (can_read && self.ops.is_empty() && !limits.busy_poll.is_zero())
+                .then(|| active + limits.busy_poll)
+                .filter(|until| *until > Instant::now())
+                .map(|until| (until, pollers.enter()));
             // Unauthenticated sockets are cheap to open: they get the shorter wait.
             let idle = if session.principal == Principal::Anonymous {
                 limits.idle_timeout_anonymous
@@ -218,6 +259,8 @@ impl Conn {
                         .await;
                 }
                 read = tokio::time::timeout(idle, reader.next()), if can_read => {
+                    // Out of the window before the operation runs (a bind may wait long).
+                    drop(polling);
                     let request = match read {
                         Err(_) if self.ops.is_empty() => {
                             return self
@@ -245,7 +288,7 @@ impl Conn {
                         Ok(Some(Ok(request))) => request,
                     };
                     match self.handle(request, reader, writer, session).await {
-                        Step::Continue => {}
+                        Step::Continue => active = Instant::now(),
                         Step::End(end) => return end,
                     }
                 }
@@ -253,12 +296,15 @@ impl Conn {
                     if !self.write_queued(writer, msg).await {
                         return End::Closed;
                     }
+                    active = Instant::now();
                 }
                 Some(done) = self.ops.join_next(), if !self.ops.is_empty() => {
                     if !self.joined(done) {
                         return self.panicked(writer).await;
                     }
+                    active = Instant::now();
                 }
+                () = busy_poll(polling.as_ref()), if polling.is_some() => {}
             }
         }
     }
@@ -550,6 +596,25 @@ impl Conn {
 enum Step {
     Continue,
     End(End),
+}
+
+/// Until `until`, hand the thread back to the runtime over and over instead of letting
+/// it sleep: the CPU stays awake, so a request arriving meanwhile is read by the select
+/// this runs in without first waking a sleeping CPU. Each round also yields to other
+/// threads on the CPU, so a client on the same machine loses no time to it. When other
+/// connections are in their window too, it only waits.
+async fn busy_poll(polling: Option<&(Instant, Window<'_>)>) {
+    let Some((until, window)) = polling else {
+        return;
+    };
+    while Instant::now() < *until {
+        if !window.alone() {
+            tokio::time::sleep_until((*until).into()).await;
+            return;
+        }
+        std::thread::yield_now();
+        tokio::task::yield_now().await;
+    }
 }
 
 /// The frame decoder as connections use it, capped at `max_bytes` a message.

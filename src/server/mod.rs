@@ -136,6 +136,7 @@ pub fn in_memory(config: Config) -> Result<conn::ConnShared, StartError> {
         state,
         tls: None,
         shutdown,
+        pollers: Default::default(),
     })
 }
 
@@ -177,6 +178,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         state: state.clone(),
         tls: Some(acceptor),
         shutdown: shutdown.clone(),
+        pollers: Default::default(),
     };
     let slots = Arc::new(Semaphore::new(config.limits.max_connections));
     // One count across both TCP listeners; LDAPI is local and not counted.

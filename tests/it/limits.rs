@@ -216,3 +216,51 @@ async fn the_clients_own_time_limit_ends_a_search_with_3() {
     assert_eq!((done.code, entries), (LdapResultCode::Success, BIG_ENTRIES));
     server.stop().await;
 }
+
+/// `busy_poll` at its widest: requests sent while a connection polls for the next one are
+/// answered in order, a close during the window ends the connection, and once the window
+/// is over an idle connection costs no CPU. The server runs on this test's thread, so the
+/// thread's CPU time is the server's: were the polling unbounded, the quiet spell below
+/// would be spent on the CPU instead of asleep.
+#[tokio::test]
+async fn busy_polling_answers_in_order_and_then_sleeps() {
+    let server = TestServer::start_with("[limits]\nbusy_poll = \"1ms\"\n").await;
+    let mut a = Raw::connect(&server).await;
+    let mut b = Raw::connect(&server).await;
+    for id in 1..=50 {
+        assert_eq!(a.whoami(id).await, "");
+        assert_eq!(b.whoami(id).await, "");
+    }
+    let mut batch = Vec::new();
+    for id in 51..=60 {
+        batch.extend(whoami_request(id));
+    }
+    a.send(&batch).await;
+    for id in 51..=60 {
+        assert_eq!(a.extended_code(id).await, LdapResultCode::Success);
+    }
+    // An Unbind right after an answer, inside the window, closes the connection.
+    b.send(&message(61, tlv(0x42, &[]))).await;
+    assert!(b.next().await.is_none(), "closed after the unbind");
+
+    // Now the only connection, `a` polls after this answer; then it must sleep.
+    assert_eq!(a.whoami(62).await, "");
+    let before = thread_cpu();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let spent = thread_cpu() - before;
+    assert!(
+        spent < Duration::from_millis(200),
+        "an idle connection kept the thread busy for {spent:?} of 500ms"
+    );
+    assert_eq!(a.whoami(63).await, "");
+    server.stop().await;
+}
+
+/// User and system time of the calling thread, from /proc (in clock ticks of 10 ms).
+fn thread_cpu() -> Duration {
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    Duration::from_millis(ticks * 10)
+}

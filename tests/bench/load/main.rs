@@ -58,6 +58,10 @@ struct Args {
     /// Where the JSON goes.
     #[arg(long, default_value = "target/bench-load.json")]
     json: PathBuf,
+    /// Lines for Tessera's `[limits]` section, e.g. 'busy_poll = "0"', to compare a
+    /// setting against its default on the same build.
+    #[arg(long, default_value = "")]
+    tessera_limits: String,
     /// Keep the temporary directory (data, configs, logs) for inspection.
     #[arg(long)]
     keep: bool,
@@ -91,6 +95,9 @@ async fn run(args: Args) -> i32 {
         .expect("temp dir");
     let dir = work.path().to_path_buf();
     let mut report = Report::new(args.people, args.quick);
+    if !args.tessera_limits.is_empty() {
+        report.note("tessera_limits", args.tessera_limits.clone());
+    }
     println!(
         "Tessera vs slapd load benchmark: {} people, conns {:?}, {} rounds of warm-up {}s and {}s per server, {}",
         args.people,
@@ -122,8 +129,8 @@ async fn run(args: Args) -> i32 {
     );
 
     let tls = servers::Tls::generate(&dir);
-    let mut tessera = Server::prepare(ServerKind::Tessera, &dir, &data, &tls);
-    let mut slapd = Server::prepare(ServerKind::Slapd, &dir, &data, &tls);
+    let mut tessera = Server::prepare(ServerKind::Tessera, &dir, &data, &tls, &args.tessera_limits);
+    let mut slapd = Server::prepare(ServerKind::Slapd, &dir, &data, &tls, "");
     for s in [&mut tessera, &mut slapd] {
         let import = s.import();
         println!("{:<8} import: {:.2}s", s.kind.name(), import.as_secs_f64());

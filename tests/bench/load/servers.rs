@@ -93,7 +93,8 @@ pub struct Principals {
 }
 
 impl Server {
-    pub fn prepare(kind: ServerKind, work: &Path, data: &DataSet, tls: &Tls) -> Self {
+    /// `limits`: lines for Tessera's `[limits]` section (none for slapd).
+    pub fn prepare(kind: ServerKind, work: &Path, data: &DataSet, tls: &Tls, limits: &str) -> Self {
         let dir = work.join(kind.name());
         std::fs::create_dir_all(&dir).expect("server dir");
         let ldaps_port = free_port();
@@ -105,7 +106,7 @@ impl Server {
                     "data_dir = \"{data}\"\nsuffix = \"{SUFFIX}\"\n\n[listen]\n\
                      ldaps = \"127.0.0.1:{ldaps_port}\"\nldap = \"127.0.0.1:{ldap_port}\"\n\
                      ldapi = \"ldapi.sock\"\n\n[tls]\ncert = \"{cert}\"\nkey = \"{key}\"\n\n\
-                     [log]\nlevel = \"warn\"\n",
+                     [limits]\n{limits}\n\n[log]\nlevel = \"warn\"\n",
                     data = dir.join("data").display(),
                     cert = tls.cert.display(),
                     key = tls.key.display(),
