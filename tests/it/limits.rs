@@ -256,11 +256,17 @@ async fn busy_polling_answers_in_order_and_then_sleeps() {
     server.stop().await;
 }
 
-/// User and system time of the calling thread, from /proc (in clock ticks of 10 ms).
+/// User and system time of the calling thread, from /proc: fields 14 and 15 of its stat
+/// line, in clock ticks of 10 ms.
 fn thread_cpu() -> Duration {
     let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
-    // Fields after the command name, which is in parentheses and may hold spaces.
-    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
-    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    // After the command name, which is in parentheses and may hold spaces.
+    let after_name = stat.rsplit_once(')').unwrap().1;
+    let ticks: u64 = after_name
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .map(|t| t.parse::<u64>().unwrap())
+        .sum();
     Duration::from_millis(ticks * 10)
 }
