@@ -22,7 +22,7 @@ use crate::ldap::result::LdapError;
 use crate::ldap::write;
 use crate::ldif::{self, ChangeKind, LdifReader, LdifRecord};
 use crate::server::{StartError, open_store};
-use crate::store::{DirectoryRead, IndexKeys, Store, StoreError, Writer};
+use crate::store::{DirectoryRead, Prepared, Store, StoreError, Writer};
 
 #[derive(Debug, Error)]
 pub enum DbError {
@@ -70,8 +70,10 @@ const COMPUTED_ATTRS: &[&str] = &[
 /// A batch ends at this many entries or this much of the file, whichever comes first: the
 /// reader and the writer work on alternate batches, and groups with hundreds of members
 /// each are many times a person's work, so a count alone left a tail where one thread waited.
-const BATCH: usize = 5000;
-const BATCH_BYTES: u64 = 1 << 20;
+/// Small batches keep the start (the writer waiting for the first) and the end (the reader
+/// done, the writer on the last) short.
+const BATCH: usize = 1000;
+const BATCH_BYTES: u64 = 1 << 18;
 
 pub fn import(config: &Config, file: &Path, progress: bool) -> Result<u64, DbError> {
     let (schema, store) = open_store(config)?;
@@ -107,12 +109,13 @@ pub fn import(config: &Config, file: &Path, progress: bool) -> Result<u64, DbErr
         scope.spawn(move || read_batches(config, schema, store, reader, bar, tx, spent_rx));
         store.write_blocking(|w| {
             let mut rules = ClassRulesCache::default();
+            let bootstrapped = Bootstrapped::new(config);
             let mut imported = 0u64;
             // Ends when the reader is done; an error, or leaving early, drops `rx`, which
             // stops the reader.
             for batch in rx {
                 let mut batch = batch?;
-                imported += add_batch(config, schema, w, &mut batch, &mut rules)?;
+                imported += add_batch(config, schema, w, &mut batch, &mut rules, &bootstrapped)?;
                 // The reader may have finished; then the batch is freed here.
                 let _ = spent_tx.send(batch);
                 bar.set_message(format!("{imported} entries"));
@@ -143,20 +146,37 @@ fn read_batches<R: BufRead>(
     let now = write::now_generalized();
     let mut read_to = 0;
     let mut rules = ClassRulesCache::default();
+    let mut classes = ClassCache::default();
     loop {
         spent.try_iter().for_each(drop);
         let mut done = false;
-        let batch = read_batch(config, schema, &mut reader, &mut read_to, &now, &mut done)
-            .and_then(|mut b| {
-                hash_passwords(config, &mut b, workers, bar)?;
-                // The schema check and the index keys need nothing the writer holds: worked
-                // out here, off its thread. The writer redoes both for an entry it completed.
-                for p in &mut b {
-                    p.checked = Some(rules.check(schema, &p.entry));
-                    p.keys = Some(store.index_keys(&p.entry));
-                }
-                Ok(b)
-            });
+        let batch = read_batch(
+            config,
+            schema,
+            &mut classes,
+            &mut reader,
+            &mut read_to,
+            &now,
+            &mut done,
+        )
+        .and_then(|mut b| {
+            hash_passwords(config, &mut b, workers, bar)?;
+            // The schema check, the encoding and the index keys need nothing the writer
+            // holds: worked out here, off its thread. The writer redoes them for an entry
+            // it completed.
+            for p in &mut b {
+                // The check normalises every value: the index keys are taken from that.
+                let mut keys = Vec::new();
+                let mut keep = |attr: &str, values: Vec<Vec<u8>>| {
+                    if let Some(code) = store.index_code(attr) {
+                        keys.extend(values.into_iter().map(|v| (code, v)));
+                    }
+                };
+                p.checked = Some(rules.check_keeping(schema, &p.entry, &mut keep));
+                p.prepared = Some(store.prepare_normalized(&p.entry, keys));
+            }
+            Ok(b)
+        });
         bar.set_position(reader.bytes_read());
         let last = match &batch {
             Ok(b) if b.is_empty() => return,
@@ -174,6 +194,7 @@ fn read_batches<R: BufRead>(
 fn read_batch<R: BufRead>(
     config: &Config,
     schema: &Schema,
+    classes: &mut ClassCache,
     reader: &mut LdifReader<R>,
     read_to: &mut u64,
     now: &str,
@@ -190,9 +211,11 @@ fn read_batch<R: BufRead>(
         let bytes = reader.bytes_read().saturating_sub(*read_to);
         *read_to = reader.bytes_read();
         let entry = match record? {
-            LdifRecord::Entry(e) => prepare(config, schema, &e.dn, e.attrs, line, now)?,
+            LdifRecord::Entry(e) => prepare(config, schema, classes, &e.dn, e.attrs, line, now)?,
             LdifRecord::Change(c) => match c.kind {
-                ChangeKind::Add(attrs) => prepare(config, schema, &c.dn, attrs, line, now)?,
+                ChangeKind::Add(attrs) => {
+                    prepare(config, schema, classes, &c.dn, attrs, line, now)?
+                }
                 _ => {
                     return Err(DbError::Entry {
                         dn: c.dn,
@@ -208,7 +231,7 @@ fn read_batch<R: BufRead>(
             line,
             bytes,
             checked: None,
-            keys: None,
+            prepared: None,
         });
     }
     Ok(batch)
@@ -223,8 +246,8 @@ struct Pending {
     bytes: u64,
     /// The schema check's verdict on the entry as read.
     checked: Option<Result<(), LdapError>>,
-    /// Its index keys as read.
-    keys: Option<IndexKeys>,
+    /// Its encoding and index keys as read.
+    prepared: Option<Prepared>,
 }
 
 /// Hash the batch's cleartext `userPassword` values, on every core: argon2 is meant to be
@@ -298,6 +321,7 @@ fn hash_entry(params: &password::Argon2Params, p: &mut Pending) -> Result<(), Db
 fn prepare(
     config: &Config,
     schema: &Schema,
+    classes: &mut ClassCache,
     dn: &str,
     attrs: Vec<(String, Vec<u8>)>,
     line: usize,
@@ -314,9 +338,17 @@ fn prepare(
     }
     let mut entry = Entry::new(parsed);
     let mut member_uids = Vec::new();
+    // A file lists an attribute's values one after another: its name is looked up once.
+    let mut last: Option<(String, String)> = None;
     for (description, value) in attrs {
-        let name = write::attr_name(schema, &description).map_err(|e| fail(e.message))?;
-        if COMPUTED_ATTRS.iter().any(|a| a.eq_ignore_ascii_case(&name)) {
+        let name = match &last {
+            Some((d, name)) if *d == description => name,
+            _ => {
+                let name = write::attr_name(schema, &description).map_err(|e| fail(e.message))?;
+                &last.insert((description, name)).1
+            }
+        };
+        if COMPUTED_ATTRS.iter().any(|a| a.eq_ignore_ascii_case(name)) {
             continue;
         }
         // As in an LDAP Add: memberUid is derived from member, so it is written as member.
@@ -325,11 +357,11 @@ fn prepare(
             continue;
         }
         // Cleartext userPassword values are hashed for the whole batch at once.
-        entry.push_value(&name, value);
+        entry.push_value(name, value);
     }
     write::add_member_uids(&config.suffix, &mut entry, &member_uids);
     write::ensure_rdn_values(schema, &mut entry).map_err(|e| fail(e.message))?;
-    write::expand_classes(schema, &mut entry);
+    let structural = classes.expand(schema, &mut entry);
     // What needs nothing from the store is done here, beside the writer: memberUid and
     // the server attributes, keeping those the file carries.
     let kept: Vec<(String, Vec<Vec<u8>>)> = KEPT_SERVER_ATTRS
@@ -337,11 +369,43 @@ fn prepare(
         .filter_map(|a| entry.get(a).map(|v| (a.to_string(), v.values.clone())))
         .collect();
     write::derive_member_uid(&mut entry);
-    write::stamp_new(schema, &mut entry, "", now);
+    write::stamp_new_as(&mut entry, "", now, structural.as_deref());
     for (name, values) in kept {
         entry.set(&name, values);
     }
     Ok(entry)
+}
+
+/// What each distinct objectClass list, as given, expands to (superclasses added), with
+/// its structural class: worked out once, not for every entry.
+#[derive(Default)]
+struct ClassCache(HashMap<Vec<Vec<u8>>, Expanded>);
+
+struct Expanded {
+    classes: Vec<Vec<u8>>,
+    structural: Option<String>,
+}
+
+impl ClassCache {
+    /// Expand the entry's classes; its structural class.
+    fn expand(&mut self, schema: &Schema, entry: &mut Entry) -> Option<String> {
+        if let Some(known) = self.0.get(entry.values("objectClass")) {
+            entry.set("objectClass", known.classes.clone());
+            return known.structural.clone();
+        }
+        let given = entry.values("objectClass").to_vec();
+        write::expand_classes(schema, entry);
+        let structural = write::structural_class(schema, entry);
+        let classes = entry.values("objectClass").to_vec();
+        self.0.insert(
+            given,
+            Expanded {
+                classes,
+                structural: structural.clone(),
+            },
+        );
+        structural
+    }
 }
 
 /// The schema rules of each distinct objectClass list seen, worked out once.
@@ -350,6 +414,16 @@ struct ClassRulesCache(HashMap<Vec<Vec<u8>>, write::ClassRules>);
 
 impl ClassRulesCache {
     fn check(&mut self, schema: &Schema, entry: &Entry) -> Result<(), LdapError> {
+        self.check_keeping(schema, entry, &mut |_, _| {})
+    }
+
+    /// [`ClassRulesCache::check`], as [`write::check_entry_keeping`].
+    fn check_keeping(
+        &mut self,
+        schema: &Schema,
+        entry: &Entry,
+        keep: &mut dyn FnMut(&str, Vec<Vec<u8>>),
+    ) -> Result<(), LdapError> {
         let classes = entry.values("objectClass");
         let rules = match self.0.get(classes) {
             Some(rules) => rules,
@@ -358,7 +432,7 @@ impl ClassRulesCache {
                 self.0.entry(classes.to_vec()).or_insert(rules)
             }
         };
-        write::check_entry_with(schema, entry, rules)
+        write::check_entry_keeping(schema, entry, rules, keep)
     }
 }
 
@@ -369,13 +443,14 @@ fn add_batch(
     w: &mut Writer<'_>,
     batch: &mut [Pending],
     rules: &mut ClassRulesCache,
+    bootstrapped: &Bootstrapped<'_>,
 ) -> Result<u64, DbError> {
     let mut n = 0;
     for Pending {
         entry,
         line,
         checked,
-        keys,
+        prepared,
         ..
     } in batch
     {
@@ -385,34 +460,42 @@ fn add_batch(
             line,
             message: e.message,
         };
-        if w.id_of(&entry.dn)?.is_some() {
-            // The suffix and containers made on first start may be in the file too.
-            if is_bootstrap(config, &entry.dn) {
-                continue;
-            }
-            return Err(fail(
-                LdapError::new(
-                    ldap3_proto::proto::LdapResultCode::EntryAlreadyExists,
-                    "already exists",
-                ),
-                &entry.dn,
-            ));
+        let already = |dn: &Dn| {
+            let code = ldap3_proto::proto::LdapResultCode::EntryAlreadyExists;
+            fail(LdapError::new(code, "already exists"), dn)
+        };
+        // The suffix and containers made on first start may be in the file too.
+        if bootstrapped.holds(&entry.dn) && w.id_of(&entry.dn)?.is_some() {
+            continue;
         }
-        let completed =
-            write::posix_ids(w, &config.posix, entry, None).map_err(|e| fail(e, &entry.dn))?;
-        // An entry as read keeps the verdict and keys worked out on the reading thread.
+        // Whether the DN is taken is known when it is added; an entry given twice may fail
+        // a check before that (its uidNumber is taken too), and is then reported as such.
+        let refused = |w: &Writer<'_>, e: LdapError, dn: &Dn| match w.id_of(dn) {
+            Ok(Some(_)) => already(dn),
+            Ok(None) => fail(e, dn),
+            Err(e) => e.into(),
+        };
+        let completed = match write::posix_ids(w, &config.posix, entry, None) {
+            Ok(completed) => completed,
+            Err(e) => return Err(refused(w, e, &entry.dn)),
+        };
+        // An entry as read keeps the verdict, encoding and keys worked out on the reading
+        // thread.
         let as_read = !completed;
         let checked = match checked.take() {
             Some(checked) if as_read => checked,
             _ => rules.check(schema, entry),
         };
-        checked.map_err(|e| fail(e, &entry.dn))?;
+        if let Err(e) = checked {
+            return Err(refused(w, e, &entry.dn));
+        }
         // The keys go back to the reading thread with the entry, to be freed there.
-        let added = match keys {
-            Some(keys) if as_read => w.add_indexed(entry, keys),
+        let added = match prepared {
+            Some(prepared) if as_read => w.add_prepared(entry, prepared),
             _ => w.add(entry),
         };
         added.map_err(|e| match e {
+            StoreError::AlreadyExists => already(&entry.dn),
             StoreError::NoParent => DbError::Entry {
                 dn: entry.dn.to_string(),
                 line,
@@ -425,15 +508,31 @@ fn add_batch(
     Ok(n)
 }
 
-fn is_bootstrap(config: &Config, dn: &Dn) -> bool {
-    if dn == &config.suffix || bootstrap::is_built_in_role(&config.suffix, dn) {
-        return true;
+/// The entries made on first start: the suffix, its containers and the built-in roles.
+struct Bootstrapped<'c> {
+    suffix: &'c Dn,
+    roles: Vec<Dn>,
+}
+
+impl<'c> Bootstrapped<'c> {
+    fn new(config: &'c Config) -> Self {
+        Bootstrapped {
+            suffix: &config.suffix,
+            roles: bootstrap::built_in_role_dns(&config.suffix),
+        }
     }
-    dn.parent().as_ref() == Some(&config.suffix)
-        && bootstrap::CONTAINERS.iter().any(|c| {
-            dn.rdn_value("ou")
-                .is_some_and(|v| v.eq_ignore_ascii_case(c))
-        })
+
+    /// Is `dn` one of them? Asked of every imported entry, so no DN is built.
+    fn holds(&self, dn: &Dn) -> bool {
+        if dn == self.suffix || self.roles.contains(dn) {
+            return true;
+        }
+        dn.parent_norm() == Some(self.suffix.norm())
+            && bootstrap::CONTAINERS.iter().any(|c| {
+                dn.rdn_value("ou")
+                    .is_some_and(|v| v.eq_ignore_ascii_case(c))
+            })
+    }
 }
 
 pub fn export(config: &Config, out: &mut impl Write) -> Result<u64, DbError> {

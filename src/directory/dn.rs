@@ -225,6 +225,25 @@ pub fn normalize_dn(value: &str) -> Option<String> {
 /// `.`, `_`, `@`, `-`, no spaces, escapes or multi-valued RDNs. Such a DN's normal form is
 /// its lower-case text; anything else gets None (parse it).
 pub fn plain_norm(value: &str) -> Option<std::borrow::Cow<'_, str>> {
+    Some(if is_plain(value)? {
+        std::borrow::Cow::Owned(value.to_ascii_lowercase())
+    } else {
+        std::borrow::Cow::Borrowed(value)
+    })
+}
+
+/// The value of `attr` in the first RDN of a DN written plainly (see [`plain_norm`]), as
+/// written: what [`Dn::rdn_value`] gives, without parsing. None when the DN is not plain.
+pub fn plain_rdn_value<'v>(value: &'v str, attr: &str) -> Option<Option<&'v str>> {
+    is_plain(value)?;
+    let first = value.split(',').next()?;
+    let (name, v) = first.split_once('=')?;
+    Some(name.eq_ignore_ascii_case(attr).then_some(v))
+}
+
+/// Whether `value` is a plain DN (see [`plain_norm`]): None when not, else whether it has
+/// upper-case letters.
+fn is_plain(value: &str) -> Option<bool> {
     // One pass over the bytes: groups list thousands of members, each checked this way.
     enum At {
         AttrStart,
@@ -240,23 +259,17 @@ pub fn plain_norm(value: &str) -> Option<std::borrow::Cow<'_, str>> {
             At::AttrStart if b.is_ascii_alphanumeric() => At::Attr,
             At::Attr if b.is_ascii_alphanumeric() || b == b'-' => At::Attr,
             At::Attr if b == b'=' => At::ValueStart,
-            At::ValueStart | At::Value
-                if b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'@' | b'-') =>
-            {
-                At::Value
-            }
+            At::ValueStart | At::Value if is_plain_value_byte(b) => At::Value,
             At::Value if b == b',' => At::AttrStart,
             _ => return None,
         };
     }
-    if !matches!(at, At::Value) {
-        return None;
-    }
-    Some(if upper {
-        std::borrow::Cow::Owned(value.to_ascii_lowercase())
-    } else {
-        std::borrow::Cow::Borrowed(value)
-    })
+    matches!(at, At::Value).then_some(upper)
+}
+
+/// A byte an attribute value may hold without escaping, in a plain DN.
+pub fn is_plain_value_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'@' | b'-')
 }
 
 /// Fold a naming value the way `caseIgnoreMatch` does.
@@ -533,11 +546,15 @@ mod tests {
             "UID=John.Smith@x,OU=People,DC=Example,DC=com",
             "cn=a-b_c,o=x",
         ] {
-            assert_eq!(
-                plain_norm(plain).as_deref(),
-                Some(Dn::parse(plain).unwrap().norm()),
-                "{plain}"
-            );
+            let parsed = Dn::parse(plain).unwrap();
+            assert_eq!(plain_norm(plain).as_deref(), Some(parsed.norm()), "{plain}");
+            for attr in ["uid", "UID", "cn", "ou"] {
+                assert_eq!(
+                    plain_rdn_value(plain, attr),
+                    Some(parsed.rdn_value(attr)),
+                    "{plain} {attr}"
+                );
+            }
         }
         for other in [
             "",
@@ -556,6 +573,7 @@ mod tests {
             "uid=é,dc=x",
         ] {
             assert_eq!(plain_norm(other), None, "{other:?}");
+            assert_eq!(plain_rdn_value(other, "uid"), None, "{other:?}");
         }
     }
 

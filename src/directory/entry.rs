@@ -77,6 +77,13 @@ impl Entry {
     }
 
     pub fn push_value(&mut self, name: &str, value: Vec<u8>) {
+        // Values of one attribute usually come together: try the last attribute first.
+        if let Some(attr) = self.attrs.last_mut()
+            && attr.name.eq_ignore_ascii_case(name)
+        {
+            attr.values.push(value);
+            return;
+        }
         match self.get_mut(name) {
             Some(attr) => attr.values.push(value),
             None => self.attrs.push(Attribute {

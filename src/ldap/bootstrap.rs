@@ -89,8 +89,8 @@ const BUILT_IN_ROLES: &[RoleDef] = &[
     },
 ];
 
-pub fn is_built_in_role(suffix: &Dn, dn: &Dn) -> bool {
-    BUILT_IN_ROLES.iter().any(|d| &role(suffix, d.cn) == dn)
+pub fn built_in_role_dns(suffix: &Dn) -> Vec<Dn> {
+    BUILT_IN_ROLES.iter().map(|d| role(suffix, d.cn)).collect()
 }
 
 fn built_in(suffix: &Dn, def: &RoleDef) -> Entry {

@@ -4,12 +4,12 @@
 //!
 //! Checks run inside the write transaction so that uniqueness and allocation are atomic.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 
 use ldap3_proto::proto::{LdapPartialAttribute, LdapResultCode};
 
 use crate::config::Posix;
-use crate::directory::dn::Dn;
+use crate::directory::dn::{self, Dn};
 use crate::directory::entry::Entry;
 use crate::directory::filter::normalize;
 use crate::directory::schema::{ClassKind, Schema};
@@ -214,6 +214,17 @@ pub fn check_entry_with(
     entry: &Entry,
     rules: &ClassRules,
 ) -> Result<(), LdapError> {
+    check_entry_keeping(schema, entry, rules, &mut |_, _| {})
+}
+
+/// [`check_entry_with`], handing `keep` each attribute's name and its values as normalised
+/// by its equality rule (sorted), which the check works out anyway.
+pub fn check_entry_keeping(
+    schema: &Schema,
+    entry: &Entry,
+    rules: &ClassRules,
+    keep: &mut dyn FnMut(&str, Vec<Vec<u8>>),
+) -> Result<(), LdapError> {
     let ClassRules {
         must,
         may,
@@ -226,6 +237,7 @@ pub fn check_entry_with(
             )));
         }
     }
+    let mut key = String::new();
     for attr in &entry.attrs {
         let Some(at) = schema.attribute(&attr.name) else {
             return Err(LdapError::new(
@@ -233,9 +245,12 @@ pub fn check_entry_with(
                 format!("{}: attribute type undefined", attr.name),
             ));
         };
-        let key = at.name().to_ascii_lowercase();
-        let allowed =
-            at.is_operational() || *extensible || must.contains(&key) || may.contains(&key);
+        key.clear();
+        key.extend(at.name().chars().map(|c| c.to_ascii_lowercase()));
+        let allowed = at.is_operational()
+            || *extensible
+            || must.contains(key.as_str())
+            || may.contains(key.as_str());
         if !allowed {
             return Err(oc_violation(&format!(
                 "attribute '{}' not allowed by the entry's object classes",
@@ -248,21 +263,25 @@ pub fn check_entry_with(
                 format!("{}: single-valued attribute has multiple values", attr.name),
             ));
         }
-        let mut seen = BTreeSet::new();
-        for v in &attr.values {
+        let mut seen = Vec::with_capacity(attr.values.len());
+        for (i, v) in attr.values.iter().enumerate() {
             let Some(norm) = normalize(at.equality, v) else {
                 return Err(LdapError::new(
                     LdapResultCode::InvalidAttributeSyntax,
-                    format!("{}: value #{} invalid per syntax", attr.name, seen.len()),
+                    format!("{}: value #{i} invalid per syntax", attr.name),
                 ));
             };
-            if !seen.insert(norm) {
-                return Err(LdapError::new(
-                    LdapResultCode::AttributeOrValueExists,
-                    format!("{}: duplicate value", attr.name),
-                ));
-            }
+            seen.push(norm);
         }
+        // Sorted once, not kept in a set: groups carry hundreds of values.
+        seen.sort_unstable();
+        if seen.windows(2).any(|w| w[0] == w[1]) {
+            return Err(LdapError::new(
+                LdapResultCode::AttributeOrValueExists,
+                format!("{}: duplicate value", attr.name),
+            ));
+        }
+        keep(at.name(), seen);
     }
     Ok(())
 }
@@ -380,12 +399,17 @@ pub fn derive_member_uid(entry: &mut Entry) {
         entry.remove("memberUid");
         return;
     }
+    let uid = |m: &str| match dn::plain_rdn_value(m, "uid") {
+        Some(uid) => uid.map(|u| u.as_bytes().to_vec()),
+        None => Dn::parse(m)
+            .ok()
+            .and_then(|dn| dn.rdn_value("uid").map(|u| u.as_bytes().to_vec())),
+    };
     let uids: Vec<Vec<u8>> = entry
         .values("member")
         .iter()
         .filter_map(|m| std::str::from_utf8(m).ok())
-        .filter_map(|m| Dn::parse(m).ok())
-        .filter_map(|dn| dn.rdn_value("uid").map(|u| u.as_bytes().to_vec()))
+        .filter_map(uid)
         .collect();
     entry.set("memberUid", uids);
 }
@@ -396,19 +420,29 @@ pub fn add_member_uids(suffix: &Dn, entry: &mut Entry, uids: &[Vec<u8>]) {
     if uids.is_empty() {
         return;
     }
-    let parse = |m: &[u8]| std::str::from_utf8(m).ok().and_then(|m| Dn::parse(m).ok());
-    let mut present: BTreeSet<String> = entry
+    let mut present: HashSet<String> = entry
         .values("member")
         .iter()
-        .filter_map(|m| parse(m))
-        .map(|dn| dn.norm().to_string())
+        .filter_map(|m| std::str::from_utf8(m).ok())
+        .filter_map(dn::normalize_dn)
         .collect();
-    // As `member_uid_to_member`, keeping the DNs rather than parsing their text again.
-    let people = suffix.child(crate::directory::dn::Rdn::single("ou", "people"));
+    // As `member_uid_to_member`. A uid that needs no escaping makes a DN whose text is
+    // known without building it; groups list hundreds of them.
+    let people = suffix.child(dn::Rdn::single("ou", "people"));
+    let people_text = people.to_string();
     for u in uids.iter().filter_map(|u| std::str::from_utf8(u).ok()) {
-        let dn = people.child(crate::directory::dn::Rdn::single("uid", u));
-        if present.insert(dn.norm().to_string()) {
-            entry.push_value("member", dn.to_string().into_bytes());
+        let (norm, text) = if !u.is_empty() && u.bytes().all(dn::is_plain_value_byte) {
+            let text = format!("uid={u},{people_text}");
+            match dn::normalize_dn(&text) {
+                Some(norm) => (norm, text),
+                None => continue,
+            }
+        } else {
+            let dn = people.child(dn::Rdn::single("uid", u));
+            (dn.norm().to_string(), dn.to_string())
+        };
+        if present.insert(norm) {
+            entry.push_value("member", text.into_bytes());
         }
     }
 }
@@ -429,14 +463,22 @@ pub fn member_uid_to_member(suffix: &Dn, uids: &[Vec<u8>]) -> Vec<Vec<u8>> {
 
 /// Set the server-maintained attributes of a new entry.
 pub fn stamp_new(schema: &Schema, entry: &mut Entry, actor: &str, now: &str) {
-    let uuid = uuid::Uuid::new_v4().hyphenated().to_string();
+    let structural = structural_class(schema, entry);
+    stamp_new_as(entry, actor, now, structural.as_deref());
+}
+
+/// [`stamp_new`] with the entry's structural class already known.
+pub fn stamp_new_as(entry: &mut Entry, actor: &str, now: &str, structural: Option<&str>) {
+    // Time-ordered (version 7): a new entry's entryUUID index key goes at the end of that
+    // attribute's range, not on a random page of it.
+    let uuid = uuid::Uuid::now_v7().hyphenated().to_string();
     entry.set_str("entryUUID", &uuid);
     entry.set_str("createTimestamp", now);
     entry.set_str("modifyTimestamp", now);
     entry.set_str("creatorsName", actor);
     entry.set_str("modifiersName", actor);
-    if let Some(s) = structural_class(schema, entry) {
-        entry.set_str("structuralObjectClass", &s);
+    if let Some(s) = structural {
+        entry.set_str("structuralObjectClass", s);
     }
 }
 
@@ -446,7 +488,7 @@ pub fn stamp_modified(entry: &mut Entry, actor: &str, now: &str) {
 }
 
 /// The most specific structural class of the entry.
-fn structural_class(schema: &Schema, entry: &Entry) -> Option<String> {
+pub fn structural_class(schema: &Schema, entry: &Entry) -> Option<String> {
     let structural: Vec<String> = entry
         .values("objectClass")
         .iter()

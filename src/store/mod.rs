@@ -382,9 +382,24 @@ impl Store {
         }
     }
 
-    /// The index keys `entry` would get when added, for [`Writer::add_indexed`].
-    pub fn index_keys(&self, entry: &Entry) -> IndexKeys {
-        index_keys(&self.ctx.indexed, entry)
+    /// What adding `entry` takes from it, for [`Writer::add_prepared`].
+    pub fn prepare(&self, entry: &Entry) -> Prepared {
+        Prepared::new(entry, &index_keys(&self.ctx.indexed, entry))
+    }
+
+    /// [`Store::prepare`] with the index keys made from values already normalised by
+    /// their attribute's equality rule (the rule its index uses), each with its
+    /// attribute's [`Store::index_code`].
+    pub fn prepare_normalized(&self, entry: &Entry, mut keys: Vec<(usize, Vec<u8>)>) -> Prepared {
+        keys.sort();
+        keys.dedup();
+        Prepared::new(entry, &IndexKeys(keys))
+    }
+
+    /// The code of `attr` in index keys, for [`Store::prepare_normalized`]; None when the
+    /// attribute has no index.
+    pub fn index_code(&self, attr: &str) -> Option<usize> {
+        self.ctx.code(attr)
     }
 
     /// Check redb's own integrity and that the tables agree with each other.
@@ -544,6 +559,11 @@ fn rebuild_index(txn: &WriteTransaction, ctx: &Ctx, why: &str) -> Result<(), Sto
 /// value's keys run into a longer value's), then the id, big-endian so ids sort in order.
 fn index_key(buf: &mut Vec<u8>, code: usize, value: &[u8], id: u64) {
     buf.clear();
+    push_index_key(buf, code, value, id);
+}
+
+/// [`index_key`], added to the end of `buf`.
+fn push_index_key(buf: &mut Vec<u8>, code: usize, value: &[u8], id: u64) {
     // from_db caps the attributes at u16::MAX; values are far below u32::MAX (message cap).
     buf.extend_from_slice(&(code as u16).to_be_bytes());
     buf.extend_from_slice(&(value.len() as u32).to_be_bytes());
@@ -860,6 +880,9 @@ pub struct Writer<'t> {
     /// The next entry id, once read: kept here and written back once, at the end of the
     /// transaction, rather than read and rewritten for every entry an import adds.
     next_id: Option<u64>,
+    /// The parent the last entry was added under: (normal form, id). Forgotten at every
+    /// delete and rename, so it never names an entry that has gone.
+    last_parent: Option<(String, u64)>,
 }
 
 impl<'t> Writer<'t> {
@@ -872,6 +895,7 @@ impl<'t> Writer<'t> {
             meta: txn.open_table(META)?,
             ctx,
             next_id: None,
+            last_parent: None,
         })
     }
 
@@ -880,22 +904,33 @@ impl<'t> Writer<'t> {
         self.add_keyed(entry, None)
     }
 
-    /// [`Writer::add`] with the entry's index keys worked out beforehand (by
-    /// [`Store::index_keys`] on the entry exactly as given), off the writing thread.
-    pub fn add_indexed(&mut self, entry: &Entry, keys: &IndexKeys) -> Result<u64, StoreError> {
-        self.add_keyed(entry, Some(keys))
+    /// [`Writer::add`] with what the entry takes worked out beforehand (by
+    /// [`Store::prepare`] on the entry exactly as given), off the writing thread.
+    pub fn add_prepared(&mut self, entry: &Entry, prepared: &Prepared) -> Result<u64, StoreError> {
+        self.add_keyed(entry, Some(prepared))
     }
 
-    fn add_keyed(&mut self, entry: &Entry, keys: Option<&IndexKeys>) -> Result<u64, StoreError> {
+    fn add_keyed(&mut self, entry: &Entry, prepared: Option<&Prepared>) -> Result<u64, StoreError> {
         // The parent's normal form is a slice of the entry's: no parent DN is built.
         let parent = match entry.dn.parent_norm() {
-            Some(p) if !p.is_empty() => {
-                let id = self.dn2id.get(p)?.map(|g| g.value());
-                Some(id.ok_or(StoreError::NoParent)?)
-            }
+            Some(p) if !p.is_empty() => Some(self.parent_of_new(p)?),
             _ => None,
         };
-        self.insert(entry, parent, keys)
+        self.insert(entry, parent, prepared)
+    }
+
+    /// The id of a new entry's parent, by its normal form. A bulk load adds thousands of
+    /// entries under one parent in a row: the last one found is kept.
+    fn parent_of_new(&mut self, norm: &str) -> Result<u64, StoreError> {
+        if let Some((last, id)) = &self.last_parent
+            && last == norm
+        {
+            return Ok(*id);
+        }
+        let id = self.dn2id.get(norm)?.map(|g| g.value());
+        let id = id.ok_or(StoreError::NoParent)?;
+        self.last_parent = Some((norm.to_string(), id));
+        Ok(id)
     }
 
     /// Add the root of a naming context: an entry whose parent is not in the store.
@@ -907,23 +942,29 @@ impl<'t> Writer<'t> {
         &mut self,
         entry: &Entry,
         parent: Option<u64>,
-        keys: Option<&IndexKeys>,
+        prepared: Option<&Prepared>,
     ) -> Result<u64, StoreError> {
-        if self.id_of(&entry.dn)?.is_some() {
-            return Err(StoreError::AlreadyExists);
-        }
         let id = match self.next_id {
             Some(id) => id,
             None => self.meta(NEXT_ID)?.unwrap_or(1),
         };
+        match prepared {
+            Some(p) => self.entries.insert(id, p.encoded.as_slice())?,
+            None => self.entries.insert(id, entry.encode().as_slice())?,
+        };
+        // The insert returns what it replaced: one lookup both checks for and adds the DN.
+        let taken = self.dn2id.insert(entry.dn.norm(), id)?.map(|g| g.value());
+        if let Some(other) = taken {
+            self.dn2id.insert(entry.dn.norm(), other)?;
+            self.entries.remove(id)?;
+            return Err(StoreError::AlreadyExists);
+        }
         self.next_id = Some(id + 1);
-        self.entries.insert(id, entry.encode().as_slice())?;
-        self.dn2id.insert(entry.dn.norm(), id)?;
         if let Some(parent) = parent {
             self.children.insert((parent, id), ())?;
         }
-        match keys {
-            Some(keys) => self.insert_keys(id, keys)?,
+        match prepared {
+            Some(p) => self.insert_prepared_keys(id, p)?,
             None => self.add_index(id, entry)?,
         }
         Ok(id)
@@ -939,6 +980,7 @@ impl<'t> Writer<'t> {
 
     /// Move a leaf entry to a new DN (new RDN and/or new parent).
     pub fn rename(&mut self, id: u64, old: &Entry, new: &Entry) -> Result<(), StoreError> {
+        self.last_parent = None;
         if self.id_of(&new.dn)?.is_some_and(|other| other != id) {
             return Err(StoreError::AlreadyExists);
         }
@@ -959,6 +1001,7 @@ impl<'t> Writer<'t> {
     }
 
     pub fn delete(&mut self, id: u64, entry: &Entry) -> Result<(), StoreError> {
+        self.last_parent = None;
         self.remove_index(id, entry)?;
         self.entries.remove(id)?;
         self.dn2id.remove(entry.dn.norm())?;
@@ -997,6 +1040,20 @@ impl<'t> Writer<'t> {
         for (code, value) in &keys.0 {
             index_key(&mut key, *code, value, id);
             self.index.insert(key.as_slice(), ())?;
+        }
+        Ok(())
+    }
+
+    fn insert_prepared_keys(&mut self, id: u64, p: &Prepared) -> Result<(), StoreError> {
+        let mut key = Vec::new();
+        let mut start = 0;
+        for &end in &p.ends {
+            key.clear();
+            key.extend_from_slice(&p.keys[start..end]);
+            let at = key.len() - 8;
+            key[at..].copy_from_slice(&id.to_be_bytes());
+            self.index.insert(key.as_slice(), ())?;
+            start = end;
         }
         Ok(())
     }
@@ -1045,7 +1102,33 @@ impl<'t> DirectoryRead for Writer<'t> {
 
 /// The (indexed attribute's code, key) pairs an entry contributes to the equality index,
 /// sorted and without repeats.
-pub struct IndexKeys(Vec<(usize, Vec<u8>)>);
+struct IndexKeys(Vec<(usize, Vec<u8>)>);
+
+/// What adding an entry takes from it alone: its encoding and its index keys, worked out
+/// beforehand by [`Store::prepare`], off the writing thread.
+pub struct Prepared {
+    encoded: Vec<u8>,
+    /// The [`index_key`]s, one after another, each with id 0: the writer puts the id in.
+    keys: Vec<u8>,
+    /// Where each key ends in `keys`.
+    ends: Vec<usize>,
+}
+
+impl Prepared {
+    fn new(entry: &Entry, keys: &IndexKeys) -> Prepared {
+        let mut flat = Vec::new();
+        let mut ends = Vec::with_capacity(keys.0.len());
+        for (code, value) in &keys.0 {
+            push_index_key(&mut flat, *code, value, 0);
+            ends.push(flat.len());
+        }
+        Prepared {
+            encoded: entry.encode(),
+            keys: flat,
+            ends,
+        }
+    }
+}
 
 fn index_keys(indexed: &[(String, Option<MatchingRule>)], entry: &Entry) -> IndexKeys {
     let mut keys = Vec::new();
@@ -1127,14 +1210,59 @@ mod tests {
     }
 
     #[test]
+    fn a_parent_renamed_or_replaced_in_one_transaction_is_not_remembered() {
+        let s = store();
+        let people = || entry("ou=people,dc=example,dc=com", None);
+        let child = |uid: &str| entry(&format!("uid={uid},ou=people,dc=example,dc=com"), Some(uid));
+        let (old, new, bob) = s
+            .write_blocking(|w| {
+                w.add_suffix(&entry("dc=example,dc=com", None))?;
+                let old = w.add(&people())?;
+                let ann_id = w.add(&child("ann"))?;
+                // The same DN again is refused, and leaves the first one where it was.
+                assert!(matches!(
+                    w.add(&child("ann")),
+                    Err(StoreError::AlreadyExists)
+                ));
+                assert_eq!(w.id_of(&child("ann").dn)?, Some(ann_id));
+                // Renamed away: no child can be added under the old name.
+                w.delete(ann_id, &child("ann"))?;
+                let mut moved = people();
+                moved.dn = Dn::parse("ou=staff,dc=example,dc=com").unwrap();
+                w.rename(old, &people(), &moved)?;
+                assert!(matches!(w.add(&child("cy")), Err(StoreError::NoParent)));
+                // Gone and made again (with no parent lookup between): children go to
+                // the new entry.
+                w.add(&entry("uid=dee,ou=staff,dc=example,dc=com", Some("dee")))?;
+                let dee = w.id_of(&Dn::parse("uid=dee,ou=staff,dc=example,dc=com").unwrap())?;
+                w.delete(
+                    dee.unwrap(),
+                    &entry("uid=dee,ou=staff,dc=example,dc=com", Some("dee")),
+                )?;
+                w.delete(old, &moved)?;
+                let new = w.add_suffix(&moved)?;
+                let bob = w.add(&entry("uid=bob,ou=staff,dc=example,dc=com", Some("bob")))?;
+                Ok::<_, StoreError>((old, new, bob))
+            })
+            .unwrap();
+        assert_ne!(old, new);
+        s.read_blocking(|r| {
+            assert_eq!(r.children(new)?, vec![bob]);
+            assert!(r.children(old)?.is_empty());
+            Ok::<_, StoreError>(())
+        })
+        .unwrap();
+    }
+
+    #[test]
     fn ids_keep_counting_across_transactions_and_prepared_keys_index() {
         let s = store();
         let bob = entry("uid=bob,dc=example,dc=com", Some("bob"));
-        let keys = s.index_keys(&bob);
+        let prepared = s.prepare(&bob);
         let first = s
             .write_blocking(|w| {
                 w.add_suffix(&entry("dc=example,dc=com", None))?;
-                w.add_indexed(&bob, &keys)
+                w.add_prepared(&bob, &prepared)
             })
             .unwrap();
         // A transaction that fails after taking an id leaves the counter as it was.

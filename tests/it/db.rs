@@ -160,6 +160,44 @@ async fn failed_import_leaves_the_store_as_it_was() {
 }
 
 #[tokio::test]
+async fn import_reports_an_entry_given_twice() {
+    let person = |uid: &str| {
+        format!(
+            "dn: uid={uid},{PEOPLE}\nobjectClass: inetOrgPerson\nobjectClass: posixAccount\n\
+             uid: {uid}\ncn: {uid}\nsn: {uid}\nuidNumber: 30000\n\n"
+        )
+    };
+    let unit = "dn: ou=extra,dc=example,dc=com\nobjectClass: organizationalUnit\nou: extra\n\n";
+    // The entries made on first start may be in the file: they are skipped, not refused.
+    let made_at_start = "dn: dc=example,dc=com\nobjectClass: dcObject\nobjectClass: organization\n\
+                         dc: example\no: example\n\n\
+                         dn: ou=people,dc=example,dc=com\nobjectClass: organizationalUnit\nou: people\n\n";
+    // A person twice fails its uidNumber's check before the DN's: still "already exists".
+    for (twice, dn) in [
+        (
+            format!("{}{}", person("p"), person("p")),
+            format!("uid=p,{PEOPLE}"),
+        ),
+        (
+            format!("{unit}{unit}"),
+            "ou=extra,dc=example,dc=com".to_string(),
+        ),
+    ] {
+        let fresh = tempfile::tempdir().unwrap();
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), format!("{made_at_start}{twice}")).unwrap();
+        let config = config_for(fresh.path());
+        let err = tessera::db::import(&config, file.path(), false).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains(&dn) && msg.contains("already exists"), "{msg}");
+        let once = format!("{made_at_start}{}", twice.split_at(twice.len() / 2).0);
+        std::fs::write(file.path(), once).unwrap();
+        assert_eq!(tessera::db::import(&config, file.path(), false).unwrap(), 1);
+        tessera::db::verify(&config).unwrap();
+    }
+}
+
+#[tokio::test]
 async fn import_turns_member_uid_into_member() {
     let mut ldif = String::new();
     for uid in ["alice", "bob", "carol"] {
@@ -175,7 +213,9 @@ async fn import_turns_member_uid_into_member() {
          dn: cn=mixed,{GROUPS}\nobjectClass: groupOfNames\nobjectClass: posixGroup\ncn: mixed\n\
          member: uid=carol,{PEOPLE}\nmemberUid: alice\n\n\
          dn: cn=both,{GROUPS}\nobjectClass: groupOfNames\nobjectClass: posixGroup\ncn: both\n\
-         member: UID=Bob,{PEOPLE}\nmemberUid: bob\n\n"
+         member: UID=Bob,{PEOPLE}\nmemberUid: bob\n\n\
+         dn: cn=odd,{GROUPS}\nobjectClass: groupOfNames\nobjectClass: posixGroup\ncn: odd\n\
+         memberUid: ann+lee\nmember: uid=ann\\+lee,{PEOPLE}\nmemberUid: bob\n\n"
     );
     let server = TestServer::start_with_ldif("", Some(&ldif)).await;
     let mut admin = server.admin().await;
@@ -188,6 +228,8 @@ async fn import_turns_member_uid_into_member() {
         ("uids", vec!["alice", "bob"]),
         ("mixed", vec!["alice", "carol"]),
         ("both", vec!["bob"]),
+        // A uid a DN must escape: the member written escaped is the same person.
+        ("odd", vec!["ann+lee", "bob"]),
     ] {
         let (e, rc) = search(
             &mut admin,
@@ -198,7 +240,10 @@ async fn import_turns_member_uid_into_member() {
         )
         .await;
         assert_eq!(rc, 0, "{cn}");
-        let members: Vec<String> = uids.iter().map(|u| person_dn(u)).collect();
+        let members: Vec<String> = uids
+            .iter()
+            .map(|u| person_dn(&u.replace('+', "\\+")))
+            .collect();
         assert_eq!(sorted(e[0].attrs["member"].clone()), members, "{cn}");
         assert_eq!(sorted(e[0].attrs["memberUid"].clone()), uids, "{cn}");
     }

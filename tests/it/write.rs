@@ -103,6 +103,20 @@ async fn add_checks_schema_and_existence() {
             ],
             19,
         ),
+        // the same value twice, by the attribute's matching rule
+        (
+            "uid=x8",
+            vec![
+                ("objectClass", HashSet::from(["inetOrgPerson"])),
+                ("cn", HashSet::from(["x"])),
+                ("sn", HashSet::from(["x"])),
+                (
+                    "mail",
+                    HashSet::from(["b@example.com", "a@example.com", "B@Example.COM"]),
+                ),
+            ],
+            20,
+        ),
     ];
     for (rdn, attrs, code) in cases {
         let res = admin.add(&format!("{rdn},{PEOPLE}"), attrs).await.unwrap();
@@ -767,5 +781,32 @@ async fn anonymous_writes_get_8() {
     assert_untouched(&mut open_admin).await;
     open.stop().await;
     assert_untouched(&mut admin).await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn entry_uuids_follow_the_order_entries_were_added_in() {
+    let server = TestServer::start().await;
+    let mut admin = server.admin().await;
+    let mut uuids = Vec::new();
+    for uid in ["zed", "amy", "kim"] {
+        add_person(&mut admin, uid, "pw", false).await;
+        let (e, rc) = search(
+            &mut admin,
+            &person_dn(uid),
+            Scope::Base,
+            "(objectClass=*)",
+            &["entryUUID"],
+        )
+        .await;
+        assert_eq!(rc, 0);
+        uuids.push(e[0].attrs["entryUUID"][0].clone());
+    }
+    // Version 7 (time-ordered): new entries' index keys go to the end of the range.
+    assert!(
+        uuids.iter().all(|u| u.len() == 36 && &u[14..15] == "7"),
+        "{uuids:?}"
+    );
+    assert!(uuids.windows(2).all(|w| w[0] < w[1]), "{uuids:?}");
     server.stop().await;
 }
