@@ -220,6 +220,16 @@ pub fn normalize_dn(value: &str) -> Option<String> {
     Dn::parse(value).ok().map(|dn| dn.norm().to_string())
 }
 
+/// The value of `attr` in the first RDN of the DN `value`, as [`Dn::rdn_value`] gives it;
+/// None when the DN does not parse or that RDN has no `attr`.
+pub fn rdn_value_of(value: &str, attr: &str) -> Option<String> {
+    // Member values are nearly all plain: no DN is built for them.
+    match plain_rdn_value(value, attr) {
+        Some(found) => found.map(str::to_string),
+        None => Dn::parse(value).ok()?.rdn_value(attr).map(str::to_string),
+    }
+}
+
 /// The normal form of `value` without parsing it, when it is written plainly: RDNs of one
 /// `attr=value` each, types of letters, digits and `-`, values of letters, digits and
 /// `.`, `_`, `@`, `-`, no spaces, escapes or multi-valued RDNs. Such a DN's normal form is
@@ -234,7 +244,7 @@ pub fn plain_norm(value: &str) -> Option<std::borrow::Cow<'_, str>> {
 
 /// The value of `attr` in the first RDN of a DN written plainly (see [`plain_norm`]), as
 /// written: what [`Dn::rdn_value`] gives, without parsing. None when the DN is not plain.
-pub fn plain_rdn_value<'v>(value: &'v str, attr: &str) -> Option<Option<&'v str>> {
+fn plain_rdn_value<'v>(value: &'v str, attr: &str) -> Option<Option<&'v str>> {
     is_plain(value)?;
     let first = value.split(',').next()?;
     let (name, v) = first.split_once('=')?;

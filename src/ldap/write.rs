@@ -399,17 +399,12 @@ pub fn derive_member_uid(entry: &mut Entry) {
         entry.remove("memberUid");
         return;
     }
-    let uid = |m: &str| match dn::plain_rdn_value(m, "uid") {
-        Some(uid) => uid.map(|u| u.as_bytes().to_vec()),
-        None => Dn::parse(m)
-            .ok()
-            .and_then(|dn| dn.rdn_value("uid").map(|u| u.as_bytes().to_vec())),
-    };
     let uids: Vec<Vec<u8>> = entry
         .values("member")
         .iter()
         .filter_map(|m| std::str::from_utf8(m).ok())
-        .filter_map(uid)
+        .filter_map(|m| dn::rdn_value_of(m, "uid"))
+        .map(String::into_bytes)
         .collect();
     entry.set("memberUid", uids);
 }
@@ -426,21 +421,9 @@ pub fn add_member_uids(suffix: &Dn, entry: &mut Entry, uids: &[Vec<u8>]) {
         .filter_map(|m| std::str::from_utf8(m).ok())
         .filter_map(dn::normalize_dn)
         .collect();
-    // As `member_uid_to_member`. A uid that needs no escaping makes a DN whose text is
-    // known without building it; groups list hundreds of them.
-    let people = suffix.child(dn::Rdn::single("ou", "people"));
-    let people_text = people.to_string();
+    let people = PeopleDns::new(suffix);
     for u in uids.iter().filter_map(|u| std::str::from_utf8(u).ok()) {
-        let (norm, text) = if !u.is_empty() && u.bytes().all(dn::is_plain_value_byte) {
-            let text = format!("uid={u},{people_text}");
-            match dn::normalize_dn(&text) {
-                Some(norm) => (norm, text),
-                None => continue,
-            }
-        } else {
-            let dn = people.child(dn::Rdn::single("uid", u));
-            (dn.norm().to_string(), dn.to_string())
-        };
+        let (norm, text) = people.of(u);
         if present.insert(norm) {
             entry.push_value("member", text.into_bytes());
         }
@@ -449,16 +432,38 @@ pub fn add_member_uids(suffix: &Dn, entry: &mut Entry, uids: &[Vec<u8>]) {
 
 /// Turn client-written `memberUid` values into `member` DNs under `ou=people`.
 pub fn member_uid_to_member(suffix: &Dn, uids: &[Vec<u8>]) -> Vec<Vec<u8>> {
-    let people = suffix.child(crate::directory::dn::Rdn::single("ou", "people"));
+    let people = PeopleDns::new(suffix);
     uids.iter()
         .filter_map(|u| std::str::from_utf8(u).ok())
-        .map(|u| {
-            people
-                .child(crate::directory::dn::Rdn::single("uid", u))
-                .to_string()
-                .into_bytes()
-        })
+        .map(|u| people.of(u).1.into_bytes())
         .collect()
+}
+
+/// The DNs memberUid values stand for: `uid=<value>` under `ou=people`.
+struct PeopleDns {
+    people: Dn,
+    text: String,
+}
+
+impl PeopleDns {
+    fn new(suffix: &Dn) -> PeopleDns {
+        let people = suffix.child(dn::Rdn::single("ou", "people"));
+        let text = people.to_string();
+        PeopleDns { people, text }
+    }
+
+    /// The DN for `uid`: its normal form and its text. A uid that needs no escaping makes
+    /// the text without a DN being built; groups list hundreds of them.
+    fn of(&self, uid: &str) -> (String, String) {
+        if !uid.is_empty() && uid.bytes().all(dn::is_plain_value_byte) {
+            let text = format!("uid={uid},{}", self.text);
+            if let Some(norm) = dn::normalize_dn(&text) {
+                return (norm, text);
+            }
+        }
+        let dn = self.people.child(dn::Rdn::single("uid", uid));
+        (dn.norm().to_string(), dn.to_string())
+    }
 }
 
 /// Set the server-maintained attributes of a new entry.

@@ -382,14 +382,15 @@ impl Store {
         }
     }
 
-    /// What adding `entry` takes from it, for [`Writer::add_prepared`].
+    /// [`Store::prepare_normalized`], normalising the entry's values itself.
+    #[cfg(test)]
     pub fn prepare(&self, entry: &Entry) -> Prepared {
         Prepared::new(entry, &index_keys(&self.ctx.indexed, entry))
     }
 
-    /// [`Store::prepare`] with the index keys made from values already normalised by
-    /// their attribute's equality rule (the rule its index uses), each with its
-    /// attribute's [`Store::index_code`].
+    /// What adding `entry` takes from it, for [`Writer::add_prepared`], with the index keys
+    /// made from values already normalised by their attribute's equality rule (the rule its
+    /// index uses), each with its attribute's [`Store::index_code`].
     pub fn prepare_normalized(&self, entry: &Entry, mut keys: Vec<(usize, Vec<u8>)>) -> Prepared {
         keys.sort();
         keys.dedup();
@@ -905,7 +906,7 @@ impl<'t> Writer<'t> {
     }
 
     /// [`Writer::add`] with what the entry takes worked out beforehand (by
-    /// [`Store::prepare`] on the entry exactly as given), off the writing thread.
+    /// [`Store::prepare_normalized`] on the entry exactly as given), off the writing thread.
     pub fn add_prepared(&mut self, entry: &Entry, prepared: &Prepared) -> Result<u64, StoreError> {
         self.add_keyed(entry, Some(prepared))
     }
@@ -1105,7 +1106,7 @@ impl<'t> DirectoryRead for Writer<'t> {
 struct IndexKeys(Vec<(usize, Vec<u8>)>);
 
 /// What adding an entry takes from it alone: its encoding and its index keys, worked out
-/// beforehand by [`Store::prepare`], off the writing thread.
+/// beforehand by [`Store::prepare_normalized`], off the writing thread.
 pub struct Prepared {
     encoded: Vec<u8>,
     /// The [`index_key`]s, one after another, each with id 0: the writer puts the id in.
