@@ -469,9 +469,7 @@ fn backup(config: &Config, file: &std::path::Path) -> Result<(), CliError> {
             let target = crate::admin::client::Target::Local { socket };
             let mut client = Client::connect(&target).await?;
             let path = file.display().to_string().into_bytes();
-            client
-                .extended(crate::ldap::extended::OID_BACKUP, Some(path))
-                .await
+            client.extended(crate::ldap::oid::BACKUP, Some(path)).await
         })
     });
     let copied = match online {

@@ -12,6 +12,7 @@ use serde::Deserialize;
 use thiserror::Error;
 
 use crate::directory::dn::Dn;
+use crate::directory::time::parse_duration;
 use crate::identity::hashers::Priority;
 use crate::identity::password::Argon2Params;
 
@@ -630,24 +631,6 @@ fn busy_poll(value: Option<String>) -> Result<Duration, ConfigError> {
     }
 }
 
-/// `50us`, `500ms`, `30s`, `15m`, `2h`, `90d`.
-pub fn parse_duration(text: &str) -> Option<Duration> {
-    let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit())?;
-    let (number, unit) = text.split_at(split);
-    let n: u64 = number.parse().ok()?;
-    let secs = match unit {
-        "us" => return Some(Duration::from_micros(n)),
-        "ms" => return Some(Duration::from_millis(n)),
-        "s" => n,
-        "m" => n.checked_mul(60)?,
-        "h" => n.checked_mul(3600)?,
-        "d" => n.checked_mul(86400)?,
-        _ => return None,
-    };
-    Some(Duration::from_secs(secs))
-}
-
 #[cfg(test)]
 mod tests {
     use std::cell::RefCell;
@@ -944,10 +927,10 @@ mod tests {
 
     #[test]
     fn durations() {
-        assert_eq!(parse_duration("90d"), Some(Duration::from_secs(90 * 86400)));
-        assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
-        assert_eq!(parse_duration("50us"), Some(Duration::from_micros(50)));
-        assert_eq!(parse_duration("12"), None);
-        assert_eq!(parse_duration("x1s"), None);
+        let limits = |line: &str| Config::parse(&format!("[limits]\n{line}\n"));
+        let config = limits("idle_timeout = \"1h30m\"").unwrap();
+        assert_eq!(config.limits.idle_timeout, Duration::from_secs(5400));
+        let err = limits("idle_timeout = \"30m1h\"").unwrap_err();
+        assert!(err.to_string().contains("limits.idle_timeout"), "{err}");
     }
 }

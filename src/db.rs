@@ -16,10 +16,8 @@ use crate::config::Config;
 use crate::directory::dn::Dn;
 use crate::directory::entry::Entry;
 use crate::directory::schema::Schema;
+use crate::dit::{DitError, entry as write, names, posix, tree as bootstrap};
 use crate::identity::password;
-use crate::ldap::bootstrap;
-use crate::ldap::result::LdapError;
-use crate::ldap::write;
 use crate::ldif::{self, ChangeKind, LdifReader, LdifRecord};
 use crate::server::{StartError, open_store};
 use crate::store::{DirectoryRead, Prepared, Store, StoreError, Writer};
@@ -143,7 +141,7 @@ fn read_batches<R: BufRead>(
     spent: Receiver<Vec<Pending>>,
 ) {
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let now = write::now_generalized();
+    let now = crate::directory::time::generalized(time::OffsetDateTime::now_utc());
     let mut read_to = 0;
     let mut rules = ClassRulesCache::default();
     let mut classes = ClassCache::default();
@@ -245,7 +243,7 @@ struct Pending {
     /// Its size in the file, for the progress bar.
     bytes: u64,
     /// The schema check's verdict on the entry as read.
-    checked: Option<Result<(), LdapError>>,
+    checked: Option<Result<(), DitError>>,
     /// Its encoding and index keys as read.
     prepared: Option<Prepared>,
 }
@@ -413,7 +411,7 @@ impl ClassCache {
 struct ClassRulesCache(HashMap<Vec<Vec<u8>>, write::ClassRules>);
 
 impl ClassRulesCache {
-    fn check(&mut self, schema: &Schema, entry: &Entry) -> Result<(), LdapError> {
+    fn check(&mut self, schema: &Schema, entry: &Entry) -> Result<(), DitError> {
         self.check_keeping(schema, entry, &mut |_, _| {})
     }
 
@@ -423,7 +421,7 @@ impl ClassRulesCache {
         schema: &Schema,
         entry: &Entry,
         keep: &mut dyn FnMut(&str, Vec<Vec<u8>>),
-    ) -> Result<(), LdapError> {
+    ) -> Result<(), DitError> {
         let classes = entry.values("objectClass");
         let rules = match self.0.get(classes) {
             Some(rules) => rules,
@@ -455,14 +453,14 @@ fn add_batch(
     } in batch
     {
         let line = *line;
-        let fail = |e: LdapError, dn: &Dn| DbError::Entry {
+        let fail = |e: DitError, dn: &Dn| DbError::Entry {
             dn: dn.to_string(),
             line,
             message: e.message,
         };
         let already = |dn: &Dn| {
             let code = ldap3_proto::proto::LdapResultCode::EntryAlreadyExists;
-            fail(LdapError::new(code, "already exists"), dn)
+            fail(DitError::new(code, "already exists"), dn)
         };
         // The suffix and containers made on first start may be in the file too.
         if bootstrapped.holds(&entry.dn) && w.id_of(&entry.dn)?.is_some() {
@@ -470,12 +468,12 @@ fn add_batch(
         }
         // Whether the DN is taken is known when it is added; an entry given twice may fail
         // a check before that (its uidNumber is taken too), and is then reported as such.
-        let refused = |w: &Writer<'_>, e: LdapError, dn: &Dn| match w.id_of(dn) {
+        let refused = |w: &Writer<'_>, e: DitError, dn: &Dn| match w.id_of(dn) {
             Ok(Some(_)) => already(dn),
             Ok(None) => fail(e, dn),
             Err(e) => e.into(),
         };
-        let completed = match write::posix_ids(w, &config.posix, entry, None) {
+        let completed = match posix::posix_ids(w, &config.posix, entry, None) {
             Ok(completed) => completed,
             Err(e) => return Err(refused(w, e, &entry.dn)),
         };
@@ -528,7 +526,7 @@ impl<'c> Bootstrapped<'c> {
             return true;
         }
         dn.parent_norm() == Some(self.suffix.norm())
-            && bootstrap::CONTAINERS.iter().any(|c| {
+            && names::CONTAINERS.iter().any(|c| {
                 dn.rdn_value("ou")
                     .is_some_and(|v| v.eq_ignore_ascii_case(c))
             })

@@ -10,7 +10,7 @@ use ldap3_proto::proto::{
 use crate::admin::client::Client;
 use crate::admin::{AdminError, container, group, person, service_account};
 use crate::directory::dn::{Dn, Rdn};
-use crate::ldap::proxied::OID_PROXIED_AUTHZ;
+use crate::ldap::oid::PROXIED_AUTHZ as OID_PROXIED_AUTHZ;
 
 pub fn dn(suffix: &Dn, name: &str) -> Dn {
     container(suffix, "roles").child(Rdn::single("cn", name))

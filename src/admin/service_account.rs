@@ -11,7 +11,7 @@ use crate::admin::person::delete_with_children;
 use crate::admin::{AdminError, container, group, member_dn};
 use crate::directory::dn::{Dn, Rdn};
 use crate::ldap::ber;
-use crate::ldap::token::{OID_GENERATE, OID_ROTATE};
+use crate::ldap::oid::{TOKEN_GENERATE as OID_GENERATE, TOKEN_ROTATE as OID_ROTATE};
 
 pub fn dn(suffix: &Dn, id: &str) -> Dn {
     container(suffix, "services").child(Rdn::single("uid", id))

@@ -2,7 +2,7 @@
 
 use crate::admin::AdminError;
 use crate::admin::client::Client;
-use crate::ldap::extended::OID_THROTTLED;
+use crate::ldap::oid::THROTTLED as OID_THROTTLED;
 
 /// One slowed-down key: the bind DN (empty for a whole source), the source, the failures
 /// counted, and until when failures are held (generalizedTime).

@@ -10,14 +10,15 @@ use ldap3_proto::proto::{LdapBindCred, LdapBindRequest, LdapResult, LdapResultCo
 
 use crate::config::AnonymousAccess;
 use crate::directory::dn::Dn;
+use crate::dit::caller::Principal;
+use crate::dit::names::SERVICE_CLASS;
+use crate::dit::{DitError, credentials, entry};
 use crate::identity::password::StoredPassword;
 use crate::identity::throttle::Source;
-use crate::identity::token;
-use crate::ldap::State;
-use crate::ldap::result::{LdapError, success};
-use crate::ldap::session::{ClientCert, Principal, Session, Transport};
-use crate::ldap::token as ldap_token;
-use crate::ldap::write;
+use crate::identity::token as token_format;
+use crate::ldap::result::{failure, success};
+use crate::ldap::session::{ClientCert, Session, Transport};
+use crate::state::{State, hashers_failed};
 use crate::store::DirectoryRead;
 
 pub async fn bind(state: &State, session: &mut Session, req: &LdapBindRequest) -> LdapResult {
@@ -50,7 +51,7 @@ pub async fn bind(state: &State, session: &mut Session, req: &LdapBindRequest) -
             }
             // The token id is public; the secret after it is never logged.
             let token_id = match &req.cred {
-                LdapBindCred::Simple(pw) => token::parse(pw).map(|p| p.id.to_string()),
+                LdapBindCred::Simple(pw) => token_format::parse(pw).map(|p| p.id.to_string()),
                 _ => None,
             };
             tracing::info!(
@@ -60,7 +61,7 @@ pub async fn bind(state: &State, session: &mut Session, req: &LdapBindRequest) -
                 dn = %req.dn,
                 token_id = token_id.unwrap_or_default(),
             );
-            e.into_result()
+            failure(e)
         }
     }
 }
@@ -99,9 +100,9 @@ async fn run(
     state: &State,
     session: &Session,
     req: &LdapBindRequest,
-) -> Result<Principal, LdapError> {
+) -> Result<Principal, DitError> {
     if req.version != 3 {
-        return Err(LdapError::protocol(
+        return Err(DitError::protocol(
             "historical protocol version requested, use LDAPv3",
         ));
     }
@@ -110,11 +111,11 @@ async fn run(
         LdapBindCred::SASL(sasl) if sasl.mechanism.eq_ignore_ascii_case("EXTERNAL") => {
             external(state, session, &sasl.credentials).await
         }
-        LdapBindCred::SASL(sasl) => Err(LdapError::new(
+        LdapBindCred::SASL(sasl) => Err(DitError::new(
             LdapResultCode::AuthMethodNotSupported,
             format!("SASL mechanism {} is not supported", sasl.mechanism),
         )),
-        LdapBindCred::Unsupported => Err(LdapError::new(
+        LdapBindCred::Unsupported => Err(DitError::new(
             LdapResultCode::AuthMethodNotSupported,
             "authentication method not supported",
         )),
@@ -126,11 +127,11 @@ async fn simple(
     session: &Session,
     dn: &str,
     password: &str,
-) -> Result<Principal, LdapError> {
+) -> Result<Principal, DitError> {
     if dn.is_empty() && password.is_empty() {
         // As slapd's `disallow bind_anon` and 389-ds do.
         if state.config.security.anonymous == AnonymousAccess::None {
-            return Err(LdapError::new(
+            return Err(DitError::new(
                 LdapResultCode::InappropriateAuthentication,
                 "anonymous bind disallowed",
             ));
@@ -138,19 +139,19 @@ async fn simple(
         return Ok(Principal::Anonymous);
     }
     if password.is_empty() {
-        return Err(LdapError::unwilling(
+        return Err(DitError::unwilling(
             "unauthenticated bind (DN with no password) disallowed",
         ));
     }
     if state.config.security.require_tls_for_bind && !session.transport.is_protected() {
         // Refused, but the secret has crossed the wire readable already (RFC 4513 §6.3.3).
-        ldap_token::exposed(state, dn, password).await;
-        return Err(LdapError::new(
+        state.token_exposed(dn, password).await;
+        return Err(DitError::new(
             LdapResultCode::ConfidentialityRequired,
             "binds with a password require TLS (use ldaps:// or StartTLS) or LDAPI",
         ));
     }
-    if token::looks_like_token(password) || ldap_token::is_token_dn(dn) {
+    if token_format::looks_like_token(password) || credentials::is_token_dn(dn) {
         return token_bind(state, dn, password).await;
     }
     let target = Dn::parse(dn)
@@ -162,7 +163,7 @@ async fn simple(
             state
                 .store
                 .read(move |r| {
-                    Ok::<_, LdapError>(
+                    Ok::<_, DitError>(
                         r.entry_by_dn(&dn)?
                             .map(|(_, e)| e.values("userPassword").to_vec()),
                     )
@@ -195,9 +196,9 @@ async fn simple(
                 .map(|h| h.needs_rehash(&params))
         })
         .await
-        .map_err(write::hashers_failed)?;
+        .map_err(hashers_failed)?;
     let (Some(needs_rehash), true, Some(dn)) = (verified, real, target) else {
-        return Err(LdapError::invalid_credentials());
+        return Err(DitError::invalid_credentials());
     };
     if needs_rehash {
         rehash(state, &dn, password).await;
@@ -207,29 +208,29 @@ async fn simple(
 
 /// A bind with an API token (`dn=token` or the account's DN) or an app password (the
 /// person's DN). Tokens are high-entropy, so this is a SHA-256, not an argon2 run.
-async fn token_bind(state: &State, dn: &str, password: &str) -> Result<Principal, LdapError> {
-    let target = if ldap_token::is_token_dn(dn) {
+async fn token_bind(state: &State, dn: &str, password: &str) -> Result<Principal, DitError> {
+    let target = if credentials::is_token_dn(dn) {
         None
     } else {
-        Some(Dn::parse(dn).map_err(|_| LdapError::invalid_credentials())?)
+        Some(Dn::parse(dn).map_err(|_| DitError::invalid_credentials())?)
     };
     let password = password.to_string();
-    let now = state.now();
+    let now = state.clock.now();
     let valid = state.store.read_blocking(move |r| {
-        let Some(presented) = token::parse(&password) else {
-            return Ok::<_, LdapError>(None);
+        let Some(presented) = token_format::parse(&password) else {
+            return Ok::<_, DitError>(None);
         };
-        Ok(ldap_token::verify_bind(
+        Ok(credentials::verify_bind(
             r,
             &presented,
             target.as_ref(),
-            &now,
+            now,
         )?)
     })?;
     let Some(valid) = valid else {
-        return Err(LdapError::invalid_credentials());
+        return Err(DitError::invalid_credentials());
     };
-    ldap_token::record_use(state, &valid);
+    state.record_token_use(&valid);
     Ok(Principal::Token {
         account: valid.account,
         token_id: valid.id,
@@ -239,7 +240,7 @@ async fn token_bind(state: &State, dn: &str, password: &str) -> Result<Principal
 /// Replace an imported legacy hash with argon2id after a successful bind. Best effort:
 /// a failure is logged and the bind still succeeds.
 async fn rehash(state: &State, dn: &Dn, password: &str) {
-    let hashed = match write::hash_one(state, password.as_bytes().to_vec()).await {
+    let hashed = match state.hash_password(password.as_bytes().to_vec()).await {
         Ok(h) => h,
         Err(e) => {
             tracing::warn!(dn = %dn, error = %e.message, "password rehash failed");
@@ -255,7 +256,7 @@ async fn rehash(state: &State, dn: &Dn, password: &str) {
                 entry.set("userPassword", vec![hashed.into_bytes()]);
                 w.replace(id, &old, &entry)?;
             }
-            Ok::<_, LdapError>(())
+            Ok::<_, DitError>(())
         })
         .await;
     match result {
@@ -269,17 +270,13 @@ async fn rehash(state: &State, dn: &Dn, password: &str) {
 
 /// SASL EXTERNAL: the peer credentials of the LDAPI socket, or the client certificate of
 /// a TLS connection when `tls.client_ca` is set.
-async fn external(
-    state: &State,
-    session: &Session,
-    authzid: &[u8],
-) -> Result<Principal, LdapError> {
+async fn external(state: &State, session: &Session, authzid: &[u8]) -> Result<Principal, DitError> {
     match session.transport {
         Transport::Ldapi { uid, gid } => peer_credentials(state, uid, gid, authzid),
         Transport::Tls if state.config.tls.client_ca.is_some() => {
             certificate(state, session, authzid).await
         }
-        Transport::Tls | Transport::Plain => Err(LdapError::new(
+        Transport::Tls | Transport::Plain => Err(DitError::new(
             LdapResultCode::InappropriateAuthentication,
             "SASL EXTERNAL needs the LDAPI socket or a TLS client certificate",
         )),
@@ -292,14 +289,14 @@ fn peer_credentials(
     uid: u32,
     gid: u32,
     authzid: &[u8],
-) -> Result<Principal, LdapError> {
+) -> Result<Principal, DitError> {
     let text = format!("gidNumber={gid}+uidNumber={uid},cn=peercred,cn=external,cn=auth");
     let dn = Dn::parse(&text)?;
     if !authzid.is_empty() {
         let asked = std::str::from_utf8(authzid).unwrap_or_default();
         let asked = asked.strip_prefix("dn:").unwrap_or(asked);
         if Dn::parse(asked).ok().as_ref() != Some(&dn) {
-            return Err(LdapError::new(
+            return Err(DitError::new(
                 LdapResultCode::InappropriateAuthentication,
                 "authorization identity does not match the peer credentials",
             ));
@@ -318,36 +315,36 @@ async fn certificate(
     state: &State,
     session: &Session,
     authzid: &[u8],
-) -> Result<Principal, LdapError> {
+) -> Result<Principal, DitError> {
     let subject = match &session.client_cert {
         ClientCert::Verified(subject) => subject.clone(),
         ClientCert::Absent => {
-            return Err(LdapError::new(
+            return Err(DitError::new(
                 LdapResultCode::InvalidCredentials,
                 "no client certificate",
             ));
         }
-        ClientCert::Unnamed => return Err(LdapError::invalid_credentials()),
+        ClientCert::Unnamed => return Err(DitError::invalid_credentials()),
     };
     if !subject.is_within(&state.config.suffix) {
-        return Err(LdapError::invalid_credentials());
+        return Err(DitError::invalid_credentials());
     }
-    let now = state.now();
+    let now = state.clock.now();
     let schema = state.schema.clone();
     let lookup = subject.clone();
     let found = state
         .store
-        .read(move |r| Ok::<_, LdapError>(r.entry_by_dn(&lookup)?.map(|(_, e)| e)))
+        .read(move |r| Ok::<_, DitError>(r.entry_by_dn(&lookup)?.map(|(_, e)| e)))
         .await?;
     let Some(entry) = found else {
         tracing::info!(subject = %subject, "client certificate names no entry");
-        return Err(LdapError::invalid_credentials());
+        return Err(DitError::invalid_credentials());
     };
-    let account = write::is_a(&schema, &entry, "person")
-        || write::is_a(&schema, &entry, ldap_token::SERVICE_CLASS);
-    if !account || ldap_token::expired(entry.first_str("accountExpires"), &now) {
+    let account =
+        entry::is_a(&schema, &entry, "person") || entry::is_a(&schema, &entry, SERVICE_CLASS);
+    if !account || credentials::expired(entry.first_str("accountExpires"), now) {
         tracing::info!(subject = %subject, "client certificate names no usable account");
-        return Err(LdapError::invalid_credentials());
+        return Err(DitError::invalid_credentials());
     }
     if !authzid.is_empty() {
         let asked = std::str::from_utf8(authzid).unwrap_or_default();
@@ -356,7 +353,7 @@ async fn certificate(
             .and_then(|dn| Dn::parse(dn).ok())
             .is_some_and(|dn| dn == entry.dn);
         if !same {
-            return Err(LdapError::insufficient_access());
+            return Err(DitError::insufficient_access());
         }
     }
     Ok(Principal::Entry(entry.dn))

@@ -6,47 +6,46 @@ use ldap3_proto::proto::{LdapCompareRequest, LdapResult, LdapResultCode};
 use crate::directory::access::Rights;
 use crate::directory::dn::Dn;
 use crate::directory::filter::normalize;
+use crate::dit::computed::add_computed;
+use crate::dit::{DitError, caller, entry};
 use crate::ldap::OpContext;
-use crate::ldap::access;
-use crate::ldap::result::{LdapError, code_result};
-use crate::ldap::search::add_computed;
-use crate::ldap::write;
+use crate::ldap::result::code_result;
 use crate::store::DirectoryRead;
 
-pub async fn compare(ctx: &OpContext, req: &LdapCompareRequest) -> Result<LdapResult, LdapError> {
+pub async fn compare(ctx: &OpContext, req: &LdapCompareRequest) -> Result<LdapResult, DitError> {
     let state = &ctx.state;
     let dn = Dn::parse(&req.dn)?;
-    let name = write::attr_name(&state.schema, &req.atype)?;
+    let name = entry::attr_name(&state.schema, &req.atype)?;
     let rule = state.schema.attribute(&name).and_then(|a| a.equality);
     let Some(assertion) = normalize(rule, &req.val) else {
-        return Err(LdapError::new(
+        return Err(DitError::new(
             LdapResultCode::InvalidAttributeSyntax,
             format!("{name}: assertion value invalid per syntax"),
         ));
     };
-    let policy = access::Policy::of(state);
+    let policy = state.policy();
     let principal = ctx.session.principal.clone();
     state.store.read_blocking(move |r| {
-        let caller = access::caller(r, &principal, &policy)?;
-        let Some((id, mut entry)) = r.entry_by_dn(&dn)? else {
-            return Err(LdapError::no_such_object(String::new()));
+        let caller = caller::caller(r, &principal, &policy)?;
+        let Some((id, mut found)) = r.entry_by_dn(&dn)? else {
+            return Err(DitError::no_such_object(String::new()));
         };
-        add_computed(r, id, &mut entry, |n| n.eq_ignore_ascii_case(&name))?;
-        caller.with_member_of(r, &mut entry)?;
+        add_computed(r, id, &mut found, |n| n.eq_ignore_ascii_case(&name))?;
+        caller.with_member_of(r, &mut found)?;
         // Invisible entries do not exist for the caller; an unreadable attribute is
         // absent, as it is from searches.
-        let Some(view) = caller.view(&entry) else {
-            return Err(LdapError::no_such_object(String::new()));
+        let Some(view) = caller.view(&found) else {
+            return Err(DitError::no_such_object(String::new()));
         };
-        let own = caller.dn() == Some(&entry.dn);
-        if !own && !caller.may(Rights::COMPARE, &entry) {
-            return Err(LdapError::insufficient_access());
+        let own = caller.dn() == Some(&found.dn);
+        if !own && !caller.may(Rights::COMPARE, &found) {
+            return Err(DitError::insufficient_access());
         }
-        caller.redact(&view, &mut entry, &policy.schema);
-        caller.prune(r, id, &mut entry)?;
-        let values = entry.values(&name);
+        caller.redact(&view, &mut found, &policy.schema);
+        caller.prune(r, id, &mut found)?;
+        let values = found.values(&name);
         if values.is_empty() {
-            return Err(LdapError::new(
+            return Err(DitError::new(
                 LdapResultCode::NoSuchAttribute,
                 format!("{name}: no such attribute"),
             ));

@@ -1,67 +1,41 @@
-//! Extended operations: Who Am I (RFC 4532) and Password Modify (RFC 3062). StartTLS
+//! Extended operations: Who Am I (RFC 4532), Password Modify (RFC 3062), and Tessera's
+//! own (token generate and rotate, throttled binds, backup; see `oid`). Each decodes its
+//! request value, calls the rules in `dit`, and encodes the response value. StartTLS
 //! changes the connection and is run by `server::conn`; any other OID is a protocolError.
 
 use ldap3_proto::proto::{
     LdapExtendedRequest, LdapExtendedResponse, LdapOp, LdapPasswordModifyRequest, LdapResultCode,
-    OID_PASSWORD_MODIFY, OID_WHOAMI,
 };
 
-use crate::directory::access::Rights;
 use crate::directory::dn::Dn;
-use crate::identity::password::{self, StoredPassword};
-use crate::ldap::access::{self, Caller};
-use crate::ldap::result::{LdapError, success};
-use crate::ldap::{OpContext, reply};
-use crate::ldap::{ber, token, write};
+use crate::directory::time::parse_duration;
+use crate::dit::caller::{self, Caller, Principal};
+use crate::dit::credentials::Intent;
+use crate::dit::token;
+use crate::dit::{DitError, password};
+use crate::identity::password::{self as hashing, StoredPassword};
+use crate::ldap::result::success;
+use crate::ldap::{OpContext, ber, oid, reply};
+use crate::state::hashers_failed;
 use crate::store::DirectoryRead;
-
-pub const OID_STARTTLS: &str = "1.3.6.1.4.1.1466.20037";
-
-pub const SUPPORTED_EXTENSIONS: &[&str] = &[
-    OID_WHOAMI,
-    OID_PASSWORD_MODIFY,
-    OID_STARTTLS,
-    token::OID_GENERATE,
-    token::OID_ROTATE,
-    OID_THROTTLED,
-    OID_BACKUP,
-];
-
-/// `TesseraRoot.4.4`: write a consistent copy of the store to a new file on the server's
-/// machine. Local administrators on the LDAPI socket only (a network client may not make
-/// the server write files). Request value: the absolute path; response value: the number
-/// of entries copied, as text.
-pub const OID_BACKUP: &str = "2.25.235497813471364094925541187040296631981.4.4";
-
-/// `TesseraRoot.4.3`: what bind throttling is slowing down now (administrators only). No
-/// request value; the response value is UTF-8 lines `account TAB source TAB failures TAB
-/// held-until` (generalizedTime), an empty account standing for a whole source.
-pub const OID_THROTTLED: &str = "2.25.235497813471364094925541187040296631981.4.3";
 
 const GENERATED_PASSWORD_LEN: usize = 20;
 
 pub async fn extended(ctx: &OpContext, req: &LdapExtendedRequest) {
     let request = LdapOp::ExtendedRequest(req.clone());
+    let value = req.value.as_deref();
     let result = match req.name.as_str() {
-        OID_WHOAMI => whoami(ctx).await,
-        OID_PASSWORD_MODIFY => password_modify(ctx, req).await,
-        token::OID_GENERATE => {
-            token::generate(&ctx.state, &ctx.session.principal, req.value.as_deref())
-                .await
-                .map(Some)
-        }
-        token::OID_ROTATE => {
-            token::rotate(&ctx.state, &ctx.session.principal, req.value.as_deref())
-                .await
-                .map(Some)
-        }
-        OID_THROTTLED => throttled(ctx).await,
-        OID_BACKUP => backup(ctx, req.value.as_deref()).await,
-        OID_STARTTLS => Err(LdapError::new(
+        oid::OID_WHOAMI => whoami(ctx).await,
+        oid::OID_PASSWORD_MODIFY => password_modify(ctx, req).await,
+        oid::TOKEN_GENERATE => generate(ctx, value).await.map(Some),
+        oid::TOKEN_ROTATE => rotate(ctx, value).await.map(Some),
+        oid::THROTTLED => throttled(ctx).await,
+        oid::BACKUP => backup(ctx, value).await,
+        oid::STARTTLS => Err(DitError::new(
             LdapResultCode::OperationsError,
             "StartTLS cannot be processed now",
         )),
-        other => Err(LdapError::protocol(format!(
+        other => Err(DitError::protocol(format!(
             "unsupported extended operation {other}"
         ))),
     };
@@ -78,42 +52,42 @@ pub async fn extended(ctx: &OpContext, req: &LdapExtendedRequest) {
     }
 }
 
-async fn current_caller(ctx: &OpContext) -> Result<Caller, LdapError> {
+async fn current_caller(ctx: &OpContext) -> Result<Caller, DitError> {
     let principal = ctx.session.principal.clone();
-    let policy = access::Policy::of(&ctx.state);
+    let policy = ctx.state.policy();
     ctx.state
         .store
-        .read_blocking(move |r| Ok::<_, LdapError>(access::caller(r, &principal, &policy)?))
+        .read_blocking(move |r| Ok::<_, DitError>(caller::caller(r, &principal, &policy)?))
 }
 
-async fn backup(ctx: &OpContext, value: Option<&[u8]>) -> Result<Option<Vec<u8>>, LdapError> {
-    let local_admin = matches!(
-        ctx.session.principal,
-        crate::ldap::session::Principal::Local { admin: true, .. }
-    );
+async fn backup(ctx: &OpContext, value: Option<&[u8]>) -> Result<Option<Vec<u8>>, DitError> {
+    let local_admin = matches!(ctx.session.principal, Principal::Local { admin: true, .. });
     if !local_admin {
-        return Err(LdapError::insufficient_access());
+        return Err(DitError::insufficient_access());
     }
     let path = value
         .and_then(|v| std::str::from_utf8(v).ok())
         .map(std::path::PathBuf::from)
         .filter(|p| p.is_absolute())
-        .ok_or_else(|| LdapError::protocol("a backup needs an absolute file path"))?;
+        .ok_or_else(|| DitError::protocol("a backup needs an absolute file path"))?;
     let store = ctx.state.store.clone();
     let target = path.clone();
     let copied = tokio::task::spawn_blocking(move || store.backup_to(&target))
         .await
-        .map_err(|e| LdapError::other(e.to_string()))?
-        .map_err(|e| LdapError::unwilling(e.to_string()))?;
+        .map_err(|e| {
+            tracing::error!(event = "panic", error = %e, "a backup task failed");
+            DitError::other("internal server error")
+        })?
+        .map_err(|e| DitError::unwilling(e.to_string()))?;
     tracing::info!(event = "backup", path = %path.display(), entries = copied);
     Ok(Some(copied.to_string().into_bytes()))
 }
 
-async fn throttled(ctx: &OpContext) -> Result<Option<Vec<u8>>, LdapError> {
+async fn throttled(ctx: &OpContext) -> Result<Option<Vec<u8>>, DitError> {
     let caller = current_caller(ctx).await?;
     caller.require_bound()?;
     if !caller.is_admin() {
-        return Err(LdapError::insufficient_access());
+        return Err(DitError::insufficient_access());
     }
     let now = ctx.state.clock.now();
     let text: String = ctx
@@ -129,7 +103,7 @@ async fn throttled(ctx: &OpContext) -> Result<Option<Vec<u8>>, LdapError> {
     Ok(Some(text.into_bytes()))
 }
 
-async fn whoami(ctx: &OpContext) -> Result<Option<Vec<u8>>, LdapError> {
+async fn whoami(ctx: &OpContext) -> Result<Option<Vec<u8>>, DitError> {
     let caller = current_caller(ctx).await?;
     Ok(Some(match caller.dn() {
         Some(dn) => format!("dn:{dn}").into_bytes(),
@@ -140,7 +114,7 @@ async fn whoami(ctx: &OpContext) -> Result<Option<Vec<u8>>, LdapError> {
 async fn password_modify(
     ctx: &OpContext,
     req: &LdapExtendedRequest,
-) -> Result<Option<Vec<u8>>, LdapError> {
+) -> Result<Option<Vec<u8>>, DitError> {
     let state = &ctx.state;
     // `ldappasswd` with no arguments sends no request value at all.
     let parsed = match &req.value {
@@ -150,10 +124,10 @@ async fn password_modify(
             new_password: None,
         },
         Some(_) => LdapPasswordModifyRequest::try_from(req)
-            .map_err(|_| LdapError::protocol("malformed password modify request"))?,
+            .map_err(|_| DitError::protocol("malformed password modify request"))?,
     };
     if state.config.security.require_tls_for_bind && !ctx.session.transport.is_protected() {
-        return Err(LdapError::new(
+        return Err(DitError::new(
             LdapResultCode::ConfidentialityRequired,
             "password changes require a TLS or LDAPI connection",
         ));
@@ -161,7 +135,7 @@ async fn password_modify(
     let caller = current_caller(ctx).await?;
     caller.require_not_read_only()?;
     let Some(caller_dn) = caller.dn().cloned() else {
-        return Err(LdapError::unwilling(
+        return Err(DitError::unwilling(
             "only authenticated users may change passwords",
         ));
     };
@@ -174,31 +148,27 @@ async fn password_modify(
         let (caller, target) = (caller.clone(), target.clone());
         state
             .store
-            .read(move |r| Ok::<_, LdapError>(may_set_password(r, &caller, &target)?))
+            .read(move |r| Ok::<_, DitError>(password::may_set(r, &caller, &target)?))
             .await?
     };
     if !allowed {
-        return Err(LdapError::insufficient_access());
+        return Err(DitError::insufficient_access());
     }
     let (new_password, generated) = match parsed.new_password {
         Some(p) if !p.is_empty() => (p, false),
-        _ => (password::generate(GENERATED_PASSWORD_LEN), true),
+        _ => (hashing::generate(GENERATED_PASSWORD_LEN), true),
     };
-    let old_password = parsed.old_password;
-    let hashed = write::hash_one(state, new_password.as_bytes().to_vec()).await?;
-
-    let principal = ctx.session.principal.clone();
-    let policy = access::Policy::of(state);
-    let hashers = state.hashers.clone();
-    let schema = state.schema.clone();
+    let hashed = state
+        .hash_password(new_password.as_bytes().to_vec())
+        .await?;
     // Verify the old password (argon2) on the hashing pool, before the write.
-    if let Some(old) = old_password {
+    if let Some(old) = parsed.old_password {
         let stored = state
             .store
             .read({
                 let target = target.clone();
                 move |r| {
-                    Ok::<_, LdapError>(
+                    Ok::<_, DitError>(
                         r.entry_by_dn(&target)?
                             .map(|(_, e)| e.values("userPassword").to_vec()),
                     )
@@ -206,7 +176,8 @@ async fn password_modify(
             })
             .await?
             .unwrap_or_default();
-        let ok = hashers
+        let ok = state
+            .hashers
             .run(move |memory| {
                 stored
                     .iter()
@@ -214,55 +185,141 @@ async fn password_modify(
                     .any(|p| p.verify_in(old.as_bytes(), memory))
             })
             .await
-            .map_err(write::hashers_failed)?;
+            .map_err(hashers_failed)?;
         if !ok {
-            return Err(LdapError::invalid_credentials());
+            return Err(DitError::invalid_credentials());
         }
     }
+    let principal = ctx.session.principal.clone();
+    let policy = state.policy();
     state
         .store
         .write(move |w| {
-            let caller = access::caller(w, &principal, &policy)?;
-            if caller.is_read_only() || !may_set_password(w, &caller, &target)? {
-                return Err(LdapError::insufficient_access());
-            }
-            let Some((id, old)) = w.entry_by_dn(&target)? else {
-                return Err(LdapError::no_such_object(String::new()));
-            };
-            if !write::is_a(&schema, &old, "person")
-                && !write::is_a(&schema, &old, "simpleSecurityObject")
-            {
-                return Err(LdapError::unwilling("this entry cannot have a password"));
-            }
-            let mut entry = old.clone();
-            entry.set("userPassword", vec![hashed.into_bytes()]);
-            let actor = caller.dn().map(ToString::to_string).unwrap_or_default();
-            write::stamp_modified(&mut entry, &actor, &write::now_generalized());
-            w.replace(id, &old, &entry)?;
-            tracing::info!(dn = %entry.dn, actor = %actor, "password changed");
-            Ok(())
+            let caller = caller::caller(w, &principal, &policy)?;
+            password::set(w, &policy, &caller, &target, hashed)
         })
         .await?;
     Ok(generated.then(|| gen_passwd_value(&new_password)))
 }
 
-/// Everyone may set their own password; others' takes the reset-password right over them.
-fn may_set_password(
-    r: &impl DirectoryRead,
-    caller: &Caller,
-    target: &Dn,
-) -> Result<bool, crate::store::StoreError> {
-    if caller.dn() == Some(target) || caller.is_admin() {
-        return Ok(true);
-    }
-    let Some((_, entry)) = access::visible(r, caller, target)? else {
-        return Ok(false);
-    };
-    let entry = caller.decidable(r, &entry)?;
-    Ok(caller.may(Rights::RESET_PASSWORD, &entry))
-}
-
 /// `PasswdModifyResponseValue ::= SEQUENCE { genPasswd [0] OCTET STRING OPTIONAL }`
 fn gen_passwd_value(password: &str) -> Vec<u8> {
     ber::write(0x30, &ber::write(0x80, password.as_bytes()))
+}
+
+/// Token generation (`oid::TOKEN_GENERATE`): the response value.
+async fn generate(ctx: &OpContext, value: Option<&[u8]>) -> Result<Vec<u8>, DitError> {
+    let req = value
+        .and_then(parse_generate)
+        .ok_or_else(|| DitError::protocol("malformed token generation request"))?;
+    let principal = ctx.session.principal.clone();
+    let policy = ctx.state.policy();
+    let (minted, req, creator) = ctx
+        .state
+        .store
+        .write(move |w| {
+            let caller = caller::caller(w, &principal, &policy)?;
+            let minted = token::generate(w, &policy, &caller, &req)?;
+            let creator = caller.dn().map(ToString::to_string).unwrap_or_default();
+            Ok::<_, DitError>((minted, req, creator))
+        })
+        .await?;
+    // Logged once committed, and never with the secret.
+    tracing::info!(
+        event = "token-generated",
+        token_id = %minted.id,
+        account = %req.account,
+        intent = req.intent.as_str(),
+        read_write = req.read_write,
+        expires = minted.expires.as_deref().unwrap_or("never"),
+        actor = %creator,
+    );
+    Ok(minted_value(&minted))
+}
+
+/// Token rotation (`oid::TOKEN_ROTATE`): the response value.
+async fn rotate(ctx: &OpContext, value: Option<&[u8]>) -> Result<Vec<u8>, DitError> {
+    let malformed = || DitError::protocol("malformed token rotation request");
+    let items = value.and_then(ber::sequence).ok_or_else(malformed)?;
+    let field = |tag: u8| {
+        items
+            .iter()
+            .find(|i| i.tag == tag)
+            .and_then(|i| std::str::from_utf8(i.content).ok())
+    };
+    let account = field(0x80)
+        .and_then(|a| Dn::parse(a).ok())
+        .ok_or_else(malformed)?;
+    let token_id = field(0x81).ok_or_else(malformed)?.to_string();
+    let overlap = match field(0x82) {
+        Some(d) => parse_duration(d).ok_or_else(malformed)?,
+        None => token::DEFAULT_OVERLAP,
+    };
+    let principal = ctx.session.principal.clone();
+    let policy = ctx.state.policy();
+    let (rotated, creator, account, old) = ctx
+        .state
+        .store
+        .write(move |w| {
+            let caller = caller::caller(w, &principal, &policy)?;
+            let rotated = token::rotate(w, &policy, &caller, &account, &token_id, overlap)?;
+            let creator = caller.dn().map(ToString::to_string).unwrap_or_default();
+            Ok::<_, DitError>((rotated, creator, account, token_id))
+        })
+        .await?;
+    tracing::info!(
+        event = "token-rotated",
+        account = %account,
+        old_token_id = %old,
+        old_expires = rotated.old_expires.as_deref().unwrap_or("never"),
+        token_id = %rotated.minted.id,
+        expires = rotated.minted.expires.as_deref().unwrap_or("never"),
+        actor = %creator,
+    );
+    Ok(minted_value(&rotated.minted))
+}
+
+/// The generate request's value, or None when it is malformed.
+pub fn parse_generate(value: &[u8]) -> Option<token::Request> {
+    let items = ber::sequence(value)?;
+    let field = |tag: u8| {
+        items
+            .iter()
+            .find(|i| i.tag == tag)
+            .and_then(|i| std::str::from_utf8(i.content).ok())
+    };
+    let account = Dn::parse(field(0x80)?).ok()?;
+    let label = field(0x81)?.to_string();
+    let read_write = match field(0x82) {
+        None => false,
+        Some(s) if s.eq_ignore_ascii_case("read-only") => false,
+        Some(s) if s.eq_ignore_ascii_case("read-write") => true,
+        Some(_) => return None,
+    };
+    let intent = match field(0x84) {
+        None => Intent::ApiToken,
+        Some(s) => Intent::parse(s)?,
+    };
+    let extend_on_use = match field(0x85) {
+        None => None,
+        Some(s) => Some(parse_duration(s)?.as_secs()),
+    };
+    Some(token::Request {
+        account,
+        label,
+        read_write,
+        expires: field(0x83).map(str::to_string),
+        intent,
+        extend_on_use,
+    })
+}
+
+/// `SEQUENCE { tokenId [0], token [1], expires [2] OPTIONAL }`
+fn minted_value(minted: &token::Minted) -> Vec<u8> {
+    let mut body = ber::write(0x80, minted.id.as_bytes());
+    body.extend(ber::write(0x81, minted.token.as_bytes()));
+    if let Some(e) = &minted.expires {
+        body.extend(ber::write(0x82, e.as_bytes()));
+    }
+    ber::write(0x30, &body)
 }

@@ -1,4 +1,6 @@
-//! LDAP semantics: one module per operation, and `dispatch`, the one match on `LdapOp`.
+//! The LDAP protocol: one module per operation, and `dispatch`, the one match on `LdapOp`.
+//! Each operation decodes its request, calls the directory's rules in `dit`, and encodes
+//! what they return; no rule is decided here.
 //!
 //! The connection task (`server::conn`) decodes messages, refuses every request whose
 //! critical controls `unsupported_critical` rejects, and calls `dispatch` for the rest; it
@@ -7,11 +9,9 @@
 //! send their responses through `OpContext::out` with the request's msgid. No sockets
 //! here and no redb: the store is reached through `crate::store`.
 
-pub mod access;
 pub mod add;
 pub mod ber;
 pub mod bind;
-pub mod bootstrap;
 pub mod compare;
 pub mod delete;
 pub mod extended;
@@ -19,67 +19,24 @@ pub mod extended;
 pub mod fault;
 pub mod modify;
 pub mod modify_dn;
+pub mod oid;
 pub mod proxied;
 pub mod result;
 pub mod root_dse;
 pub mod search;
 pub mod session;
-pub mod token;
-pub mod write;
-
-use std::sync::Arc;
 
 use ldap3_proto::control::LdapControl;
 use ldap3_proto::proto::{LdapMsg, LdapOp};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Config;
-use crate::directory::schema::Schema;
-use crate::directory::time::{Clock, generalized};
-use crate::identity::hashers::Hashers;
-use crate::ldap::result::{LdapError, response_op, success};
+use crate::directory::dn::Dn;
+use crate::dit::write::Attempt;
+use crate::dit::{DitError, caller};
+use crate::ldap::result::{failure, response_op, success};
 use crate::ldap::session::Session;
-use crate::store::Store;
-
-/// Shared server state: cheap to clone, passed in, never global.
-#[derive(Clone)]
-pub struct State {
-    pub config: Arc<Config>,
-    pub schema: Arc<Schema>,
-    pub store: Store,
-    /// Every argon2 hash and verification runs here: a bounded queue and low-priority
-    /// threads, so a bind flood cannot starve other operations.
-    pub hashers: Hashers,
-    /// Candidate ids held by open paged searches, against `session::MAX_REMAINING_IDS`.
-    pub paged_ids: Arc<std::sync::atomic::AtomicUsize>,
-    /// Key for paged-results cookie MACs; random per process.
-    pub cookie_key: Arc<[u8; 32]>,
-    /// A valid hash to verify against when a bind names no password-bearing entry, so
-    /// that failures take the same time whatever the cause.
-    pub decoy_hash: Arc<String>,
-    /// The server's own process uid: always a local administrator on LDAPI.
-    pub own_uid: u32,
-    /// Policy time (token and account expiry); tests move it forward.
-    pub clock: Clock,
-    /// When each token's last use was written, to write it at most once a minute.
-    pub token_uses: TokenUses,
-    /// Each identity's roles, derived once per change of the directory.
-    pub rights: access::RightsCache,
-    /// Failed binds, to slow guessing down.
-    pub throttle: Arc<crate::identity::throttle::Throttle>,
-    /// Cancelled when the server shuts down, so nothing waits on a held answer then.
-    pub shutdown: tokio_util::sync::CancellationToken,
-}
-
-pub type TokenUses = Arc<std::sync::Mutex<std::collections::HashMap<String, time::OffsetDateTime>>>;
-
-impl State {
-    /// Now, as generalizedTime, by the policy clock.
-    pub fn now(&self) -> String {
-        generalized(self.clock.now())
-    }
-}
+use crate::state::State;
 
 /// What a spawned operation needs: a snapshot of the session and where to reply.
 pub struct OpContext {
@@ -138,7 +95,7 @@ pub async fn dispatch(mut ctx: OpContext, op: LdapOp) {
         LdapOp::ModifyDNRequest(req) => modify_dn::modify_dn(&ctx, req).await.map(|()| success()),
         LdapOp::CompareRequest(req) => compare::compare(&ctx, req).await,
         LdapOp::ExtendedRequest(req) => return extended::extended(&ctx, req).await,
-        _ => Err(LdapError::protocol("unexpected operation")),
+        _ => Err(DitError::protocol("unexpected operation")),
     };
     if ctx.cancel.is_cancelled() {
         return;
@@ -150,26 +107,29 @@ pub async fn dispatch(mut ctx: OpContext, op: LdapOp) {
 pub async fn reply(
     ctx: &OpContext,
     request: &LdapOp,
-    result: Result<ldap3_proto::proto::LdapResult, LdapError>,
+    result: Result<ldap3_proto::proto::LdapResult, DitError>,
     ctrl: Vec<LdapControl>,
 ) {
-    let res = result.unwrap_or_else(LdapError::into_result);
+    let res = result.unwrap_or_else(failure);
     if let Some(op) = response_op(request, res) {
         ctx.send(op, ctrl).await;
     }
 }
 
-/// Controls Tessera understands; any other one marked critical is refused with 12.
-pub const SUPPORTED_CONTROLS: &[&str] = &[
-    OID_PAGED_RESULTS,
-    OID_MANAGE_DSA_IT,
-    proxied::OID_PROXIED_AUTHZ,
-];
-
-/// RFC 2696 simple paged results: searches only.
-const OID_PAGED_RESULTS: &str = "1.2.840.113556.1.4.319";
-/// RFC 3296 ManageDsaIT: there are no referrals, so honouring it is a no-op everywhere.
-const OID_MANAGE_DSA_IT: &str = "2.16.840.1.113730.3.4.2";
+/// Refuse a write before its request is decoded further (see `dit::write::may_attempt`),
+/// in a read transaction of its own.
+pub async fn may_attempt(
+    ctx: &OpContext,
+    attempt: Attempt,
+    target: Option<Dn>,
+) -> Result<(), DitError> {
+    let principal = ctx.session.principal.clone();
+    let policy = ctx.state.policy();
+    ctx.state.store.read_blocking(move |r| {
+        let caller = caller::caller(r, &principal, &policy)?;
+        crate::dit::write::may_attempt(r, &caller, attempt, target.as_ref())
+    })
+}
 
 /// RFC 4511 §4.1.11: the refusal (12 unavailableCriticalExtension) for a request carrying
 /// a critical control this server does not implement for `op`, or None.
@@ -177,12 +137,12 @@ const OID_MANAGE_DSA_IT: &str = "2.16.840.1.113730.3.4.2";
 /// `critical` lists the OIDs of the request's controls marked critical, read from the raw
 /// message: the codec forgets the criticality of some controls it knows (Server Side
 /// Sort, DirSync), and we implement neither, so a critical Sort must not be ignored.
-pub fn unsupported_critical(op: &LdapOp, critical: &[String]) -> Option<LdapError> {
+pub fn unsupported_critical(op: &LdapOp, critical: &[String]) -> Option<DitError> {
     let supported = |oid: &str| match oid {
-        OID_PAGED_RESULTS => matches!(op, LdapOp::SearchRequest(_)),
-        OID_MANAGE_DSA_IT => true,
+        oid::PAGED_RESULTS => matches!(op, LdapOp::SearchRequest(_)),
+        oid::MANAGE_DSA_IT => true,
         // RFC 4370 §3: for the operations a connection's identity does not change.
-        proxied::OID_PROXIED_AUTHZ => {
+        oid::PROXIED_AUTHZ => {
             !matches!(
                 op,
                 LdapOp::BindRequest(_) | LdapOp::UnbindRequest | LdapOp::AbandonRequest(_)
@@ -191,14 +151,14 @@ pub fn unsupported_critical(op: &LdapOp, critical: &[String]) -> Option<LdapErro
         _ => false,
     };
     let oid = critical.iter().find(|oid| !supported(oid))?;
-    Some(LdapError::new(
+    Some(DitError::new(
         ldap3_proto::proto::LdapResultCode::UnavailableCriticalExtension,
         format!("critical control {oid} is not supported for this operation"),
     ))
 }
 
 fn is_starttls(op: &LdapOp) -> bool {
-    matches!(op, LdapOp::ExtendedRequest(r) if r.name == extended::OID_STARTTLS)
+    matches!(op, LdapOp::ExtendedRequest(r) if r.name == oid::STARTTLS)
 }
 
 #[cfg(test)]
@@ -224,15 +184,15 @@ mod tests {
     fn critical_controls_by_operation() {
         let oids = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         assert!(unsupported_critical(&search(), &[]).is_none());
-        assert!(unsupported_critical(&search(), &oids(SUPPORTED_CONTROLS)).is_none());
+        assert!(unsupported_critical(&search(), &oids(oid::SUPPORTED_CONTROLS)).is_none());
         let sort = oids(&["1.2.840.113556.1.4.473"]);
         let refusal = unsupported_critical(&search(), &sort).unwrap();
         assert_eq!(refusal.code, LdapResultCode::UnavailableCriticalExtension);
         assert!(refusal.message.contains("1.2.840.113556.1.4.473"));
         // Paged results only make sense on a search.
-        let paged = oids(&[OID_PAGED_RESULTS]);
+        let paged = oids(&[oid::PAGED_RESULTS]);
         assert!(unsupported_critical(&LdapOp::DelRequest("cn=x".into()), &paged).is_some());
-        let proxy = oids(&[proxied::OID_PROXIED_AUTHZ]);
+        let proxy = oids(&[oid::PROXIED_AUTHZ]);
         assert!(unsupported_critical(&search(), &proxy).is_none());
         let bind = LdapOp::BindRequest(ldap3_proto::proto::LdapBindRequest {
             version: 3,
@@ -240,7 +200,7 @@ mod tests {
             cred: ldap3_proto::proto::LdapBindCred::Simple(String::new()),
         });
         assert!(unsupported_critical(&bind, &proxy).is_some());
-        let dsa = oids(&[OID_MANAGE_DSA_IT]);
+        let dsa = oids(&[oid::MANAGE_DSA_IT]);
         assert!(unsupported_critical(&LdapOp::DelRequest("cn=x".into()), &dsa).is_none());
     }
 }

@@ -10,21 +10,18 @@ use ldap3_proto::proto::LdapResultCode;
 
 use crate::directory::access::Rights;
 use crate::directory::dn::{Dn, Rdn};
-use crate::ldap::access::{self, Policy};
-use crate::ldap::result::LdapError;
-use crate::ldap::session::Principal;
-use crate::ldap::{OpContext, State};
+use crate::dit::DitError;
+use crate::dit::caller::{self, Policy, Principal};
+use crate::ldap::{OpContext, oid};
 use crate::store::DirectoryRead;
-
-pub const OID_PROXIED_AUTHZ: &str = "2.16.840.1.113730.3.4.18";
 
 /// Take the proxied authorization control out of `ctx` and, when there is one, put the
 /// identity it names in the operation's session.
-pub async fn apply(ctx: &mut OpContext) -> Result<(), LdapError> {
+pub async fn apply(ctx: &mut OpContext) -> Result<(), DitError> {
     let Some(at) = ctx
         .controls
         .iter()
-        .position(|c| matches!(c, LdapControl::Unknown { oid, .. } if oid == OID_PROXIED_AUTHZ))
+        .position(|c| matches!(c, LdapControl::Unknown { oid: o, .. } if o == oid::PROXIED_AUTHZ))
     else {
         return Ok(());
     };
@@ -35,18 +32,18 @@ pub async fn apply(ctx: &mut OpContext) -> Result<(), LdapError> {
         return Ok(());
     };
     if !criticality {
-        return Err(LdapError::protocol(
+        return Err(DitError::protocol(
             "the proxied authorization control must be critical",
         ));
     }
     let authz = String::from_utf8(value.unwrap_or_default())
-        .map_err(|_| LdapError::protocol("the authzId is not UTF-8"))?;
+        .map_err(|_| DitError::protocol("the authzId is not UTF-8"))?;
     let principal = ctx.session.principal.clone();
-    let state = ctx.state.clone();
+    let policy = ctx.state.policy();
     let target = ctx
         .state
         .store
-        .read_blocking(move |r| Ok::<_, LdapError>(authorize(r, &state, &principal, &authz)?))?;
+        .read_blocking(move |r| Ok::<_, DitError>(authorize(r, &policy, &principal, &authz)?))?;
     let Some((target, read_only)) = target else {
         return Err(denied());
     };
@@ -59,8 +56,8 @@ pub async fn apply(ctx: &mut OpContext) -> Result<(), LdapError> {
     Ok(())
 }
 
-fn denied() -> LdapError {
-    LdapError::new(
+fn denied() -> DitError {
+    DitError::new(
         LdapResultCode::AuthorizationError,
         "proxied authorization denied",
     )
@@ -70,12 +67,11 @@ fn denied() -> LdapError {
 /// and whether the caller is read-only (a read-only token stays one).
 fn authorize(
     r: &impl DirectoryRead,
-    state: &State,
+    policy: &Policy,
     principal: &Principal,
     authz: &str,
 ) -> Result<Option<(Dn, bool)>, crate::store::StoreError> {
-    let policy = Policy::of(state);
-    let caller = access::caller(r, principal, &policy)?;
+    let caller = caller::caller(r, principal, policy)?;
     if caller.is_anonymous() {
         return Ok(None);
     }
@@ -95,13 +91,13 @@ fn authorize(
     } else {
         return Ok(None);
     };
-    let Some((_, entry)) = access::visible(r, &caller, &target)? else {
+    let Some((_, entry)) = caller::visible(r, &caller, &target)? else {
         return Ok(None);
     };
     if !caller.is_admin() {
         let decided = caller.decidable(r, &entry)?;
         // Acting as an administrator takes being one.
-        if !caller.may(Rights::IMPERSONATE, &decided) || access::is_admin(r, &target, &policy)? {
+        if !caller.may(Rights::IMPERSONATE, &decided) || caller::is_admin(r, &target, policy)? {
             return Ok(None);
         }
     }

@@ -7,12 +7,10 @@
 
 use crate::directory::dn::Dn;
 use crate::directory::entry::Entry;
-use crate::ldap::SUPPORTED_CONTROLS;
-use crate::ldap::State;
-use crate::ldap::extended::SUPPORTED_EXTENSIONS;
+use crate::dit::computed::SUBSCHEMA_DN;
+use crate::ldap::oid::{SUPPORTED_CONTROLS, SUPPORTED_EXTENSIONS};
 use crate::ldap::session::{ClientCert, Session, Transport};
-
-pub const SUBSCHEMA_DN: &str = "cn=Subschema";
+use crate::state::State;
 
 /// RFC 3673 all-operational-attributes, RFC 4526 absolute true/false filters,
 /// RFC 4529 requesting attributes by object class is not claimed.

@@ -21,10 +21,12 @@ use crate::directory::dn::Dn;
 use crate::directory::entry::Entry;
 use crate::directory::filter::{Filter, FilterLimits, Truth, resolve};
 use crate::directory::schema::Schema;
-use crate::ldap::access::{self, Caller};
-use crate::ldap::result::{LdapError, success};
-use crate::ldap::root_dse::{self, SUBSCHEMA_DN};
-use crate::ldap::session::{PagedCookies, Principal, Remaining};
+use crate::dit::DitError;
+use crate::dit::caller::{self, Caller, Policy, Principal};
+use crate::dit::computed::add_computed;
+use crate::ldap::result::success;
+use crate::ldap::root_dse;
+use crate::ldap::session::{PagedCookies, Remaining};
 use crate::ldap::{OpContext, Outgoing, ber, reply};
 use crate::store::{DirectoryRead, Reader, StoreError};
 
@@ -44,7 +46,7 @@ pub async fn search(ctx: &OpContext, req: &LdapSearchRequest) {
 
 type Outcome = Result<
     Option<(ldap3_proto::proto::LdapResult, Vec<LdapControl>)>,
-    (LdapError, Vec<LdapControl>),
+    (DitError, Vec<LdapControl>),
 >;
 
 async fn run(ctx: &OpContext, req: &LdapSearchRequest) -> Outcome {
@@ -53,7 +55,7 @@ async fn run(ctx: &OpContext, req: &LdapSearchRequest) -> Outcome {
         LdapControl::SimplePagedResults { size, cookie } => Some((*size, cookie.clone())),
         _ => None,
     });
-    let no_ctrl = |e: LdapError| (e, Vec::new());
+    let no_ctrl = |e: DitError| (e, Vec::new());
     let base = Dn::parse(&req.base).map_err(|e| no_ctrl(e.into()))?;
     let limits = FilterLimits {
         max_depth: state.config.limits.max_filter_depth,
@@ -83,7 +85,7 @@ async fn run(ctx: &OpContext, req: &LdapSearchRequest) -> Outcome {
         let fp = fingerprint(req, ctx);
         let (after, kept) = if cookie.is_empty() {
             _new_paged = Some(PagedCookies::begin(&ctx.session.paged).ok_or_else(|| {
-                no_ctrl(LdapError::unwilling(
+                no_ctrl(DitError::unwilling(
                     "too many paged searches open on this connection",
                 ))
             })?);
@@ -93,7 +95,7 @@ async fn run(ctx: &OpContext, req: &LdapSearchRequest) -> Outcome {
                 Some(found) => found,
                 None => {
                     return Err((
-                        LdapError::protocol("paged results cookie is invalid"),
+                        DitError::protocol("paged results cookie is invalid"),
                         Vec::new(),
                     ));
                 }
@@ -113,7 +115,7 @@ async fn run(ctx: &OpContext, req: &LdapSearchRequest) -> Outcome {
 
     let scan = Scan {
         principal: ctx.session.principal.clone(),
-        policy: access::Policy::of(state),
+        policy: state.policy(),
         suffix: state.config.suffix.clone(),
         server_size: state.config.limits.size_limit,
         server_time: state.config.limits.time_limit,
@@ -200,7 +202,7 @@ async fn run(ctx: &OpContext, req: &LdapSearchRequest) -> Outcome {
         Err(ScanError::Ldap(e)) => Err((e, page_ctrl(Vec::new()))),
         Err(ScanError::Store(e)) => Err((e.into(), page_ctrl(Vec::new()))),
         Err(ScanError::TooMany(_)) => Err((
-            LdapError::new(LdapResultCode::Other, "search could not be planned"),
+            DitError::new(LdapResultCode::Other, "search could not be planned"),
             page_ctrl(Vec::new()),
         )),
     }
@@ -219,7 +221,7 @@ enum ScanEnd {
 }
 
 enum ScanError {
-    Ldap(LdapError),
+    Ldap(DitError),
     Store(StoreError),
     /// More candidates than the inline budget: run on the blocking pool instead. Carries
     /// the candidates when they were planned for this refusal, with the generation.
@@ -263,7 +265,7 @@ impl<'a> Results<'a> {
 /// Everything a search's scan needs, owned, so it can move to a blocking thread.
 struct Scan {
     principal: Principal,
-    policy: access::Policy,
+    policy: Policy,
     suffix: Dn,
     server_size: usize,
     server_time: Duration,
@@ -314,7 +316,7 @@ impl Scan {
             filter,
             selection,
         } = self;
-        let caller = access::caller(r, principal, policy)?;
+        let caller = caller::caller(r, principal, policy)?;
         // Limits: administrators get only what they ask for.
         let (size_limit, time_limit) = effective_limits(
             &caller,
@@ -336,14 +338,14 @@ impl Scan {
         };
         let deadline = time_limit.map(|t| *started + t);
         if !base.is_within(suffix) {
-            return Err(ScanError::Ldap(LdapError::no_such_object(String::new())));
+            return Err(ScanError::Ldap(DitError::no_such_object(String::new())));
         }
         let Some(base_id) = r.id_of(base)? else {
-            return Err(ScanError::Ldap(LdapError::missing(r, base)));
+            return Err(ScanError::Ldap(DitError::missing(r, base)));
         };
         // A base the caller cannot see does not exist for it.
-        if access::visible(r, &caller, base)?.is_none() {
-            return Err(ScanError::Ldap(LdapError::no_such_object(String::new())));
+        if caller::visible(r, &caller, base)?.is_none() {
+            return Err(ScanError::Ldap(DitError::no_such_object(String::new())));
         }
         // Kept candidates serve while nothing has been written since they were planned.
         let generation = r.generation();
@@ -380,7 +382,7 @@ impl Scan {
                 return Ok(ScanEnd::Abandoned);
             }
             if deadline.is_some_and(|d| Instant::now() > d) {
-                return Err(ScanError::Ldap(LdapError::new(
+                return Err(ScanError::Ldap(DitError::new(
                     LdapResultCode::TimeLimitExceeded,
                     "time limit exceeded",
                 )));
@@ -422,7 +424,7 @@ impl Scan {
                 });
             }
             if size_limit.is_some_and(|n| sent == n) {
-                return Err(ScanError::Ldap(LdapError::new(
+                return Err(ScanError::Ldap(DitError::new(
                     LdapResultCode::SizeLimitExceeded,
                     "size limit exceeded",
                 )));
@@ -500,15 +502,15 @@ async fn special_search(
         Vec::new()
     };
     let anonymous = ctx.state.config.security.anonymous;
-    let hidden = ctx.session.principal == crate::ldap::session::Principal::Anonymous
+    let hidden = ctx.session.principal == Principal::Anonymous
         && anonymous == crate::config::AnonymousAccess::None;
     if hidden {
-        return Err((LdapError::no_such_object(String::new()), ctrl));
+        return Err((DitError::no_such_object(String::new()), ctrl));
     }
     if req.scope != LdapSearchScope::Base {
         // Neither the rootDSE nor the subschema entry has children.
         if entry.dn.is_root() {
-            return Err((LdapError::no_such_object(String::new()), ctrl));
+            return Err((DitError::no_such_object(String::new()), ctrl));
         }
         return Ok(Some((success(), ctrl)));
     }
@@ -626,48 +628,6 @@ fn in_scope(dn: &Dn, base: &Dn, scope: &LdapSearchScope) -> bool {
         LdapSearchScope::Subtree => true,
         LdapSearchScope::Children => dn != base,
     }
-}
-
-/// Attach the computed operational attributes that `want` asks for.
-pub fn add_computed(
-    r: &impl DirectoryRead,
-    id: u64,
-    entry: &mut Entry,
-    want: impl Fn(&str) -> bool,
-) -> Result<(), StoreError> {
-    if want("entryDN") && entry.get("entryDN").is_none() {
-        let dn = entry.dn.to_string();
-        entry.set_str("entryDN", &dn);
-    }
-    if want("subschemaSubentry") && entry.get("subschemaSubentry").is_none() {
-        entry.set_str("subschemaSubentry", SUBSCHEMA_DN);
-    }
-    if want("hasSubordinates") && entry.get("hasSubordinates").is_none() {
-        let v = if r.has_children(id)? { "TRUE" } else { "FALSE" };
-        entry.set_str("hasSubordinates", v);
-    }
-    if want("memberOf") && entry.get("memberOf").is_none() {
-        let groups = member_of(r, &entry.dn)?;
-        entry.set(
-            "memberOf",
-            groups.into_iter().map(String::into_bytes).collect(),
-        );
-    }
-    Ok(())
-}
-
-/// DNs of the groups that list `dn` as a `member`.
-pub fn member_of(r: &impl DirectoryRead, dn: &Dn) -> Result<Vec<String>, StoreError> {
-    let Some(ids) = r.lookup("member", dn.norm().as_bytes())? else {
-        return Ok(Vec::new());
-    };
-    let mut out = Vec::new();
-    for id in ids {
-        if let Some(group) = r.dn_text_of(id)? {
-            out.push(group);
-        }
-    }
-    Ok(out)
 }
 
 /// Which attributes a search returns (RFC 4511 §4.5.1.8, RFC 3673).

@@ -8,43 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::directory::dn::Dn;
-
-/// Who the connection authenticated as. Re-checked against the directory on every
-/// operation (see `access::caller`), so a deleted entry loses its rights at once.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Principal {
-    Anonymous,
-    /// A local process on the LDAPI socket, by SO_PEERCRED.
-    Local {
-        dn: Dn,
-        admin: bool,
-    },
-    /// A directory entry that bound with its password.
-    Entry(Dn),
-    /// An account bound with one of its tokens (API token or app password); the token is
-    /// re-checked on every operation.
-    Token {
-        account: Dn,
-        token_id: String,
-    },
-    /// For one operation, another identity (proxied authorization, RFC 4370) with exactly
-    /// its rights; the root DN stands for anonymous. A read-only token stays read-only.
-    Proxied {
-        target: Dn,
-        read_only: bool,
-    },
-}
-
-impl Principal {
-    pub fn dn(&self) -> Option<&Dn> {
-        match self {
-            Principal::Anonymous => None,
-            Principal::Local { dn, .. } | Principal::Entry(dn) => Some(dn),
-            Principal::Token { account, .. } => Some(account),
-            Principal::Proxied { target, .. } => (!target.is_root()).then_some(target),
-        }
-    }
-}
+use crate::dit::caller::Principal;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Transport {

@@ -26,12 +26,13 @@ use tokio_util::codec::{Decoder, Encoder, FramedRead, FramedWrite};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::ldap::extended::OID_STARTTLS;
-use crate::ldap::result::{LdapError, response_op, success};
-use crate::ldap::session::{Principal, Session, Transport};
-use crate::ldap::{self, OpContext, Outgoing, State, ber};
-
-const NOTICE_OF_DISCONNECTION: &str = "1.3.6.1.4.1.1466.20036";
+use crate::dit::DitError;
+use crate::dit::caller::Principal;
+use crate::ldap::oid::{NOTICE_OF_DISCONNECTION, STARTTLS as OID_STARTTLS};
+use crate::ldap::result::{failure, response_op, success};
+use crate::ldap::session::{Session, Transport};
+use crate::ldap::{self, OpContext, Outgoing, ber};
+use crate::state::State;
 const MAX_BER_DEPTH: usize = 64;
 /// After a notice: how long to keep reading (and discarding) what the client still sends,
 /// at most, in total and without any data arriving, and how much of it.
@@ -336,7 +337,7 @@ impl Conn {
             if let LdapOp::AbandonRequest(_) = msg.op {
                 return Step::Continue;
             }
-            if let Some(op) = response_op(&msg.op, refusal.into_result()) {
+            if let Some(op) = response_op(&msg.op, failure(refusal)) {
                 return self.reply(writer, msg.msgid, op).await;
             }
         }
@@ -387,12 +388,12 @@ impl Conn {
             LdapOp::ExtendedRequest(req) if req.name == OID_STARTTLS => {
                 let mut injected = false;
                 let refusal = if session.transport != Transport::Plain {
-                    Some(LdapError::new(
+                    Some(DitError::new(
                         LdapResultCode::OperationsError,
                         "TLS is already in effect or not applicable",
                     ))
                 } else if self.shared.tls.is_none() {
-                    Some(LdapError::new(
+                    Some(DitError::new(
                         LdapResultCode::Unavailable,
                         "TLS is not configured",
                     ))
@@ -407,12 +408,12 @@ impl Conn {
                         "data followed the StartTLS request in the clear; closing"
                     );
                     injected = true;
-                    Some(LdapError::new(
+                    Some(DitError::new(
                         LdapResultCode::OperationsError,
                         "data was sent after the StartTLS request",
                     ))
                 } else if !self.ops.is_empty() {
-                    Some(LdapError::new(
+                    Some(DitError::new(
                         LdapResultCode::OperationsError,
                         "operations are outstanding",
                     ))
@@ -420,7 +421,7 @@ impl Conn {
                     None
                 };
                 let res = match &refusal {
-                    Some(e) => e.clone().into_result(),
+                    Some(e) => failure(e.clone()),
                     None => success(),
                 };
                 let op = LdapOp::ExtendedResponse(LdapExtendedResponse {

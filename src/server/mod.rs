@@ -24,12 +24,13 @@ use tracing::Instrument;
 
 use crate::config::Config;
 use crate::directory::schema::{Schema, SchemaError};
+use crate::dit::tree;
 use crate::identity::hashers::Hashers;
 use crate::identity::password;
 use crate::identity::throttle::Throttle;
-use crate::ldap::{State, bootstrap};
 use crate::server::conn::ConnShared;
 use crate::server::per_ip::PerIp;
+use crate::state::State;
 use crate::store::{Store, StoreError};
 
 #[derive(Debug, Error)]
@@ -129,7 +130,7 @@ fn new_state(
 pub fn in_memory(config: Config) -> Result<conn::ConnShared, StartError> {
     let schema = Schema::shipped()?;
     let store = Store::in_memory(&schema, &config.index)?;
-    bootstrap::bootstrap(&store, &schema, &config.suffix)?;
+    tree::bootstrap(&store, &schema, &config.suffix)?;
     let shutdown = CancellationToken::new();
     let state = new_state(config, schema, store, shutdown.clone())?;
     Ok(conn::ConnShared {
@@ -153,7 +154,7 @@ pub fn open_store(config: &Config) -> Result<(Schema, Store), StartError> {
 
 pub async fn start(config: Config) -> Result<Running, StartError> {
     let (schema, store) = open_store(&config)?;
-    let created = bootstrap::bootstrap(&store, &schema, &config.suffix)?;
+    let created = tree::bootstrap(&store, &schema, &config.suffix)?;
     if created > 0 {
         tracing::info!(created, suffix = %config.suffix, "initialised the directory tree");
     }

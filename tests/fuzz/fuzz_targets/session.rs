@@ -23,7 +23,9 @@ use libfuzzer_sys::fuzz_target;
 use tessera::directory::dn::Dn;
 use tessera::directory::entry::Entry;
 use tessera::ldap::session::Transport;
-use tessera::ldap::token::{Intent, Request, mint};
+use tessera::dit::caller::{self, Principal};
+use tessera::dit::credentials::Intent;
+use tessera::dit::token::{self, Request};
 use tessera::server::conn::{self, ConnShared};
 use tessera::store::{DirectoryRead, StoreError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -83,7 +85,14 @@ fn restricted_server() -> &'static (ConnShared, String) {
                     intent: Intent::ApiToken,
                     extend_on_use: None,
                 };
-                mint(&state, w, &req, "cn=fuzz").map_err(|e| StoreError::Storage(e.message))
+                let policy = state.policy();
+                let admin = Principal::Local {
+                    dn: Dn::parse("cn=fuzz").expect("DN"),
+                    admin: true,
+                };
+                let caller = caller::caller(w, &admin, &policy)?;
+                token::generate(w, &policy, &caller, &req)
+                    .map_err(|e| StoreError::Storage(e.message))
             })
             .expect("a read-only token");
         // A bind records the token's last use (at most once a minute): a designed write,

@@ -9,7 +9,8 @@ use std::sync::OnceLock;
 use libfuzzer_sys::fuzz_target;
 use tessera::directory::time::parse_expiry;
 use tessera::identity::token::{self, NewToken};
-use tessera::ldap::token::{expired, parse_generate};
+use tessera::directory::time::expired;
+use tessera::ldap::extended::parse_generate;
 
 fn real() -> &'static NewToken {
     static REAL: OnceLock<NewToken> = OnceLock::new();
@@ -40,7 +41,7 @@ fuzz_target!(|data: &[u8]| {
     let _ = parse_generate(data);
     let now = time::OffsetDateTime::UNIX_EPOCH;
     let _ = parse_expiry(&text, now);
-    let _ = expired(Some(&text), "20260101000000Z");
+    let _ = expired(Some(&text), now);
 });
 
 fn check(candidate: &str) -> Option<token::Presented<'_>> {

@@ -1,10 +1,11 @@
 //! Who the caller of an operation is right now, and what its roles allow.
 //!
-//! The bound principal is re-resolved against the directory inside each operation's own
-//! transaction: a deleted entry, or a revoked or expired token, acts as anonymous, and a
-//! change to a role or to a group that holds one takes effect on the next operation. The
-//! roles an identity holds (directly, or through groups, nested) are found once per
-//! operation from the `member` index; each entry is then decided against those grants.
+//! The authenticated `Principal` is re-resolved against the directory inside each
+//! operation's own transaction: a deleted entry, or a revoked or expired token, acts as
+//! anonymous, and a change to a role or to a group that holds one takes effect on the next
+//! operation. The roles an identity holds (directly, or through groups, nested) are found
+//! once per operation from the `member` index; each entry is then decided against those
+//! grants.
 //!
 //! - Directory administrators (local LDAPI administrators, holders of `directory-admins`)
 //!   may do everything.
@@ -21,36 +22,82 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use ldap3_proto::proto::{LdapResultCode, LdapSearchScope};
+use time::OffsetDateTime;
 
-use crate::config::AnonymousAccess;
+use crate::config::{AnonymousAccess, Config};
 use crate::directory::access::{Grant, Rights};
-use crate::directory::dn::{Dn, Rdn};
+use crate::directory::dn::Dn;
 use crate::directory::entry::Entry;
 use crate::directory::schema::Schema;
-use crate::ldap::result::LdapError;
-use crate::ldap::session::Principal;
-use crate::ldap::{State, token};
+use crate::dit::error::DitError;
+use crate::dit::names::{self, HASH_ATTR, ROLE_CLASS};
+use crate::dit::{computed, credentials, entry};
 use crate::store::{DirectoryRead, StoreError};
 
-/// What policy decisions need besides the store: taken from the state per operation.
+/// Who a connection or request authenticated as. Re-checked against the directory on
+/// every operation (see [`caller`]), so a deleted entry loses its rights at once.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Principal {
+    Anonymous,
+    /// A local process on the LDAPI socket, by SO_PEERCRED.
+    Local {
+        dn: Dn,
+        admin: bool,
+    },
+    /// A directory entry that bound with its password.
+    Entry(Dn),
+    /// An account bound with one of its tokens (API token or app password); the token is
+    /// re-checked on every operation.
+    Token {
+        account: Dn,
+        token_id: String,
+    },
+    /// For one operation, another identity (proxied authorization, RFC 4370) with exactly
+    /// its rights; the root DN stands for anonymous. A read-only token stays read-only.
+    Proxied {
+        target: Dn,
+        read_only: bool,
+    },
+}
+
+impl Principal {
+    pub fn dn(&self) -> Option<&Dn> {
+        match self {
+            Principal::Anonymous => None,
+            Principal::Local { dn, .. } | Principal::Entry(dn) => Some(dn),
+            Principal::Token { account, .. } => Some(account),
+            Principal::Proxied { target, .. } => (!target.is_root()).then_some(target),
+        }
+    }
+}
+
+/// What the rules need besides the store: the configuration, the schema, the rights
+/// cache, and the time the operation runs at. Taken once per operation.
 #[derive(Clone)]
 pub struct Policy {
+    pub config: Arc<Config>,
     pub suffix: Dn,
-    /// Policy time, generalizedTime.
-    pub now: String,
+    /// Policy time: token and account expiry, and the timestamps a write sets.
+    pub now: OffsetDateTime,
     pub schema: Arc<Schema>,
     pub anonymous: AnonymousAccess,
     pub cache: RightsCache,
 }
 
 impl Policy {
-    pub fn of(state: &State) -> Policy {
+    pub fn new(
+        config: Arc<Config>,
+        schema: Arc<Schema>,
+        cache: RightsCache,
+        now: OffsetDateTime,
+    ) -> Policy {
         Policy {
-            suffix: state.config.suffix.clone(),
-            now: state.now(),
-            schema: state.schema.clone(),
-            anonymous: state.config.security.anonymous,
-            cache: state.rights.clone(),
+            suffix: config.suffix.clone(),
+            anonymous: config.security.anonymous,
+            config,
+            now,
+            schema,
+            cache,
         }
     }
 }
@@ -79,7 +126,7 @@ type Cached = (u64, Arc<Resolved>);
 
 /// A token check: the generation it was made at, and its outcome if the token was live:
 /// the account, whether the token is read-only, and the expiry times to hold it to.
-type CachedToken = (u64, Option<(Dn, bool, Vec<String>)>);
+type CachedToken = (u64, Option<(Dn, bool, Vec<OffsetDateTime>)>);
 
 /// Identities (and tokens) remembered at once; past this the cache starts afresh.
 const MAX_CACHED: usize = 10_000;
@@ -105,7 +152,7 @@ impl RightsCache {
         &self,
         r: &impl DirectoryRead,
         id: &str,
-        now: &str,
+        now: OffsetDateTime,
     ) -> Result<Option<(Dn, bool)>, StoreError> {
         let generation = r.generation();
         let cached = self
@@ -118,7 +165,7 @@ impl RightsCache {
         let live = match cached {
             Some((_, live)) => live,
             None => {
-                let live = token::find_valid(r, id, now)?
+                let live = credentials::find_valid(r, id, now)?
                     .map(|(v, _)| (v.account, v.read_only, v.expiries));
                 let mut map = self.tokens.lock().unwrap_or_else(PoisonError::into_inner);
                 bound(&mut map, |(g, _)| *g == generation);
@@ -128,7 +175,7 @@ impl RightsCache {
         };
         // Expiry moves with the clock, not the directory: checked on every use.
         Ok(live
-            .filter(|(_, _, expiries)| !expiries.iter().any(|e| token::expired(Some(e), now)))
+            .filter(|(_, _, expiries)| expiries.iter().all(|e| *e > now))
             .map(|(account, read_only, _)| (account, read_only)))
     }
 }
@@ -160,7 +207,7 @@ pub struct Caller {
 }
 
 /// Attributes nobody reads through LDAP, administrators included.
-const NEVER_READABLE: &[&str] = &[token::HASH_ATTR];
+const NEVER_READABLE: &[&str] = &[HASH_ATTR];
 
 /// How far group nesting is followed when finding the roles an identity holds.
 const MAX_NESTING: usize = 8;
@@ -338,19 +385,19 @@ impl Caller {
     }
 
     /// Writes need authentication (8) and then the right (50).
-    pub fn require(&self, right: Rights, entry: &Entry) -> Result<(), LdapError> {
+    pub fn require(&self, right: Rights, entry: &Entry) -> Result<(), DitError> {
         self.require_bound()?;
         if self.may(right, entry) {
             Ok(())
         } else {
-            Err(LdapError::insufficient_access())
+            Err(DitError::insufficient_access())
         }
     }
 
     /// Anonymous callers are told to authenticate (8) before any write.
-    pub fn require_bound(&self) -> Result<(), LdapError> {
+    pub fn require_bound(&self) -> Result<(), DitError> {
         if self.dn.is_none() {
-            return Err(LdapError::new(
+            return Err(DitError::new(
                 LdapResultCode::StrongerAuthRequired,
                 "modifications require authentication",
             ));
@@ -359,9 +406,9 @@ impl Caller {
     }
 
     /// Any write at all (own password, own tokens) is refused to read-only tokens.
-    pub fn require_not_read_only(&self) -> Result<(), LdapError> {
+    pub fn require_not_read_only(&self) -> Result<(), DitError> {
         if self.read_only {
-            Err(LdapError::insufficient_access())
+            Err(DitError::insufficient_access())
         } else {
             Ok(())
         }
@@ -482,7 +529,7 @@ impl Caller {
         r: &impl DirectoryRead,
         right: Rights,
         entry: &Entry,
-    ) -> Result<(), LdapError> {
+    ) -> Result<(), DitError> {
         let entry = self.decidable(r, entry)?;
         self.require(right, &entry)
     }
@@ -494,7 +541,7 @@ impl Caller {
         entry: &mut Entry,
     ) -> Result<(), StoreError> {
         if self.needs_member_of() && entry.get("memberOf").is_none() {
-            let groups = crate::ldap::search::member_of(r, &entry.dn)?;
+            let groups = computed::member_of(r, &entry.dn)?;
             entry.set(
                 "memberOf",
                 groups.into_iter().map(String::into_bytes).collect(),
@@ -547,7 +594,7 @@ impl Caller {
         // Every write stores memberUid as derived from member, so it needs deriving again
         // only when member values went (or member itself did).
         if entry.get("memberUid").is_some() && !members_intact {
-            crate::ldap::write::derive_member_uid(entry);
+            entry::derive_member_uid(entry);
         }
         if entry.get("hasSubordinates").is_some() {
             let mut any = false;
@@ -578,31 +625,6 @@ pub fn visible(
     let seen = caller.view(&decided).is_some();
     drop(decided);
     Ok(seen.then_some((id, entry)))
-}
-
-/// A role entry must define a grant that can be enforced: a bad filter, an unknown right
-/// or a scope outside the directory is refused (19), never stored.
-pub fn check_role(entry: &Entry, policy: &Policy) -> Result<(), LdapError> {
-    if !entry.has_class("tesseraRole") {
-        return Ok(());
-    }
-    Grant::from_entry(entry, &policy.schema, &policy.suffix)
-        .map(|_| ())
-        .map_err(|e| LdapError::new(LdapResultCode::ConstraintViolation, e))
-}
-
-/// The DN of the built-in administrators' role.
-pub fn admin_role(suffix: &Dn) -> Dn {
-    role(suffix, "directory-admins")
-}
-
-/// The DN of the role `cn` under `ou=roles`.
-pub fn role(suffix: &Dn, cn: &str) -> Dn {
-    roles_container(suffix).child(Rdn::single("cn", cn))
-}
-
-pub fn roles_container(suffix: &Dn) -> Dn {
-    suffix.child(Rdn::single("ou", "roles"))
 }
 
 /// Resolve `principal` as of this transaction.
@@ -640,7 +662,7 @@ fn principal_caller(
             let Some((_, entry)) = r.entry_by_dn(dn)? else {
                 return Ok(Caller::anonymous());
             };
-            if token::expired(entry.first_str("accountExpires"), &policy.now) {
+            if credentials::expired(entry.first_str("accountExpires"), policy.now) {
                 return Ok(Caller::anonymous());
             }
             (dn.clone(), false, None)
@@ -655,7 +677,7 @@ fn principal_caller(
             (target.clone(), *read_only, None)
         }
         Principal::Token { account, token_id } => {
-            let Some((owner, read_only)) = policy.cache.token(r, token_id, &policy.now)? else {
+            let Some((owner, read_only)) = policy.cache.token(r, token_id, policy.now)? else {
                 return Ok(Caller::anonymous());
             };
             if &owner != account {
@@ -720,7 +742,7 @@ fn managed_by(
         return Ok(out);
     }
     // Without the index: managed entries are service accounts, under ou=services.
-    let services = policy.suffix.child(Rdn::single("ou", "services"));
+    let services = names::services(&policy.suffix);
     let Some(base) = r.id_of(&services)? else {
         return Ok(out);
     };
@@ -746,7 +768,7 @@ fn anonymous(r: &impl DirectoryRead, policy: &Policy) -> Result<Caller, StoreErr
     if policy.anonymous != AnonymousAccess::Read {
         return Ok(Caller::anonymous());
     }
-    let readers = role(&policy.suffix, "directory-readers");
+    let readers = names::role(&policy.suffix, "directory-readers");
     let Some((_, entry)) = r.entry_by_dn(&readers)? else {
         return Ok(Caller::anonymous());
     };
@@ -773,8 +795,8 @@ pub struct Held {
 /// The roles `dn` holds: listed as a `member` of the role, or of a group that is
 /// (nested up to [`MAX_NESTING`]).
 pub fn held_roles(r: &impl DirectoryRead, dn: &Dn, policy: &Policy) -> Result<Held, StoreError> {
-    let roles_base = roles_container(&policy.suffix);
-    let admins = admin_role(&policy.suffix);
+    let roles_base = names::roles_container(&policy.suffix);
+    let admins = names::admin_role(&policy.suffix);
     let mut held = Held {
         admin: false,
         grants: Vec::new(),
@@ -800,7 +822,7 @@ pub fn held_roles(r: &impl DirectoryRead, dn: &Dn, policy: &Policy) -> Result<He
                 let Some(entry) = r.entry(id)? else {
                     continue;
                 };
-                if !entry.has_class("tesseraRole") {
+                if !entry.has_class(ROLE_CLASS) {
                     continue;
                 }
                 if container == admins {

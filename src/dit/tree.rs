@@ -1,15 +1,14 @@
 //! The entries every directory starts with: the suffix, `ou=people`, `ou=groups`,
-//! `ou=services`, `ou=roles`, and the built-in roles. Created when missing, so a
-//! first start and every later start converge on the same tree.
+//! `ou=services`, `ou=roles` and the built-in roles. Created when missing, so a first
+//! start and every later start converge on the same tree.
 
-use crate::directory::dn::{Dn, Rdn};
+use crate::directory::dn::Dn;
 use crate::directory::entry::Entry;
 use crate::directory::schema::Schema;
-use crate::ldap::access::role;
-use crate::ldap::write;
+use crate::directory::time::generalized;
+use crate::dit::entry;
+use crate::dit::names::{CONTAINERS, ROLE_CLASS, container, role};
 use crate::store::{DirectoryRead, Store, StoreError};
-
-pub const CONTAINERS: &[&str] = &["people", "groups", "services", "roles"];
 
 /// A built-in role: name, description, the containers it reaches (subtrees), rights, and
 /// the attributes it reads (none listed: all).
@@ -97,7 +96,7 @@ fn built_in(suffix: &Dn, def: &RoleDef) -> Entry {
     let mut e = Entry::new(role(suffix, def.cn));
     e.set(
         "objectClass",
-        vec![b"top".to_vec(), b"tesseraRole".to_vec()],
+        vec![b"top".to_vec(), ROLE_CLASS.as_bytes().to_vec()],
     );
     e.set_str("cn", def.cn);
     e.set_str("description", def.description);
@@ -105,7 +104,7 @@ fn built_in(suffix: &Dn, def: &RoleDef) -> Entry {
     let bases: Vec<Vec<u8>> = def
         .bases
         .iter()
-        .map(|ou| suffix.child(Rdn::single("ou", ou)).to_string().into_bytes())
+        .map(|ou| container(suffix, ou).to_string().into_bytes())
         .collect();
     if !bases.is_empty() {
         e.set("roleScopeBase", bases);
@@ -123,7 +122,7 @@ fn built_in(suffix: &Dn, def: &RoleDef) -> Entry {
 pub fn bootstrap(store: &Store, schema: &Schema, suffix: &Dn) -> Result<usize, StoreError> {
     let mut wanted = vec![suffix_entry(suffix)];
     for ou in CONTAINERS {
-        let mut e = Entry::new(suffix.child(Rdn::single("ou", ou)));
+        let mut e = Entry::new(container(suffix, ou));
         e.set(
             "objectClass",
             vec![b"top".to_vec(), b"organizationalUnit".to_vec()],
@@ -137,16 +136,16 @@ pub fn bootstrap(store: &Store, schema: &Schema, suffix: &Dn) -> Result<usize, S
 
     store.write_blocking(|w| {
         let mut created = 0;
-        let now = write::now_generalized();
-        for mut entry in wanted {
-            if w.id_of(&entry.dn)?.is_some() {
+        let now = generalized(time::OffsetDateTime::now_utc());
+        for mut new in wanted {
+            if w.id_of(&new.dn)?.is_some() {
                 continue;
             }
-            write::stamp_new(schema, &mut entry, "", &now);
-            if &entry.dn == suffix {
-                w.add_suffix(&entry)?;
+            entry::stamp_new(schema, &mut new, "", &now);
+            if &new.dn == suffix {
+                w.add_suffix(&new)?;
             } else {
-                w.add(&entry)?;
+                w.add(&new)?;
             }
             created += 1;
         }

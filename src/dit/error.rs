@@ -1,0 +1,106 @@
+//! `DitError`: why the directory refused or failed an operation, as an LDAP result code
+//! (the directory's own vocabulary, RFC 4511 §4.1.9) with a short, stable message, and the
+//! one place internal errors become those codes. Every front end reports it: LDAP as a
+//! result, HTTP as a status with the same message. Internal detail goes to the log only.
+
+use ldap3_proto::proto::LdapResultCode;
+
+use crate::directory::dn::DnError;
+use crate::directory::filter::FilterError;
+use crate::store::StoreError;
+
+#[derive(Debug, Clone)]
+pub struct DitError {
+    pub code: LdapResultCode,
+    pub matched_dn: String,
+    pub message: String,
+}
+
+impl DitError {
+    pub fn new(code: LdapResultCode, message: impl Into<String>) -> DitError {
+        DitError {
+            code,
+            matched_dn: String::new(),
+            message: message.into(),
+        }
+    }
+
+    pub fn no_such_object(matched_dn: String) -> DitError {
+        DitError {
+            code: LdapResultCode::NoSuchObject,
+            matched_dn,
+            message: "no such object".into(),
+        }
+    }
+
+    /// noSuchObject for a missing `dn`, naming its closest existing ancestor.
+    pub fn missing(
+        r: &impl crate::store::DirectoryRead,
+        dn: &crate::directory::dn::Dn,
+    ) -> DitError {
+        match r.closest_ancestor(dn) {
+            Ok(matched) => DitError::no_such_object(matched),
+            Err(e) => e.into(),
+        }
+    }
+
+    /// The one answer for every failed credential check, whatever the cause.
+    pub fn invalid_credentials() -> DitError {
+        DitError::new(LdapResultCode::InvalidCredentials, "invalid credentials")
+    }
+
+    pub fn insufficient_access() -> DitError {
+        DitError::new(
+            LdapResultCode::InsufficentAccessRights,
+            "insufficient access rights",
+        )
+    }
+
+    pub fn protocol(message: impl Into<String>) -> DitError {
+        DitError::new(LdapResultCode::ProtocolError, message)
+    }
+
+    pub fn unwilling(message: impl Into<String>) -> DitError {
+        DitError::new(LdapResultCode::UnwillingToPerform, message)
+    }
+
+    pub fn other(message: impl Into<String>) -> DitError {
+        DitError::new(LdapResultCode::Other, message)
+    }
+}
+
+impl From<StoreError> for DitError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::AlreadyExists => {
+                DitError::new(LdapResultCode::EntryAlreadyExists, "entry already exists")
+            }
+            StoreError::NoParent => DitError::no_such_object(String::new()),
+            // A panic on the blocking thread: a bug, not an outage, so not 52 (which
+            // tells clients to try again elsewhere). The transaction died with it.
+            StoreError::Task(why) => {
+                tracing::error!(event = "panic", error = %why, "a store task failed");
+                DitError::new(LdapResultCode::Other, "internal server error")
+            }
+            other => {
+                tracing::error!(error = %other, "store failure");
+                DitError::new(
+                    LdapResultCode::Unavailable,
+                    "the directory store is unavailable",
+                )
+            }
+        }
+    }
+}
+
+impl From<DnError> for DitError {
+    fn from(e: DnError) -> Self {
+        DitError::new(LdapResultCode::InvalidDNSyntax, e.to_string())
+    }
+}
+
+impl From<FilterError> for DitError {
+    fn from(e: FilterError) -> Self {
+        DitError::unwilling(e.to_string())
+    }
+}

@@ -1,0 +1,258 @@
+//! The token operations every front end shares: who may manage an account's API tokens
+//! and app passwords, generating one (its secret shown once), and rotating one with an
+//! overlap. Checking a presented token is `dit::credentials`.
+
+use std::time::Duration;
+
+use ldap3_proto::proto::LdapResultCode;
+
+use crate::directory::access::Rights;
+use crate::directory::dn::{Dn, Rdn};
+use crate::directory::entry::Entry;
+use crate::directory::time::{Expiry, generalized, parse_expiry, parse_generalized};
+use crate::dit::caller::{self, Caller, Policy};
+use crate::dit::credentials::{Intent, max_lifetime, seconds, to_time};
+use crate::dit::entry;
+use crate::dit::error::DitError;
+use crate::dit::names::{HASH_ATTR, SERVICE_CLASS, TOKEN_CLASS};
+use crate::identity::token;
+use crate::store::{DirectoryRead, StoreError, Writer};
+
+/// What a generate request asks for.
+#[derive(Debug)]
+pub struct Request {
+    pub account: Dn,
+    pub label: String,
+    pub read_write: bool,
+    /// RFC 3339 time, duration or "never"; the server's default lifetime when absent.
+    pub expires: Option<String>,
+    pub intent: Intent,
+    /// Sliding expiry: each use moves the expiry to now + this many seconds.
+    pub extend_on_use: Option<u64>,
+}
+
+/// What the client gets back, once. The secret never reaches a log or `Debug` output.
+pub struct Minted {
+    pub id: String,
+    pub token: String,
+    pub expires: Option<String>,
+}
+
+impl std::fmt::Debug for Minted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Minted")
+            .field("id", &self.id)
+            .field("token", &"<redacted>")
+            .field("expires", &self.expires)
+            .finish()
+    }
+}
+
+/// A rotation: the new token, and when the old one now expires (None: never).
+#[derive(Debug)]
+pub struct Rotated {
+    pub minted: Minted,
+    pub old_expires: Option<String>,
+}
+
+/// How long a rotated token keeps working beside its successor, unless asked otherwise.
+pub const DEFAULT_OVERLAP: Duration = Duration::from_secs(24 * 3600);
+
+/// Generate a token for `req.account`, as `caller`.
+pub fn generate(
+    w: &mut Writer<'_>,
+    policy: &Policy,
+    caller: &Caller,
+    req: &Request,
+) -> Result<Minted, DitError> {
+    if req.label.trim().is_empty() {
+        return Err(DitError::new(
+            LdapResultCode::ConstraintViolation,
+            "a token needs a label",
+        ));
+    }
+    manageable(w, caller, &req.account)?;
+    let creator = caller.dn().map(ToString::to_string).unwrap_or_default();
+    mint(w, policy, req, &creator)
+}
+
+/// Rotate token `token_id` of `account`: a new token with the old one's label, scope and
+/// intent; the old one lives on for `overlap` (or until its own expiry, if sooner), then
+/// expires.
+pub fn rotate(
+    w: &mut Writer<'_>,
+    policy: &Policy,
+    caller: &Caller,
+    account: &Dn,
+    token_id: &str,
+    overlap: Duration,
+) -> Result<Rotated, DitError> {
+    manageable(w, caller, account)?;
+    let old_dn = account.child(Rdn::single("tokenId", token_id));
+    let Some((old_id, old)) = w.entry_by_dn(&old_dn)? else {
+        return Err(DitError::no_such_object(account.to_string()));
+    };
+    let req = Request {
+        account: account.clone(),
+        label: old.first_str("tokenLabel").unwrap_or_default().to_string(),
+        read_write: old
+            .first_str("tokenScope")
+            .is_some_and(|s| s.eq_ignore_ascii_case("read-write")),
+        expires: None,
+        intent: old
+            .first_str("tokenIntent")
+            .and_then(Intent::parse)
+            .unwrap_or(Intent::ApiToken),
+        extend_on_use: old
+            .first_str("tokenExtendOnUse")
+            .and_then(|s| s.parse().ok()),
+    };
+    let creator = caller.dn().map(ToString::to_string).unwrap_or_default();
+    let minted = mint(w, policy, &req, &creator)?;
+    let too_far = || DitError::protocol("the overlap is too long");
+    let overlap = time::Duration::try_from(overlap).map_err(|_| too_far())?;
+    let until = policy.now.checked_add(overlap).ok_or_else(too_far)?;
+    let mut retiring = old.clone();
+    let current = old.first_str("tokenExpires").map(parse_generalized);
+    // An expiry that does not parse has passed already (see `expired`).
+    let sooner = match current {
+        None => true,
+        Some(current) => current.is_some_and(|c| until <= c),
+    };
+    if sooner {
+        retiring.set_str("tokenExpires", &generalized(until));
+    }
+    retiring.remove("tokenExtendOnUse");
+    w.replace(old_id, &old, &retiring)?;
+    Ok(Rotated {
+        minted,
+        old_expires: retiring.first_str("tokenExpires").map(str::to_string),
+    })
+}
+
+/// The account `dn`, if `caller` may manage its tokens. A missing or invisible account is
+/// refused with 50, as one the caller may not manage, so the answer tells nothing of what
+/// exists; administrators see 32.
+fn manageable(r: &impl DirectoryRead, caller: &Caller, dn: &Dn) -> Result<Entry, DitError> {
+    let Some((_, account)) = caller::visible(r, caller, dn)? else {
+        return Err(if caller.is_admin() {
+            DitError::no_such_object(String::new())
+        } else {
+            DitError::insufficient_access()
+        });
+    };
+    if !may_manage(r, caller, &account)? {
+        return Err(DitError::insufficient_access());
+    }
+    Ok(account)
+}
+
+/// May `caller` manage the tokens of `account`? Administrators may; so may the account's
+/// manager (`entryManagedBy`: that entry, or a member of that group), holders of the
+/// manage-tokens right over it, and a person for their own app passwords. Never with a
+/// read-only token.
+pub fn may_manage(
+    r: &impl DirectoryRead,
+    caller: &Caller,
+    account: &Entry,
+) -> Result<bool, StoreError> {
+    if caller.is_read_only() {
+        return Ok(false);
+    }
+    let Some(me) = caller.dn() else {
+        return Ok(false);
+    };
+    let own_app_passwords = &account.dn == me && !account.has_class(SERVICE_CLASS);
+    if caller.is_admin() || own_app_passwords || caller.manages(&account.dn) {
+        return Ok(true);
+    }
+    let account = caller.decidable(r, account)?;
+    Ok(caller.may(Rights::MANAGE_TOKENS, &account))
+}
+
+/// Mint a token under `req.account`, in the caller's write transaction. The caller's right
+/// to do so was checked before.
+fn mint(
+    w: &mut Writer<'_>,
+    policy: &Policy,
+    req: &Request,
+    creator: &str,
+) -> Result<Minted, DitError> {
+    let now = policy.now;
+    let Some((_, account)) = w.entry_by_dn(&req.account)? else {
+        return Err(DitError::no_such_object(String::new()));
+    };
+    match req.intent {
+        Intent::ApiToken if !account.has_class(SERVICE_CLASS) => {
+            return Err(DitError::unwilling("API tokens belong to service accounts"));
+        }
+        Intent::AppPassword if !entry::is_a(&policy.schema, &account, "person") => {
+            return Err(DitError::unwilling("app passwords belong to people"));
+        }
+        _ => {}
+    }
+    let extend = req.extend_on_use.map(seconds);
+    let too_far = || DitError::protocol("the expiry is too far in the future");
+    let expiry = match (&req.expires, extend) {
+        (Some(text), _) => parse_expiry(text, now).map_err(DitError::protocol)?,
+        // A sliding token starts with one period to live.
+        (None, Some(period)) => Expiry::At(now.checked_add(period).ok_or_else(too_far)?),
+        (None, None) => {
+            let lifetime = to_time(policy.config.tokens.default_lifetime);
+            Expiry::At(now.checked_add(lifetime).ok_or_else(too_far)?)
+        }
+    };
+    if let Some(max) = max_lifetime(&policy.config) {
+        let too_long = match (expiry, now.checked_add(max)) {
+            (Expiry::Never, _) => true,
+            (Expiry::At(t), Some(limit)) => t > limit,
+            (Expiry::At(_), None) => false,
+        };
+        if too_long || extend.is_some_and(|period| period > max) {
+            return Err(DitError::new(
+                LdapResultCode::ConstraintViolation,
+                "expiry exceeds the server's maximum token lifetime",
+            ));
+        }
+    }
+    let minted = token::generate().map_err(|e| {
+        tracing::error!(error = %e, "minting a token failed");
+        DitError::other("the token could not be generated")
+    })?;
+    let mut new = Entry::new(req.account.child(Rdn::single("tokenId", &minted.id)));
+    new.set(
+        "objectClass",
+        vec![b"top".to_vec(), TOKEN_CLASS.as_bytes().to_vec()],
+    );
+    new.set_str("tokenId", &minted.id);
+    new.set_str("tokenLabel", &req.label);
+    new.set_str(
+        "tokenScope",
+        if req.read_write {
+            "read-write"
+        } else {
+            "read-only"
+        },
+    );
+    new.set_str("tokenIntent", req.intent.as_str());
+    new.set_str("tokenCreatedBy", creator);
+    let expires = match expiry {
+        Expiry::Never => None,
+        Expiry::At(t) => Some(generalized(t)),
+    };
+    if let Some(e) = &expires {
+        new.set_str("tokenExpires", e);
+    }
+    if let Some(secs) = req.extend_on_use {
+        new.set_str("tokenExtendOnUse", &secs.to_string());
+    }
+    new.set(HASH_ATTR, vec![minted.hash.as_bytes().to_vec()]);
+    entry::stamp_new(&policy.schema, &mut new, creator, &generalized(now));
+    entry::check_entry(&policy.schema, &new)?;
+    w.add(&new)?;
+    Ok(Minted {
+        id: minted.id,
+        token: minted.token,
+        expires,
+    })
+}

@@ -1,0 +1,546 @@
+//! The writes every front end shares: add, modify, delete and rename an entry, as a caller,
+//! in one write transaction. Each decides the caller's right, finishes the entry and checks
+//! it through the one rule path (`check_new`, `check_changed`), so LDAP, the offline
+//! importer and every later front end refuse exactly the same things.
+//!
+//! Passwords arrive hashed: argon2 runs on the hashing pool before the transaction.
+
+use ldap3_proto::proto::LdapResultCode;
+
+use crate::directory::access::Rights;
+use crate::directory::dn::{Dn, Rdn};
+use crate::directory::entry::Entry;
+use crate::directory::filter::normalize;
+use crate::directory::schema::Schema;
+use crate::directory::time::generalized;
+use crate::dit::caller::{self, Caller, Policy};
+use crate::dit::entry::{self, RequestAttr};
+use crate::dit::error::DitError;
+use crate::dit::names::{SERVICE_CLASS, TOKEN_CLASS};
+use crate::dit::{posix, references, token};
+use crate::identity::password::StoredPassword;
+use crate::store::{DirectoryRead, StoreError, Writer};
+
+/// The kind of write a caller is about to attempt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Attempt {
+    Add,
+    Modify,
+    Delete,
+    Rename,
+}
+
+/// Refuse a write before its request is validated or its passwords hashed, so a caller who
+/// may not write anything costs nothing and gets the same answer whatever it sends: 8 when
+/// anonymous, 50 when bound with no writing right anywhere, unless the target is one it may
+/// act on all the same (a service account it manages, a token it may revoke). The write
+/// transaction then decides for good, entry by entry.
+pub fn may_attempt(
+    r: &impl DirectoryRead,
+    caller: &Caller,
+    attempt: Attempt,
+    target: Option<&Dn>,
+) -> Result<(), DitError> {
+    caller.require_bound()?;
+    if caller.may_write_somewhere() {
+        return Ok(());
+    }
+    let delegated = match (attempt, target) {
+        (Attempt::Modify, Some(dn)) => match r.entry_by_dn(dn)? {
+            Some((_, e)) => e.has_class(SERVICE_CLASS) && token::may_manage(r, caller, &e)?,
+            None => false,
+        },
+        (Attempt::Delete, Some(dn)) => match r.entry_by_dn(dn)? {
+            Some((_, e)) => revokes(r, caller, &e)?,
+            None => false,
+        },
+        _ => false,
+    };
+    if delegated {
+        Ok(())
+    } else {
+        Err(DitError::insufficient_access())
+    }
+}
+
+/// A new entry from a client's request: attribute names resolved (`attrs` from
+/// [`entry::request_attrs`]), server-maintained attributes refused, `memberUid` turned into
+/// `member`, the RDN's values present and the classes' superclasses listed. Needs no
+/// store; [`add`] finishes it.
+pub fn new_entry(
+    schema: &Schema,
+    suffix: &Dn,
+    dn: Dn,
+    attrs: Vec<RequestAttr>,
+) -> Result<Entry, DitError> {
+    let mut new = Entry::new(dn);
+    let mut member_uids = Vec::new();
+    for (name, values) in attrs {
+        entry::check_user_modifiable(schema, &name)?;
+        if values.is_empty() {
+            return Err(DitError::protocol(format!("{name}: no values given")));
+        }
+        if name.eq_ignore_ascii_case("memberUid") {
+            member_uids = values;
+            continue;
+        }
+        new.set(&name, values);
+    }
+    entry::add_member_uids(suffix, &mut new, &member_uids);
+    entry::ensure_rdn_values(schema, &mut new)?;
+    entry::expand_classes(schema, &mut new);
+    Ok(new)
+}
+
+/// Add `new` (from [`new_entry`], passwords hashed) as `caller`; the entry as stored.
+pub fn add(
+    w: &mut Writer<'_>,
+    policy: &Policy,
+    caller: &Caller,
+    mut new: Entry,
+) -> Result<Entry, DitError> {
+    let suffix = &policy.suffix;
+    // The right is checked before existence, so only those who may add learn what is there.
+    caller.require_on(w, Rights::ADD, &new)?;
+    let dn = new.dn.clone();
+    if !dn.is_within(suffix) {
+        return Err(DitError::no_such_object(String::new()));
+    }
+    if w.id_of(&dn)?.is_some() {
+        return Err(StoreError::AlreadyExists.into());
+    }
+    if &dn != suffix {
+        let parent = dn.parent().unwrap_or_else(Dn::root);
+        if w.id_of(&parent)?.is_none() {
+            return Err(DitError::missing(w, &dn));
+        }
+    }
+    let actor = actor(caller);
+    entry::stamp_new(&policy.schema, &mut new, &actor, &generalized(policy.now));
+    check_new(w, policy, &mut new)?;
+    if &dn == suffix {
+        w.add_suffix(&new)?;
+    } else {
+        w.add(&new)?;
+    }
+    tracing::info!(dn = %new.dn, actor = %actor, "entry added");
+    Ok(new)
+}
+
+/// The one rule path for a new entry, stamped: derived `memberUid`, POSIX numbers, the
+/// service-account and role rules, then the schema. Every writer of new entries (Add, the
+/// importer) goes through it.
+pub fn check_new(w: &mut Writer<'_>, policy: &Policy, new: &mut Entry) -> Result<(), DitError> {
+    entry::derive_member_uid(new);
+    posix::posix_ids(w, &policy.config.posix, new, None)?;
+    check_rules(policy, new)?;
+    entry::check_entry(&policy.schema, new)
+}
+
+/// The one rule path for a changed entry (`id` is its own id).
+pub fn check_changed(
+    w: &mut Writer<'_>,
+    policy: &Policy,
+    id: u64,
+    changed: &mut Entry,
+) -> Result<(), DitError> {
+    entry::derive_member_uid(changed);
+    posix::posix_ids(w, &policy.config.posix, changed, Some(id))?;
+    check_rules(policy, changed)?;
+    entry::check_entry(&policy.schema, changed)
+}
+
+/// The directory's own rules beyond the schema.
+fn check_rules(policy: &Policy, e: &Entry) -> Result<(), DitError> {
+    entry::check_service_account(e)?;
+    entry::check_role(&policy.schema, &policy.suffix, e)
+}
+
+/// How one attribute of an entry changes (RFC 4511 §4.6).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChangeKind {
+    Add,
+    Delete,
+    Replace,
+    Increment,
+}
+
+/// One change with the attribute resolved and passwords already hashed.
+#[derive(Clone, Debug)]
+pub struct Change {
+    pub kind: ChangeKind,
+    pub name: String,
+    pub values: Vec<Vec<u8>>,
+}
+
+impl Change {
+    /// A change from a client's request: the attribute resolved, server-maintained
+    /// attributes refused, `memberUid` written as `member`. Passwords are still to hash.
+    pub fn from_request(
+        schema: &Schema,
+        suffix: &Dn,
+        kind: ChangeKind,
+        description: &str,
+        values: Vec<Vec<u8>>,
+    ) -> Result<Change, DitError> {
+        let mut name = entry::attr_name(schema, description)?;
+        entry::check_user_modifiable(schema, &name)?;
+        let mut values = values;
+        if name.eq_ignore_ascii_case("memberUid") {
+            name = "member".into();
+            values = entry::member_uid_to_member(suffix, &values);
+        }
+        Ok(Change { kind, name, values })
+    }
+
+    /// Does this change set cleartext-to-hash `userPassword` values?
+    pub fn sets_password(&self) -> bool {
+        self.name.eq_ignore_ascii_case("userPassword")
+            && matches!(self.kind, ChangeKind::Add | ChangeKind::Replace)
+    }
+}
+
+/// Apply `changes` to the entry `dn` as `caller`, atomically; the entry as stored.
+pub fn modify(
+    w: &mut Writer<'_>,
+    policy: &Policy,
+    caller: &Caller,
+    dn: &Dn,
+    changes: &[Change],
+) -> Result<Entry, DitError> {
+    let schema = &policy.schema;
+    caller.require_bound()?;
+    let Some((id, old)) = caller::visible(w, caller, dn)? else {
+        return Err(DitError::missing(w, dn));
+    };
+    if !managed_update(w, caller, &old, changes, policy)? {
+        let names: Vec<&str> = changes.iter().map(|c| c.name.as_str()).collect();
+        let decided = caller.decidable(w, &old)?;
+        if !caller.may_attrs(Rights::WRITE, &decided, &names, schema) {
+            return Err(DitError::insufficient_access());
+        }
+        privileged(w, caller, &old, &names, policy)?;
+    }
+    let mut changed = old.clone();
+    for change in changes {
+        apply(schema, &mut changed, change)?;
+    }
+    check_rdn_kept(schema, &changed)?;
+    entry::expand_classes(schema, &mut changed);
+    if structural(&old) != structural_after(&changed, &old) {
+        return Err(DitError::new(
+            LdapResultCode::ObjectClassModsProhibited,
+            "structural object class modification not allowed",
+        ));
+    }
+    let actor = actor(caller);
+    entry::stamp_modified(&mut changed, &actor, &generalized(policy.now));
+    check_changed(w, policy, id, &mut changed)?;
+    w.replace(id, &old, &changed)?;
+    tracing::info!(dn = %changed.dn, actor = %actor, "entry modified");
+    Ok(changed)
+}
+
+/// Delete the leaf entry `dn` as `caller` (66 for an entry with children), dropping the
+/// references to it; the entry as it was.
+pub fn delete(w: &mut Writer<'_>, caller: &Caller, dn: &Dn) -> Result<Entry, DitError> {
+    caller.require_bound()?;
+    let Some((id, old)) = caller::visible(w, caller, dn)? else {
+        return Err(DitError::missing(w, dn));
+    };
+    if !revokes(w, caller, &old)? {
+        caller.require_on(w, Rights::DELETE, &old)?;
+    }
+    if w.has_children(id)? {
+        return Err(DitError::new(
+            LdapResultCode::NotAllowedOnNonLeaf,
+            "subordinate objects must be deleted first",
+        ));
+    }
+    w.delete(id, &old)?;
+    references::refint(w, &old.dn, None)?;
+    let actor = actor(caller);
+    if old.has_class(TOKEN_CLASS) {
+        tracing::info!(
+            event = "token-revoked",
+            token_id = old.first_str("tokenId").unwrap_or_default(),
+            account = %old.dn.parent().map(|a| a.to_string()).unwrap_or_default(),
+            actor = %actor,
+        );
+    }
+    tracing::info!(dn = %old.dn, actor = %actor, "entry deleted");
+    Ok(old)
+}
+
+/// Revoking a token: its account's managers may, as well as administrators.
+fn revokes(r: &impl DirectoryRead, caller: &Caller, e: &Entry) -> Result<bool, StoreError> {
+    let Some(account) = e.has_class(TOKEN_CLASS).then(|| e.dn.parent()).flatten() else {
+        return Ok(false);
+    };
+    match r.entry_by_dn(&account)? {
+        Some((_, account)) => token::may_manage(r, caller, &account),
+        None => Ok(false),
+    }
+}
+
+/// What a rename asks for (RFC 4511 §4.9).
+#[derive(Clone, Debug)]
+pub struct Rename {
+    pub dn: Dn,
+    pub new_rdn: Rdn,
+    pub new_superior: Option<Dn>,
+    pub delete_old_rdn: bool,
+}
+
+/// Rename a leaf entry and/or move it under a new superior, as `caller`, rewriting the
+/// references to it; the entry's new DN.
+pub fn rename(
+    w: &mut Writer<'_>,
+    policy: &Policy,
+    caller: &Caller,
+    req: &Rename,
+) -> Result<Dn, DitError> {
+    let (schema, suffix, dn) = (&policy.schema, &policy.suffix, &req.dn);
+    caller.require_bound()?;
+    let Some((id, old)) = caller::visible(w, caller, dn)? else {
+        return Err(DitError::missing(w, dn));
+    };
+    caller.require_on(w, Rights::RENAME, &old)?;
+    if dn == suffix {
+        return Err(DitError::unwilling("the suffix entry cannot be renamed"));
+    }
+    if w.has_children(id)? {
+        return Err(DitError::new(
+            LdapResultCode::NotAllowedOnNonLeaf,
+            "renaming entries with subordinates is not supported",
+        ));
+    }
+    let parent = match &req.new_superior {
+        Some(p) => p.clone(),
+        None => dn.parent().unwrap_or_else(Dn::root),
+    };
+    if !parent.is_within(suffix) {
+        return Err(DitError::unwilling("new superior is outside the directory"));
+    }
+    if w.id_of(&parent)?.is_none() {
+        return Err(DitError::missing(w, &parent));
+    }
+    let new_dn = parent.child(req.new_rdn.clone());
+    if &new_dn != dn && w.id_of(&new_dn)?.is_some() {
+        return Err(StoreError::AlreadyExists.into());
+    }
+    let mut renamed = old.clone();
+    renamed.dn = new_dn.clone();
+    // The new name must be within the caller's reach too.
+    caller.require_on(w, Rights::RENAME, &renamed)?;
+    if let Some(old_rdn) = dn.rdn().filter(|_| req.delete_old_rdn) {
+        for ava in &old_rdn.avas {
+            let name = entry::attr_name(schema, &ava.attr)?;
+            let rule = schema.attribute(&name).and_then(|a| a.equality);
+            let gone = normalize(rule, ava.value.as_bytes());
+            let kept: Vec<Vec<u8>> = renamed
+                .values(&name)
+                .iter()
+                .filter(|v| normalize(rule, v) != gone)
+                .cloned()
+                .collect();
+            renamed.set(&name, kept);
+        }
+    }
+    entry::ensure_rdn_values(schema, &mut renamed)?;
+    let actor = actor(caller);
+    entry::stamp_modified(&mut renamed, &actor, &generalized(policy.now));
+    entry::check_entry(schema, &renamed)?;
+    w.rename(id, &old, &renamed)?;
+    references::refint(w, &old.dn, Some(&new_dn))?;
+    tracing::info!(from = %old.dn, to = %new_dn, actor = %actor, "entry renamed");
+    Ok(new_dn)
+}
+
+/// Who a write is recorded as (`creatorsName`, `modifiersName`, the log).
+fn actor(caller: &Caller) -> String {
+    caller.dn().map(ToString::to_string).unwrap_or_default()
+}
+
+/// Managers of a service account (see `token::may_manage`) may update it, except that
+/// re-delegating an account that is a directory administrator takes an administrator.
+fn managed_update(
+    r: &impl DirectoryRead,
+    caller: &Caller,
+    e: &Entry,
+    changes: &[Change],
+    policy: &Policy,
+) -> Result<bool, StoreError> {
+    if caller.is_admin() || !e.has_class(SERVICE_CLASS) {
+        return Ok(false);
+    }
+    if !token::may_manage(r, caller, e)? {
+        return Ok(false);
+    }
+    let redelegates = changes
+        .iter()
+        .any(|c| c.name.eq_ignore_ascii_case("entryManagedBy"));
+    Ok(!(redelegates && caller::is_admin(r, &e.dn, policy)?))
+}
+
+/// What only administrators change, whatever roles say: who manages an account that is
+/// a directory administrator, and the members of a group that makes its members
+/// administrators.
+fn privileged(
+    r: &impl DirectoryRead,
+    caller: &Caller,
+    e: &Entry,
+    names: &[&str],
+    policy: &Policy,
+) -> Result<(), DitError> {
+    if caller.is_admin() {
+        return Ok(());
+    }
+    let touches = |attr: &str| names.iter().any(|n| n.eq_ignore_ascii_case(attr));
+    if (touches("entryManagedBy") || touches("member")) && caller::is_admin(r, &e.dn, policy)? {
+        return Err(DitError::insufficient_access());
+    }
+    Ok(())
+}
+
+fn apply(schema: &Schema, e: &mut Entry, change: &Change) -> Result<(), DitError> {
+    let rule = schema.attribute(&change.name).and_then(|a| a.equality);
+    let norm = |v: &[u8]| normalize(rule, v);
+    let name = change.name.as_str();
+    match change.kind {
+        ChangeKind::Add => {
+            if change.values.is_empty() {
+                return Err(DitError::protocol(format!("{name}: add needs values")));
+            }
+            let mut current = e.values(name).to_vec();
+            for v in &change.values {
+                let Some(n) = norm(v) else {
+                    return Err(invalid_syntax(name));
+                };
+                if current.iter().any(|c| norm(c).as_ref() == Some(&n)) {
+                    return Err(DitError::new(
+                        LdapResultCode::AttributeOrValueExists,
+                        format!("{name}: value #0 already exists"),
+                    ));
+                }
+                current.push(v.clone());
+            }
+            e.set(name, current);
+        }
+        ChangeKind::Delete => {
+            if e.get(name).is_none() {
+                return Err(no_such_attribute(name));
+            }
+            if change.values.is_empty() {
+                e.remove(name);
+                return Ok(());
+            }
+            let mut current = e.values(name).to_vec();
+            for v in &change.values {
+                let before = current.len();
+                if name.eq_ignore_ascii_case("userPassword") {
+                    current.retain(|c| {
+                        c != v && !StoredPassword::parse(c).is_some_and(|p| p.verify(v))
+                    });
+                } else {
+                    let n = norm(v);
+                    current.retain(|c| n.is_none() || norm(c) != n);
+                }
+                if current.len() == before {
+                    return Err(no_such_attribute(name));
+                }
+            }
+            e.set(name, current);
+        }
+        ChangeKind::Replace => {
+            e.set(name, change.values.clone());
+        }
+        ChangeKind::Increment => {
+            let [delta] = change.values.as_slice() else {
+                return Err(DitError::protocol(format!(
+                    "{name}: increment needs one value"
+                )));
+            };
+            let delta: i64 = std::str::from_utf8(delta)
+                .ok()
+                .and_then(|d| d.trim().parse().ok())
+                .ok_or_else(|| invalid_syntax(name))?;
+            let values = e.values(name).to_vec();
+            if values.is_empty() {
+                return Err(no_such_attribute(name));
+            }
+            let mut out = Vec::with_capacity(values.len());
+            for v in values {
+                let n: i64 = std::str::from_utf8(&v)
+                    .ok()
+                    .and_then(|d| d.trim().parse().ok())
+                    .ok_or_else(|| {
+                        DitError::new(
+                            LdapResultCode::ConstraintViolation,
+                            format!("{name}: increment of a non-integer value"),
+                        )
+                    })?;
+                let sum = n.checked_add(delta).ok_or_else(|| {
+                    DitError::new(LdapResultCode::ConstraintViolation, "increment overflows")
+                })?;
+                out.push(sum.to_string().into_bytes());
+            }
+            e.set(name, out);
+        }
+    }
+    Ok(())
+}
+
+/// The RDN's values must stay in the entry (RFC 4511 §4.6: notAllowedOnRDN).
+fn check_rdn_kept(schema: &Schema, e: &Entry) -> Result<(), DitError> {
+    let Some(rdn) = e.dn.rdn() else {
+        return Ok(());
+    };
+    for ava in &rdn.avas {
+        let Some(at) = schema.attribute(&ava.attr) else {
+            continue;
+        };
+        let want = normalize(at.equality, ava.value.as_bytes());
+        let kept = e
+            .values(at.name())
+            .iter()
+            .any(|v| normalize(at.equality, v) == want);
+        if !kept {
+            return Err(DitError::new(
+                LdapResultCode::NotALlowedOnRDN,
+                format!("{}: cannot remove the naming value", at.name()),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn structural(e: &Entry) -> Option<String> {
+    e.first_str("structuralObjectClass")
+        .map(str::to_ascii_lowercase)
+}
+
+/// The structural class the modified entry would have: unchanged if the old one is still
+/// among its classes.
+fn structural_after(changed: &Entry, old: &Entry) -> Option<String> {
+    let old_class = structural(old)?;
+    changed
+        .values("objectClass")
+        .iter()
+        .any(|v| v.eq_ignore_ascii_case(old_class.as_bytes()))
+        .then_some(old_class)
+}
+
+fn no_such_attribute(name: &str) -> DitError {
+    DitError::new(
+        LdapResultCode::NoSuchAttribute,
+        format!("{name}: no such attribute or value"),
+    )
+}
+
+fn invalid_syntax(name: &str) -> DitError {
+    DitError::new(
+        LdapResultCode::InvalidAttributeSyntax,
+        format!("{name}: value invalid per syntax"),
+    )
+}
