@@ -472,15 +472,22 @@ fn backup(config: &Config, file: &std::path::Path) -> Result<(), CliError> {
             client.extended(crate::ldap::oid::BACKUP, Some(path)).await
         })
     });
-    let copied = match online {
-        Some(Ok(value)) => String::from_utf8_lossy(&value.unwrap_or_default()).into_owned(),
+    let (written, copied) = match online {
+        Some(Ok(value)) => {
+            let text = String::from_utf8_lossy(&value.unwrap_or_default()).into_owned();
+            match text.split_once('\t') {
+                Some((n, path)) => (path.to_string(), n.to_string()),
+                None => (file.display().to_string(), text),
+            }
+        }
         // No server on the socket: the file is free to read directly.
         Some(Err(crate::admin::AdminError::Connect { .. })) | None => {
-            crate::db::backup(config, &file)?.to_string()
+            let (path, n) = crate::db::backup(config, &file)?;
+            (path.display().to_string(), n.to_string())
         }
         Some(Err(e)) => return Err(e.into()),
     };
-    println!("{}: {copied} entries", file.display());
+    println!("{written}: {copied} entries");
     Ok(())
 }
 

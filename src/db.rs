@@ -19,13 +19,13 @@ use crate::directory::schema::Schema;
 use crate::dit::{DitError, entry as write, names, posix, tree as bootstrap};
 use crate::identity::password;
 use crate::ldif::{self, ChangeKind, LdifReader, LdifRecord};
-use crate::server::{StartError, open_store};
 use crate::store::{DirectoryRead, Prepared, Store, StoreError, Writer};
+use crate::store::{OpenError, open_configured as open_store};
 
 #[derive(Debug, Error)]
 pub enum DbError {
     #[error("{0}")]
-    Open(#[from] StartError),
+    Open(#[from] OpenError),
     #[error("{0}")]
     Store(#[from] StoreError),
     #[error("cannot read {path}: {source}")]
@@ -556,8 +556,12 @@ pub fn export(config: &Config, out: &mut impl Write) -> Result<u64, DbError> {
                     .iter()
                     .map(move |v| (a.name.as_str(), v.as_slice()))
             });
-            ldif::write_entry_iter(out, &entry.dn.to_string(), attrs)
-                .map_err(|e| StoreError::Storage(format!("writing output: {e}")))?;
+            ldif::write_entry_iter(out, &entry.dn.to_string(), attrs).map_err(|source| {
+                StoreError::File {
+                    path: "output".into(),
+                    source,
+                }
+            })?;
         }
         Ok::<_, StoreError>(())
     })?;
@@ -566,7 +570,7 @@ pub fn export(config: &Config, out: &mut impl Write) -> Result<u64, DbError> {
 }
 
 /// A copy of the database file while no server holds it (see `Store::backup_to`).
-pub fn backup(config: &Config, dest: &Path) -> Result<u64, DbError> {
+pub fn backup(config: &Config, dest: &Path) -> Result<(std::path::PathBuf, u64), DbError> {
     let (_, store) = open_store(config)?;
     Ok(store.backup_to(dest)?)
 }

@@ -82,6 +82,13 @@ impl From<StoreError> for DitError {
                 tracing::error!(event = "panic", error = %why, "a store task failed");
                 DitError::new(LdapResultCode::Other, "internal server error")
             }
+            other if other.is_disk_full() => {
+                tracing::error!(error = %other, "the disk holding the directory is full");
+                DitError::new(
+                    LdapResultCode::Unavailable,
+                    "the directory store is unavailable: its disk is full",
+                )
+            }
             other => {
                 tracing::error!(error = %other, "store failure");
                 DitError::new(

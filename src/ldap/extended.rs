@@ -17,7 +17,7 @@ use crate::identity::password::{self as hashing, StoredPassword};
 use crate::ldap::result::success;
 use crate::ldap::{OpContext, ber, oid, reply};
 use crate::state::hashers_failed;
-use crate::store::DirectoryRead;
+use crate::store::{DirectoryRead, StoreError};
 
 const GENERATED_PASSWORD_LEN: usize = 20;
 
@@ -72,15 +72,21 @@ async fn backup(ctx: &OpContext, value: Option<&[u8]>) -> Result<Option<Vec<u8>>
         .ok_or_else(|| DitError::protocol("a backup needs an absolute file path"))?;
     let store = ctx.state.store.clone();
     let target = path.clone();
-    let copied = tokio::task::spawn_blocking(move || store.backup_to(&target))
+    let (written, copied) = tokio::task::spawn_blocking(move || store.backup_to(&target))
         .await
         .map_err(|e| {
             tracing::error!(event = "panic", error = %e, "a backup task failed");
             DitError::other("internal server error")
         })?
-        .map_err(|e| DitError::unwilling(e.to_string()))?;
-    tracing::info!(event = "backup", path = %path.display(), entries = copied);
-    Ok(Some(copied.to_string().into_bytes()))
+        .map_err(|e| match e {
+            // Only a local administrator gets here: the file's own problem is theirs to see.
+            StoreError::Refused(_) | StoreError::File { .. } => DitError::unwilling(e.to_string()),
+            other => other.into(),
+        })?;
+    tracing::info!(event = "backup", path = %written.display(), entries = copied);
+    Ok(Some(
+        format!("{copied}\t{}", written.display()).into_bytes(),
+    ))
 }
 
 async fn throttled(ctx: &OpContext) -> Result<Option<Vec<u8>>, DitError> {

@@ -32,8 +32,9 @@ pub const TOKEN_ROTATE: &str = "2.25.235497813471364094925541187040296631981.4.2
 pub const THROTTLED: &str = "2.25.235497813471364094925541187040296631981.4.3";
 /// `TesseraRoot.4.4`: write a consistent copy of the store to a new file on the server's
 /// machine. Local administrators on the LDAPI socket only (a network client may not make
-/// the server write files). Request value: the absolute path; response value: the number
-/// of entries copied, as text.
+/// the server write files). Request value: the absolute path of a new file, or of a
+/// directory to write a file named by the time into; response value: the number of
+/// entries copied, a TAB, and the file written, as text.
 pub const BACKUP: &str = "2.25.235497813471364094925541187040296631981.4.4";
 
 /// Controls Tessera understands; any other one marked critical is refused with 12.

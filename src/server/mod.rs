@@ -9,7 +9,7 @@ pub mod per_ip;
 pub mod tls;
 
 use std::net::SocketAddr;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -31,7 +31,7 @@ use crate::identity::throttle::Throttle;
 use crate::server::conn::ConnShared;
 use crate::server::per_ip::PerIp;
 use crate::state::State;
-use crate::store::{Store, StoreError};
+use crate::store::{OpenError, Store, StoreError, open_configured};
 
 #[derive(Debug, Error)]
 pub enum StartError {
@@ -40,6 +40,8 @@ pub enum StartError {
         path: String,
         source: std::io::Error,
     },
+    #[error("{0}")]
+    Open(#[from] OpenError),
     #[error("schema: {0}")]
     Schema(#[from] SchemaError),
     #[error("{0}")]
@@ -141,19 +143,8 @@ pub fn in_memory(config: Config) -> Result<conn::ConnShared, StartError> {
     })
 }
 
-/// Open the schema and store for `config` (also used by the offline `db` commands).
-pub fn open_store(config: &Config) -> Result<(Schema, Store), StartError> {
-    let mut schema = Schema::shipped()?;
-    if let Some(dir) = &config.schema_dir {
-        schema = schema.load_dir(dir)?;
-    }
-    create_data_dir(&config.data_dir)?;
-    let store = Store::open(&config.db_path(), &schema, &config.index)?;
-    Ok((schema, store))
-}
-
 pub async fn start(config: Config) -> Result<Running, StartError> {
-    let (schema, store) = open_store(&config)?;
+    let (schema, store) = open_configured(&config)?;
     let created = tree::bootstrap(&store, &schema, &config.suffix)?;
     if created > 0 {
         tracing::info!(created, suffix = %config.suffix, "initialised the directory tree");
@@ -377,17 +368,4 @@ async fn refuse(stream: tokio::net::TcpStream, tls: bool) {
     let mut framed = tokio_util::codec::FramedWrite::new(stream, ldap3_proto::LdapCodec::default());
     let notice = conn::notice(LdapResultCode::Busy, "too many connections");
     let _ = tokio::time::timeout(std::time::Duration::from_secs(1), framed.send(notice)).await;
-}
-
-fn create_data_dir(path: &Path) -> Result<(), StartError> {
-    let err = |source| StartError::DataDir {
-        path: path.display().to_string(),
-        source,
-    };
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(path)
-        .map_err(err)?;
-    Ok(())
 }

@@ -10,7 +10,7 @@ if [ "$(id -u)" != 0 ]; then
     exit 1
 fi
 mkdir -p "$DATA"
-mount -t tmpfs -o size=6m tmpfs "$DATA"
+mount -t tmpfs -o size=6m,mode=0700 tmpfs "$DATA"
 trap 'stop_server; umount "$DATA" 2>/dev/null; rm -rf "$WORK"' EXIT
 ADMIN=(-Y EXTERNAL -Q -H "$LDAPI")
 SUFFIX=dc=example,dc=com

@@ -50,7 +50,7 @@ async fn export_import_round_trip_and_verify() {
 
     let file = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(file.path(), &ldif).unwrap();
-    let fresh = tempfile::tempdir().unwrap();
+    let fresh = crate::private_tempdir();
     let imported = tessera::db::import(&config_for(fresh.path()), file.path(), false).unwrap();
     // The suffix and the containers exist from first start and are skipped.
     assert!(imported >= 3);
@@ -87,7 +87,7 @@ async fn export_import_round_trip_and_verify() {
 
 #[tokio::test]
 async fn import_reports_the_bad_entry_and_line() {
-    let fresh = tempfile::tempdir().unwrap();
+    let fresh = crate::private_tempdir();
     let file = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(
         file.path(),
@@ -130,7 +130,7 @@ fn numbered_people(n: u32) -> String {
 
 #[tokio::test]
 async fn failed_import_leaves_the_store_as_it_was() {
-    let fresh = tempfile::tempdir().unwrap();
+    let fresh = crate::private_tempdir();
     let config = config_for(fresh.path());
     let file = tempfile::NamedTempFile::new().unwrap();
     // More entries than one batch, then a uidNumber already taken earlier in the file.
@@ -183,7 +183,7 @@ async fn import_reports_an_entry_given_twice() {
             "ou=extra,dc=example,dc=com".to_string(),
         ),
     ] {
-        let fresh = tempfile::tempdir().unwrap();
+        let fresh = crate::private_tempdir();
         let file = tempfile::NamedTempFile::new().unwrap();
         std::fs::write(file.path(), format!("{made_at_start}{twice}")).unwrap();
         let config = config_for(fresh.path());
@@ -360,7 +360,7 @@ async fn online_backup_starts_a_server() {
     crate::add_person(&mut admin, "kept", "pw", true).await;
     let socket = server.running().ldapi.clone().unwrap();
     let mut local = Client::connect(&Target::Local { socket }).await.unwrap();
-    let backups = tempfile::tempdir().unwrap();
+    let backups = crate::private_tempdir();
     let file = backups.path().join("tessera.redb");
     let oid = "2.25.235497813471364094925541187040296631981.4.4";
     let path = file.display().to_string().into_bytes();
@@ -369,7 +369,10 @@ async fn online_backup_starts_a_server() {
         .await
         .unwrap()
         .unwrap();
-    let copied: u64 = String::from_utf8(copied).unwrap().parse().unwrap();
+    let copied = String::from_utf8(copied).unwrap();
+    let (copied, written) = copied.split_once('\t').unwrap();
+    assert_eq!(written, file.display().to_string());
+    let copied: u64 = copied.parse().unwrap();
     assert!(copied > 8, "{copied} entries");
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(
@@ -402,8 +405,8 @@ async fn online_backup_starts_a_server() {
     server.stop().await;
 
     // The copy is a data directory's database: a server starts from it.
-    let restored = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(restored.path().join("data")).unwrap();
+    let restored = crate::private_tempdir();
+    crate::private_dir(&restored.path().join("data"));
     std::fs::copy(&file, restored.path().join("data/tessera.redb")).unwrap();
     let toml = format!(
         "data_dir = \"{}\"\n[listen]\nldaps = \"127.0.0.1:0\"\nldap = \"\"\n",
@@ -461,9 +464,9 @@ async fn a_damaged_database_is_refused_at_start() {
         holding,
     ];
     for (case, offsets) in cases.iter().enumerate() {
-        let copy = tempfile::tempdir().unwrap();
+        let copy = crate::private_tempdir();
         let data = copy.path().join("data");
-        std::fs::create_dir_all(&data).unwrap();
+        crate::private_dir(&data);
         let mut bytes = pristine.clone();
         for &offset in offsets {
             for b in &mut bytes[offset..(offset + 1024).min(len)] {
@@ -473,6 +476,11 @@ async fn a_damaged_database_is_refused_at_start() {
         let offset = offsets[0];
         let damaged = data.join("tessera.redb");
         std::fs::write(&damaged, &bytes).unwrap();
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let owner_only = std::fs::Permissions::from_mode(0o600);
+            std::fs::set_permissions(&damaged, owner_only).unwrap();
+        }
         let mut config = config_for(&data);
         config.listen.ldaps = Some("127.0.0.1:0".parse().unwrap());
         config.listen.ldap = None;
@@ -582,7 +590,7 @@ async fn a_newly_indexed_attribute_finds_the_entries_written_before() {
 
 #[tokio::test]
 async fn import_of_large_groups_spans_size_capped_batches() {
-    let fresh = tempfile::tempdir().unwrap();
+    let fresh = crate::private_tempdir();
     let config = config_for(fresh.path());
     let file = tempfile::NamedTempFile::new().unwrap();
     // Far fewer entries than a batch's count, but over a megabyte of members: several

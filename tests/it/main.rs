@@ -188,6 +188,20 @@ parallelism = 1
     }
 }
 
+/// A temporary directory only its owner may enter, as data directories must be.
+pub fn private_tempdir() -> TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    private_dir(dir.path());
+    dir
+}
+
+/// Create `path` (if missing) with owner-only access.
+pub fn private_dir(path: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(path).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700)).unwrap();
+}
+
 pub fn client_tls(ca: &std::path::Path) -> Arc<rustls::ClientConfig> {
     use rustls_pki_types::CertificateDer;
     use rustls_pki_types::pem::PemObject;

@@ -92,7 +92,7 @@ fn restricted_server() -> &'static (ConnShared, String) {
                 };
                 let caller = caller::caller(w, &admin, &policy)?;
                 token::generate(w, &policy, &caller, &req)
-                    .map_err(|e| StoreError::Storage(e.message))
+                    .map_err(|e| StoreError::Refused(e.message))
             })
             .expect("a read-only token");
         // A bind records the token's last use (at most once a minute): a designed write,

@@ -1,0 +1,263 @@
+//! Writing: `Writer`, the changes one write transaction makes, keeping the entries,
+//! `dn2id`, `children` and the equality index in step.
+
+use std::sync::atomic::Ordering;
+
+use redb::{Database, ReadableTable, Table, WriteTransaction};
+
+use super::keys::{IndexKeys, Prepared, index_key, index_keys};
+use super::read::DirectoryRead;
+use super::{CHILDREN, Ctx, DN2ID, ENTRIES, INDEX, META, NEXT_ID, StoreError};
+use crate::directory::dn::Dn;
+use crate::directory::entry::Entry;
+
+/// One write transaction on `db`, committed when `f` succeeds.
+pub(super) fn write_in<R, E>(
+    db: &Database,
+    ctx: &Ctx,
+    f: impl FnOnce(&mut Writer<'_>) -> Result<R, E>,
+) -> Result<R, E>
+where
+    E: From<StoreError>,
+{
+    let mut txn = db.begin_write().map_err(StoreError::from)?;
+    txn.set_two_phase_commit(true);
+    let result = {
+        let mut writer = Writer::open(&txn, ctx).map_err(E::from)?;
+        let result = f(&mut writer)?;
+        writer.finish()?;
+        result
+    };
+    txn.commit().map_err(StoreError::from)?;
+    Ok(result)
+}
+
+pub struct Writer<'t> {
+    entries: Table<'t, u64, &'static [u8]>,
+    dn2id: Table<'t, &'static str, u64>,
+    children: Table<'t, (u64, u64), ()>,
+    index: Table<'t, &'static [u8], ()>,
+    meta: Table<'t, &'static str, u64>,
+    ctx: &'t Ctx,
+    /// The next entry id, once read: kept here and written back once, at the end of the
+    /// transaction, rather than read and rewritten for every entry an import adds.
+    next_id: Option<u64>,
+    /// The parent the last entry was added under: (normal form, id). Forgotten at every
+    /// delete and rename, so it never names an entry that has gone.
+    last_parent: Option<(String, u64)>,
+}
+
+impl<'t> Writer<'t> {
+    fn open(txn: &'t WriteTransaction, ctx: &'t Ctx) -> Result<Writer<'t>, StoreError> {
+        Ok(Writer {
+            entries: txn.open_table(ENTRIES)?,
+            dn2id: txn.open_table(DN2ID)?,
+            children: txn.open_table(CHILDREN)?,
+            index: txn.open_table(INDEX)?,
+            meta: txn.open_table(META)?,
+            ctx,
+            next_id: None,
+            last_parent: None,
+        })
+    }
+
+    /// Add a new entry under an existing parent.
+    pub fn add(&mut self, entry: &Entry) -> Result<u64, StoreError> {
+        self.add_keyed(entry, None)
+    }
+
+    /// [`Writer::add`] with what the entry takes worked out beforehand (by
+    /// [`Store::prepare_normalized`] on the entry exactly as given), off the writing thread.
+    pub fn add_prepared(&mut self, entry: &Entry, prepared: &Prepared) -> Result<u64, StoreError> {
+        self.add_keyed(entry, Some(prepared))
+    }
+
+    fn add_keyed(&mut self, entry: &Entry, prepared: Option<&Prepared>) -> Result<u64, StoreError> {
+        // The parent's normal form is a slice of the entry's: no parent DN is built.
+        let parent = match entry.dn.parent_norm() {
+            Some(p) if !p.is_empty() => Some(self.parent_of_new(p)?),
+            _ => None,
+        };
+        self.insert(entry, parent, prepared)
+    }
+
+    /// The id of a new entry's parent, by its normal form. A bulk load adds thousands of
+    /// entries under one parent in a row: the last one found is kept.
+    fn parent_of_new(&mut self, norm: &str) -> Result<u64, StoreError> {
+        if let Some((last, id)) = &self.last_parent
+            && last == norm
+        {
+            return Ok(*id);
+        }
+        let id = self.dn2id.get(norm)?.map(|g| g.value());
+        let id = id.ok_or(StoreError::NoParent)?;
+        self.last_parent = Some((norm.to_string(), id));
+        Ok(id)
+    }
+
+    /// Add the root of a naming context: an entry whose parent is not in the store.
+    pub fn add_suffix(&mut self, entry: &Entry) -> Result<u64, StoreError> {
+        self.insert(entry, None, None)
+    }
+
+    fn insert(
+        &mut self,
+        entry: &Entry,
+        parent: Option<u64>,
+        prepared: Option<&Prepared>,
+    ) -> Result<u64, StoreError> {
+        let id = match self.next_id {
+            Some(id) => id,
+            None => self.meta(NEXT_ID)?.unwrap_or(1),
+        };
+        match prepared {
+            Some(p) => self.entries.insert(id, p.encoded.as_slice())?,
+            None => self.entries.insert(id, entry.encode().as_slice())?,
+        };
+        // The insert returns what it replaced: one lookup both checks for and adds the DN.
+        let taken = self.dn2id.insert(entry.dn.norm(), id)?.map(|g| g.value());
+        if let Some(other) = taken {
+            self.dn2id.insert(entry.dn.norm(), other)?;
+            self.entries.remove(id)?;
+            return Err(StoreError::AlreadyExists);
+        }
+        self.next_id = Some(id + 1);
+        if let Some(parent) = parent {
+            self.children.insert((parent, id), ())?;
+        }
+        match prepared {
+            Some(p) => self.insert_prepared_keys(id, p)?,
+            None => self.add_index(id, entry)?,
+        }
+        Ok(id)
+    }
+
+    /// Replace the entry `id` (same DN) with `new`, keeping indexes in step.
+    pub fn replace(&mut self, id: u64, old: &Entry, new: &Entry) -> Result<(), StoreError> {
+        self.remove_index(id, old)?;
+        self.entries.insert(id, new.encode().as_slice())?;
+        self.add_index(id, new)?;
+        Ok(())
+    }
+
+    /// Move a leaf entry to a new DN (new RDN and/or new parent).
+    pub fn rename(&mut self, id: u64, old: &Entry, new: &Entry) -> Result<(), StoreError> {
+        self.last_parent = None;
+        if self.id_of(&new.dn)?.is_some_and(|other| other != id) {
+            return Err(StoreError::AlreadyExists);
+        }
+        let old_parent = self.parent_id(&old.dn)?;
+        let new_parent = match new.dn.parent() {
+            Some(p) if !p.is_root() => Some(self.id_of(&p)?.ok_or(StoreError::NoParent)?),
+            _ => None,
+        };
+        self.dn2id.remove(old.dn.norm())?;
+        self.dn2id.insert(new.dn.norm(), id)?;
+        if let Some(p) = old_parent {
+            self.children.remove((p, id))?;
+        }
+        if let Some(p) = new_parent {
+            self.children.insert((p, id), ())?;
+        }
+        self.replace(id, old, new)
+    }
+
+    pub fn delete(&mut self, id: u64, entry: &Entry) -> Result<(), StoreError> {
+        self.last_parent = None;
+        self.remove_index(id, entry)?;
+        self.entries.remove(id)?;
+        self.dn2id.remove(entry.dn.norm())?;
+        if let Some(p) = self.parent_id(&entry.dn)? {
+            self.children.remove((p, id))?;
+        }
+        Ok(())
+    }
+
+    /// Write back what the transaction kept in memory; before it commits.
+    fn finish(&mut self) -> Result<(), StoreError> {
+        if let Some(id) = self.next_id {
+            self.meta.insert(NEXT_ID, id)?;
+        }
+        Ok(())
+    }
+
+    pub fn set_meta(&mut self, key: &str, value: u64) -> Result<(), StoreError> {
+        self.meta.insert(key, value)?;
+        Ok(())
+    }
+
+    fn parent_id(&self, dn: &Dn) -> Result<Option<u64>, StoreError> {
+        match dn.parent() {
+            Some(p) if !p.is_root() => self.id_of(&p),
+            _ => Ok(None),
+        }
+    }
+
+    fn add_index(&mut self, id: u64, entry: &Entry) -> Result<(), StoreError> {
+        self.insert_keys(id, &index_keys(&self.ctx.indexed, entry))
+    }
+
+    fn insert_keys(&mut self, id: u64, keys: &IndexKeys) -> Result<(), StoreError> {
+        let mut key = Vec::new();
+        for (code, value) in &keys.0 {
+            index_key(&mut key, *code, value, id);
+            self.index.insert(key.as_slice(), ())?;
+        }
+        Ok(())
+    }
+
+    fn insert_prepared_keys(&mut self, id: u64, p: &Prepared) -> Result<(), StoreError> {
+        let mut key = Vec::new();
+        let mut start = 0;
+        for &end in &p.ends {
+            key.clear();
+            key.extend_from_slice(&p.keys[start..end]);
+            let at = key.len() - 8;
+            key[at..].copy_from_slice(&id.to_be_bytes());
+            self.index.insert(key.as_slice(), ())?;
+            start = end;
+        }
+        Ok(())
+    }
+
+    fn remove_index(&mut self, id: u64, entry: &Entry) -> Result<(), StoreError> {
+        let mut key = Vec::new();
+        for (code, value) in &index_keys(&self.ctx.indexed, entry).0 {
+            index_key(&mut key, *code, value, id);
+            self.index.remove(key.as_slice())?;
+        }
+        Ok(())
+    }
+}
+
+impl<'t> DirectoryRead for Writer<'t> {
+    type Entries = Table<'t, u64, &'static [u8]>;
+    type Dn2Id = Table<'t, &'static str, u64>;
+    type Children = Table<'t, (u64, u64), ()>;
+    type Index = Table<'t, &'static [u8], ()>;
+    type Meta = Table<'t, &'static str, u64>;
+
+    fn entries(&self) -> &Self::Entries {
+        &self.entries
+    }
+    fn dn2id(&self) -> &Self::Dn2Id {
+        &self.dn2id
+    }
+    fn children_table(&self) -> &Self::Children {
+        &self.children
+    }
+    fn index(&self) -> &Self::Index {
+        &self.index
+    }
+    fn meta_table(&self) -> &Self::Meta {
+        &self.meta
+    }
+    fn ctx(&self) -> &Ctx {
+        self.ctx
+    }
+
+    /// Writes are serialised: nothing commits while this transaction is open.
+    fn generation(&self) -> u64 {
+        self.ctx.commits.load(Ordering::SeqCst)
+    }
+}
