@@ -318,12 +318,18 @@ pub enum RoleCommand {
 
 #[derive(Subcommand, Debug)]
 pub enum DbCommand {
-    /// Bulk-load entries from an LDIF file.
+    /// Bulk-load entries from an LDIF file: a Tessera export, or an OpenLDAP `slapcat`
+    /// dump (e.g. `tessera db import directory.ldif --continue`).
     Import {
+        /// The LDIF file to load.
         file: PathBuf,
         /// No progress bar.
         #[arg(long)]
         quiet: bool,
+        /// Import what can be imported: skip each entry (or reference) that breaks a rule,
+        /// and report it, instead of stopping at the first (as `slapadd -c`).
+        #[arg(long = "continue")]
+        keep_going: bool,
     },
     /// Write every entry as LDIF to standard output (re-importable, hashes included).
     Export,
@@ -437,8 +443,17 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             let config = load(config)?;
             init_tracing(&config);
             match command {
-                DbCommand::Import { file, quiet } => {
-                    crate::db::import(&config, &file, !quiet)?;
+                DbCommand::Import {
+                    file,
+                    quiet,
+                    keep_going,
+                } => {
+                    let options = crate::db::ImportOptions {
+                        progress: !quiet,
+                        keep_going,
+                    };
+                    let report = crate::db::import(&config, &file, &options)?;
+                    print_import_report(&config, &report);
                 }
                 DbCommand::Export => {
                     crate::db::export(&config, &mut std::io::stdout().lock())?;
@@ -455,6 +470,58 @@ fn load(path: Option<PathBuf>) -> Result<Config, ConfigError> {
     match path {
         Some(p) => Config::load(&p),
         None => Config::defaults(),
+    }
+}
+
+/// What an import did, for the admin who ran it: on standard error, as progress is.
+fn print_import_report(config: &Config, report: &crate::db::ImportReport) {
+    let entries = |n: u64| if n == 1 { "entry" } else { "entries" };
+    eprintln!(
+        "imported {} {} into {}",
+        report.imported,
+        entries(report.imported),
+        config.db_path().display()
+    );
+    if report.merged > 0 {
+        eprintln!(
+            "merged {} {} into the ones every directory starts with (suffix, containers, built-in roles)",
+            report.merged,
+            entries(report.merged)
+        );
+    }
+    if !report.dropped.is_empty() {
+        let list: Vec<String> = report
+            .dropped
+            .iter()
+            .map(|(name, n)| format!("{name} ({n})"))
+            .collect();
+        eprintln!(
+            "dropped operational attributes this server keeps itself or does not use: {}",
+            list.join(", ")
+        );
+    }
+    for s in &report.skipped {
+        eprintln!(
+            "skipped: {} (ending at line {}): {}",
+            s.dn, s.line, s.reason
+        );
+    }
+    if !report.skipped.is_empty() {
+        eprintln!("{} skipped; the rest was imported", report.skipped.len());
+    }
+    if !report.unverifiable.is_empty() {
+        eprintln!(
+            "warning: {} {} a password hash in a scheme this server cannot verify; they cannot bind until their password is set again (tessera person set-password):",
+            report.unverifiable.len(),
+            if report.unverifiable.len() == 1 {
+                "account has"
+            } else {
+                "accounts have"
+            }
+        );
+        for dn in &report.unverifiable {
+            eprintln!("  {dn}");
+        }
     }
 }
 

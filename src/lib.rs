@@ -38,7 +38,6 @@ pub mod directory;
 pub mod dit;
 pub mod identity;
 pub mod ldap;
-pub mod ldif;
 pub mod server;
 pub mod state;
 pub mod store;

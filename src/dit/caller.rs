@@ -180,6 +180,22 @@ impl RightsCache {
     }
 }
 
+impl Resolved {
+    pub fn is_admin(&self) -> bool {
+        self.admin
+    }
+
+    /// The roles held, directly or through groups (directory-admins aside: see `is_admin`).
+    pub fn roles(&self) -> impl Iterator<Item = &Dn> {
+        self.grants.iter().map(|g| &g.role)
+    }
+
+    /// Normalised DNs of the accounts managed (`entryManagedBy`).
+    pub fn managed(&self) -> &HashSet<String> {
+        &self.managed
+    }
+}
+
 /// Keep a cache map under [`MAX_CACHED`]: drop what is stale, or everything.
 fn bound<V>(map: &mut HashMap<String, V>, fresh: impl Fn(&V) -> bool) {
     if map.len() >= MAX_CACHED {
@@ -323,6 +339,11 @@ impl Caller {
     /// in, nested)?
     pub fn manages(&self, account: &Dn) -> bool {
         self.managed.contains(account.norm())
+    }
+
+    /// Does the caller hold the role `role` (directly or through groups)?
+    pub fn holds(&self, role: &Dn) -> bool {
+        self.grants.iter().any(|g| &g.role == role)
     }
 
     /// Is the caller in the group `dn` (nested)?
@@ -701,7 +722,11 @@ fn principal_caller(
 
 /// The roles, groups and managed accounts of `dn`, from the cache when nothing has been
 /// written since they were derived.
-fn resolve(r: &impl DirectoryRead, dn: &Dn, policy: &Policy) -> Result<Arc<Resolved>, StoreError> {
+pub fn resolve(
+    r: &impl DirectoryRead,
+    dn: &Dn,
+    policy: &Policy,
+) -> Result<Arc<Resolved>, StoreError> {
     let generation = r.generation();
     if let Some(hit) = policy.cache.get(dn, generation) {
         return Ok(hit);

@@ -79,6 +79,22 @@ pub fn request_attrs<'a>(
     Ok(out)
 }
 
+/// Everything a finished entry must meet that needs only the entry itself: the
+/// service-account and role rules, then the schema, with `rules` (the entry's classes'
+/// rules, which a bulk load works out once per class list). `keep` is handed each
+/// attribute's normalised values, as [`check_entry_keeping`] does.
+pub fn check_finished(
+    schema: &Schema,
+    suffix: &Dn,
+    e: &Entry,
+    rules: &ClassRules,
+    keep: &mut dyn FnMut(&str, Vec<Vec<u8>>),
+) -> Result<(), DitError> {
+    check_service_account(e)?;
+    check_role(schema, suffix, e)?;
+    check_entry_keeping(schema, e, rules, keep)
+}
+
 /// Check an entry against the schema (RFC 4512 §3.3): known classes, one structural
 /// chain, MUST present, nothing outside MUST/MAY, single-valued attributes, value syntax.
 pub fn check_entry(schema: &Schema, entry: &Entry) -> Result<(), DitError> {

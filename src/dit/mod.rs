@@ -10,6 +10,7 @@
 
 pub mod caller;
 pub mod computed;
+pub mod control;
 pub mod credentials;
 pub mod entry;
 pub mod error;

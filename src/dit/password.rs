@@ -6,23 +6,32 @@ use crate::directory::access::Rights;
 use crate::directory::dn::Dn;
 use crate::directory::time::generalized;
 use crate::dit::caller::{self, Caller, Policy};
-use crate::dit::entry;
 use crate::dit::error::DitError;
-use crate::store::{DirectoryRead, StoreError, Writer};
+use crate::dit::{control, entry};
+use crate::store::{DirectoryRead, Writer};
 
-/// Everyone may set their own password; others' takes the reset-password right over them.
-pub fn may_set(r: &impl DirectoryRead, caller: &Caller, target: &Dn) -> Result<bool, StoreError> {
+/// Everyone may set their own password; others' takes the reset-password right over them,
+/// and rights that cover theirs (see `dit::control`).
+pub fn require_may_set(
+    r: &impl DirectoryRead,
+    policy: &Policy,
+    caller: &Caller,
+    target: &Dn,
+) -> Result<(), DitError> {
     if caller.is_read_only() {
-        return Ok(false);
+        return Err(DitError::insufficient_access());
     }
     if caller.dn() == Some(target) || caller.is_admin() {
-        return Ok(true);
+        return Ok(());
     }
     let Some((_, e)) = caller::visible(r, caller, target)? else {
-        return Ok(false);
+        return Err(DitError::insufficient_access());
     };
     let e = caller.decidable(r, &e)?;
-    Ok(caller.may(Rights::RESET_PASSWORD, &e))
+    if !caller.may(Rights::RESET_PASSWORD, &e) {
+        return Err(DitError::insufficient_access());
+    }
+    control::require_cover(r, caller, target, policy, "set its password")
 }
 
 /// Replace the password of `target` with `hashed`, as `caller`.
@@ -33,9 +42,7 @@ pub fn set(
     target: &Dn,
     hashed: String,
 ) -> Result<(), DitError> {
-    if !may_set(w, caller, target)? {
-        return Err(DitError::insufficient_access());
-    }
+    require_may_set(w, policy, caller, target)?;
     let Some((id, old)) = w.entry_by_dn(target)? else {
         return Err(DitError::no_such_object(String::new()));
     };

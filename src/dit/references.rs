@@ -1,39 +1,85 @@
-//! References between entries: the DN-valued attributes that confer rights (`member`,
-//! `entryManagedBy`) must name entries that exist, and follow them when they are deleted
-//! or renamed, as OpenLDAP's refint overlay does.
+//! References between entries: the DN-valued attributes that confer rights on the entries
+//! they name (`member`: the group's roles and management; `entryManagedBy`: control of the
+//! account). A value written must name an entry that exists, and deleting or renaming an entry removes or rewrites every reference to it in the same
+//! transaction, as OpenLDAP's refint overlay does. So no name can inherit what a deleted or
+//! never-existing entry was given.
+
+use ldap3_proto::proto::LdapResultCode;
 
 use crate::directory::dn::Dn;
+use crate::directory::entry::Entry;
 use crate::dit::entry::derive_member_uid;
+use crate::dit::error::DitError;
 use crate::store::{DirectoryRead, StoreError, Writer};
 
-/// Keep group membership pointing at real entries: when `old` is deleted (or renamed to
-/// `new`), drop (or rewrite) it in every group's `member`, as OpenLDAP's refint overlay does.
+/// The attributes whose values confer rights on the entries they name.
+pub const CONFERRING: &[&str] = &["member", "entryManagedBy"];
+
+/// Refuse (21, naming it) a value of a conferring attribute in `new` that `old` did not
+/// have and that names no entry. An entry may name itself.
+pub fn check(r: &impl DirectoryRead, old: Option<&Entry>, new: &Entry) -> Result<(), DitError> {
+    for attr in CONFERRING {
+        let before: Vec<Dn> = old.map(|o| dns(o.values(attr))).unwrap_or_default();
+        for dn in dns(new.values(attr)) {
+            if dn == new.dn || before.contains(&dn) {
+                continue;
+            }
+            if r.id_of(&dn)?.is_none() {
+                return Err(missing(attr, &dn));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The refusal for a reference to `dn`, which does not exist.
+pub fn missing(attr: &str, dn: &Dn) -> DitError {
+    DitError::new(
+        LdapResultCode::InvalidAttributeSyntax,
+        format!("{attr}: {dn} does not exist"),
+    )
+}
+
+/// The DNs among `values`; one that does not parse is the schema check's to refuse.
+pub fn dns(values: &[Vec<u8>]) -> Vec<Dn> {
+    values
+        .iter()
+        .filter_map(|v| std::str::from_utf8(v).ok())
+        .filter_map(|v| Dn::parse(v).ok())
+        .collect()
+}
+
+/// Keep references pointing at real entries: when `old` is deleted (or renamed to `new`),
+/// drop (or rewrite) it in every entry's `member` and `entryManagedBy`. An account whose
+/// only manager goes is left to directory administrators.
 pub fn refint(w: &mut Writer<'_>, old: &Dn, new: Option<&Dn>) -> Result<(), StoreError> {
-    let Some(groups) = w.lookup("member", old.norm().as_bytes())? else {
-        return Ok(());
-    };
-    for gid in groups {
-        let Some(group) = w.entry(gid)? else {
+    for attr in CONFERRING {
+        let Some(ids) = w.lookup(attr, old.norm().as_bytes())? else {
             continue;
         };
-        let mut updated = group.clone();
-        let mut members: Vec<Vec<u8>> = group
-            .values("member")
-            .iter()
-            .filter(|m| {
-                std::str::from_utf8(m)
-                    .ok()
-                    .and_then(|m| Dn::parse(m).ok())
-                    .is_none_or(|m| &m != old)
-            })
-            .cloned()
-            .collect();
-        if let Some(new) = new {
-            members.push(new.to_string().into_bytes());
+        for id in ids {
+            let Some(holder) = w.entry(id)? else {
+                continue;
+            };
+            let mut updated = holder.clone();
+            let mut values: Vec<Vec<u8>> = holder
+                .values(attr)
+                .iter()
+                .filter(|v| {
+                    std::str::from_utf8(v)
+                        .ok()
+                        .and_then(|v| Dn::parse(v).ok())
+                        .is_none_or(|v| &v != old)
+                })
+                .cloned()
+                .collect();
+            if let Some(new) = new {
+                values.push(new.to_string().into_bytes());
+            }
+            updated.set(attr, values);
+            derive_member_uid(&mut updated);
+            w.replace(id, &holder, &updated)?;
         }
-        updated.set("member", members);
-        derive_member_uid(&mut updated);
-        w.replace(gid, &group, &updated)?;
     }
     Ok(())
 }

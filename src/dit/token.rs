@@ -12,9 +12,9 @@ use crate::directory::entry::Entry;
 use crate::directory::time::{Expiry, generalized, parse_expiry, parse_generalized};
 use crate::dit::caller::{self, Caller, Policy};
 use crate::dit::credentials::{Intent, max_lifetime, seconds, to_time};
-use crate::dit::entry;
 use crate::dit::error::DitError;
 use crate::dit::names::{HASH_ATTR, SERVICE_CLASS, TOKEN_CLASS};
+use crate::dit::{control, entry};
 use crate::identity::token;
 use crate::store::{DirectoryRead, StoreError, Writer};
 
@@ -71,7 +71,7 @@ pub fn generate(
             "a token needs a label",
         ));
     }
-    manageable(w, caller, &req.account)?;
+    manageable(w, policy, caller, &req.account)?;
     let creator = caller.dn().map(ToString::to_string).unwrap_or_default();
     mint(w, policy, req, &creator)
 }
@@ -87,7 +87,7 @@ pub fn rotate(
     token_id: &str,
     overlap: Duration,
 ) -> Result<Rotated, DitError> {
-    manageable(w, caller, account)?;
+    manageable(w, policy, caller, account)?;
     let old_dn = account.child(Rdn::single("tokenId", token_id));
     let Some((old_id, old)) = w.entry_by_dn(&old_dn)? else {
         return Err(DitError::no_such_object(account.to_string()));
@@ -133,7 +133,12 @@ pub fn rotate(
 /// The account `dn`, if `caller` may manage its tokens. A missing or invisible account is
 /// refused with 50, as one the caller may not manage, so the answer tells nothing of what
 /// exists; administrators see 32.
-fn manageable(r: &impl DirectoryRead, caller: &Caller, dn: &Dn) -> Result<Entry, DitError> {
+fn manageable(
+    r: &impl DirectoryRead,
+    policy: &Policy,
+    caller: &Caller,
+    dn: &Dn,
+) -> Result<Entry, DitError> {
     let Some((_, account)) = caller::visible(r, caller, dn)? else {
         return Err(if caller.is_admin() {
             DitError::no_such_object(String::new())
@@ -143,6 +148,12 @@ fn manageable(r: &impl DirectoryRead, caller: &Caller, dn: &Dn) -> Result<Entry,
     };
     if !may_manage(r, caller, &account)? {
         return Err(DitError::insufficient_access());
+    }
+    // A right over tokens is not control of an account more privileged than the caller;
+    // a manager named by entryManagedBy was given that control (see `dit::control`).
+    let own = caller.dn() == Some(dn);
+    if !own && !caller.manages(dn) {
+        control::require_cover(r, caller, dn, policy, "mint or rotate its tokens")?;
     }
     Ok(account)
 }

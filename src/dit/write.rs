@@ -17,7 +17,7 @@ use crate::dit::caller::{self, Caller, Policy};
 use crate::dit::entry::{self, RequestAttr};
 use crate::dit::error::DitError;
 use crate::dit::names::{SERVICE_CLASS, TOKEN_CLASS};
-use crate::dit::{posix, references, token};
+use crate::dit::{control, posix, references, token};
 use crate::identity::password::StoredPassword;
 use crate::store::{DirectoryRead, StoreError, Writer};
 
@@ -115,6 +115,11 @@ pub fn add(
             return Err(DitError::missing(w, &dn));
         }
     }
+    // Roles are defined by administrators; a name that references already give rights to
+    // (listed in a group or role, or as a manager) is taken only by one who covers them.
+    let attrs: Vec<&str> = new.attrs.iter().map(|a| a.name.as_str()).collect();
+    control::require_role_definition(caller, policy, &new, &attrs)?;
+    control::require_cover(w, caller, &dn, policy, "take its name")?;
     let actor = actor(caller);
     entry::stamp_new(&policy.schema, &mut new, &actor, &generalized(policy.now));
     check_new(w, policy, &mut new)?;
@@ -127,33 +132,34 @@ pub fn add(
     Ok(new)
 }
 
-/// The one rule path for a new entry, stamped: derived `memberUid`, POSIX numbers, the
-/// service-account and role rules, then the schema. Every writer of new entries (Add, the
-/// importer) goes through it.
+/// The one rule path for a new entry, stamped: derived `memberUid`, POSIX numbers, its
+/// references, then the rules that need only the entry (`entry::check_finished`: service
+/// accounts, roles, the schema). Every writer of new entries goes through these steps; the
+/// importer takes them in bulk (see `db::import`).
 pub fn check_new(w: &mut Writer<'_>, policy: &Policy, new: &mut Entry) -> Result<(), DitError> {
     entry::derive_member_uid(new);
     posix::posix_ids(w, &policy.config.posix, new, None)?;
-    check_rules(policy, new)?;
-    entry::check_entry(&policy.schema, new)
+    references::check(w, None, new)?;
+    check_finished(policy, new)
 }
 
-/// The one rule path for a changed entry (`id` is its own id).
+/// The one rule path for a changed entry (`id` is its own id, `old` what it was).
 pub fn check_changed(
     w: &mut Writer<'_>,
     policy: &Policy,
     id: u64,
+    old: &Entry,
     changed: &mut Entry,
 ) -> Result<(), DitError> {
     entry::derive_member_uid(changed);
     posix::posix_ids(w, &policy.config.posix, changed, Some(id))?;
-    check_rules(policy, changed)?;
-    entry::check_entry(&policy.schema, changed)
+    references::check(w, Some(old), changed)?;
+    check_finished(policy, changed)
 }
 
-/// The directory's own rules beyond the schema.
-fn check_rules(policy: &Policy, e: &Entry) -> Result<(), DitError> {
-    entry::check_service_account(e)?;
-    entry::check_role(&policy.schema, &policy.suffix, e)
+fn check_finished(policy: &Policy, e: &Entry) -> Result<(), DitError> {
+    let rules = entry::ClassRules::of(&policy.schema, e.values("objectClass"))?;
+    entry::check_finished(&policy.schema, &policy.suffix, e, &rules, &mut |_, _| {})
 }
 
 /// How one attribute of an entry changes (RFC 4511 §4.6).
@@ -213,14 +219,14 @@ pub fn modify(
     let Some((id, old)) = caller::visible(w, caller, dn)? else {
         return Err(DitError::missing(w, dn));
     };
-    if !managed_update(w, caller, &old, changes, policy)? {
-        let names: Vec<&str> = changes.iter().map(|c| c.name.as_str()).collect();
+    let names: Vec<&str> = changes.iter().map(|c| c.name.as_str()).collect();
+    if !managed_update(w, caller, &old)? {
         let decided = caller.decidable(w, &old)?;
         if !caller.may_attrs(Rights::WRITE, &decided, &names, schema) {
             return Err(DitError::insufficient_access());
         }
-        privileged(w, caller, &old, &names, policy)?;
     }
+    require_control(w, policy, caller, &old, &names)?;
     let mut changed = old.clone();
     for change in changes {
         apply(schema, &mut changed, change)?;
@@ -235,7 +241,7 @@ pub fn modify(
     }
     let actor = actor(caller);
     entry::stamp_modified(&mut changed, &actor, &generalized(policy.now));
-    check_changed(w, policy, id, &mut changed)?;
+    check_changed(w, policy, id, &old, &mut changed)?;
     w.replace(id, &old, &changed)?;
     tracing::info!(dn = %changed.dn, actor = %actor, "entry modified");
     Ok(changed)
@@ -333,6 +339,13 @@ pub fn rename(
     renamed.dn = new_dn.clone();
     // The new name must be within the caller's reach too.
     caller.require_on(w, Rights::RENAME, &renamed)?;
+    // Moving a role, or making an entry one, redefines who holds what.
+    if control::is_role(policy, &old) || control::is_role(policy, &renamed) {
+        control::require_role_definition(caller, policy, &renamed, &["objectClass"])?;
+    }
+    if new_dn != *dn {
+        control::require_cover(w, caller, &new_dn, policy, "take its name")?;
+    }
     if let Some(old_rdn) = dn.rdn().filter(|_| req.delete_old_rdn) {
         for ava in &old_rdn.avas {
             let name = entry::attr_name(schema, &ava.attr)?;
@@ -362,43 +375,36 @@ fn actor(caller: &Caller) -> String {
     caller.dn().map(ToString::to_string).unwrap_or_default()
 }
 
-/// Managers of a service account (see `token::may_manage`) may update it, except that
-/// re-delegating an account that is a directory administrator takes an administrator.
-fn managed_update(
-    r: &impl DirectoryRead,
-    caller: &Caller,
-    e: &Entry,
-    changes: &[Change],
-    policy: &Policy,
-) -> Result<bool, StoreError> {
+/// Managers of a service account (see `token::may_manage`) may update it, within the
+/// rules of [`require_control`].
+fn managed_update(r: &impl DirectoryRead, caller: &Caller, e: &Entry) -> Result<bool, StoreError> {
     if caller.is_admin() || !e.has_class(SERVICE_CLASS) {
         return Ok(false);
     }
-    if !token::may_manage(r, caller, e)? {
-        return Ok(false);
-    }
-    let redelegates = changes
-        .iter()
-        .any(|c| c.name.eq_ignore_ascii_case("entryManagedBy"));
-    Ok(!(redelegates && caller::is_admin(r, &e.dn, policy)?))
+    token::may_manage(r, caller, e)
 }
 
-/// What only administrators change, whatever roles say: who manages an account that is
-/// a directory administrator, and the members of a group that makes its members
-/// administrators.
-fn privileged(
+/// The control operations among changes to `attrs` of `old` (see `dit::control`): a
+/// password set on another entry, a new manager, new members of a group or role that
+/// confers rights, and a role's definition.
+fn require_control(
     r: &impl DirectoryRead,
-    caller: &Caller,
-    e: &Entry,
-    names: &[&str],
     policy: &Policy,
+    caller: &Caller,
+    old: &Entry,
+    attrs: &[&str],
 ) -> Result<(), DitError> {
-    if caller.is_admin() {
-        return Ok(());
+    let touches = |attr: &str| attrs.iter().any(|n| n.eq_ignore_ascii_case(attr));
+    control::require_role_definition(caller, policy, old, attrs)?;
+    let own = caller.dn() == Some(&old.dn);
+    if touches("userPassword") && !own {
+        control::require_cover(r, caller, &old.dn, policy, "set its password")?;
     }
-    let touches = |attr: &str| names.iter().any(|n| n.eq_ignore_ascii_case(attr));
-    if (touches("entryManagedBy") || touches("member")) && caller::is_admin(r, &e.dn, policy)? {
-        return Err(DitError::insufficient_access());
+    if touches("entryManagedBy") {
+        control::require_cover(r, caller, &old.dn, policy, "change who manages it")?;
+    }
+    if touches("member") {
+        control::require_cover(r, caller, &old.dn, policy, "change its members")?;
     }
     Ok(())
 }

@@ -150,15 +150,12 @@ async fn password_modify(
         None => caller_dn.clone(),
     };
     // Checked before the old password is verified, so this is no oracle for others'.
-    let allowed = {
-        let (caller, target) = (caller.clone(), target.clone());
+    {
+        let (caller, target, policy) = (caller.clone(), target.clone(), state.policy());
         state
             .store
-            .read(move |r| Ok::<_, DitError>(password::may_set(r, &caller, &target)?))
-            .await?
-    };
-    if !allowed {
-        return Err(DitError::insufficient_access());
+            .read(move |r| password::require_may_set(r, &policy, &caller, &target))
+            .await?;
     }
     let (new_password, generated) = match parsed.new_password {
         Some(p) if !p.is_empty() => (p, false),

@@ -12,6 +12,7 @@ use crate::directory::access::Rights;
 use crate::directory::dn::{Dn, Rdn};
 use crate::dit::DitError;
 use crate::dit::caller::{self, Policy, Principal};
+use crate::dit::control;
 use crate::ldap::{OpContext, oid};
 use crate::store::DirectoryRead;
 
@@ -96,8 +97,10 @@ fn authorize(
     };
     if !caller.is_admin() {
         let decided = caller.decidable(r, &entry)?;
-        // Acting as an administrator takes being one.
-        if !caller.may(Rights::IMPERSONATE, &decided) || caller::is_admin(r, &target, policy)? {
+        // Acting as another takes rights that cover theirs (see `dit::control`).
+        if !caller.may(Rights::IMPERSONATE, &decided)
+            || control::require_cover(r, &caller, &target, policy, "act as it").is_err()
+        {
             return Ok(None);
         }
     }

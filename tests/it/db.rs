@@ -51,7 +51,9 @@ async fn export_import_round_trip_and_verify() {
     let file = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(file.path(), &ldif).unwrap();
     let fresh = crate::private_tempdir();
-    let imported = tessera::db::import(&config_for(fresh.path()), file.path(), false).unwrap();
+    let imported = tessera::db::import(&config_for(fresh.path()), file.path(), &Default::default())
+        .unwrap()
+        .imported;
     // The suffix and the containers exist from first start and are skipped.
     assert!(imported >= 3);
     tessera::db::verify(&config_for(fresh.path())).unwrap();
@@ -95,7 +97,8 @@ async fn import_reports_the_bad_entry_and_line() {
          dn: uid=bad,ou=people,dc=example,dc=com\nobjectClass: inetOrgPerson\ncn: bad\n\n",
     )
     .unwrap();
-    let err = tessera::db::import(&config_for(fresh.path()), file.path(), false).unwrap_err();
+    let err = tessera::db::import(&config_for(fresh.path()), file.path(), &Default::default())
+        .unwrap_err();
     let msg = err.to_string();
     assert!(msg.contains("uid=bad") && msg.contains("sn"), "{msg}");
 
@@ -104,7 +107,7 @@ async fn import_reports_the_bad_entry_and_line() {
         "dn: uid=ok,ou=people,dc=example,dc=com\nobjectClass: inetOrgPerson\ncn: ok\nsn: ok\nuserPassword: cleartext\n\n",
     )
     .unwrap();
-    tessera::db::import(&config_for(fresh.path()), file.path(), false).unwrap();
+    tessera::db::import(&config_for(fresh.path()), file.path(), &Default::default()).unwrap();
     let mut out = Vec::new();
     tessera::db::export(&config_for(fresh.path()), &mut out).unwrap();
     let text = String::from_utf8(out).unwrap();
@@ -140,7 +143,7 @@ async fn failed_import_leaves_the_store_as_it_was() {
          uid: dup\ncn: dup\nsn: dup\nuidNumber: 20007\n\n"
     );
     std::fs::write(file.path(), &ldif).unwrap();
-    let err = tessera::db::import(&config, file.path(), false).unwrap_err();
+    let err = tessera::db::import(&config, file.path(), &Default::default()).unwrap_err();
     let msg = err.to_string();
     assert!(msg.contains("uid=dup") && msg.contains("20007"), "{msg}");
     let mut out = Vec::new();
@@ -154,7 +157,9 @@ async fn failed_import_leaves_the_store_as_it_was() {
     // Without the duplicate it goes in whole, indexed.
     let good = ldif.rsplit_once("dn: uid=dup").unwrap().0;
     std::fs::write(file.path(), good).unwrap();
-    let n = tessera::db::import(&config, file.path(), false).unwrap();
+    let n = tessera::db::import(&config, file.path(), &Default::default())
+        .unwrap()
+        .imported;
     assert_eq!(n, 6000);
     tessera::db::verify(&config).unwrap();
 }
@@ -187,12 +192,17 @@ async fn import_reports_an_entry_given_twice() {
         let file = tempfile::NamedTempFile::new().unwrap();
         std::fs::write(file.path(), format!("{made_at_start}{twice}")).unwrap();
         let config = config_for(fresh.path());
-        let err = tessera::db::import(&config, file.path(), false).unwrap_err();
+        let err = tessera::db::import(&config, file.path(), &Default::default()).unwrap_err();
         let msg = err.to_string();
         assert!(msg.contains(&dn) && msg.contains("already exists"), "{msg}");
         let once = format!("{made_at_start}{}", twice.split_at(twice.len() / 2).0);
         std::fs::write(file.path(), once).unwrap();
-        assert_eq!(tessera::db::import(&config, file.path(), false).unwrap(), 1);
+        assert_eq!(
+            tessera::db::import(&config, file.path(), &Default::default())
+                .unwrap()
+                .imported,
+            1
+        );
         tessera::db::verify(&config).unwrap();
     }
 }
@@ -206,6 +216,10 @@ async fn import_turns_member_uid_into_member() {
              uid: {uid}\ncn: {uid}\nsn: {uid}\n\n"
         );
     }
+    // Members must exist, this one too.
+    ldif += &format!(
+        "dn: uid=ann\\+lee,{PEOPLE}\nobjectClass: inetOrgPerson\nuid: ann+lee\ncn: a\nsn: a\n\n"
+    );
     // memberUid only; a mix; and both forms naming the same person (as an export has).
     ldif += &format!(
         "dn: cn=uids,{GROUPS}\nobjectClass: groupOfNames\nobjectClass: posixGroup\ncn: uids\n\
@@ -610,11 +624,13 @@ async fn import_of_large_groups_spans_size_capped_batches() {
     let dup =
         format!("dn: cn=dup,{GROUPS}\nobjectClass: posixGroup\ncn: dup\ngidNumber: 30003\n\n");
     std::fs::write(file.path(), ldif.clone() + &dup).unwrap();
-    let err = tessera::db::import(&config, file.path(), false).unwrap_err();
+    let err = tessera::db::import(&config, file.path(), &Default::default()).unwrap_err();
     assert!(err.to_string().contains("30003"), "{err}");
 
     std::fs::write(file.path(), &ldif).unwrap();
-    let n = tessera::db::import(&config, file.path(), false).unwrap();
+    let n = tessera::db::import(&config, file.path(), &Default::default())
+        .unwrap()
+        .imported;
     assert_eq!(n, 420);
     tessera::db::verify(&config).unwrap();
     let server = TestServer::start_with_ldif("", Some(&ldif)).await;

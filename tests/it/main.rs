@@ -105,7 +105,7 @@ parallelism = 1
         if let Some(ldif) = setup.ldif {
             let file = dir.path().join("seed.ldif");
             std::fs::write(&file, ldif).unwrap();
-            tessera::db::import(&config, &file, false).unwrap();
+            tessera::db::import(&config, &file, &Default::default()).unwrap();
         }
         let running = server::start(config).await.unwrap();
         let tls = client_tls(running.ca.as_ref().unwrap());

@@ -615,6 +615,13 @@ async fn proxied_authorization() {
     grant(&mut admin, "impersonators", &person_dn("helpdesk")).await;
     let nas = service_dn("nas01");
     let mut helpdesk = server.bound(&person_dn("helpdesk"), "pw").await;
+    // Acting as the NAS gives its rights: refused until the caller holds them too.
+    assert_eq!(
+        proxied_whoami(&mut helpdesk, &format!("dn:{nas}")).await.0,
+        123,
+        "the NAS holds nas-readers, which helpdesk does not"
+    );
+    grant(&mut admin, "nas-readers", &person_dn("helpdesk")).await;
 
     // As the NAS: its identity and exactly its view.
     assert_eq!(
@@ -921,6 +928,21 @@ async fn member_values_outside_a_subtree_grant_are_dropped() {
     // an escaped comma, and an RDN value that runs into the base.
     let escaped = format!("cn=trap\\,{PEOPLE}");
     let run_in = format!("cn=trap{PEOPLE}");
+    // Members must exist: both traps are real entries, right under the suffix.
+    for (dn, cn) in [(&escaped, "trap,ou=people"), (&run_in, "trapou=people")] {
+        admin
+            .add(
+                dn,
+                vec![
+                    ("objectClass", HashSet::from(["organizationalRole"])),
+                    ("cn", HashSet::from([cn])),
+                ],
+            )
+            .await
+            .unwrap()
+            .success()
+            .unwrap();
+    }
     let members: HashSet<&str> = [
         upper.as_str(),
         spaced.as_str(),

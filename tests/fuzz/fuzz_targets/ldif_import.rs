@@ -2,7 +2,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tessera::ldif::LdifReader;
+use tessera::db::ldif::LdifReader;
 
 fuzz_target!(|data: &[u8]| {
     let reader = LdifReader::new(std::io::Cursor::new(data));

@@ -1,0 +1,131 @@
+//! Control of one identity by another: the rule that no identity may, through any
+//! operation it is allowed, gain control of an identity whose rights it does not hold.
+//!
+//! Controlling an identity means setting its password, minting or rotating its tokens or
+//! app passwords, acting as it (proxied authorization), becoming its manager
+//! (`entryManagedBy`), or joining a group that confers roles or management. An identity's
+//! rights are what controlling it (or joining it, for a group or role) confers: the
+//! administrators' role, the other roles it holds, and the accounts it manages. An actor
+//! covers a target when it is a directory administrator, or the target is not one, holds
+//! no role the actor does not, and every account it manages the actor manages or covers.
+//! Control operations on a target the actor does not cover are refused with 50 and a
+//! message saying which right stands in the way. Role definitions (anything of an entry
+//! under `ou=roles` but its members and description) are directory administrators' only.
+
+use ldap3_proto::proto::LdapResultCode;
+
+use crate::directory::dn::Dn;
+use crate::directory::entry::Entry;
+use crate::dit::caller::{self, Caller, Policy};
+use crate::dit::error::DitError;
+use crate::dit::names::{self, ROLE_CLASS};
+use crate::store::{DirectoryRead, StoreError};
+
+/// How far management is followed (an account that manages accounts that manage ...).
+const MAX_DEPTH: usize = 4;
+
+/// Refuse (50, saying why) unless `caller` covers `target`'s rights: what controlling
+/// `target`, or joining it when it is a group or role, would confer. `doing` completes
+/// "only a holder of every right it has may ...".
+pub fn require_cover(
+    r: &impl DirectoryRead,
+    caller: &Caller,
+    target: &Dn,
+    policy: &Policy,
+    doing: &str,
+) -> Result<(), DitError> {
+    if caller.is_admin() {
+        return Ok(());
+    }
+    let mut seen = Vec::new();
+    match uncovered(r, caller, target, policy, 0, &mut seen)? {
+        None => Ok(()),
+        Some(why) => Err(DitError::new(
+            LdapResultCode::InsufficentAccessRights,
+            format!("{target} {why}; only a holder of every right it has may {doing}"),
+        )),
+    }
+}
+
+/// Does changing `attrs` of `e` (an entry as stored, or about to be) touch a role's
+/// definition? Only administrators may: a role's holders would otherwise widen it.
+pub fn require_role_definition(
+    caller: &Caller,
+    policy: &Policy,
+    e: &Entry,
+    attrs: &[&str],
+) -> Result<(), DitError> {
+    if caller.is_admin() || !is_role(policy, e) {
+        return Ok(());
+    }
+    let defines = attrs
+        .iter()
+        .any(|a| !a.eq_ignore_ascii_case("member") && !a.eq_ignore_ascii_case("description"));
+    if defines {
+        return Err(DitError::new(
+            LdapResultCode::InsufficentAccessRights,
+            format!(
+                "{} is a role; only directory administrators define roles",
+                e.dn
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Is `e` a role: a `tesseraRole` entry directly under `ou=roles`?
+pub fn is_role(policy: &Policy, e: &Entry) -> bool {
+    e.has_class(ROLE_CLASS)
+        && e.dn.parent().as_ref() == Some(&names::roles_container(&policy.suffix))
+}
+
+/// Why `caller` does not cover `target`, or None when it does.
+fn uncovered(
+    r: &impl DirectoryRead,
+    caller: &Caller,
+    target: &Dn,
+    policy: &Policy,
+    depth: usize,
+    seen: &mut Vec<Dn>,
+) -> Result<Option<String>, StoreError> {
+    if seen.contains(target) {
+        return Ok(None);
+    }
+    seen.push(target.clone());
+    let admins = names::admin_role(&policy.suffix);
+    let rights = caller::resolve(r, target, policy)?;
+    if rights.is_admin() || target == &admins {
+        return Ok(Some("holds directory-admins".into()));
+    }
+    // A role confers itself on its members.
+    let own_role = match r.entry_by_dn(target)? {
+        Some((_, e)) if is_role(policy, &e) => Some(target.clone()),
+        _ => None,
+    };
+    for role in own_role.iter().chain(rights.roles()) {
+        if !caller.holds(role) {
+            let name = role.rdn_value("cn").unwrap_or_default();
+            let verb = if own_role.as_ref() == Some(role) {
+                "is"
+            } else {
+                "holds"
+            };
+            return Ok(Some(format!("{verb} the role {name}")));
+        }
+    }
+    for account in rights.managed() {
+        let Ok(account) = Dn::parse(account) else {
+            continue;
+        };
+        if caller.manages(&account) {
+            continue;
+        }
+        if depth >= MAX_DEPTH {
+            return Ok(Some(format!("manages {account}")));
+        }
+        if let Some(why) = uncovered(r, caller, &account, policy, depth + 1, seen)? {
+            return Ok(Some(format!("manages {account}, which {why}")));
+        }
+    }
+    Ok(None)
+}
