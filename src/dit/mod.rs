@@ -18,6 +18,7 @@ pub mod names;
 pub mod password;
 pub mod posix;
 pub mod references;
+pub mod search;
 pub mod token;
 pub mod tree;
 pub mod write;

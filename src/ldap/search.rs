@@ -7,7 +7,6 @@
 //! the request and the identity, and good for one use.
 
 use std::borrow::Cow;
-use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -23,7 +22,7 @@ use crate::directory::filter::{Filter, FilterLimits, Truth, resolve};
 use crate::directory::schema::Schema;
 use crate::dit::DitError;
 use crate::dit::caller::{self, Caller, Policy, Principal};
-use crate::dit::computed::add_computed;
+use crate::dit::search;
 use crate::ldap::result::success;
 use crate::ldap::root_dse;
 use crate::ldap::session::{PagedCookies, Remaining};
@@ -119,7 +118,6 @@ async fn run(ctx: &OpContext, req: &LdapSearchRequest) -> Outcome {
         suffix: state.config.suffix.clone(),
         server_size: state.config.limits.size_limit,
         server_time: state.config.limits.time_limit,
-        scope: req.scope.clone(),
         client_size: usize::try_from(req.sizelimit).unwrap_or(0),
         client_time: u64::try_from(req.timelimit).unwrap_or(0),
         msgid: ctx.msgid,
@@ -129,8 +127,11 @@ async fn run(ctx: &OpContext, req: &LdapSearchRequest) -> Outcome {
         page: page.clone(),
         resume,
         planned: None,
-        base,
-        filter,
+        query: search::Query {
+            base,
+            scope: req.scope.clone(),
+            filter,
+        },
         selection,
     };
 
@@ -269,7 +270,6 @@ struct Scan {
     suffix: Dn,
     server_size: usize,
     server_time: Duration,
-    scope: LdapSearchScope,
     client_size: usize,
     client_time: u64,
     msgid: i32,
@@ -281,8 +281,7 @@ struct Scan {
     resume: Option<Remaining>,
     /// Candidates planned by an inline attempt that had too many, at a generation.
     planned: Option<(u64, Vec<u64>)>,
-    base: Dn,
-    filter: Filter,
+    query: search::Query,
     selection: Selection,
 }
 
@@ -302,7 +301,6 @@ impl Scan {
             suffix,
             server_size,
             server_time,
-            scope,
             client_size,
             client_time,
             msgid,
@@ -312,8 +310,7 @@ impl Scan {
             page,
             resume,
             planned,
-            base,
-            filter,
+            query,
             selection,
         } = self;
         let caller = caller::caller(r, principal, policy)?;
@@ -337,22 +334,13 @@ impl Scan {
             size_limit
         };
         let deadline = time_limit.map(|t| *started + t);
-        if !base.is_within(suffix) {
-            return Err(ScanError::Ldap(DitError::no_such_object(String::new())));
-        }
-        let Some(base_id) = r.id_of(base)? else {
-            return Err(ScanError::Ldap(DitError::missing(r, base)));
-        };
-        // A base the caller cannot see does not exist for it.
-        if caller::visible(r, &caller, base)?.is_none() {
-            return Err(ScanError::Ldap(DitError::no_such_object(String::new())));
-        }
+        let base_id = search::base(r, &caller, suffix, &query.base).map_err(ScanError::Ldap)?;
         // Kept candidates serve while nothing has been written since they were planned.
         let generation = r.generation();
         let ids: Cow<[u64]> = match (resume, planned) {
             (Some(kept), _) if kept.generation == generation => Cow::Borrowed(&kept.ids),
             (_, Some((g, ids))) if *g == generation => Cow::Borrowed(ids),
-            _ => Cow::Owned(candidates(r, filter, scope, base_id)?),
+            _ => Cow::Owned(search::candidates(r, &query.filter, &query.scope, base_id)?),
         };
         if budget.is_some_and(|b| ids.len() > b) {
             let planned = match ids {
@@ -361,17 +349,8 @@ impl Scan {
             };
             return Err(ScanError::TooMany(planned));
         }
-        let mut needed = Vec::new();
-        filter.attributes(&mut needed);
         // Only what the result, the filter and the caller's view read is decoded.
-        let stored = selection
-            .stored()
-            .map(|mut names| {
-                names.extend(needed.iter().cloned());
-                caller.decision_attributes(&mut names);
-                names
-            })
-            .filter(|names| !names.iter().any(|n| n == "*"));
+        let examiner = search::Examiner::new(query, &caller, selection.stored());
         let mut sent = 0usize;
         let mut last = None;
         let start = page
@@ -387,35 +366,10 @@ impl Scan {
                     "time limit exceeded",
                 )));
             }
-            let entry = match &stored {
-                Some(names) => r.entry_only(id, |name| {
-                    names.iter().any(|n| n.eq_ignore_ascii_case(name))
-                })?,
-                None => r.entry(id)?,
-            };
-            let Some(mut entry) = entry else {
+            let wants = |name: &str| selection.wants(name, schema);
+            let Some(entry) = examiner.examine(r, &caller, schema, id, &wants)? else {
                 continue;
             };
-            if !in_scope(&entry.dn, base, scope) {
-                continue;
-            }
-            // Everything the filter or the result needs, computed once; then what the
-            // caller may not see goes, before the filter looks.
-            add_computed(r, id, &mut entry, |name| {
-                selection.wants(name, schema)
-                    || needed
-                        .iter()
-                        .any(|n| n.eq_ignore_ascii_case(name) || n == "*")
-            })?;
-            caller.with_member_of(r, &mut entry)?;
-            let Some(view) = caller.view(&entry) else {
-                continue;
-            };
-            caller.redact(&view, &mut entry, schema);
-            caller.prune(r, id, &mut entry)?;
-            if filter.matches(&entry) != Truth::True {
-                continue;
-            }
             if let Some(p) = page.as_ref().filter(|p| p.size > 0 && sent == p.size) {
                 return Ok(ScanEnd::More {
                     last: last.unwrap_or(p.after),
@@ -524,112 +478,6 @@ async fn special_search(
     Ok(Some((success(), ctrl)))
 }
 
-/// The ids to examine, ascending. Uses equality indexes where the filter allows.
-fn candidates(
-    r: &impl DirectoryRead,
-    filter: &Filter,
-    scope: &LdapSearchScope,
-    base_id: u64,
-) -> Result<Vec<u64>, StoreError> {
-    if *scope == LdapSearchScope::Base {
-        return Ok(vec![base_id]);
-    }
-    if let Some(ids) = plan(r, filter)? {
-        return Ok(ids.into_iter().collect());
-    }
-    match scope {
-        LdapSearchScope::OneLevel => {
-            let mut ids = r.children(base_id)?;
-            ids.sort_unstable();
-            Ok(ids)
-        }
-        _ => r.subtree(base_id),
-    }
-}
-
-/// A superset of the matching ids from the indexes, or None when a scan is needed.
-fn plan(r: &impl DirectoryRead, filter: &Filter) -> Result<Option<BTreeSet<u64>>, StoreError> {
-    match filter {
-        Filter::Equality(attr, key) if attr.name.eq_ignore_ascii_case("memberOf") => {
-            let Some(group) = std::str::from_utf8(key)
-                .ok()
-                .and_then(|k| Dn::parse(k).ok())
-            else {
-                return Ok(Some(BTreeSet::new()));
-            };
-            let Some((_, group)) = r.entry_by_dn(&group)? else {
-                return Ok(Some(BTreeSet::new()));
-            };
-            let mut ids = BTreeSet::new();
-            for member in group.values("member") {
-                let Some(dn) = std::str::from_utf8(member)
-                    .ok()
-                    .and_then(|m| Dn::parse(m).ok())
-                else {
-                    continue;
-                };
-                if let Some(id) = r.id_of(&dn)? {
-                    ids.insert(id);
-                }
-            }
-            Ok(Some(ids))
-        }
-        Filter::Equality(attr, key) => r.lookup(&attr.name, key),
-        Filter::And(items) => {
-            // Selective conjuncts first (objectClass matches most of the directory), and
-            // none once the candidates are few: every candidate meets the whole filter
-            // anyway, so a conjunct left out only widens the superset. Without this a
-            // getpwnam reads every posixAccount id from the index.
-            let mut order: Vec<&Filter> = items.iter().collect();
-            order.sort_by_key(|f| is_broad(f));
-            let mut best: Option<BTreeSet<u64>> = None;
-            for item in order {
-                if best.as_ref().is_some_and(|b| b.len() <= FEW_CANDIDATES) {
-                    break;
-                }
-                if let Some(ids) = plan(r, item)? {
-                    best = Some(match best {
-                        Some(prev) => prev.intersection(&ids).copied().collect(),
-                        None => ids,
-                    });
-                }
-            }
-            Ok(best)
-        }
-        Filter::Or(items) => {
-            let mut all = BTreeSet::new();
-            for item in items {
-                match plan(r, item)? {
-                    Some(ids) => all.extend(ids),
-                    None => return Ok(None),
-                }
-            }
-            Ok(Some(all))
-        }
-        _ => Ok(None),
-    }
-}
-
-/// Candidates few enough that narrowing them further costs more than testing them.
-const FEW_CANDIDATES: usize = 16;
-
-/// An equality on objectClass: indexed, but usually true of a large part of the tree.
-fn is_broad(filter: &Filter) -> bool {
-    matches!(filter, Filter::Equality(attr, _) if attr.name.eq_ignore_ascii_case("objectClass"))
-}
-
-fn in_scope(dn: &Dn, base: &Dn, scope: &LdapSearchScope) -> bool {
-    if !dn.is_within(base) {
-        return false;
-    }
-    match scope {
-        LdapSearchScope::Base => dn == base,
-        LdapSearchScope::OneLevel => dn.depth() == base.depth() + 1,
-        LdapSearchScope::Subtree => true,
-        LdapSearchScope::Children => dn != base,
-    }
-}
-
 /// Which attributes a search returns (RFC 4511 §4.5.1.8, RFC 3673).
 pub struct Selection {
     all_user: bool,
@@ -669,7 +517,7 @@ impl Selection {
     }
 
     /// The stored attributes a result can show, or None when that is any of them.
-    fn stored(&self) -> Option<Vec<String>> {
+    pub fn stored(&self) -> Option<Vec<String>> {
         if self.all_user || self.all_operational {
             return None;
         }
