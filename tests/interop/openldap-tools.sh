@@ -72,8 +72,8 @@ expect_contains "memberOf on the person" "memberOf: cn=staff,ou=groups,dc=exampl
 printf 'dn: %s\nchangetype: modify\nreplace: mail\nmail: alice@new.example.com\n' "$ALICE" > "$WORK/mod.ldif"
 expect_rc "ldapmodify replace" 0 ldapmodify "${ADMIN[@]}" -f "$WORK/mod.ldif"
 expect_rc "ldapmodify by a non-admin is 50" 50 ldapmodify -x -H "$LDAPS" -D "$ALICE" -w alice-secret -f "$WORK/mod.ldif"
-expect_contains "ldapcompare TRUE" "TRUE" ldapcompare "${ADMIN[@]}" "$ALICE" "mail:ALICE@new.example.com"
-expect_contains "ldapcompare FALSE" "FALSE" ldapcompare "${ADMIN[@]}" "$ALICE" "mail:other@example.com"
+expect_output "ldapcompare TRUE (exit 6, compareTrue)" 6 "TRUE" ldapcompare "${ADMIN[@]}" "$ALICE" "mail:ALICE@new.example.com"
+expect_output "ldapcompare FALSE (exit 5, compareFalse)" 5 "FALSE" ldapcompare "${ADMIN[@]}" "$ALICE" "mail:other@example.com"
 expect_rc "ldapmodrdn" 0 ldapmodrdn "${ADMIN[@]}" -r "uid=bob,ou=people,dc=example,dc=com" "uid=robert"
 expect_contains "renamed entry found" "dn: uid=robert,ou=people,dc=example,dc=com" \
     ldapsearch "${ADMIN[@]}" -b ou=people,dc=example,dc=com "(uid=robert)" 1.1
