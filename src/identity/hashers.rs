@@ -10,9 +10,14 @@
 //! past that a caller waits for room, in arrival order. Memory is bounded by the callers,
 //! never by the queue.
 //!
+//! The pool counts the argon2 computations its jobs run, so a test can show that every
+//! failed bind costs one verification, whether the DN is unknown, has no password, or has
+//! a password that did not match: equal cost, shown without a clock.
+//!
 //! Nothing here knows LDAP, and no password, salt or digest is logged from here.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use serde::Deserialize;
@@ -53,6 +58,7 @@ type Job = Box<dyn FnOnce(&mut Argon2Memory) + Send>;
 #[derive(Clone)]
 pub struct Hashers {
     queue: mpsc::Sender<Job>,
+    argon2_runs: Arc<AtomicU64>,
 }
 
 impl Hashers {
@@ -73,7 +79,10 @@ impl Hashers {
                 .spawn(move || work(&jobs, priority, keep_kib))
                 .map_err(HashersError::Spawn)?;
         }
-        Ok(Hashers { queue })
+        Ok(Hashers {
+            queue,
+            argon2_runs: Arc::default(),
+        })
     }
 
     /// Runs `job` on a hashing thread and waits for its result. Waits first for room in the
@@ -84,9 +93,14 @@ impl Hashers {
         F: FnOnce(&mut Argon2Memory) -> T + Send + 'static,
     {
         let (done, result) = oneshot::channel();
+        let runs = self.argon2_runs.clone();
         let job: Job = Box::new(move |memory| {
+            let before = memory.runs();
+            let output = job(memory);
+            // Counted before the answer goes out, so the caller sees its own job's runs.
+            runs.fetch_add(memory.runs() - before, Ordering::Relaxed);
             // The caller may have gone (its connection closed); the work is done anyway.
-            let _ = done.send(job(memory));
+            let _ = done.send(output);
         });
         self.queue
             .send(job)
@@ -94,6 +108,11 @@ impl Hashers {
             .map_err(|_| HashersError::Stopped)?;
         // A panicking job drops `done` as it unwinds.
         result.await.map_err(|_| HashersError::Panicked)
+    }
+
+    /// The argon2 computations (hashes and verifications) the pool's jobs have run.
+    pub fn argon2_runs(&self) -> u64 {
+        self.argon2_runs.load(Ordering::Relaxed)
     }
 }
 
@@ -183,6 +202,26 @@ mod tests {
             .await
             .unwrap();
         assert!(right && !wrong);
+    }
+
+    #[tokio::test]
+    async fn counts_the_argon2_runs_of_its_jobs() {
+        let pool = Hashers::start(2, Priority::Normal, SMALL.memory_kib).unwrap();
+        let hashed = pool
+            .run(|memory| password::hash_in(b"secret", &SMALL, memory))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(pool.argon2_runs(), 1, "a hash");
+        let stored = StoredPassword::parse(hashed.as_bytes()).unwrap();
+        let wrong = pool
+            .run(move |memory| stored.verify_in(b"secreT", memory))
+            .await
+            .unwrap();
+        assert!(!wrong);
+        assert_eq!(pool.argon2_runs(), 2, "and a verification");
+        assert_eq!(pool.run(|_| 7).await.unwrap(), 7);
+        assert_eq!(pool.argon2_runs(), 2, "a job without argon2 counts nothing");
     }
 
     #[tokio::test]

@@ -309,6 +309,9 @@ pub fn try_generate(len: usize) -> Result<String, PasswordError> {
 pub struct Argon2Memory {
     blocks: Vec<Block>,
     keep_kib: u32,
+    /// argon2 computations run with this memory: the pool reports them (see
+    /// `Hashers::argon2_runs`).
+    runs: u64,
 }
 
 impl Argon2Memory {
@@ -317,12 +320,18 @@ impl Argon2Memory {
         Argon2Memory {
             blocks: Vec::new(),
             keep_kib,
+            runs: 0,
         }
     }
 
     /// Memory that keeps nothing: every run allocates its own.
     pub fn none() -> Argon2Memory {
         Argon2Memory::new(0)
+    }
+
+    /// How many argon2 computations (hashes and verifications) ran with this memory.
+    pub fn runs(&self) -> u64 {
+        self.runs
     }
 
     fn hash_into(
@@ -332,6 +341,7 @@ impl Argon2Memory {
         salt: &[u8],
         out: &mut [u8],
     ) -> Result<(), argon2::Error> {
+        self.runs += 1;
         let needed = ctx.params().block_count();
         if needed > self.keep_kib as usize {
             return ctx.hash_password_into(password, salt, out);

@@ -10,8 +10,9 @@ if [ "$(id -u)" != 0 ]; then
     exit 1
 fi
 mkdir -p "$DATA"
+# Owner-only, as the server requires of its data directory.
 mount -t tmpfs -o size=6m,mode=0700 tmpfs "$DATA"
-trap 'stop_server; umount "$DATA" 2>/dev/null; rm -rf "$WORK"' EXIT
+on_exit 'umount "$DATA" 2>/dev/null'
 ADMIN=(-Y EXTERNAL -Q -H "$LDAPI")
 SUFFIX=dc=example,dc=com
 start_server
@@ -35,11 +36,12 @@ if [ -n "$full_rc" ] && [ "$full_rc" != 0 ]; then
 else
     fail "the disk never filled"
 fi
-if ldapsearch "${ADMIN[@]}" -LLL -b "uid=fill$((n + 1)),ou=people,$SUFFIX" -s base 1.1 >/dev/null 2>&1; then
-    fail "the failed add left an entry behind"
-else
-    pass "the failed add left nothing behind"
-fi
+# The add that failed is number n: it must have left no entry (32, no such object), while
+# the one before it, acknowledged, is there.
+expect_rc "the failed add (uid=fill$n) left nothing behind" 32 \
+    ldapsearch "${ADMIN[@]}" -LLL -b "uid=fill$n,ou=people,$SUFFIX" -s base 1.1
+expect_contains "the last acknowledged add (uid=fill$((n - 1))) is there" "dn: uid=fill$((n - 1)),ou=people,$SUFFIX" \
+    ldapsearch "${ADMIN[@]}" -LLL -b "uid=fill$((n - 1)),ou=people,$SUFFIX" -s base 1.1
 expect_contains "reads go on while the disk is full" "dn: uid=fill1,ou=people,$SUFFIX" \
     ldapsearch "${ADMIN[@]}" -LLL -b "uid=fill1,ou=people,$SUFFIX" -s base 1.1
 rm -f "$DATA/ballast"
@@ -51,6 +53,8 @@ for _ in $(seq 1 20); do
 done
 if [ "$ok" = 1 ]; then pass "writes work again once space is freed"; else fail "writes after freeing space: $(cat "$WORK/after.out")"; fi
 expect_contains "the server opened the database again" "opened again" cat "$WORK/server.log"
+expect_rc "in the database opened again, the failed add is still absent" 32 \
+    ldapsearch "${ADMIN[@]}" -LLL -b "uid=fill$n,ou=people,$SUFFIX" -s base 1.1
 stop_server
-expect_contains "the store verifies afterwards" "ok" "$TESSERA" db verify --config "$WORK/tessera.toml"
+expect_store_verifies "the store verifies afterwards"
 finish

@@ -5,7 +5,7 @@ with full certificate checks, get_info=ALL and check_names=True (ldap3's default
 names), so ldap3 loads and parses cn=Subschema and refuses any attribute it does not find
 there. Writes are made by the local administrator through ldap3 over LDAPI with SASL
 EXTERNAL. Prints one "ok   - NAME" or "FAIL - NAME: WHY" line per check; python-ldap3.sh
-counts them.
+counts them, and the exit status is 1 if any check failed, whoever runs it.
 """
 
 import argparse
@@ -22,6 +22,8 @@ PAGED_RESULTS = "1.2.840.113556.1.4.319"
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 SYNC_ATTRS = ["uid", "cn", "uidNumber", "gidNumber", "memberOf", "entryUUID",
               "modifyTimestamp", "createTimestamp"]
+# Checks that failed so far: any makes the exit status 1.
+FAILED = 0
 
 
 def main():
@@ -89,7 +91,7 @@ def main():
 
     conn.unbind()
     admin.unbind()
-    return 0
+    return 1 if FAILED else 0
 
 
 def parse_args():
@@ -346,13 +348,17 @@ def expect_add_has_uuid(conn, admin, people):
 
 
 def check(name, body):
-    """Run one check; print ok or FAIL with the reason. Returns whether it passed."""
+    """Run one check; print ok or FAIL with the reason, and count a failure in FAILED.
+    Returns whether it passed."""
+    global FAILED
     try:
         body()
     except AssertionError as e:
+        FAILED += 1
         print(f"FAIL - {name}: {e}", flush=True)
         return False
     except (LDAPException, KeyError, TypeError, IndexError) as e:
+        FAILED += 1
         print(f"FAIL - {name}: {type(e).__name__}: {e}", flush=True)
         return False
     print(f"ok   - {name}", flush=True)

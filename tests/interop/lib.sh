@@ -1,5 +1,10 @@
 # Shared helpers for the interop scripts: start a Tessera release binary on free loopback
 # ports with its own data directory, wait for it, stop it, and assert on tool output.
+#
+# Every check helper looks at the command's exit status as well as its output, so a tool
+# that failed (no server, a refused bind, a wrong base) never passes a check by printing
+# nothing. A script that sources this file exits non-zero whenever a check failed, however
+# it ends, and also when it ends without calling `finish` or without having run a check.
 # shellcheck shell=bash
 
 set -euo pipefail
@@ -10,6 +15,9 @@ DATA="$WORK/data"
 SERVER_PID=""
 FAILURES=0
 PASSES=0
+FINISHED=""
+# Commands `on_exit` adds, run at exit after the server stops and before $WORK goes.
+EXIT_HOOKS=()
 
 free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
@@ -43,11 +51,11 @@ start_server() {
             return 0
         fi
         if ! kill -0 "$SERVER_PID" 2>/dev/null; then
-            echo "server exited early:"; cat "$WORK/server.log"; exit 1
+            fail "the server exited early:"; cat "$WORK/server.log"; exit 1
         fi
         sleep 0.1
     done
-    echo "server did not come up"; cat "$WORK/server.log"; exit 1
+    fail "the server did not come up"; cat "$WORK/server.log"; exit 1
 }
 
 stop_server() {
@@ -66,12 +74,21 @@ kill_server() {
 }
 
 # `tessera db verify` on the stopped server's store; on failure print why, labelled $1.
+# Verified means exit 0 and a last line of "ok": verify prints "file integrity ok" before
+# any problem it then finds.
 verify_store() {
-    if "$TESSERA" db verify --config "$WORK/tessera.toml" >"$WORK/verify.out" 2>&1; then
+    local rc=0
+    "$TESSERA" db verify --config "$WORK/tessera.toml" >"$WORK/verify.out" 2>&1 || rc=$?
+    if [ "$rc" = 0 ] && [ "$(tail -n 1 "$WORK/verify.out")" = ok ] && ! grep -q '^problem:' "$WORK/verify.out"; then
         return 0
     fi
-    echo "     $1: verify failed: $(cat "$WORK/verify.out")"
+    echo "     $1: verify exited $rc: $(cat "$WORK/verify.out")"
     return 1
+}
+
+# expect_store_verifies NAME: `tessera db verify` accepts the (stopped) server's store.
+expect_store_verifies() {
+    if verify_store "$1"; then pass "$1"; else fail "$1"; fi
 }
 
 # The DNs of the people whose uid starts with $1, sorted, into $WORK/present.
@@ -80,29 +97,101 @@ present_people() {
         sed -n 's/^dn: //p' | sort >"$WORK/present"
 }
 
+# on_exit COMMAND: run COMMAND (a string for eval) at exit, after the server has stopped.
+# Scripts use this instead of their own EXIT trap, which would replace the one below.
+on_exit() { EXIT_HOOKS+=("$1"); }
+
+# The exit trap: stop the server, run the hooks, remove $WORK, and make the exit status
+# non-zero if any check failed, the script stopped before `finish`, or nothing was checked.
 cleanup() {
+    local rc=$?
     stop_server
+    local hook
+    for hook in "${EXIT_HOOKS[@]}"; do eval "$hook" || true; done
     if [ -n "${KEEP_WORK:-}" ]; then echo "kept $WORK"; else rm -rf "$WORK"; fi
+    if [ "$rc" = 0 ] && [ -z "$FINISHED" ]; then
+        FAILURES=$((FAILURES + 1))
+        echo "FAIL - $(basename "$0") ended without reaching finish"
+    fi
+    if [ "$FAILURES" != 0 ] && [ "$rc" = 0 ]; then rc=1; fi
+    exit "$rc"
 }
 trap cleanup EXIT
 
 pass() { PASSES=$((PASSES + 1)); echo "ok   - $*"; }
 fail() { FAILURES=$((FAILURES + 1)); echo "FAIL - $*"; }
 
-# expect_contains NAME NEEDLE COMMAND...: run COMMAND, its output must contain NEEDLE.
+# run_captured COMMAND...: run COMMAND with its output (stdout and stderr) in
+# $WORK/last.out and its exit status in LAST_RC; never stops the script.
+run_captured() {
+    LAST_RC=0
+    "$@" >"$WORK/last.out" 2>&1 || LAST_RC=$?
+}
+
+# expect_contains NAME NEEDLE COMMAND...: COMMAND must exit 0 and its output contain NEEDLE.
 expect_contains() {
     local name=$1 needle=$2; shift 2
-    local out
-    out=$("$@" 2>&1) || true
-    if grep -qF -- "$needle" <<<"$out"; then pass "$name"; else fail "$name: no '$needle' in: $out"; fi
+    expect_output "$name" 0 "$needle" "$@"
+}
+
+# expect_output NAME CODE NEEDLE COMMAND...: COMMAND must exit with CODE and its output
+# contain NEEDLE (ldapcompare exits 6 for TRUE and 5 for FALSE, and OpenLDAP's tools exit
+# with the LDAP result code).
+expect_output() {
+    local name=$1 want=$2 needle=$3; shift 3
+    run_captured "$@"
+    if [ "$LAST_RC" != "$want" ]; then
+        fail "$name: exit $LAST_RC, wanted $want: $(cat "$WORK/last.out")"
+    elif ! grep -qF -- "$needle" "$WORK/last.out"; then
+        fail "$name: no '$needle' in: $(cat "$WORK/last.out")"
+    else
+        pass "$name"
+    fi
+}
+
+# expect_absent NAME WITNESS NEEDLES COMMAND...: COMMAND must exit 0, its output must
+# contain WITNESS (so it did what it is there for: found the entry, read the log) and none
+# of NEEDLES (fixed strings, one a line). A needle found is reported by line number only,
+# since needles are often secrets.
+expect_absent() {
+    local name=$1 witness=$2 needles=$3; shift 3
+    run_captured "$@"
+    if [ "$LAST_RC" != 0 ]; then
+        fail "$name: exit $LAST_RC: $(cat "$WORK/last.out")"
+    elif ! grep -qF -- "$witness" "$WORK/last.out"; then
+        fail "$name: no '$witness' in the output, so it shows nothing: $(cat "$WORK/last.out")"
+    elif grep -qF -- "$needles" "$WORK/last.out"; then
+        fail "$name: a forbidden string on output line(s) $(grep -nF -- "$needles" "$WORK/last.out" | cut -d: -f1 | tr '\n' ' ')"
+    else
+        pass "$name"
+    fi
+}
+
+# log_text FILE...: the server's log without the terminal colour codes it writes even to a
+# file, so a field reads as it does on a terminal: event="bind".
+log_text() { sed 's/\x1b\[[0-9;]*m//g' "$@"; }
+
+# unfolded COMMAND...: COMMAND's output with LDIF's folded lines joined, so a search for
+# a value cannot miss it where a line was cut; returns COMMAND's exit status.
+unfolded() {
+    local rc=0
+    "$@" >"$WORK/folded.out" 2>&1 || rc=$?
+    sed -e ':a' -e 'N' -e '$!ba' -e 's/\n //g' "$WORK/folded.out"
+    return "$rc"
 }
 
 # expect_rc NAME CODE COMMAND...: COMMAND must exit with CODE (OpenLDAP tools exit with the LDAP result code).
 expect_rc() {
     local name=$1 want=$2; shift 2
-    local rc=0
-    "$@" >"$WORK/last.out" 2>&1 || rc=$?
-    if [ "$rc" = "$want" ]; then pass "$name"; else fail "$name: exit $rc, wanted $want: $(cat "$WORK/last.out")"; fi
+    run_captured "$@"
+    if [ "$LAST_RC" = "$want" ]; then pass "$name"; else fail "$name: exit $LAST_RC, wanted $want: $(cat "$WORK/last.out")"; fi
+}
+
+# at_least NAME MINIMUM COUNT: a durability script's proof that the work it checks
+# happened (acknowledged writes, kills during recovery, answered requests): COUNT must be
+# at least MINIMUM.
+at_least() {
+    if [ "$3" -ge "$2" ]; then pass "$1: $3 (at least $2)"; else fail "$1: $3, fewer than $2"; fi
 }
 
 # grant ROLE DN: make DN a holder of the role cn=ROLE,ou=roles (as the local administrator).
@@ -141,6 +230,8 @@ in_namespace() {
 }
 
 finish() {
+    FINISHED=1
+    if [ "$PASSES" = 0 ] && [ "$FAILURES" = 0 ]; then fail "no check ran"; fi
     echo "$PASSES passed, $FAILURES failed"
     [ "$FAILURES" = 0 ]
 }

@@ -3,7 +3,8 @@
 Several connections pipeline adds and searches (up to --window requests outstanding on
 each) over LDAPI as the local administrator, and a few more search anonymously over
 plain LDAP on TCP. Once every connection has had answers, the file --ready appears; the
-caller then signals the server. Each connection keeps sending until it reads a Notice of
+caller then signals the server. If some connection has had none after 10 s, --ready never
+appears and the client exits 1 at once. Each connection keeps sending until it reads a Notice of
 Disconnection (and stops, as a client should) or its socket ends, then reads to the end.
 
 What a connection must show (RFC 4511 §4.4.1):
@@ -245,10 +246,17 @@ def main():
             t = threading.Thread(target=f, args=(stats,), daemon=True)
             t.start()
             threads.append(t)
-    # Ready once every connection has had answers: the load is under way everywhere.
+    # Ready once every connection has had answers: the load is under way everywhere. If
+    # that does not happen, there is nothing for a shutdown to interrupt: say so and stop,
+    # without --ready, so the caller fails the run instead of signalling an idle server.
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and not all(c.answered >= 3 for c in conns):
         time.sleep(0.01)
+    if not all(c.answered >= 3 for c in conns):
+        answered = {c.name: c.answered for c in conns}
+        print(f"problem: not every connection had 3 answers within 10 s: {answered}; "
+              f"{[f'{c.name}: {pr}' for c in conns for pr in c.problems][:5]}")
+        return 1
     open(args.ready, "w").close()
     deadline = time.monotonic() + args.timeout
     for t in threads:

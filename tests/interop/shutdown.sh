@@ -12,14 +12,25 @@ ITERATIONS=${SHUTDOWN_ITERATIONS:-10}
 WAIT=${SHUTDOWN_WAIT:-10}
 
 bad_exit=0 slow=0 client_fail=0 verify_fail=0 lost=0 phantom=0 acked_total=0 unanswered_total=0 max_ms=0
+not_ready=0 no_acks=0
 for run in $(seq 1 "$ITERATIONS"); do
     if [ $((run % 2)) = 1 ]; then sig=TERM; else sig=INT; fi
     start_server
-    rm -f "$WORK/ready"
+    rm -f "$WORK/ready" "$WORK/acked" "$WORK/unanswered"
     python3 "$HERE/shutdown.py" --ldapi "$SOCK" --port "$LDAP_PORT" --run "$run" --ready "$WORK/ready" \
         --acked "$WORK/acked" --unanswered "$WORK/unanswered" >"$WORK/client.out" 2>&1 &
     CLIENT=$!
-    for _ in $(seq 1 200); do [ -e "$WORK/ready" ] && break; sleep 0.05; done
+    # The client says when every connection has had answers; until then there is no load
+    # for the signal to interrupt. It gives up after 10 s and exits.
+    for _ in $(seq 1 300); do
+        [ -e "$WORK/ready" ] && break
+        kill -0 "$CLIENT" 2>/dev/null || break
+        sleep 0.05
+    done
+    if [ ! -e "$WORK/ready" ]; then
+        not_ready=$((not_ready + 1))
+        echo "     run $run: the load never got under way"
+    fi
     # Somewhere in the first half second of the load.
     sleep "0.$(printf '%03d' $((RANDOM % 500)))"
     t0=$(date +%s%N)
@@ -52,6 +63,7 @@ for run in $(seq 1 "$ITERATIONS"); do
     verify_store "run $run" || verify_fail=$((verify_fail + 1))
     start_server
     present_people "sd-$run-"
+    touch "$WORK/acked" "$WORK/unanswered"
     sort "$WORK/acked" >"$WORK/acked.sorted"
     sort "$WORK/unanswered" >"$WORK/unanswered.sorted"
     l=$(comm -13 "$WORK/present" "$WORK/acked.sorted" | wc -l)
@@ -60,6 +72,10 @@ for run in $(seq 1 "$ITERATIONS"); do
     phantom=$((phantom + ph))
     a=$(wc -l <"$WORK/acked")
     u=$(wc -l <"$WORK/unanswered")
+    if [ "$a" = 0 ]; then
+        no_acks=$((no_acks + 1))
+        echo "     run $run: no add was acknowledged"
+    fi
     acked_total=$((acked_total + a))
     unanswered_total=$((unanswered_total + u))
     echo "     run $run SIG$sig: exit $rc after ${ms} ms; $(head -1 "$WORK/client.out" | cut -d';' -f1-3)"
@@ -68,6 +84,10 @@ for run in $(seq 1 "$ITERATIONS"); do
     stop_server
 done
 echo "     $ITERATIONS shutdowns: slowest exit ${max_ms} ms; $acked_total adds acknowledged, $unanswered_total left unanswered"
+# The work that gives the checks below their meaning.
+if [ "$not_ready" = 0 ]; then pass "every connection had answers before each signal"; else fail "$not_ready runs: the load never got under way"; fi
+if [ "$no_acks" = 0 ]; then pass "adds were acknowledged in every run"; else fail "$no_acks runs acknowledged no add"; fi
+at_least "adds acknowledged" "$ITERATIONS" "$acked_total"
 if grep -q "panicked" "$WORK/server.log"; then fail "the server panicked: $(grep -m1 panicked "$WORK/server.log")"; fi
 if [ "$slow" = 0 ]; then pass "every shutdown finished within ${WAIT}s"; else fail "$slow shutdowns took longer than ${WAIT}s"; fi
 if [ "$bad_exit" = 0 ]; then pass "the server exited 0 after each SIGTERM and SIGINT"; else fail "$bad_exit non-zero exits"; fi

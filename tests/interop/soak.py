@@ -164,7 +164,9 @@ def main():
     print(f"     open fds: warm-up max {fds_warm}, last fifth max {fds_late}")
     for e in errors:
         print(f"     unexpected: {e}")
+    kinds = ("person", "bad-bind", "token", "write", "abrupt")
     checks = [
+        ("every kind of session ran (" + ", ".join(kinds) + ")", all(counts.get(k, 0) > 0 for k in kinds)),
         ("no unexpected results", counts.get("unexpected", 0) == 0),
         ("RSS does not grow after the warm-up (last fifth within 25% of the warm-up)", rss_late <= rss_warm * 1.25),
         ("open descriptors do not grow after the warm-up", fds_late <= fds_warm + 8),

@@ -26,8 +26,10 @@ grant directory-readers "cn=soak-readers,ou=groups,$SUFFIX"
 grant directory-readers "uid=soak-reader,ou=services,$SUFFIX"
 TOKEN=$("$TESSERA" service-account api-token generate soak-reader soak --config "$WORK/tessera.toml" 2>/dev/null)
 
-status=0
+rc=0
 python3 "$HERE/soak.py" --pid "$SERVER_PID" --port "$LDAPS_PORT" --ldapi "$LDAPI" \
-    --ca "$DATA/tls/ca.pem" --token "$TOKEN" --seconds "${SOAK_SECONDS:-60}" || status=$?
+    --ca "$DATA/tls/ca.pem" --token "$TOKEN" --seconds "${SOAK_SECONDS:-60}" >"$WORK/soak.out" 2>&1 || rc=$?
 stop_server
-exit $status
+relay "$WORK/soak.out"
+if [ "$rc" != 0 ] && [ "$FAILURES" = 0 ]; then fail "soak.py exited $rc"; fi
+finish

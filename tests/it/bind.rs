@@ -1,5 +1,7 @@
 //! Binds: anonymous, password, the uniform 49, 53, 13, StartTLS, EXTERNAL, rehash.
 
+use std::collections::HashSet;
+
 use ldap3::controls::RawControl;
 use ldap3::{Ldap, Scope, SearchEntry};
 
@@ -47,6 +49,60 @@ async fn every_bad_credential_is_the_same_49() {
     }
     messages.dedup();
     assert_eq!(messages.len(), 1, "messages differ: {messages:?}");
+    server.stop().await;
+}
+
+/// Equal cost, counted rather than timed: a failed password bind runs exactly one argon2
+/// verification on the hashing pool whether the DN is unknown, names an entry without a
+/// password, or names a person whose password did not match, as a successful bind does.
+#[tokio::test]
+async fn every_password_bind_costs_one_argon2_verification() {
+    let server =
+        TestServer::start_with("[throttle]\nfree_failures = 1000\nsource_free_failures = 1000\n")
+            .await;
+    let mut admin = server.admin().await;
+    add_person(&mut admin, "alice", "pw-alice", false).await;
+    let nopass = person_dn("nopass");
+    admin
+        .add(
+            &nopass,
+            vec![
+                ("objectClass", HashSet::from(["inetOrgPerson"])),
+                ("uid", HashSet::from(["nopass"])),
+                ("cn", HashSet::from(["No Password"])),
+                ("sn", HashSet::from(["Password"])),
+            ],
+        )
+        .await
+        .unwrap()
+        .success()
+        .unwrap();
+    let hashers = &server.running().state.hashers;
+    let cases = [
+        ("an unknown DN", person_dn("nobody"), "pw-alice", 49),
+        (
+            "a known DN, wrong password",
+            person_dn("alice"),
+            "wrong",
+            49,
+        ),
+        ("a DN without a password", nopass, "pw-alice", 49),
+        (
+            "a DN outside the suffix",
+            "uid=alice,dc=elsewhere,dc=org".to_string(),
+            "pw-alice",
+            49,
+        ),
+        ("not a DN", "not a dn".to_string(), "pw-alice", 49),
+        ("the right password", person_dn("alice"), "pw-alice", 0),
+    ];
+    let mut ldap = server.ldaps().await;
+    for (what, dn, password, rc) in cases {
+        let before = hashers.argon2_runs();
+        let got = ldap.simple_bind(&dn, password).await.unwrap().rc;
+        let runs = hashers.argon2_runs() - before;
+        assert_eq!((got, runs), (rc, 1), "{what}: (result code, argon2 runs)");
+    }
     server.stop().await;
 }
 

@@ -457,48 +457,29 @@ async fn invisible_entries_and_values_cannot_be_detected() {
         32
     );
     // Filters on membership of an invisible group find nothing, nor do filters that
-    // would tell members of a hidden group apart.
-    let by_secret = format!("(memberOf={})", group_dn("secret"));
-    assert!(
-        search(&mut nas, SUFFIX, Scope::Subtree, &by_secret, &["1.1"])
-            .await
-            .0
-            .is_empty()
+    // would tell members of a hidden group apart. Each answers success with no entries,
+    // exactly as for a value nobody holds: an error code would itself tell them apart.
+    let nobody = format!("(memberOf={})", group_dn("no-such-group"));
+    assert_eq!(
+        found(&mut nas, SUFFIX, &nobody).await,
+        (0, 0),
+        "the baseline"
     );
+    let by_secret = format!("(memberOf={})", group_dn("secret"));
+    assert_eq!(found(&mut nas, SUFFIX, &by_secret).await, (0, 0));
     let by_staff = format!("(memberOf={})", group_dn("staff"));
-    assert!(
-        search(&mut nas, SUFFIX, Scope::Subtree, &by_staff, &["1.1"])
-            .await
-            .0
-            .is_empty(),
+    assert_eq!(
+        found(&mut nas, SUFFIX, &by_staff).await,
+        (0, 0),
         "ann is in staff, but staff is hidden"
     );
-    assert!(
-        search(
-            &mut nas,
-            SUFFIX,
-            Scope::Subtree,
-            "(memberUid=dan)",
-            &["1.1"]
-        )
-        .await
-        .0
-        .is_empty()
-    );
-    assert!(
-        search(
-            &mut nas,
-            SUFFIX,
-            Scope::Subtree,
-            &format!("(member={dan})"),
-            &["1.1"]
-        )
-        .await
-        .0
-        .is_empty()
+    assert_eq!(found(&mut nas, SUFFIX, "(memberUid=dan)").await, (0, 0));
+    assert_eq!(
+        found(&mut nas, SUFFIX, &format!("(member={dan})")).await,
+        (0, 0)
     );
     // hasSubordinates counts what the caller can see.
-    let (people, _) = search(
+    let (people, rc) = search(
         &mut nas,
         PEOPLE,
         Scope::Base,
@@ -506,6 +487,7 @@ async fn invisible_entries_and_values_cannot_be_detected() {
         &["hasSubordinates"],
     )
     .await;
+    assert_eq!((people.len(), rc), (1, 0));
     assert_eq!(people[0].attrs["hasSubordinates"], vec!["TRUE"]);
     let (services, rc) = search(
         &mut nas,
@@ -520,16 +502,20 @@ async fn invisible_entries_and_values_cannot_be_detected() {
         (0, 32),
         "ou=services is not on the NAS's path"
     );
-    // userPassword: never to anyone but administrators, whatever the role says.
-    let (ann, _) = search(
+    // userPassword: never to anyone but administrators, whatever the role says. ann's
+    // entry is visible: filtering on her password matches nothing, with success.
+    let ann = person_dn("ann");
+    let (visible, rc) = search(&mut nas, &ann, Scope::Base, "(objectClass=*)", &["1.1"]).await;
+    assert_eq!((visible.len(), rc), (1, 0), "the baseline");
+    let (matched, rc) = search(
         &mut nas,
-        &person_dn("ann"),
+        &ann,
         Scope::Base,
         "(userPassword=*)",
         &["userPassword"],
     )
     .await;
-    assert!(ann.is_empty());
+    assert_eq!((matched.len(), rc), (0, 0));
     server.stop().await;
 }
 
@@ -1012,4 +998,10 @@ async fn member_values_outside_a_subtree_grant_are_dropped() {
     assert!(all[0].attrs["member"].contains(&escaped));
     assert!(all[0].attrs["member"].contains(&run_in));
     server.stop().await;
+}
+
+/// How many entries a subtree search from `base` returned, and its result code.
+async fn found(ldap: &mut Ldap, base: &str, filter: &str) -> (usize, u32) {
+    let (entries, rc) = search(ldap, base, Scope::Subtree, filter, &["1.1"]).await;
+    (entries.len(), rc)
 }

@@ -165,7 +165,9 @@ async fn run(args: Args) -> i32 {
     let warmup = Duration::from_secs_f64(args.warmup);
     let duration = Duration::from_secs_f64(args.duration);
     let wanted = |k: &str| args.scenarios.is_empty() || args.scenarios.iter().any(|s| s == k);
-    let mut failed = false;
+    // Runs whose figures mean nothing: they did no work, or much of it failed.
+    let mut failures: Vec<String> = Vec::new();
+    let mut checked = 0usize;
     for kind in Kind::ALL {
         if !wanted(kind.name()) {
             continue;
@@ -199,7 +201,8 @@ async fn run(args: Args) -> i32 {
             for (i, runs) in totals.iter().enumerate() {
                 for (name, measured) in runs {
                     let result = measured.result(name, targets[i].server, conns);
-                    failed |= result.errors > 0 && result.ops == 0;
+                    failures.extend(unsound(&result));
+                    checked += 1;
                     report.push(result);
                 }
             }
@@ -221,6 +224,8 @@ async fn run(args: Args) -> i32 {
                 let name = format!("role-cost:{}", principal.role);
                 let result = measured.result(&name, ServerKind::Tessera, conns);
                 println!("{}", result.line());
+                failures.extend(unsound(&result));
+                checked += 1;
                 report.push(result);
             }
         }
@@ -239,9 +244,48 @@ async fn run(args: Args) -> i32 {
         let kept = work.keep();
         println!("kept {}", kept.display());
     }
-    if failed {
-        eprintln!("some runs completed no operation at all");
+    if !failures.is_empty() {
+        for f in &failures {
+            eprintln!("FAIL - {f}");
+        }
+        eprintln!("{} runs did no work or had errors", failures.len());
         return 1;
     }
+    if checked == 0 {
+        eprintln!("FAIL - no scenario ran");
+        return 1;
+    }
+    println!(
+        "all {checked} runs completed operations, with at most 1 error in {MAX_ERROR_RATE_DENOMINATOR}"
+    );
     0
+}
+
+/// At most one error in this many operations: a few connection hiccups under load are not
+/// the server failing.
+const MAX_ERROR_RATE_DENOMINATOR: u64 = 100;
+
+/// Why `result` cannot be trusted, if it cannot: no operation completed, or more than one
+/// in [`MAX_ERROR_RATE_DENOMINATOR`] failed (its first error is shown).
+fn unsound(result: &report::RunResult) -> Option<String> {
+    let what = format!(
+        "{} on {} at {} connections",
+        result.scenario, result.server, result.conns
+    );
+    if result.ops == 0 {
+        return Some(format!(
+            "{what}: no operation completed ({} errors, first: {})",
+            result.errors,
+            result.first_error.as_deref().unwrap_or("none")
+        ));
+    }
+    if result.errors * MAX_ERROR_RATE_DENOMINATOR > result.ops {
+        return Some(format!(
+            "{what}: {} errors in {} operations (first: {})",
+            result.errors,
+            result.ops,
+            result.first_error.as_deref().unwrap_or("none")
+        ));
+    }
+    None
 }

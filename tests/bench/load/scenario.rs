@@ -344,8 +344,21 @@ async fn measure(
         measured.errors += w.errors;
         measured.first_error = measured.first_error.or(w.first_error);
     }
+    // The flood's binds are not reported, but a flood that failed would leave the searches
+    // unflooded: its errors count as the run's, and so does a flood that bound nothing.
+    let flooding = !flooders.is_empty();
+    let mut flood_binds = 0;
     for task in flooders {
-        let _ = task.await;
+        let w = task.await.expect("flood worker");
+        flood_binds += w.latencies_us.len();
+        measured.errors += w.errors;
+        measured.first_error = measured.first_error.or(w.first_error);
+    }
+    if flooding && flood_binds == 0 {
+        measured.errors += 1;
+        measured
+            .first_error
+            .get_or_insert_with(|| "the bind flood completed no bind".to_string());
     }
     if let Some(cpu) = cpu {
         measured.cpu_s = cpu.await.ok().flatten();
