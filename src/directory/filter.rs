@@ -86,6 +86,30 @@ pub enum Assertion {
     },
 }
 
+/// Stands in for an assertion value the client sent as octets that are not UTF-8, which the
+/// codec can only read as text (the framing puts it in their place): an item carrying it
+/// evaluates to Undefined (RFC 4511 §4.5.1.7), as no stored value can equal those octets
+/// through a string rule. A noncharacter, so no text a client means carries it.
+pub const UNREADABLE: char = '\u{FFFF}';
+
+/// Does this item (not its sub-filters) carry [`UNREADABLE`] in a value?
+fn carries_unreadable(filter: &LdapFilter) -> bool {
+    let has = |s: &str| s.contains(UNREADABLE);
+    match filter {
+        LdapFilter::Equality(_, v)
+        | LdapFilter::Approx(_, v)
+        | LdapFilter::GreaterOrEqual(_, v)
+        | LdapFilter::LessOrEqual(_, v) => has(v),
+        LdapFilter::Substring(_, sub) => {
+            sub.initial.as_deref().is_some_and(has)
+                || sub.final_.as_deref().is_some_and(has)
+                || sub.any.iter().any(|a| has(a))
+        }
+        LdapFilter::Extensible(mra) => has(&mra.match_value),
+        _ => false,
+    }
+}
+
 #[derive(Clone, Copy, Debug)]
 pub struct FilterLimits {
     pub max_depth: usize,
@@ -229,6 +253,9 @@ fn convert(
             .map(|f| convert(f, schema, limits, depth + 1, elements))
             .collect::<Result<Vec<_>, _>>()
     };
+    if carries_unreadable(filter) {
+        return Ok(Filter::Undefined);
+    }
     Ok(match filter {
         LdapFilter::And(items) => Filter::And(list(items, elements)?),
         LdapFilter::Or(items) => Filter::Or(list(items, elements)?),

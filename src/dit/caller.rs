@@ -649,11 +649,15 @@ pub fn visible(
 }
 
 /// Resolve `principal` as of this transaction.
+///
+/// Credentials that were good at bind time and are not now (a revoked or expired token, an
+/// expired or deleted account) are refused with [`DitError::lapsed`], never taken as
+/// anonymous: a front end tells its client to authenticate again.
 pub fn caller(
     r: &impl DirectoryRead,
     principal: &Principal,
     policy: &Policy,
-) -> Result<Caller, StoreError> {
+) -> Result<Caller, DitError> {
     let mut caller = principal_caller(r, principal, policy)?;
     if !caller.admin && (caller.dn.is_some() || policy.anonymous != AnonymousAccess::None) {
         caller.naming_context = Some(policy.suffix.clone());
@@ -666,9 +670,9 @@ fn principal_caller(
     r: &impl DirectoryRead,
     principal: &Principal,
     policy: &Policy,
-) -> Result<Caller, StoreError> {
+) -> Result<Caller, DitError> {
     let (dn, read_only, token_id) = match principal {
-        Principal::Anonymous => return anonymous(r, policy),
+        Principal::Anonymous => return Ok(anonymous(r, policy)?),
         Principal::Local { dn, admin: true } => {
             return Ok(Caller {
                 dn: Some(dn.clone()),
@@ -681,10 +685,10 @@ fn principal_caller(
             // An account that expires while bound (certificate binds) loses its rights, as
             // a token's account does.
             let Some((_, entry)) = r.entry_by_dn(dn)? else {
-                return Ok(Caller::anonymous());
+                return Err(DitError::lapsed());
             };
             if credentials::expired(entry.first_str("accountExpires"), policy.now) {
-                return Ok(Caller::anonymous());
+                return Err(DitError::lapsed());
             }
             (dn.clone(), false, None)
         }
@@ -693,16 +697,16 @@ fn principal_caller(
                 return Ok(Caller::anonymous());
             }
             if target.is_root() {
-                return anonymous(r, policy);
+                return Ok(anonymous(r, policy)?);
             }
             (target.clone(), *read_only, None)
         }
         Principal::Token { account, token_id } => {
             let Some((owner, read_only)) = policy.cache.token(r, token_id, policy.now)? else {
-                return Ok(Caller::anonymous());
+                return Err(DitError::lapsed());
             };
             if &owner != account {
-                return Ok(Caller::anonymous());
+                return Err(DitError::lapsed());
             }
             (account.clone(), read_only, Some(token_id.clone()))
         }

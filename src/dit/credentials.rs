@@ -126,6 +126,34 @@ fn find(r: &impl DirectoryRead, id: &str, now: OffsetDateTime) -> Result<Found, 
     Ok(Found::NotLive)
 }
 
+/// What checking a presented token found. Every outcome but `Valid` is the same 49 to the
+/// client; the audit log records which it was.
+#[derive(Debug)]
+pub enum TokenCheck {
+    Valid(Valid),
+    /// No token has the id: it never existed, or it was revoked.
+    Unknown,
+    /// The token, or its account, has expired.
+    Expired,
+    /// The secret does not match.
+    WrongSecret,
+    /// A valid token, for another account, or an app password sent as `dn=token`.
+    NotForThisDn,
+}
+
+impl TokenCheck {
+    /// Why the bind failed, for the audit log.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            TokenCheck::Valid(_) => "",
+            TokenCheck::Unknown => "unknown or revoked token",
+            TokenCheck::Expired => "expired token or account",
+            TokenCheck::WrongSecret => "wrong token secret",
+            TokenCheck::NotForThisDn => "token not valid for this bind DN",
+        }
+    }
+}
+
 /// Check a presented token for a bind as `dn`: `dn=token` takes any API token; a service
 /// account's DN takes only its own API tokens; a person's DN only their app passwords.
 pub fn verify_bind(
@@ -133,28 +161,32 @@ pub fn verify_bind(
     presented: &Presented<'_>,
     dn: Option<&Dn>,
     now: OffsetDateTime,
-) -> Result<Option<Valid>, StoreError> {
+) -> Result<TokenCheck, StoreError> {
     let (valid, entry) = match find(r, presented.id, now)? {
         Found::Live(valid, entry) => (valid, entry),
         Found::NotLive => {
             // Its entries were read; the digest a live one would cost, still.
             let _ = presented.verify(DECOY_HASH);
-            return Ok(None);
+            return Ok(TokenCheck::Expired);
         }
         Found::Unknown => {
             decoy(r, presented)?;
-            return Ok(None);
+            return Ok(TokenCheck::Unknown);
         }
     };
     let hash = entry.values(HASH_ATTR).first().cloned().unwrap_or_default();
     if !presented.verify(&hash) {
-        return Ok(None);
+        return Ok(TokenCheck::WrongSecret);
     }
     let fits = match dn {
         None => valid.intent == Intent::ApiToken,
         Some(dn) => &valid.account == dn,
     };
-    Ok(fits.then_some(valid))
+    Ok(if fits {
+        TokenCheck::Valid(valid)
+    } else {
+        TokenCheck::NotForThisDn
+    })
 }
 
 /// Stand-in work for a token id that matches nothing: two entry reads, as for a
@@ -210,7 +242,7 @@ pub fn mark_exposed(
     now: OffsetDateTime,
     revoke: bool,
 ) -> Result<Option<Valid>, StoreError> {
-    let Some(valid) = verify_bind(w, presented, target, now)? else {
+    let TokenCheck::Valid(valid) = verify_bind(w, presented, target, now)? else {
         return Ok(None);
     };
     let Some(old) = w.entry(valid.entry_id)? else {

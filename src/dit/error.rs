@@ -9,6 +9,10 @@ use crate::directory::dn::DnError;
 use crate::directory::filter::FilterError;
 use crate::store::StoreError;
 
+/// The message of [`DitError::lapsed`].
+const LAPSED: &str = "the credentials this connection authenticated with are no longer valid \
+     (revoked, expired or deleted); authenticate again";
+
 #[derive(Debug, Clone)]
 pub struct DitError {
     pub code: LdapResultCode,
@@ -54,6 +58,18 @@ impl DitError {
             LdapResultCode::InsufficentAccessRights,
             "insufficient access rights",
         )
+    }
+
+    /// The credentials an identity authenticated with are no longer valid: its token was
+    /// revoked or expired, or its account expired or was deleted. A front end ends the
+    /// session (LDAP: a Notice of Disconnection) so the client authenticates again.
+    pub fn lapsed() -> DitError {
+        DitError::new(LdapResultCode::InvalidCredentials, LAPSED)
+    }
+
+    /// Is this [`DitError::lapsed`]?
+    pub fn is_lapsed(&self) -> bool {
+        self.code == LdapResultCode::InvalidCredentials && self.message == LAPSED
     }
 
     pub fn protocol(message: impl Into<String>) -> DitError {

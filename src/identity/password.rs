@@ -203,6 +203,11 @@ impl StoredPassword {
         }
     }
 
+    /// An argon2 hash (as opposed to a legacy scheme).
+    pub fn is_argon2(&self) -> bool {
+        matches!(self, StoredPassword::Argon2(_))
+    }
+
     /// The `{SCHEME}` name in OpenLDAP's spelling, for logs ("ARGON2", "SSHA512", "CRYPT").
     pub fn scheme(&self) -> &'static str {
         match self {

@@ -3,7 +3,8 @@
 //!
 //! Every failed credential check gives the same 49 with the same message, after an argon2
 //! verification whether or not the entry exists, so neither code nor timing tells an
-//! unknown DN from a wrong password. The connection is anonymous until a bind succeeds.
+//! unknown DN from a wrong password; the reason goes to the audit log (`event=bind`,
+//! `reason=...`), never the secret. The connection is anonymous until a bind succeeds.
 //! An anonymous bind is refused with 48 when `security.anonymous = "none"`.
 
 use ldap3_proto::proto::{LdapBindCred, LdapBindRequest, LdapResult, LdapResultCode};
@@ -11,6 +12,7 @@ use ldap3_proto::proto::{LdapBindCred, LdapBindRequest, LdapResult, LdapResultCo
 use crate::config::AnonymousAccess;
 use crate::directory::dn::Dn;
 use crate::dit::caller::Principal;
+use crate::dit::credentials::TokenCheck;
 use crate::dit::names::SERVICE_CLASS;
 use crate::dit::{DitError, credentials, entry};
 use crate::identity::password::StoredPassword;
@@ -21,13 +23,20 @@ use crate::ldap::session::{ClientCert, Session, Transport};
 use crate::state::{State, hashers_failed};
 use crate::store::DirectoryRead;
 
-pub async fn bind(state: &State, session: &mut Session, req: &LdapBindRequest) -> LdapResult {
+/// Run a bind. `readable` is false when the simple bind's password was octets that are not
+/// UTF-8 (see `server::frame`): such a bind fails as a wrong password does.
+pub async fn bind(
+    state: &State,
+    session: &mut Session,
+    req: &LdapBindRequest,
+    readable: bool,
+) -> LdapResult {
     // RFC 4513 §4: a bind, whatever its outcome, first drops the current identity.
     session.principal = Principal::Anonymous;
     let source = Source::of(session.peer);
     // Only guessable credentials are throttled; a certificate or peer credential is not.
     let simple = matches!(req.cred, LdapBindCred::Simple(_));
-    match run(state, session, req).await {
+    match run(state, session, req, readable).await {
         Ok(principal) => {
             if simple && !matches!(principal, Principal::Anonymous | Principal::Local { .. }) {
                 state.throttle.succeeded(&account_key(&req.dn), &source);
@@ -45,7 +54,7 @@ pub async fn bind(state: &State, session: &mut Session, req: &LdapBindRequest) -
             session.principal = principal;
             success()
         }
-        Err(e) => {
+        Err(Refused { error: e, reason }) => {
             if simple && e.code == LdapResultCode::InvalidCredentials {
                 hold_failure(state, &req.dn, &source).await;
             }
@@ -58,6 +67,7 @@ pub async fn bind(state: &State, session: &mut Session, req: &LdapBindRequest) -
                 event = "bind",
                 outcome = "failure",
                 code = e.code.clone() as i64,
+                reason,
                 dn = %req.dn,
                 token_id = token_id.unwrap_or_default(),
             );
@@ -96,29 +106,50 @@ fn account_key(dn: &str) -> String {
     }
 }
 
+/// A refused bind: the client's answer, and for the audit log, why.
+struct Refused {
+    error: DitError,
+    reason: &'static str,
+}
+
+impl From<DitError> for Refused {
+    fn from(error: DitError) -> Self {
+        Refused { error, reason: "" }
+    }
+}
+
+/// The one answer for every failed credential check (49), and the reason behind it.
+fn invalid(reason: &'static str) -> Refused {
+    Refused {
+        error: DitError::invalid_credentials(),
+        reason,
+    }
+}
+
 async fn run(
     state: &State,
     session: &Session,
     req: &LdapBindRequest,
-) -> Result<Principal, DitError> {
+    readable: bool,
+) -> Result<Principal, Refused> {
     if req.version != 3 {
-        return Err(DitError::protocol(
-            "historical protocol version requested, use LDAPv3",
-        ));
+        return Err(DitError::protocol("historical protocol version requested, use LDAPv3").into());
     }
     match &req.cred {
-        LdapBindCred::Simple(password) => simple(state, session, &req.dn, password).await,
+        LdapBindCred::Simple(password) => simple(state, session, &req.dn, password, readable).await,
         LdapBindCred::SASL(sasl) if sasl.mechanism.eq_ignore_ascii_case("EXTERNAL") => {
             external(state, session, &sasl.credentials).await
         }
         LdapBindCred::SASL(sasl) => Err(DitError::new(
             LdapResultCode::AuthMethodNotSupported,
             format!("SASL mechanism {} is not supported", sasl.mechanism),
-        )),
+        )
+        .into()),
         LdapBindCred::Unsupported => Err(DitError::new(
             LdapResultCode::AuthMethodNotSupported,
             "authentication method not supported",
-        )),
+        )
+        .into()),
     }
 }
 
@@ -127,21 +158,23 @@ async fn simple(
     session: &Session,
     dn: &str,
     password: &str,
-) -> Result<Principal, DitError> {
+    readable: bool,
+) -> Result<Principal, Refused> {
     if dn.is_empty() && password.is_empty() {
         // As slapd's `disallow bind_anon` and 389-ds do.
         if state.config.security.anonymous == AnonymousAccess::None {
             return Err(DitError::new(
                 LdapResultCode::InappropriateAuthentication,
                 "anonymous bind disallowed",
-            ));
+            )
+            .into());
         }
         return Ok(Principal::Anonymous);
     }
     if password.is_empty() {
-        return Err(DitError::unwilling(
-            "unauthenticated bind (DN with no password) disallowed",
-        ));
+        return Err(
+            DitError::unwilling("unauthenticated bind (DN with no password) disallowed").into(),
+        );
     }
     if state.config.security.require_tls_for_bind && !session.transport.is_protected() {
         // Refused, but the secret has crossed the wire readable already (RFC 4513 §6.3.3).
@@ -149,57 +182,77 @@ async fn simple(
         return Err(DitError::new(
             LdapResultCode::ConfidentialityRequired,
             "binds with a password require TLS (use ldaps:// or StartTLS) or LDAPI",
-        ));
+        )
+        .into());
     }
-    if token_format::looks_like_token(password) || credentials::is_token_dn(dn) {
+    if readable && (token_format::looks_like_token(password) || credentials::is_token_dn(dn)) {
         return token_bind(state, dn, password).await;
     }
     let target = Dn::parse(dn)
         .ok()
         .filter(|d| d.is_within(&state.config.suffix));
-    let stored = match &target {
+    let (stored, expires) = match &target {
         Some(dn) => {
             let dn = dn.clone();
             state
                 .store
                 .read(move |r| {
-                    Ok::<_, DitError>(
-                        r.entry_by_dn(&dn)?
-                            .map(|(_, e)| e.values("userPassword").to_vec()),
-                    )
+                    Ok::<_, DitError>(r.entry_by_dn(&dn)?.map(|(_, e)| {
+                        let expires = e.first_str("accountExpires").map(str::to_string);
+                        (e.values("userPassword").to_vec(), expires)
+                    }))
                 })
                 .await?
                 .unwrap_or_default()
         }
-        None => Vec::new(),
+        None => (Vec::new(), None),
     };
     let mut hashes: Vec<StoredPassword> = stored
         .iter()
         .filter_map(|v| StoredPassword::parse(v))
         .collect();
+    let reason = match (&target, stored.is_empty(), hashes.is_empty()) {
+        (None, _, _) => "no such entry in the directory",
+        (Some(_), true, _) => "unknown DN or no password",
+        (Some(_), false, true) => "unsupported password hash scheme",
+        (Some(_), false, false) => "wrong password",
+    };
     let real = !hashes.is_empty();
-    if !real {
-        // Same work as a real check, so timing does not reveal whether the DN exists.
-        if let Some(decoy) = StoredPassword::parse(state.decoy_hash.as_bytes()) {
-            hashes.push(decoy);
-        }
+    // One argon2 run for every bind, whatever is stored: with no argon2 hash to check (an
+    // unknown DN, no password, only legacy schemes), the decoy's, so timing tells none apart.
+    if !hashes.iter().any(StoredPassword::is_argon2)
+        && let Some(decoy) = StoredPassword::parse(state.decoy_hash.as_bytes())
+    {
+        hashes.push(decoy);
     }
     let candidate = password.as_bytes().to_vec();
     let params = state.config.argon2;
-    // The decoy runs on the same pool, in the same queue, as a real check.
+    // The decoy runs on the same pool, in the same queue, as a real check; every hash is
+    // checked, a match or not.
     let verified = state
         .hashers
         .run(move |memory| {
+            let matched: Vec<bool> = hashes
+                .iter()
+                .map(|h| h.verify_in(&candidate, memory))
+                .collect();
             hashes
                 .iter()
-                .find(|h| h.verify_in(&candidate, memory))
-                .map(|h| h.needs_rehash(&params))
+                .zip(matched)
+                .find(|(_, m)| *m)
+                .map(|(h, _)| h.needs_rehash(&params))
         })
         .await
         .map_err(hashers_failed)?;
+    if !readable {
+        return Err(invalid("password is not UTF-8"));
+    }
     let (Some(needs_rehash), true, Some(dn)) = (verified, real, target) else {
-        return Err(DitError::invalid_credentials());
+        return Err(invalid(reason));
     };
+    if credentials::expired(expires.as_deref(), state.clock.now()) {
+        return Err(invalid("expired account"));
+    }
     if needs_rehash {
         rehash(state, &dn, password).await;
     }
@@ -208,27 +261,29 @@ async fn simple(
 
 /// A bind with an API token (`dn=token` or the account's DN) or an app password (the
 /// person's DN). Tokens are high-entropy, so this is a SHA-256, not an argon2 run.
-async fn token_bind(state: &State, dn: &str, password: &str) -> Result<Principal, DitError> {
+async fn token_bind(state: &State, dn: &str, password: &str) -> Result<Principal, Refused> {
     let target = if credentials::is_token_dn(dn) {
         None
     } else {
-        Some(Dn::parse(dn).map_err(|_| DitError::invalid_credentials())?)
+        Some(Dn::parse(dn).map_err(|_| invalid("bind DN is not a DN"))?)
     };
     let password = password.to_string();
     let now = state.clock.now();
-    let valid = state.store.read_blocking(move |r| {
+    let checked = state.store.read_blocking(move |r| {
         let Some(presented) = token_format::parse(&password) else {
             return Ok::<_, DitError>(None);
         };
-        Ok(credentials::verify_bind(
+        Ok(Some(credentials::verify_bind(
             r,
             &presented,
             target.as_ref(),
             now,
-        )?)
+        )?))
     })?;
-    let Some(valid) = valid else {
-        return Err(DitError::invalid_credentials());
+    let valid = match checked {
+        Some(TokenCheck::Valid(valid)) => valid,
+        Some(other) => return Err(invalid(other.reason())),
+        None => return Err(invalid("malformed token (bad checksum or shape)")),
     };
     state.record_token_use(&valid);
     Ok(Principal::Token {
@@ -270,16 +325,17 @@ async fn rehash(state: &State, dn: &Dn, password: &str) {
 
 /// SASL EXTERNAL: the peer credentials of the LDAPI socket, or the client certificate of
 /// a TLS connection when `tls.client_ca` is set.
-async fn external(state: &State, session: &Session, authzid: &[u8]) -> Result<Principal, DitError> {
+async fn external(state: &State, session: &Session, authzid: &[u8]) -> Result<Principal, Refused> {
     match session.transport {
-        Transport::Ldapi { uid, gid } => peer_credentials(state, uid, gid, authzid),
+        Transport::Ldapi { uid, gid } => Ok(peer_credentials(state, uid, gid, authzid)?),
         Transport::Tls if state.config.tls.client_ca.is_some() => {
             certificate(state, session, authzid).await
         }
         Transport::Tls | Transport::Plain => Err(DitError::new(
             LdapResultCode::InappropriateAuthentication,
             "SASL EXTERNAL needs the LDAPI socket or a TLS client certificate",
-        )),
+        )
+        .into()),
     }
 }
 
@@ -315,19 +371,19 @@ async fn certificate(
     state: &State,
     session: &Session,
     authzid: &[u8],
-) -> Result<Principal, DitError> {
+) -> Result<Principal, Refused> {
     let subject = match &session.client_cert {
         ClientCert::Verified(subject) => subject.clone(),
         ClientCert::Absent => {
-            return Err(DitError::new(
-                LdapResultCode::InvalidCredentials,
-                "no client certificate",
-            ));
+            return Err(Refused {
+                error: DitError::new(LdapResultCode::InvalidCredentials, "no client certificate"),
+                reason: "no client certificate",
+            });
         }
-        ClientCert::Unnamed => return Err(DitError::invalid_credentials()),
+        ClientCert::Unnamed => return Err(invalid("certificate subject names no entry")),
     };
     if !subject.is_within(&state.config.suffix) {
-        return Err(DitError::invalid_credentials());
+        return Err(invalid("certificate subject outside the directory"));
     }
     let now = state.clock.now();
     let schema = state.schema.clone();
@@ -337,14 +393,17 @@ async fn certificate(
         .read(move |r| Ok::<_, DitError>(r.entry_by_dn(&lookup)?.map(|(_, e)| e)))
         .await?;
     let Some(entry) = found else {
-        tracing::info!(subject = %subject, "client certificate names no entry");
-        return Err(DitError::invalid_credentials());
+        return Err(invalid("certificate subject names no entry"));
     };
     let account =
         entry::is_a(&schema, &entry, "person") || entry::is_a(&schema, &entry, SERVICE_CLASS);
-    if !account || credentials::expired(entry.first_str("accountExpires"), now) {
-        tracing::info!(subject = %subject, "client certificate names no usable account");
-        return Err(DitError::invalid_credentials());
+    if !account {
+        return Err(invalid(
+            "certificate subject is not a person or service account",
+        ));
+    }
+    if credentials::expired(entry.first_str("accountExpires"), now) {
+        return Err(invalid("expired account"));
     }
     if !authzid.is_empty() {
         let asked = std::str::from_utf8(authzid).unwrap_or_default();
@@ -353,7 +412,7 @@ async fn certificate(
             .and_then(|dn| Dn::parse(dn).ok())
             .is_some_and(|dn| dn == entry.dn);
         if !same {
-            return Err(DitError::insufficient_access());
+            return Err(DitError::insufficient_access().into());
         }
     }
     Ok(Principal::Entry(entry.dn))

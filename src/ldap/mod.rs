@@ -53,6 +53,10 @@ pub struct OpContext {
 pub enum Outgoing {
     Msg(LdapMsg),
     Encoded(Vec<u8>),
+    /// The identity this connection bound as is no longer valid (see
+    /// `DitError::lapsed`): the connection sends this Notice of Disconnection and ends, so
+    /// the client reconnects, binds again, and is told plainly.
+    Lapsed(LdapMsg),
 }
 
 impl From<LdapMsg> for Outgoing {
@@ -110,7 +114,31 @@ pub async fn reply(
     result: Result<ldap3_proto::proto::LdapResult, DitError>,
     ctrl: Vec<LdapControl>,
 ) {
-    let res = result.unwrap_or_else(failure);
+    let res = match result {
+        Ok(res) => res,
+        Err(e) if e.is_lapsed() => {
+            tracing::info!(
+                event = "credentials-lapsed",
+                dn = %ctx.session.principal.dn().map(ToString::to_string).unwrap_or_default(),
+                "the connection's credentials are no longer valid; disconnecting it"
+            );
+            let notice = LdapMsg {
+                msgid: 0,
+                op: LdapOp::ExtendedResponse(ldap3_proto::proto::LdapExtendedResponse {
+                    res: ldap3_proto::proto::LdapResult {
+                        code: ldap3_proto::proto::LdapResultCode::StrongerAuthRequired,
+                        ..failure(e)
+                    },
+                    name: Some(oid::NOTICE_OF_DISCONNECTION.to_string()),
+                    value: None,
+                }),
+                ctrl: Vec::new(),
+            };
+            let _ = ctx.out.send(Outgoing::Lapsed(notice)).await;
+            return;
+        }
+        Err(e) => failure(e),
+    };
     if let Some(op) = response_op(request, res) {
         ctx.send(op, ctrl).await;
     }

@@ -44,7 +44,7 @@ pub async fn apply(ctx: &mut OpContext) -> Result<(), DitError> {
     let target = ctx
         .state
         .store
-        .read_blocking(move |r| Ok::<_, DitError>(authorize(r, &policy, &principal, &authz)?))?;
+        .read_blocking(move |r| authorize(r, &policy, &principal, &authz))?;
     let Some((target, read_only)) = target else {
         return Err(denied());
     };
@@ -71,7 +71,7 @@ fn authorize(
     policy: &Policy,
     principal: &Principal,
     authz: &str,
-) -> Result<Option<(Dn, bool)>, crate::store::StoreError> {
+) -> Result<Option<(Dn, bool)>, DitError> {
     let caller = caller::caller(r, principal, policy)?;
     if caller.is_anonymous() {
         return Ok(None);

@@ -394,6 +394,12 @@ impl Scan {
     }
 }
 
+impl From<DitError> for ScanError {
+    fn from(e: DitError) -> Self {
+        ScanError::Ldap(e)
+    }
+}
+
 impl From<StoreError> for ScanError {
     fn from(e: StoreError) -> Self {
         ScanError::Store(e)

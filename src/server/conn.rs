@@ -22,7 +22,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::bytes::BytesMut;
-use tokio_util::codec::{Decoder, Encoder, FramedRead, FramedWrite};
+use tokio_util::codec::{Encoder, FramedRead, FramedWrite};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -31,9 +31,9 @@ use crate::dit::caller::Principal;
 use crate::ldap::oid::{NOTICE_OF_DISCONNECTION, STARTTLS as OID_STARTTLS};
 use crate::ldap::result::{failure, response_op, success};
 use crate::ldap::session::{Session, Transport};
-use crate::ldap::{self, OpContext, Outgoing, ber};
+use crate::ldap::{self, OpContext, Outgoing};
+use crate::server::frame::{FrameCodec, Request, codec, foreign};
 use crate::state::State;
-const MAX_BER_DEPTH: usize = 64;
 /// After a notice: how long to keep reading (and discarding) what the client still sends,
 /// at most, in total and without any data arriving, and how much of it.
 const LINGER_TOTAL: Duration = Duration::from_secs(2);
@@ -209,7 +209,7 @@ impl Encoder<Outgoing> for ResponseCodec {
 
     fn encode(&mut self, item: Outgoing, dst: &mut BytesMut) -> Result<(), std::io::Error> {
         match item {
-            Outgoing::Msg(msg) => self.0.encode(msg, dst),
+            Outgoing::Msg(msg) | Outgoing::Lapsed(msg) => self.0.encode(msg, dst),
             Outgoing::Encoded(bytes) => {
                 dst.extend_from_slice(&bytes);
                 Ok(())
@@ -294,8 +294,13 @@ impl Conn {
                     }
                 }
                 Some(msg) = self.channel.1.recv() => {
-                    if !self.write_queued(writer, msg).await {
-                        return End::Closed;
+                    match self.write_queued(writer, msg).await {
+                        None => return End::Closed,
+                        Some(Written::Lapsed) => {
+                            self.ops.abort_all();
+                            return End::Noticed;
+                        }
+                        Some(Written::Answers) => {}
                     }
                     active = Instant::now();
                 }
@@ -320,7 +325,11 @@ impl Conn {
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        let Request { msg, critical } = request;
+        let Request {
+            msg,
+            critical,
+            unreadable_password,
+        } = request;
         if msg.msgid <= 0 {
             let end = self
                 .disconnect(
@@ -359,7 +368,7 @@ impl Conn {
                 let bind = AssertUnwindSafe(async {
                     #[cfg(feature = "fault-injection")]
                     ldap::fault::bind(&req);
-                    ldap::bind::bind(&self.shared.state, session, &req).await
+                    ldap::bind::bind(&self.shared.state, session, &req, !unreadable_password).await
                 });
                 let Ok(res) = bind.catch_unwind().await else {
                     return Step::End(self.panicked(writer).await);
@@ -516,6 +525,10 @@ impl Conn {
         while !self.ops.is_empty() {
             tokio::select! {
                 Some(msg) = self.channel.1.recv() => {
+                    // Before a bind the identity that lapsed is being replaced: no notice.
+                    if matches!(msg, Outgoing::Lapsed(_)) {
+                        continue;
+                    }
                     if !self.write(writer, msg).await {
                         self.ops.abort_all();
                     }
@@ -562,23 +575,34 @@ impl Conn {
 
     /// Write `first` and whatever else is queued already, flushed once, under the write
     /// timeout: a search's entries and its result then share TLS records and system calls.
-    async fn write_queued<S>(&mut self, writer: &mut Writer<S>, first: Outgoing) -> bool
+    async fn write_queued<S>(&mut self, writer: &mut Writer<S>, first: Outgoing) -> Option<Written>
     where
         S: AsyncWrite + Unpin,
     {
         let timeout: Duration = self.shared.state.config.limits.write_timeout;
         let receiver = &mut self.channel.1;
         let batch = async {
-            writer.feed(first).await?;
-            for _ in 1..MAX_BATCH {
-                let Ok(msg) = receiver.try_recv() else {
-                    break;
-                };
+            let mut next = Some(first);
+            let mut written = 0;
+            while let Some(msg) = next.take() {
+                // A lapsed identity's notice is the last thing the connection says.
+                let lapsed = matches!(msg, Outgoing::Lapsed(_));
                 writer.feed(msg).await?;
+                written += 1;
+                if lapsed {
+                    writer.flush().await?;
+                    return Ok(Written::Lapsed);
+                }
+                if written < MAX_BATCH {
+                    next = receiver.try_recv().ok();
+                }
             }
-            writer.flush().await
+            writer.flush().await.map(|()| Written::Answers)
         };
-        matches!(tokio::time::timeout(timeout, batch).await, Ok(Ok(())))
+        match tokio::time::timeout(timeout, batch).await {
+            Ok(Ok(written)) => Some(written),
+            _ => None,
+        }
     }
 
     /// Write one message under the write timeout; false if the client is gone or stalled.
@@ -592,6 +616,13 @@ impl Conn {
             Ok(Ok(()))
         )
     }
+}
+
+/// What a batch of queued messages was.
+enum Written {
+    Answers,
+    /// It ended with a lapsed identity's notice.
+    Lapsed,
 }
 
 enum Step {
@@ -615,209 +646,6 @@ async fn busy_poll(polling: Option<&(Instant, Window<'_>)>) {
         }
         tokio::task::yield_now().await;
     }
-}
-
-/// The frame decoder as connections use it, capped at `max_bytes` a message.
-pub fn codec(max_bytes: usize) -> FrameCodec {
-    FrameCodec {
-        inner: LdapCodec::new(Some(max_bytes), Some(MAX_BER_DEPTH)),
-        max_bytes,
-        first: true,
-    }
-}
-
-/// One decoded request, with what the codec does not keep.
-pub struct Request {
-    pub msg: LdapMsg,
-    /// OIDs of the controls marked critical, read from the raw bytes: the codec drops the
-    /// criticality of some controls it decodes (Server Side Sort, DirSync).
-    pub critical: Vec<String>,
-}
-
-/// The codec with the checks it lacks up front: every LDAPMessage is a SEQUENCE with a
-/// definite length of at most four length bytes. Anything else can never become a valid
-/// message, so it is refused at once instead of waiting for more bytes (slapd does the same).
-/// A declared length over the limit is refused before the body arrives. Once a whole
-/// message is buffered, its message id range and control criticality are read from the
-/// raw bytes before the codec decodes it.
-pub struct FrameCodec {
-    inner: LdapCodec,
-    max_bytes: usize,
-    /// Nothing decoded yet: the bytes are the first the client sent, where another
-    /// protocol (TLS, HTTP) is recognised.
-    first: bool,
-}
-
-impl FrameCodec {
-    /// A new message size cap (after a bind), for the messages still to come.
-    pub fn set_max_bytes(&mut self, max_bytes: usize) {
-        self.inner = LdapCodec::new(Some(max_bytes), Some(MAX_BER_DEPTH));
-        self.max_bytes = max_bytes;
-    }
-}
-
-impl Decoder for FrameCodec {
-    type Item = Request;
-    type Error = std::io::Error;
-
-    fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Request>, std::io::Error> {
-        if buf.first().is_some_and(|&tag| tag != 0x30) {
-            if let Some(other) = Foreign::detect(buf).filter(|_| self.first) {
-                return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, other));
-            }
-            return Err(bad("message is not a SEQUENCE"));
-        }
-        if let Some(&len) = buf.get(1) {
-            if len == 0x80 {
-                return Err(bad("indefinite length"));
-            }
-            if len & 0x80 != 0 {
-                let n = usize::from(len & 0x7f);
-                if n > 4 {
-                    return Err(bad("length field too long"));
-                }
-                if let Some(bytes) = buf.get(2..2 + n) {
-                    let declared = bytes
-                        .iter()
-                        .fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
-                    if declared > self.max_bytes {
-                        return Err(bad("message too large"));
-                    }
-                }
-            }
-        }
-        let Some((frame, _)) = ber::read(buf) else {
-            // Not all there yet; the codec may still refuse what it has.
-            return match self.inner.decode(buf)? {
-                None => Ok(None),
-                Some(_) => Err(bad("inconsistent message framing")),
-            };
-        };
-        let critical = scan(frame.content).ok_or_else(|| bad("malformed message envelope"))?;
-        match self.inner.decode(buf)? {
-            Some(msg) => {
-                self.first = false;
-                Ok(Some(Request { msg, critical }))
-            }
-            None => Err(bad("inconsistent message framing")),
-        }
-    }
-}
-
-/// Another protocol spoken at the LDAP port, recognised from its first bytes (389-ds logs
-/// the same hint): a TLS client that should have used ldaps:// or StartTLS, or a web client.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Foreign {
-    TlsClientHello,
-    Http,
-}
-
-/// Request methods of HTTP/1.x, as the first bytes of a request.
-const HTTP_METHODS: &[&[u8]] = &[
-    b"GET ",
-    b"POST ",
-    b"HEAD ",
-    b"PUT ",
-    b"DELETE ",
-    b"OPTIONS ",
-    b"CONNECT ",
-    b"PATCH ",
-    b"TRACE ",
-    b"PRI * HTTP/2",
-];
-
-impl Foreign {
-    /// What `buf` (not an LDAPMessage) starts like, if it is one of the usual mistakes.
-    /// A prefix too short to tell is taken as what it could still become.
-    pub fn detect(buf: &[u8]) -> Option<Foreign> {
-        // A TLS record: handshake (22), then the version's major byte 3.
-        if buf.first() == Some(&0x16) && buf.get(1).is_none_or(|b| *b == 0x03) {
-            return Some(Foreign::TlsClientHello);
-        }
-        let http = HTTP_METHODS.iter().any(|m| {
-            let n = m.len().min(buf.len());
-            n > 0 && buf[..n] == m[..n]
-        });
-        http.then_some(Foreign::Http)
-    }
-
-    pub fn hint(self) -> &'static str {
-        match self {
-            Foreign::TlsClientHello => {
-                "TLS ClientHello on the plaintext LDAP port; use ldaps:// on the LDAPS port, or StartTLS"
-            }
-            Foreign::Http => "HTTP request on the LDAP port; this is not a web server",
-        }
-    }
-}
-
-impl std::fmt::Display for Foreign {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.hint())
-    }
-}
-
-impl std::error::Error for Foreign {}
-
-/// The foreign protocol a decode error reports, if that is what it is.
-fn foreign(e: &std::io::Error) -> Option<Foreign> {
-    e.get_ref()?.downcast_ref::<Foreign>().copied()
-}
-
-fn bad(why: &str) -> std::io::Error {
-    std::io::Error::new(std::io::ErrorKind::InvalidData, why.to_string())
-}
-
-/// Check the envelope of one LDAPMessage (its content, after the SEQUENCE header) and
-/// return the OIDs of its critical controls; None if it is not shaped like a message:
-///
-/// ```text
-/// LDAPMessage ::= SEQUENCE { messageID INTEGER (0..maxInt), protocolOp, controls [0] OPTIONAL }
-/// Control ::= SEQUENCE { controlType OCTET STRING, criticality BOOLEAN DEFAULT FALSE,
-///                        controlValue OCTET STRING OPTIONAL }
-/// ```
-///
-/// The codec silently truncates message ids to 32 bits, so the range is checked here.
-fn scan(message: &[u8]) -> Option<Vec<String>> {
-    let (msgid, rest) = ber::read(message)?;
-    if msgid.tag != 0x02 || !(1..=8).contains(&msgid.content.len()) {
-        return None;
-    }
-    // Two's complement, big-endian.
-    let sign = if msgid.content.first().is_some_and(|b| b & 0x80 != 0) {
-        -1i64
-    } else {
-        0
-    };
-    let value = msgid
-        .content
-        .iter()
-        .fold(sign, |acc, b| (acc << 8) | i64::from(*b));
-    if !(0..=i64::from(i32::MAX)).contains(&value) {
-        return None;
-    }
-    let (_op, rest) = ber::read(rest)?;
-    let mut critical = Vec::new();
-    let Some((controls, _)) = ber::read(rest).filter(|(c, _)| c.tag == 0xa0) else {
-        // No controls (anything else after the operation is ignored, as the codec does).
-        return Some(critical);
-    };
-    let mut body = controls.content;
-    while !body.is_empty() {
-        let (control, next) = ber::read(body)?;
-        body = next;
-        let (oid, after) = ber::read(control.content).filter(|_| control.tag == 0x30)?;
-        if oid.tag != 0x04 {
-            return None;
-        }
-        // BER: any non-zero octet is TRUE.
-        let is_critical = ber::read(after)
-            .is_some_and(|(flag, _)| flag.tag == 0x01 && flag.content.iter().any(|b| *b != 0));
-        if is_critical {
-            critical.push(String::from_utf8_lossy(oid.content).into_owned());
-        }
-    }
-    Some(critical)
 }
 
 /// A lingering close after a Notice of Disconnection: close our side, then read and
@@ -862,120 +690,5 @@ pub fn notice(code: LdapResultCode, message: &str) -> LdapMsg {
             value: None,
         }),
         ctrl: Vec::new(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn message(msgid: &[u8], controls: &[Vec<u8>]) -> Vec<u8> {
-        let mut body = ber::write(0x02, msgid);
-        body.extend(ber::write(0x42, b""));
-        if !controls.is_empty() {
-            body.extend(ber::write(0xa0, &controls.concat()));
-        }
-        ber::write(0x30, &body)
-    }
-
-    fn control(oid: &str, flag: Option<u8>, value: Option<&[u8]>) -> Vec<u8> {
-        let mut body = ber::write(0x04, oid.as_bytes());
-        if let Some(flag) = flag {
-            body.extend(ber::write(0x01, &[flag]));
-        }
-        if let Some(value) = value {
-            body.extend(ber::write(0x04, value));
-        }
-        ber::write(0x30, &body)
-    }
-
-    fn decode(bytes: &[u8]) -> Result<Option<Request>, std::io::Error> {
-        let mut buf = BytesMut::from(bytes);
-        codec(1 << 16).decode(&mut buf)
-    }
-
-    #[test]
-    fn criticality_comes_from_the_raw_control() {
-        let controls = [
-            control(
-                "1.2.840.113556.1.4.473",
-                Some(0xff),
-                Some(b"\x30\x04\x30\x02\x04\x00"),
-            ),
-            control("1.2.3.4", Some(0x00), None),
-            control("1.2.3.5", None, Some(b"v")),
-            // BER: any non-zero octet is TRUE.
-            control("1.2.3.6", Some(0x01), None),
-        ];
-        let bytes = message(&[7], &controls);
-        let request = decode(&bytes).unwrap().unwrap();
-        assert_eq!(request.msg.msgid, 7);
-        assert_eq!(request.critical, ["1.2.840.113556.1.4.473", "1.2.3.6"]);
-        assert!(
-            decode(&message(&[7], &[]))
-                .unwrap()
-                .unwrap()
-                .critical
-                .is_empty()
-        );
-    }
-
-    #[test]
-    fn message_ids_outside_the_ldap_range_are_refused() {
-        for bad in [
-            &[0x01, 0, 0, 0, 1][..],
-            &[0x00, 0x80, 0, 0, 0],
-            &[0xff],
-            &[],
-        ] {
-            assert!(decode(&message(bad, &[])).is_err(), "{bad:?}");
-        }
-        // 0 is in range for the codec; the connection refuses it as reserved for notices.
-        for good in [&[0x00][..], &[0x7f, 0xff, 0xff, 0xff], &[0x00, 0x00, 0x01]] {
-            assert!(decode(&message(good, &[])).unwrap().is_some(), "{good:?}");
-        }
-    }
-
-    #[test]
-    fn other_protocols_are_recognised_in_the_first_bytes_only() {
-        let kind = |bytes: &[u8]| {
-            let mut buf = BytesMut::from(bytes);
-            let err = codec(1 << 16).decode(&mut buf).err()?;
-            foreign(&err)
-        };
-        assert_eq!(
-            kind(&[0x16, 0x03, 0x01, 0x02, 0x00]),
-            Some(Foreign::TlsClientHello)
-        );
-        assert_eq!(kind(&[0x16]), Some(Foreign::TlsClientHello));
-        assert_eq!(kind(b"GET / HTTP/1.1\r\n"), Some(Foreign::Http));
-        assert_eq!(kind(b"PO"), Some(Foreign::Http));
-        assert_eq!(kind(b"OPTIONS * HTTP/1.1\r\n"), Some(Foreign::Http));
-        assert_eq!(kind(&[0x16, 0x01]), None, "not a TLS record");
-        assert_eq!(kind(b"GOT"), None);
-        assert_eq!(kind(&[0xff, 0x00]), None);
-        // After an LDAP message, the same bytes are just a malformed message.
-        let mut codec = codec(1 << 16);
-        let mut buf = BytesMut::from(&message(&[1], &[])[..]);
-        buf.extend_from_slice(b"GET / HTTP/1.1\r\n");
-        assert!(codec.decode(&mut buf).unwrap().is_some());
-        let Err(err) = codec.decode(&mut buf) else {
-            panic!("an error");
-        };
-        assert!(foreign(&err).is_none());
-    }
-
-    #[test]
-    fn partial_messages_wait_and_whole_ones_are_consumed() {
-        let bytes = message(&[1], &[]);
-        let mut buf = BytesMut::from(&bytes[..bytes.len() - 1]);
-        let mut codec = codec(1 << 16);
-        assert!(codec.decode(&mut buf).unwrap().is_none());
-        buf.extend_from_slice(&bytes[bytes.len() - 1..]);
-        buf.extend_from_slice(&bytes);
-        assert!(codec.decode(&mut buf).unwrap().is_some());
-        assert_eq!(buf.len(), bytes.len(), "exactly one message consumed");
-        assert!(codec.decode(&mut buf).unwrap().is_some());
-        assert!(buf.is_empty());
     }
 }

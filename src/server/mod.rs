@@ -5,6 +5,7 @@
 //! on `127.0.0.1:0` and drop them. Knows LDAP frames (in `conn`), not LDAP meaning.
 
 pub mod conn;
+pub mod frame;
 pub mod per_ip;
 pub mod tls;
 
@@ -218,10 +219,13 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     if let Some(path) = config.ldapi_path() {
         let listener = bind_unix(&path)?;
         running.ldapi = Some(path);
+        // A pool of its own: a flood on the network listeners must never lock out the
+        // local administrator.
+        let local_slots = Arc::new(Semaphore::new(config.limits.max_connections));
         tracker.spawn(accept_unix(
             listener,
             shared.clone(),
-            slots.clone(),
+            local_slots,
             tracker.clone(),
         ));
     }

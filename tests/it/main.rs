@@ -348,6 +348,15 @@ pub async fn search(
     )
 }
 
+/// The connection's credentials lapsed (revoked, expired, deleted): its next operation
+/// gets no answer but a Notice of Disconnection, and the connection is gone.
+pub async fn expect_lapsed(ldap: &mut Ldap) {
+    let next = ldap.extended(ldap3::exop::WhoAmI).await;
+    assert!(next.is_err(), "an answer on a lapsed connection: {next:?}");
+    let after = ldap.extended(ldap3::exop::WhoAmI).await;
+    assert!(after.is_err(), "the connection is closed: {after:?}");
+}
+
 pub async fn whoami(ldap: &mut Ldap) -> String {
     let (exop, res) = ldap
         .extended(ldap3::exop::WhoAmI)

@@ -92,6 +92,93 @@ async fn odd_binds_get_their_codes_and_keep_the_connection() {
 }
 
 #[tokio::test]
+async fn octets_that_are_not_utf8_fail_the_bind_or_the_filter_item_not_the_connection() {
+    let server = TestServer::start_with("[security]\nrequire_tls_for_bind = false\n").await;
+    let mut admin = server.admin().await;
+    add_person(&mut admin, "alice", "pw", false).await;
+    crate::grant(&mut admin, "directory-readers", &person_dn("alice")).await;
+    // Her password is the placeholder itself: the octets still never bind as her.
+    add_person(&mut admin, "uffff", "\u{FFFF}", false).await;
+    let hashers = server.running().state.hashers.clone();
+    let mut raw = Raw::connect(&server).await;
+    for (msgid, uid) in [(1u8, "alice"), (2, "uffff")] {
+        let mut bind = tlv(0x02, &[3]);
+        bind.extend(tlv(0x04, person_dn(uid).as_bytes()));
+        bind.extend(tlv(0x80, &[0xff, 0xfe, b'p', b'w']));
+        let before = hashers.argon2_runs();
+        raw.send(&message(msgid, tlv(0x60, &bind))).await;
+        let LdapOp::BindResponse(res) = raw.reply(i32::from(msgid)).await else {
+            panic!("a bind response");
+        };
+        assert_eq!(res.res.code, LdapResultCode::InvalidCredentials, "{uid}");
+        assert_eq!(
+            hashers.argon2_runs() - before,
+            1,
+            "the cost of any failed bind"
+        );
+        assert_eq!(
+            raw.whoami(10 + msgid).await,
+            "",
+            "still connected, anonymous"
+        );
+    }
+    raw.send(&message(3, bind_op(&person_dn("alice"), "pw")))
+        .await;
+    let LdapOp::BindResponse(res) = raw.reply(3).await else {
+        panic!("a bind response");
+    };
+    assert_eq!(
+        res.res.code,
+        LdapResultCode::Success,
+        "the connection goes on"
+    );
+    // A filter value that is not UTF-8 is an Undefined item: alone it finds nothing, in an
+    // OR beside a true item the entry is found, and the connection goes on.
+    let bad = |attr: &str| {
+        let mut ava = tlv(0x04, attr.as_bytes());
+        ava.extend(tlv(0x04, &[0xc3, 0x28]));
+        tlv(0xa3, &ava)
+    };
+    let uid_alice = {
+        let mut ava = tlv(0x04, b"uid");
+        ava.extend(tlv(0x04, b"alice"));
+        tlv(0xa3, &ava)
+    };
+    let mut sub = tlv(0x04, b"cn");
+    sub.extend(tlv(0x30, &tlv(0x80, &[0xff])));
+    let cases = [
+        (4u8, bad("cn"), 0usize),
+        (5, tlv(0xa1, &[bad("cn"), uid_alice.clone()].concat()), 1),
+        (6, tlv(0xa0, &[bad("sn"), uid_alice.clone()].concat()), 0),
+        (7, tlv(0xa2, &bad("cn")), 0),
+        (8, tlv(0xa1, &[tlv(0xa4, &sub), uid_alice].concat()), 1),
+    ];
+    for (msgid, filter, want) in cases {
+        raw.send(&message(
+            msgid,
+            crate::raw::search_op(PEOPLE.as_bytes(), 2, 0, filter),
+        ))
+        .await;
+        let mut found = 0;
+        loop {
+            let msg = raw.next().await.expect("an answer, not a disconnect");
+            assert_eq!(msg.msgid, i32::from(msgid));
+            match msg.op {
+                LdapOp::SearchResultEntry(_) => found += 1,
+                LdapOp::SearchResultDone(done) => {
+                    assert_eq!(done.code, LdapResultCode::Success, "filter {msgid}");
+                    break;
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(found, want, "filter {msgid}");
+    }
+    still_serving(&server).await;
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn anonymous_binds_follow_the_anonymous_setting() {
     // B2: by default an anonymous bind succeeds ...
     let server = TestServer::start().await;
@@ -187,8 +274,10 @@ async fn many_requested_attributes_and_garbage_cookies() {
 
 #[tokio::test]
 async fn a_token_expiring_on_a_bound_connection() {
-    // T9: the next operation after expiry runs as anonymous.
-    let server = TestServer::start().await;
+    // T9: the next operation after expiry is told plainly that the credentials lapsed (a
+    // Notice of Disconnection, not a 32 that reads as a missing base), and a new bind gets
+    // the usual 49.
+    let server = TestServer::start_with("[security]\nrequire_tls_for_bind = false\n").await;
     let mut admin = server.admin().await;
     assert_eq!(
         crate::tokens::add_service(&mut admin, "nas01", None).await,
@@ -198,14 +287,37 @@ async fn a_token_expiring_on_a_bound_connection() {
     let t = crate::tokens::generate(&mut admin, &nas, "short", None, Some("1h"), None)
         .await
         .unwrap();
-    let mut bound = server.bound("dn=token", &t.token).await;
-    assert_eq!(crate::whoami(&mut bound).await, format!("dn:{nas}"));
+    let mut raw = Raw::connect(&server).await;
+    raw.send(&message(1, bind_op("dn=token", &t.token))).await;
+    let LdapOp::BindResponse(res) = raw.reply(1).await else {
+        panic!("a bind response");
+    };
+    assert_eq!(res.res.code, LdapResultCode::Success);
+    assert_eq!(raw.whoami(2).await, format!("dn:{nas}"));
     server
         .running()
         .state
         .clock
         .advance(Duration::from_secs(2 * 3600));
-    assert_eq!(crate::whoami(&mut bound).await, "");
+    raw.send(&subtree_search(3, crate::SUFFIX.as_bytes())).await;
+    let notice = raw.next().await.expect("a notice, not silence");
+    assert_eq!(notice.msgid, 0, "unsolicited");
+    let LdapOp::ExtendedResponse(resp) = notice.op else {
+        panic!("{:?}", notice.op);
+    };
+    assert_eq!(resp.res.code, LdapResultCode::StrongerAuthRequired);
+    assert!(
+        resp.res.message.contains("no longer valid"),
+        "{}",
+        resp.res.message
+    );
+    assert!(raw.next().await.is_none(), "then the connection closes");
+    let mut again = Raw::connect(&server).await;
+    again.send(&message(1, bind_op("dn=token", &t.token))).await;
+    let LdapOp::BindResponse(res) = again.reply(1).await else {
+        panic!("a bind response");
+    };
+    assert_eq!(res.res.code, LdapResultCode::InvalidCredentials);
     server.stop().await;
 }
 

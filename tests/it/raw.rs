@@ -515,6 +515,14 @@ async fn connections_past_the_limit_are_refused_and_others_go_on() {
     };
     assert_eq!(resp.res.code, LdapResultCode::Busy);
     assert!(third.next().await.is_none());
+    // The local administrator always gets in: LDAPI is not counted against the network.
+    let mut admin = server.admin().await;
+    assert_eq!(
+        admin.extended(ldap3::exop::WhoAmI).await.unwrap().1.rc,
+        0,
+        "LDAPI with the network listeners full"
+    );
+    drop(admin);
     first.send(&whoami_request(2)).await;
     assert_eq!(
         first.next().await.unwrap().msgid,

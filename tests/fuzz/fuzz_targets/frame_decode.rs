@@ -7,7 +7,7 @@ use tokio_util::bytes::BytesMut;
 use tokio_util::codec::Decoder;
 
 fuzz_target!(|data: &[u8]| {
-    let mut codec = tessera::server::conn::codec(64 * 1024);
+    let mut codec = tessera::server::frame::codec(64 * 1024);
     let mut buf = BytesMut::from(data);
     // Each Ok(Some) consumed a message; stop at the first error or incomplete frame.
     for _ in 0..1024 {

@@ -90,7 +90,7 @@ fn restricted_server() -> &'static (ConnShared, String) {
                     dn: Dn::parse("cn=fuzz").expect("DN"),
                     admin: true,
                 };
-                let caller = caller::caller(w, &admin, &policy)?;
+                let caller = caller::caller(w, &admin, &policy).map_err(|e| StoreError::Refused(e.message))?;
                 token::generate(w, &policy, &caller, &req)
                     .map_err(|e| StoreError::Refused(e.message))
             })
