@@ -287,7 +287,8 @@ pub fn render(entries: &[ldap3_proto::proto::LdapSearchResultEntry]) -> String {
 }
 
 fn code_name(code: &LdapResultCode) -> String {
-    let debug = format!("{code:?}");
+    // The codec spells one variant its own way; people read RFC 4511's names.
+    let debug = format!("{code:?}").replace("Insufficent", "Insufficient");
     let mut chars = debug.chars();
     match chars.next() {
         Some(first) => first.to_lowercase().chain(chars).collect(),

@@ -232,7 +232,8 @@ fn renew_if_due(
         );
         return Ok(false);
     }
-    let info = reissue(generated, hostnames, now)?;
+    // Issued as of the real clock: `now` may be a test's look ahead.
+    let info = reissue(generated, hostnames, OffsetDateTime::now_utc())?;
     tracing::info!(
         event = "tls-reissued",
         reason = %why,
