@@ -38,7 +38,7 @@ pub enum Command {
     Serve {
         /// The configuration file (TOML), e.g. /etc/tessera/config.toml; default: the
         /// embedded defaults (data in ./tessera-data).
-        #[arg(long, short, value_name = "FILE")]
+        #[arg(long, short, value_name = "FILE", env = "TESSERA_CONFIG")]
         config: Option<PathBuf>,
     },
     /// People: create, update, get, list, delete, set-password, app-password.
@@ -108,7 +108,13 @@ pub enum Command {
     Tls {
         /// The server's configuration file, e.g. /etc/tessera/config.toml; default: the
         /// embedded defaults.
-        #[arg(long, short, global = true, value_name = "FILE")]
+        #[arg(
+            long,
+            short,
+            global = true,
+            value_name = "FILE",
+            env = "TESSERA_CONFIG"
+        )]
         config: Option<PathBuf>,
         #[command(subcommand)]
         command: Option<TlsCommand>,
@@ -119,7 +125,13 @@ pub enum Command {
     Db {
         /// The server's configuration file, e.g. /etc/tessera/config.toml; default: the
         /// embedded defaults.
-        #[arg(long, short, global = true, value_name = "FILE")]
+        #[arg(
+            long,
+            short,
+            global = true,
+            value_name = "FILE",
+            env = "TESSERA_CONFIG"
+        )]
         config: Option<PathBuf>,
         #[command(subcommand)]
         command: DbCommand,
@@ -145,7 +157,13 @@ pub enum Command {
 pub struct ConnOpts {
     /// The server's config (for the socket path, suffix and CA), e.g.
     /// /etc/tessera/config.toml; default: embedded defaults.
-    #[arg(long, short, global = true, value_name = "FILE")]
+    #[arg(
+        long,
+        short,
+        global = true,
+        value_name = "FILE",
+        env = "TESSERA_CONFIG"
+    )]
     config: Option<PathBuf>,
     /// Where the server is, e.g. ldaps://ldap.example.com:636 or
     /// ldapi://%2Fvar%2Flib%2Ftessera%2Fldapi.sock; default: the local socket, as the local
@@ -689,7 +707,10 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                 )
                 .await?;
                 print!("{}", render(&found));
-                eprintln!("{} entries visible to {identity}", found.len());
+                eprintln!(
+                    "{} visible to {identity}",
+                    count(found.len(), "entry", "entries")
+                );
                 Ok(())
             })
         }),
@@ -735,6 +756,11 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
     }
 }
 
+/// "1 entry", "2 entries".
+fn count(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 fn load(path: Option<PathBuf>) -> Result<Config, ConfigError> {
     match path {
         Some(p) => Config::load(&p),
@@ -766,7 +792,12 @@ fn backup(config: &Config, file: &std::path::Path) -> Result<(), CliError> {
         }
         Some(Err(e)) => return Err(e.into()),
     };
-    println!("{}: {copied} entries", file.display());
+    let copied = copied
+        .parse::<usize>()
+        .map_or(format!("{copied} entries"), |n| {
+            count(n, "entry", "entries")
+        });
+    println!("{}: {copied}", file.display());
     Ok(())
 }
 
@@ -890,6 +921,10 @@ fn tls(config: &Config, command: TlsCommand) -> Result<(), CliError> {
 }
 
 async fn serve(config: Config, path: Option<PathBuf>) -> Result<(), CliError> {
+    use tokio::signal::unix::{SignalKind, signal};
+    // Handlers first: whoever sees the lines below may send a signal at once.
+    let mut term = signal(SignalKind::terminate())?;
+    let mut hup = signal(SignalKind::hangup())?;
     let running = server::start(config).await?;
     if let Some(a) = running.ldaps {
         println!("LDAPS            ldaps://{a}");
@@ -904,9 +939,6 @@ async fn serve(config: Config, path: Option<PathBuf>) -> Result<(), CliError> {
         println!("CA certificate   {}", ca.display());
     }
     println!("Suffix           {}", running.state.config.suffix);
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate())?;
-    let mut hup = signal(SignalKind::hangup())?;
     server::notify::ready(&format!("serving {}", running.state.config.suffix));
     loop {
         tokio::select! {
@@ -1108,16 +1140,16 @@ async fn group(c: &mut Client, suffix: &Dn, command: GroupCommand) -> Result<(),
         GroupCommand::AddMembers { name, members } => {
             group::members(c, suffix, &name, &members, true).await?;
             println!(
-                "added {} member(s) to {}",
-                members.len(),
+                "added {} to {}",
+                count(members.len(), "member", "members"),
                 group::dn(suffix, &name)
             );
         }
         GroupCommand::RemoveMembers { name, members } => {
             group::members(c, suffix, &name, &members, false).await?;
             println!(
-                "removed {} member(s) from {}",
-                members.len(),
+                "removed {} from {}",
+                count(members.len(), "member", "members"),
                 group::dn(suffix, &name)
             );
         }
@@ -1236,11 +1268,17 @@ async fn role(c: &mut Client, suffix: &Dn, command: RoleCommand) -> Result<(), C
         }
         RoleCommand::AddMembers { name, members } => {
             role::members(c, suffix, &name, &members, true).await?;
-            println!("{} holder(s) added to {name}", members.len());
+            println!(
+                "{} added to {name}",
+                count(members.len(), "holder", "holders")
+            );
         }
         RoleCommand::RemoveMembers { name, members } => {
             role::members(c, suffix, &name, &members, false).await?;
-            println!("{} holder(s) removed from {name}", members.len());
+            println!(
+                "{} removed from {name}",
+                count(members.len(), "holder", "holders")
+            );
         }
         RoleCommand::Grant { name, rights } => {
             role::rights(c, suffix, &name, &rights, true).await?;

@@ -616,7 +616,7 @@ async fn roles_from_the_binary_and_search_as() {
         view.stdout
     );
     assert!(
-        view.stderr.contains("1 entries visible to nas01"),
+        view.stderr.contains("1 entry visible to nas01"),
         "{}",
         view.stderr
     );

@@ -181,6 +181,13 @@ async fn tls_shows_a_configured_certificate_and_warns_near_its_expiry() {
     ] {
         assert!(text.contains(want), "{want} in {text}");
     }
+    // TESSERA_CONFIG stands for --config.
+    let by_env = std::process::Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .arg("tls")
+        .env("TESSERA_CONFIG", &config_file)
+        .output()
+        .unwrap();
+    assert_eq!(by_env.stdout, shown.stdout);
     let renew = tessera(&["tls", "renew"], &config_file);
     assert_eq!(renew.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&renew.stderr).contains("renew it with its CA"));
