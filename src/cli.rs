@@ -662,8 +662,10 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             let command = <Cli as clap::CommandFactory>::command();
             match dir {
                 Some(dir) => {
-                    std::fs::create_dir_all(&dir)?;
-                    clap_mangen::generate_to(command, &dir)?;
+                    let named =
+                        |e: std::io::Error| CliError::Usage(format!("{}: {e}", dir.display()));
+                    std::fs::create_dir_all(&dir).map_err(named)?;
+                    clap_mangen::generate_to(command, &dir).map_err(named)?;
                     eprintln!("manual pages written to {}", dir.display());
                 }
                 None => clap_mangen::Man::new(command).render(&mut std::io::stdout())?,
@@ -910,7 +912,8 @@ fn tls(config: &Config, command: TlsCommand) -> Result<(), CliError> {
             })?;
             match file {
                 Some(file) => {
-                    std::fs::write(&file, &pem)?;
+                    std::fs::write(&file, &pem)
+                        .map_err(|e| CliError::Usage(format!("{}: {e}", file.display())))?;
                     eprintln!("wrote {}", file.display());
                 }
                 None => std::io::Write::write_all(&mut std::io::stdout(), &pem)?,

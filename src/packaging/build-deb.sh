@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build the Debian package from the release binary: the manual pages and shell
 # completions are generated from that binary first, then `cargo deb` packages it all
-# (metadata: [package.metadata.deb] in Cargo.toml). Prints the package's path.
+# (metadata: [package.metadata.deb] in Cargo.toml). Prints the package's absolute path.
 # Needs cargo-deb (`cargo install cargo-deb --locked`).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -14,4 +14,5 @@ gzip -9n "$out"/man/*.1
 target/release/tessera completions bash >"$out/completions/tessera"
 target/release/tessera completions zsh >"$out/completions/_tessera"
 target/release/tessera completions fish >"$out/completions/tessera.fish"
-cargo deb --no-build --strip --output target/debian 2>&1 | tail -1
+deb=$(cargo deb --no-build --strip --output target/debian | tail -1)
+echo "$PWD/$deb"

@@ -138,6 +138,11 @@ expect_contains "and searches" "uidNumber: " \
     -b uid=alice,ou=people,dc=example,dc=com -s base uidNumber
 expect_contains "tessera tls reads the service's certificate" "renewal      automatic" \
     /usr/bin/tessera tls --config "$CONF"
+expect_rc "tessera tls renew, run as root" 0 /usr/bin/tessera tls renew --config "$CONF"
+expect_contains "leaves the new key the service's, owner-only" "600 tessera" stat -c '%a %U' "$STATE/tls/server.key"
+kill -HUP "$(ps --ppid "$PKG_PID" -o pid= | tr -d ' ')"
+for _ in $(seq 1 50); do grep -q "tls-reload" "$WORK/pkg.log" && break; sleep 0.1; done
+expect_contains "which the server, as tessera, loads on SIGHUP" "tls-reloaded" cat "$WORK/pkg.log"
 if stop_installed; then pass "SIGTERM stops it cleanly"; else fail "exit status on SIGTERM"; fi
 
 expect_rc "dpkg --purge removes it" 0 dpkg --purge tessera

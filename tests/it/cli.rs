@@ -170,6 +170,13 @@ fn completions_and_man_pages_come_from_the_definitions() {
     );
     let pages = std::fs::read_dir(dir.path()).unwrap().count();
     assert!(pages > 40, "{pages} pages");
+    let nowhere = Command::new(bin)
+        .args(["man", "--dir", "/proc/no-such-place"])
+        .output()
+        .unwrap();
+    assert_eq!(nowhere.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&nowhere.stderr);
+    assert!(err.starts_with("tessera: /proc/no-such-place: "), "{err}");
 }
 
 #[tokio::test]
