@@ -61,10 +61,56 @@ pub struct Tokens {
 
 #[derive(Debug, Clone)]
 pub struct Listen {
-    pub ldaps: Option<SocketAddr>,
-    pub ldap: Option<SocketAddr>,
+    pub ldaps: Option<ListenAddr>,
+    pub ldap: Option<ListenAddr>,
     /// Absolute, or relative to the data directory.
     pub ldapi: Option<PathBuf>,
+}
+
+/// Where a TCP listener binds: an IP address, or a host name resolved when the server
+/// starts (every address it resolves to is bound).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListenAddr {
+    Ip(SocketAddr),
+    Host { name: String, port: u16 },
+}
+
+impl std::str::FromStr for ListenAddr {
+    type Err = String;
+
+    /// `127.0.0.1:636`, `[::]:636`, `localhost:636`, `ldap.example.com:636`.
+    fn from_str(text: &str) -> Result<ListenAddr, String> {
+        if let Ok(addr) = text.parse::<SocketAddr>() {
+            return Ok(ListenAddr::Ip(addr));
+        }
+        let bad = || format!("'{text}' is not host:port (e.g. 127.0.0.1:6636 or localhost:636)");
+        let (name, port) = text.rsplit_once(':').ok_or_else(bad)?;
+        let port = port.parse::<u16>().map_err(|_| bad())?;
+        let label = |l: &str| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+        };
+        let name = name.trim_end_matches('.');
+        if name.is_empty() || name.len() > 253 || !name.split('.').all(label) {
+            return Err(bad());
+        }
+        Ok(ListenAddr::Host {
+            name: name.to_ascii_lowercase(),
+            port,
+        })
+    }
+}
+
+impl std::fmt::Display for ListenAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ListenAddr::Ip(addr) => write!(f, "{addr}"),
+            ListenAddr::Host { name, port } => write!(f, "{name}:{port}"),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -456,13 +502,7 @@ impl Config {
             key: "argon2",
             problem,
         })?;
-        let level = raw.log.level.unwrap_or_else(|| "info".into());
-        if tracing_subscriber::EnvFilter::try_new(&level).is_err() {
-            return Err(invalid(
-                "log.level",
-                "not a valid level or filter (e.g. info, debug)",
-            ));
-        }
+        let level = log_level(raw.log.level)?;
         let tokens = Tokens {
             default_lifetime: duration(
                 "tokens.default_lifetime",
@@ -562,17 +602,50 @@ fn addr(
     key: &'static str,
     value: Option<String>,
     default: &str,
-) -> Result<Option<SocketAddr>, ConfigError> {
+) -> Result<Option<ListenAddr>, ConfigError> {
     let value = value.unwrap_or_else(|| default.to_string());
     if value.is_empty() {
         return Ok(None);
     }
-    value.parse().map(Some).map_err(|_| ConfigError::Invalid {
-        key,
+    value
+        .parse()
+        .map(Some)
+        .map_err(|problem| ConfigError::Invalid {
+            key,
+            problem: format!("{problem}, or \"\" to disable"),
+        })
+}
+
+/// The level names `log.level` takes, alone or after `target=` in a filter.
+pub const LOG_LEVELS: &[&str] = &["error", "warn", "info", "debug", "trace", "off"];
+
+/// `log.level`: a level name, or a tracing filter whose every directive ends in one
+/// (`info,tessera::ldap=debug`). A bare word that is no level (`warning`) would be read by
+/// tracing as a target name and silence every other event, audit events included, so it
+/// is refused.
+fn log_level(value: Option<String>) -> Result<String, ConfigError> {
+    let text = value.unwrap_or_else(|| "info".into());
+    let is_level = |l: &str| LOG_LEVELS.iter().any(|name| l.eq_ignore_ascii_case(name));
+    let bad = |part: &str| ConfigError::Invalid {
+        key: "log.level",
         problem: format!(
-            "'{value}' is not an address:port (e.g. 127.0.0.1:6636), or \"\" to disable"
+            "'{part}' is not a level: use one of {} (or a filter such as \"info,tessera::ldap=debug\")",
+            LOG_LEVELS.join(", ")
         ),
-    })
+    };
+    for directive in text.split(',').map(str::trim) {
+        let level = match directive.rsplit_once('=') {
+            Some((target, level)) if !target.is_empty() => level,
+            _ => directive,
+        };
+        if !is_level(level) {
+            return Err(bad(directive));
+        }
+    }
+    if tracing_subscriber::EnvFilter::try_new(&text).is_err() {
+        return Err(bad(&text));
+    }
+    Ok(text)
 }
 
 fn throttle(t: RawThrottle) -> Result<crate::identity::throttle::ThrottleConfig, ConfigError> {
@@ -850,6 +923,10 @@ mod tests {
         assert!(err.to_string().contains("suffix"), "{err}");
         let err = Config::parse("[listen]\nldaps = \"localhost\"\n").unwrap_err();
         assert!(err.to_string().contains("listen.ldaps"), "{err}");
+        for bad in ["localhost:http", "bad_name:636", "-x:1", ":636"] {
+            let err = Config::parse(&format!("[listen]\nldaps = \"{bad}\"\n")).unwrap_err();
+            assert!(err.to_string().contains("listen.ldaps"), "{bad}: {err}");
+        }
         let err = Config::parse("[tls]\nclient_auth = \"required\"\n").unwrap_err();
         assert!(err.to_string().contains("tls.client_ca"), "{err}");
         let config = Config::parse("[tls]\nclient_ca = \"ca.pem\"\nclient_auth = \"required\"\n");
@@ -922,6 +999,43 @@ mod tests {
         ] {
             let err = limits(bad).unwrap_err();
             assert!(err.to_string().contains("limits.busy_poll"), "{err}");
+        }
+    }
+
+    #[test]
+    fn listen_addresses_may_be_host_names() {
+        let c =
+            Config::parse("[listen]\nldaps = \"LocalHost:636\"\nldap = \"[::1]:389\"\n").unwrap();
+        let host = ListenAddr::Host {
+            name: "localhost".into(),
+            port: 636,
+        };
+        assert_eq!(c.listen.ldaps, Some(host));
+        assert_eq!(
+            c.listen.ldap,
+            Some(ListenAddr::Ip("[::1]:389".parse().unwrap()))
+        );
+        assert_eq!(c.listen.ldaps.unwrap().to_string(), "localhost:636");
+    }
+
+    #[test]
+    fn log_levels_are_checked_by_name() {
+        let level = |l: &str| Config::parse(&format!("[log]\nlevel = \"{l}\"\n"));
+        for good in [
+            "info",
+            "WARN",
+            "off",
+            "info,tessera::ldap=debug",
+            "tessera=trace",
+        ] {
+            assert_eq!(level(good).unwrap().log.level, good);
+        }
+        for bad in ["warning", "inf", "info,tessera=loud", "", "verbose"] {
+            let err = level(bad).unwrap_err().to_string();
+            assert!(
+                err.contains("log.level") && err.contains("error, warn, info, debug, trace, off"),
+                "{bad}: {err}"
+            );
         }
     }
 

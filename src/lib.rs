@@ -3,8 +3,9 @@
 //! # Layout
 //!
 //! - [`config`]: the TOML configuration, defaults and validation.
-//! - [`server`]: sockets (LDAPS, LDAP + StartTLS, LDAPI), TLS, connection limits,
-//!   framing and graceful shutdown. Knows LDAP frames, not meaning.
+//! - [`server`]: sockets (LDAPS, LDAP + StartTLS, LDAPI), TLS and the certificate's
+//!   lifecycle (`server::ca`), connection limits, framing, readiness for a service manager
+//!   and graceful shutdown. Knows LDAP frames, not meaning.
 //! - [`ldap`]: protocol semantics, one module per operation; `ldap::dispatch` holds the
 //!   one match on `LdapOp`.
 //! - [`directory`]: the pure domain: DNs, entries, filters (and their RFC 4515 string

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 // Every operation allocates and frees many small buffers, on any worker thread: with
-// glibc's malloc a search took 1.8x the CPU at 8 connections (README, "The allocator").
+// glibc's malloc a search took 1.8x the CPU at 8 connections (tests/bench/README.md, "The allocator").
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

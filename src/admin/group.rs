@@ -1,6 +1,8 @@
 //! `tessera group …`: groups under `ou=groups` (groupOfNames, optionally posixGroup).
 
-use ldap3_proto::proto::{LdapModify, LdapModifyType, LdapPartialAttribute, LdapSearchResultEntry};
+use ldap3_proto::proto::{
+    LdapModify, LdapModifyType, LdapPartialAttribute, LdapResultCode, LdapSearchResultEntry,
+};
 
 use crate::admin::client::Client;
 use crate::admin::{AdminError, container, member_dn};
@@ -20,14 +22,19 @@ pub async fn create(
     if posix {
         classes.push("posixGroup".into());
     }
-    let dn = dn(suffix, name).to_string();
+    let dn = dn(suffix, name);
     client
         .add(
-            &dn,
+            &dn.to_string(),
             vec![("objectClass", classes), ("cn", vec![name.to_string()])],
         )
-        .await?;
-    Ok(dn)
+        .await
+        .map_err(|e| {
+            e.explain(LdapResultCode::EntryAlreadyExists, || {
+                format!("a group '{name}' exists already ({dn})")
+            })
+        })?;
+    Ok(dn.to_string())
 }
 
 pub async fn members(
@@ -52,9 +59,11 @@ pub async fn members(
                 .collect(),
         },
     };
+    let group = dn(suffix, name);
     client
-        .modify(&dn(suffix, name).to_string(), vec![change])
+        .modify(&group.to_string(), vec![change])
         .await
+        .map_err(|e| e.missing("group", name, &group))
 }
 
 pub async fn get(
@@ -62,8 +71,11 @@ pub async fn get(
     suffix: &Dn,
     name: &str,
 ) -> Result<Vec<LdapSearchResultEntry>, AdminError> {
-    let dn = dn(suffix, name).to_string();
-    client.read(&dn, &["*", "entryUUID"]).await
+    let dn = dn(suffix, name);
+    client
+        .read(&dn.to_string(), &["*", "entryUUID"])
+        .await
+        .map_err(|e| e.missing("group", name, &dn))
 }
 
 pub async fn list(client: &mut Client, suffix: &Dn) -> Result<Vec<String>, AdminError> {
@@ -72,5 +84,9 @@ pub async fn list(client: &mut Client, suffix: &Dn) -> Result<Vec<String>, Admin
 }
 
 pub async fn delete(client: &mut Client, suffix: &Dn, name: &str) -> Result<(), AdminError> {
-    client.delete(&dn(suffix, name).to_string()).await
+    let dn = dn(suffix, name);
+    client
+        .delete(&dn.to_string())
+        .await
+        .map_err(|e| e.missing("group", name, &dn))
 }

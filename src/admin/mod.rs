@@ -27,7 +27,8 @@ use crate::directory::dn::{Dn, Rdn};
 pub enum AdminError {
     #[error("cannot connect to {what}: {problem} (is `tessera serve` running?)")]
     Connect { what: String, problem: String },
-    #[error("error: {} ({}): {message}", code_name(.code), .code.clone() as i64)]
+    /// A refusal by the server: what was refused and why, then the LDAP code in brackets.
+    #[error("{message} [{} ({})]", code_name(.code), .code.clone() as i64)]
     Ldap {
         code: LdapResultCode,
         message: String,
@@ -39,6 +40,116 @@ pub enum AdminError {
     #[error("reading a password: {0}")]
     Prompt(std::io::Error),
 }
+
+impl AdminError {
+    /// The LDAP result code, for a refusal by the server.
+    pub fn code(&self) -> Option<LdapResultCode> {
+        match self {
+            AdminError::Ldap { code, .. } => Some(code.clone()),
+            _ => None,
+        }
+    }
+
+    /// Say in people's words what a refusal with `code` was about; other errors pass.
+    pub fn explain(self, code: LdapResultCode, text: impl FnOnce() -> String) -> AdminError {
+        match self {
+            AdminError::Ldap { code: c, .. } if c == code => AdminError::Ldap {
+                code: c,
+                message: text(),
+            },
+            other => other,
+        }
+    }
+
+    /// A missing entry, named: "no person 'bob' (uid=bob,ou=people,...)".
+    pub fn missing(self, kind: &str, name: &str, dn: &Dn) -> AdminError {
+        self.explain(LdapResultCode::NoSuchObject, || {
+            format!("no {kind} '{name}' ({dn})")
+        })
+    }
+}
+
+/// A person id is a login name: POSIX's portable user names in lower case (as Debian's
+/// adduser wants them), at most 32 characters (what utmp and many NAS systems keep).
+pub fn check_person_id(id: &str) -> Result<(), AdminError> {
+    let mut chars = id.chars();
+    let first_ok = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_');
+    let rest_ok = chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "_.-".contains(c));
+    if first_ok && rest_ok && id.len() <= 32 {
+        return Ok(());
+    }
+    Err(AdminError::Usage(format!(
+        "'{id}' is not a valid person id: a person id is a login name of 1 to 32 characters: \
+         lowercase letters, digits, '_', '.' and '-', starting with a letter or '_' \
+         (e.g. bob or bob.smith); the full name is the next argument"
+    )))
+}
+
+/// Check an expiry (an RFC 3339 time, a duration or `never`) before sending it, so a
+/// mistake is explained here with an example that is in the future.
+pub fn check_expiry(what: &str, text: &str, allow_never: bool) -> Result<(), AdminError> {
+    use crate::directory::time::{Expiry, parse_expiry};
+    use time::format_description::well_known::Rfc3339;
+    let now = time::OffsetDateTime::now_utc();
+    if let Ok(t) = time::OffsetDateTime::parse(text.trim(), &Rfc3339)
+        && t <= now
+    {
+        return Err(AdminError::Usage(format!(
+            "{what} '{text}' is in the past: give a later time or a duration such as 90d"
+        )));
+    }
+    let example = (now + time::Duration::days(90))
+        .replace_time(time::Time::MIDNIGHT)
+        .format(&Rfc3339)
+        .unwrap_or_else(|_| "2030-01-01T00:00:00Z".into());
+    let never = if allow_never { " or never" } else { "" };
+    match parse_expiry(text, now) {
+        Ok(Expiry::Never) if !allow_never => Err(AdminError::Usage(format!(
+            "{what} cannot be 'never' here; leave it unset instead"
+        ))),
+        Ok(_) => Ok(()),
+        Err(_) => Err(AdminError::Usage(format!(
+            "{what} '{text}' is not understood: use an RFC 3339 time (e.g. {example}), a duration (30m, 12h, 90d){never}"
+        ))),
+    }
+}
+
+/// A duration option (`--overlap 1h`), checked before it is sent.
+pub fn check_duration(what: &str, text: &str) -> Result<(), AdminError> {
+    match crate::directory::time::parse_duration(text) {
+        Some(d) if !d.is_zero() => Ok(()),
+        _ => Err(AdminError::Usage(format!(
+            "{what} '{text}' is not a duration: use e.g. 30m, 12h or 90d"
+        ))),
+    }
+}
+
+/// An LDAP generalizedTime as RFC 3339 (to the second), for people; text that is not one
+/// is shown as it is.
+pub fn time_text(generalized: &str) -> String {
+    use time::format_description::well_known::Rfc3339;
+    match crate::directory::time::parse_generalized(generalized) {
+        Some(t) => t
+            .replace_nanosecond(0)
+            .unwrap_or(t)
+            .format(&Rfc3339)
+            .unwrap_or_else(|_| generalized.to_string()),
+        None => generalized.to_string(),
+    }
+}
+
+/// Attributes holding generalizedTime that `render` shows as RFC 3339.
+const TIME_ATTRIBUTES: &[&str] = &[
+    "createTimestamp",
+    "modifyTimestamp",
+    "accountExpires",
+    "tokenExpires",
+    "tokenLastUsed",
+    "tokenExposed",
+    "pwdChangedTime",
+];
 
 /// How to reach the server and as whom, from the command line.
 #[derive(Debug, Clone, Default)]
@@ -151,14 +262,20 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Render entries as `dn:` then `attr: value` lines, the way LDIF readers expect.
+/// Render entries as `dn:` then `attr: value` lines, LDIF-like; times as RFC 3339.
 pub fn render(entries: &[ldap3_proto::proto::LdapSearchResultEntry]) -> String {
     let mut out = String::new();
     for e in entries {
         out.push_str(&format!("dn: {}\n", e.dn));
         for a in &e.attributes {
+            let is_time = TIME_ATTRIBUTES
+                .iter()
+                .any(|t| t.eq_ignore_ascii_case(&a.atype));
             for v in &a.vals {
                 match std::str::from_utf8(v) {
+                    Ok(text) if is_time => {
+                        out.push_str(&format!("{}: {}\n", a.atype, time_text(text)))
+                    }
                     Ok(text) => out.push_str(&format!("{}: {text}\n", a.atype)),
                     Err(_) => out.push_str(&format!("{}: <{} bytes>\n", a.atype, v.len())),
                 }
@@ -170,7 +287,8 @@ pub fn render(entries: &[ldap3_proto::proto::LdapSearchResultEntry]) -> String {
 }
 
 fn code_name(code: &LdapResultCode) -> String {
-    let debug = format!("{code:?}");
+    // The codec spells one variant its own way; people read RFC 4511's names.
+    let debug = format!("{code:?}").replace("Insufficent", "Insufficient");
     let mut chars = debug.chars();
     match chars.next() {
         Some(first) => first.to_lowercase().chain(chars).collect(),
@@ -196,7 +314,63 @@ mod tests {
         };
         assert_eq!(
             e.to_string(),
-            "error: entryAlreadyExists (68): entry already exists"
+            "entry already exists [entryAlreadyExists (68)]"
         );
+        let dn = Dn::parse("uid=bob,ou=people,dc=example,dc=com").unwrap();
+        let missing = AdminError::Ldap {
+            code: LdapResultCode::NoSuchObject,
+            message: "no such object".into(),
+        }
+        .missing("person", "bob", &dn);
+        assert_eq!(
+            missing.to_string(),
+            "no person 'bob' (uid=bob,ou=people,dc=example,dc=com) [noSuchObject (32)]"
+        );
+    }
+
+    #[test]
+    fn person_ids_are_login_names() {
+        for good in ["alice", "bob.smith", "_svc", "a-1", &"x".repeat(32)] {
+            assert!(check_person_id(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "Bob Smith",
+            "Bob",
+            "1bob",
+            "",
+            "bob smith",
+            "bob@x",
+            &"x".repeat(33),
+        ] {
+            let err = check_person_id(bad).unwrap_err().to_string();
+            assert!(
+                err.contains("login name") && err.contains("lowercase"),
+                "{bad}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn expiries_are_checked_with_a_future_example() {
+        assert!(check_expiry("expiry", "90d", true).is_ok());
+        assert!(check_expiry("expiry", "never", true).is_ok());
+        assert!(check_expiry("--expires", "never", false).is_err());
+        let err = check_expiry("expiry", "2001-01-01T00:00:00Z", true)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("in the past"), "{err}");
+        let err = check_expiry("expiry", "tomorrow", true)
+            .unwrap_err()
+            .to_string();
+        let year: i32 = err
+            .split("e.g. ")
+            .nth(1)
+            .and_then(|t| t.get(..4))
+            .and_then(|y| y.parse().ok())
+            .unwrap();
+        assert!(year >= time::OffsetDateTime::now_utc().year(), "{err}");
+        assert!(!err.contains("protocolError"), "{err}");
+        assert_eq!(time_text("20271207112303.402978Z"), "2027-12-07T11:23:03Z");
+        assert_eq!(time_text("never"), "never");
     }
 }

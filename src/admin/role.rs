@@ -4,7 +4,8 @@
 
 use ldap3_proto::control::LdapControl;
 use ldap3_proto::proto::{
-    LdapModify, LdapModifyType, LdapPartialAttribute, LdapSearchResultEntry, LdapSearchScope,
+    LdapModify, LdapModifyType, LdapPartialAttribute, LdapResultCode, LdapSearchResultEntry,
+    LdapSearchScope,
 };
 
 use crate::admin::client::Client;
@@ -81,7 +82,11 @@ pub async fn get(
     suffix: &Dn,
     name: &str,
 ) -> Result<Vec<LdapSearchResultEntry>, AdminError> {
-    client.read(&dn(suffix, name).to_string(), &["*"]).await
+    let dn = dn(suffix, name);
+    client
+        .read(&dn.to_string(), &["*"])
+        .await
+        .map_err(|e| e.missing("role", name, &dn))
 }
 
 pub async fn list(client: &mut Client, suffix: &Dn) -> Result<Vec<String>, AdminError> {
@@ -90,7 +95,11 @@ pub async fn list(client: &mut Client, suffix: &Dn) -> Result<Vec<String>, Admin
 }
 
 pub async fn delete(client: &mut Client, suffix: &Dn, name: &str) -> Result<(), AdminError> {
-    client.delete(&dn(suffix, name).to_string()).await
+    let dn = dn(suffix, name);
+    client
+        .delete(&dn.to_string())
+        .await
+        .map_err(|e| e.missing("role", name, &dn))
 }
 
 /// Add or remove holders: DNs, or names resolved as a person, a service account or a group.
@@ -139,9 +148,11 @@ async fn change(
             vals: values,
         },
     };
+    let role = dn(suffix, name);
     client
-        .modify(&dn(suffix, name).to_string(), vec![change])
+        .modify(&role.to_string(), vec![change])
         .await
+        .map_err(|e| e.missing("role", name, &role))
 }
 
 /// A holder named on the command line: a DN as given, else the person, service account or
@@ -170,6 +181,7 @@ async fn holder_dn(client: &mut Client, suffix: &Dn, name: &str) -> Result<Strin
 /// the search with exactly that identity's rights.
 pub async fn search_as(
     client: &mut Client,
+    suffix: &Dn,
     identity: &str,
     base: &str,
     scope: LdapSearchScope,
@@ -188,7 +200,41 @@ pub async fn search_as(
         criticality: true,
         value: Some(authz.into_bytes()),
     };
-    client
+    let refused = match client
         .search_with(base, scope, filter, attrs, vec![control])
         .await
+    {
+        Err(e) if e.code() == Some(LdapResultCode::AuthorizationError) => e,
+        other => return other,
+    };
+    // 123 says only "denied": tell a name that is nobody from a right that is missing.
+    let exists = match identity.contains('=') {
+        true => client
+            .read(identity, &["1.1"])
+            .await
+            .is_ok_and(|f| !f.is_empty()),
+        false => {
+            let mut found = false;
+            for dn in [
+                person::dn(suffix, identity),
+                service_account::dn(suffix, identity),
+            ] {
+                found |= client
+                    .read(&dn.to_string(), &["1.1"])
+                    .await
+                    .is_ok_and(|f| !f.is_empty());
+            }
+            found
+        }
+    };
+    Err(refused.explain(LdapResultCode::AuthorizationError, || {
+        if exists {
+            format!(
+                "you may not search as '{identity}': that needs a role with the impersonate right over it \
+                 (directory administrators have it)"
+            )
+        } else {
+            format!("no such identity '{identity}': no person or service account has that name (or DN)")
+        }
+    }))
 }

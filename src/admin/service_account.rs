@@ -2,13 +2,15 @@
 //! app-password`): service accounts under `ou=services`, tokens minted by the server.
 
 use ldap3_proto::proto::{
-    LdapFilter, LdapModify, LdapModifyType, LdapPartialAttribute, LdapSearchResultEntry,
-    LdapSearchScope,
+    LdapFilter, LdapModify, LdapModifyType, LdapPartialAttribute, LdapResultCode,
+    LdapSearchResultEntry, LdapSearchScope,
 };
 
 use crate::admin::client::Client;
 use crate::admin::person::delete_with_children;
-use crate::admin::{AdminError, container, group, member_dn};
+use crate::admin::{
+    AdminError, check_duration, check_expiry, container, group, member_dn, time_text,
+};
 use crate::directory::dn::{Dn, Rdn};
 use crate::ldap::ber;
 use crate::ldap::oid::{TOKEN_GENERATE as OID_GENERATE, TOKEN_ROTATE as OID_ROTATE};
@@ -46,8 +48,13 @@ pub async fn create(
     if let Some(e) = new.expires {
         attrs.push(("accountExpires", vec![to_generalized(e)?]));
     }
-    let dn = dn(suffix, new.id).to_string();
-    client.add(&dn, attrs).await?;
+    let account = dn(suffix, new.id);
+    let dn = account.to_string();
+    client.add(&dn, attrs).await.map_err(|e| {
+        e.explain(LdapResultCode::EntryAlreadyExists, || {
+            format!("a service account '{}' exists already ({account})", new.id)
+        })
+    })?;
     for g in new.groups {
         group::members(client, suffix, g, std::slice::from_ref(&dn), true).await?;
     }
@@ -72,8 +79,11 @@ pub async fn get(
     suffix: &Dn,
     id: &str,
 ) -> Result<Vec<LdapSearchResultEntry>, AdminError> {
-    let dn = dn(suffix, id).to_string();
-    client.read(&dn, &["*", "memberOf", "entryUUID"]).await
+    let dn = dn(suffix, id);
+    client
+        .read(&dn.to_string(), &["*", "memberOf", "entryUUID"])
+        .await
+        .map_err(|e| e.missing("service account", id, &dn))
 }
 
 pub async fn list(client: &mut Client, suffix: &Dn) -> Result<Vec<String>, AdminError> {
@@ -82,7 +92,10 @@ pub async fn list(client: &mut Client, suffix: &Dn) -> Result<Vec<String>, Admin
 }
 
 pub async fn delete(client: &mut Client, suffix: &Dn, id: &str) -> Result<(), AdminError> {
-    delete_with_children(client, &dn(suffix, id).to_string()).await
+    let dn = dn(suffix, id);
+    delete_with_children(client, &dn.to_string())
+        .await
+        .map_err(|e| e.missing("service account", id, &dn))
 }
 
 /// Replace the given attributes (display name, description, manager, expiry).
@@ -110,7 +123,11 @@ pub async fn update(
     if mods.is_empty() {
         return Err(AdminError::Usage("nothing to update".into()));
     }
-    client.modify(&dn(suffix, id).to_string(), mods).await
+    let dn = dn(suffix, id);
+    client
+        .modify(&dn.to_string(), mods)
+        .await
+        .map_err(|e| e.missing("service account", id, &dn))
 }
 
 /// A freshly minted token, shown once.
@@ -130,6 +147,12 @@ pub struct TokenRequest<'a> {
 }
 
 pub async fn generate(client: &mut Client, req: &TokenRequest<'_>) -> Result<Minted, AdminError> {
+    if let Some(e) = req.expires {
+        check_expiry("expiry", e, true)?;
+    }
+    if let Some(x) = req.extend_on_use {
+        check_duration("--extend-on-use", x)?;
+    }
     let mut body = ber::write(0x80, req.account.to_string().as_bytes());
     body.extend(ber::write(0x81, req.label.as_bytes()));
     if req.read_write {
@@ -146,7 +169,8 @@ pub async fn generate(client: &mut Client, req: &TokenRequest<'_>) -> Result<Min
     }
     let value = client
         .extended(OID_GENERATE, Some(ber::write(0x30, &body)))
-        .await?;
+        .await
+        .map_err(|e| no_account(e, req.account))?;
     minted(value)
 }
 
@@ -156,6 +180,9 @@ pub async fn rotate(
     token_id: &str,
     overlap: Option<&str>,
 ) -> Result<Minted, AdminError> {
+    if let Some(o) = overlap {
+        check_duration("--overlap", o)?;
+    }
     let mut body = ber::write(0x80, account.to_string().as_bytes());
     body.extend(ber::write(0x81, token_id.as_bytes()));
     if let Some(o) = overlap {
@@ -163,15 +190,35 @@ pub async fn rotate(
     }
     let value = client
         .extended(OID_ROTATE, Some(ber::write(0x30, &body)))
-        .await?;
+        .await
+        .map_err(|e| {
+            e.explain(LdapResultCode::NoSuchObject, || {
+                format!("no token '{token_id}' on {account}")
+            })
+        })?;
     minted(value)
 }
 
-/// The account's tokens: id, label, scope, created, expires, last used.
-pub async fn status(
-    client: &mut Client,
-    account: &Dn,
-) -> Result<Vec<Vec<(String, String)>>, AdminError> {
+/// One token as `status` lists it; times as RFC 3339.
+#[derive(Debug, Clone)]
+pub struct TokenStatus {
+    pub id: String,
+    pub label: String,
+    pub scope: String,
+    pub intent: String,
+    pub created: String,
+    /// "never" for a token without expiry.
+    pub expires: String,
+    /// "-" when never used.
+    pub last_used: String,
+    /// What is wrong with it, if anything: "expired", "exposed <time>: rotate it".
+    pub marks: Vec<String>,
+}
+
+/// The account's tokens, each with its state as of `now`.
+pub async fn status(client: &mut Client, account: &Dn) -> Result<Vec<TokenStatus>, AdminError> {
+    use crate::directory::time::parse_generalized;
+    let now = time::OffsetDateTime::now_utc();
     let filter = LdapFilter::Equality("objectClass".into(), "tesseraApiToken".into());
     let attrs = [
         "tokenId",
@@ -181,44 +228,79 @@ pub async fn status(
         "createTimestamp",
         "tokenExpires",
         "tokenLastUsed",
+        "tokenExposed",
     ];
-    let entries = client
+    let found = client
         .search(
             &account.to_string(),
             LdapSearchScope::OneLevel,
             filter,
             &attrs,
         )
-        .await?;
-    Ok(entries
+        .await
+        .map_err(|e| no_account(e, account))?;
+    let account_expired = client
+        .read(&account.to_string(), &["accountExpires"])
+        .await
+        .ok()
+        .and_then(|entries| value_of(entries.first()?, "accountExpires"))
+        .and_then(|v| parse_generalized(&v))
+        .is_some_and(|t| t <= now);
+    Ok(found
         .iter()
         .map(|e| {
-            attrs
-                .iter()
-                .map(|a| {
-                    let v = e
-                        .attributes
-                        .iter()
-                        .find(|x| x.atype.eq_ignore_ascii_case(a))
-                        .and_then(|x| x.vals.first())
-                        .map(|v| String::from_utf8_lossy(v).into_owned())
-                        .unwrap_or_else(|| {
-                            if *a == "tokenExpires" {
-                                "never".into()
-                            } else {
-                                "-".into()
-                            }
-                        });
-                    (a.to_string(), v)
-                })
-                .collect()
+            let get = |a: &str| value_of(e, a);
+            let expires = get("tokenExpires");
+            let mut marks = Vec::new();
+            if expires
+                .as_deref()
+                .and_then(parse_generalized)
+                .is_some_and(|t| t <= now)
+            {
+                marks.push("expired".to_string());
+            }
+            if let Some(exposed) = get("tokenExposed") {
+                marks.push(format!("exposed {}: rotate it", time_text(&exposed)));
+            }
+            if account_expired {
+                marks.push("account expired".to_string());
+            }
+            TokenStatus {
+                id: get("tokenId").unwrap_or_default(),
+                label: get("tokenLabel").unwrap_or_default(),
+                scope: get("tokenScope").unwrap_or_else(|| "-".into()),
+                intent: get("tokenIntent").unwrap_or_else(|| "-".into()),
+                created: get("createTimestamp").map_or("-".into(), |t| time_text(&t)),
+                expires: expires.map_or("never".into(), |t| time_text(&t)),
+                last_used: get("tokenLastUsed").map_or("-".into(), |t| time_text(&t)),
+                marks,
+            }
         })
         .collect())
 }
 
+fn value_of(entry: &LdapSearchResultEntry, attr: &str) -> Option<String> {
+    entry
+        .attributes
+        .iter()
+        .find(|x| x.atype.eq_ignore_ascii_case(attr))
+        .and_then(|x| x.vals.first())
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+}
+
+fn no_account(e: AdminError, account: &Dn) -> AdminError {
+    e.explain(LdapResultCode::NoSuchObject, || {
+        format!("no such account: {account}")
+    })
+}
+
 pub async fn destroy(client: &mut Client, account: &Dn, token_id: &str) -> Result<(), AdminError> {
     let dn = account.child(Rdn::single("tokenId", token_id));
-    client.delete(&dn.to_string()).await
+    client.delete(&dn.to_string()).await.map_err(|e| {
+        e.explain(LdapResultCode::NoSuchObject, || {
+            format!("no token '{token_id}' on {account}")
+        })
+    })
 }
 
 fn minted(value: Option<Vec<u8>>) -> Result<Minted, AdminError> {
@@ -240,6 +322,7 @@ fn minted(value: Option<Vec<u8>>) -> Result<Minted, AdminError> {
 /// Account expiry as generalizedTime, from the same forms token expiry accepts.
 fn to_generalized(text: &str) -> Result<String, AdminError> {
     use crate::directory::time::{Expiry, generalized, parse_expiry};
+    check_expiry("--expires", text, false)?;
     match parse_expiry(text, time::OffsetDateTime::now_utc()) {
         Ok(Expiry::At(t)) => Ok(generalized(t)),
         Ok(Expiry::Never) => Err(AdminError::Usage(

@@ -4,8 +4,10 @@
 //! listeners) and returns a handle with the bound addresses, so tests can start servers
 //! on `127.0.0.1:0` and drop them. Knows LDAP frames (in `conn`), not LDAP meaning.
 
+pub mod ca;
 pub mod conn;
 pub mod frame;
+pub mod notify;
 pub mod per_ip;
 pub mod tls;
 
@@ -23,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
-use crate::config::Config;
+use crate::config::{Config, ListenAddr};
 use crate::directory::schema::{Schema, SchemaError};
 use crate::dit::tree;
 use crate::identity::hashers::Hashers;
@@ -49,11 +51,8 @@ pub enum StartError {
     Store(#[from] StoreError),
     #[error("TLS: {0}")]
     Tls(#[from] tls::TlsError),
-    #[error("cannot listen on {what}: {source}")]
-    Listen {
-        what: String,
-        source: std::io::Error,
-    },
+    #[error("cannot listen on {what}: {problem}")]
+    Listen { what: String, problem: String },
     #[error("{0}")]
     Other(String),
 }
@@ -67,6 +66,7 @@ pub struct Running {
     pub ca: Option<PathBuf>,
     pub state: State,
     certs: Arc<tls::Certificates>,
+    lifecycle: Arc<ca::Lifecycle>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
 }
@@ -77,6 +77,23 @@ impl Running {
     /// `tls.client_ca` is not re-read: it is fixed into the verifier at start.
     pub fn reload_tls(&self) -> Result<(), tls::TlsError> {
         report_reload(self.certs.reload())
+    }
+
+    /// SIGHUP with the configuration read again: a generated certificate whose names no
+    /// longer match `hostnames` (or that nears expiry) is re-issued by the same CA, then the
+    /// files are loaded again.
+    pub fn reload_tls_with(&self, hostnames: &[String]) -> Result<(), tls::TlsError> {
+        self.lifecycle.set_hostnames(hostnames);
+        if let Err(e) = self.lifecycle.check(time::OffsetDateTime::now_utc()) {
+            tracing::error!(event = "tls-reissue-failed", error = %e, "re-issuing the certificate failed");
+        }
+        self.reload_tls()
+    }
+
+    /// The daily check, as of `now`: re-issue a generated certificate that is due (and
+    /// serve it at once), warn about a configured one near expiry. True when re-issued.
+    pub fn check_certificates(&self, now: time::OffsetDateTime) -> Result<bool, tls::TlsError> {
+        check_certificates(&self.certs, &self.lifecycle, now)
     }
 
     /// Stop accepting, let in-flight operations finish, send each client a Notice of
@@ -145,17 +162,28 @@ pub fn in_memory(config: Config) -> Result<conn::ConnShared, StartError> {
 }
 
 pub async fn start(config: Config) -> Result<Running, StartError> {
+    // The ports first: a start that cannot listen fails before it creates anything.
+    let ldaps_listeners = match &config.listen.ldaps {
+        Some(addr) => bind_tcp(addr, "listen.ldaps").await?,
+        None => Vec::new(),
+    };
+    let ldap_listeners = match &config.listen.ldap {
+        Some(addr) => bind_tcp(addr, "listen.ldap").await?,
+        None => Vec::new(),
+    };
     let (schema, store) = open_configured(&config)?;
     let created = tree::bootstrap(&store, &schema, &config.suffix)?;
     if created > 0 {
         tracing::info!(created, suffix = %config.suffix, "initialised the directory tree");
     }
 
-    let material = tls::ensure_material(
+    let material = ca::ensure_material(
         config.tls.cert.as_deref().zip(config.tls.key.as_deref()),
         &config.data_dir.join("tls"),
         &config.tls.hostnames,
+        time::OffsetDateTime::now_utc(),
     )?;
+    let lifecycle = Arc::new(ca::Lifecycle::new(&material, &config.tls.hostnames));
     let certs = Arc::new(tls::Certificates::load(&material.cert, &material.key)?);
     let clients = match &config.tls.client_ca {
         Some(ca) => Some(tls::client_verifier(ca, config.tls.client_auth)?),
@@ -184,37 +212,36 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         ca: material.ca,
         state,
         certs: certs.clone(),
+        lifecycle: lifecycle.clone(),
         shutdown: shutdown.clone(),
         tracker: tracker.clone(),
     };
     tracker.spawn(watch_certificates(
-        certs,
+        certs.clone(),
         config.tls.watch_interval,
         shutdown.clone(),
     ));
-    if let Some(addr) = config.listen.ldaps {
-        let listener = bind_tcp(addr, "ldaps").await?;
-        running.ldaps = listener.local_addr().ok();
-        tracker.spawn(accept_tcp(
-            listener,
-            shared.clone(),
-            slots.clone(),
-            per_ip.clone(),
-            tracker.clone(),
-            true,
-        ));
-    }
-    if let Some(addr) = config.listen.ldap {
-        let listener = bind_tcp(addr, "ldap").await?;
-        running.ldap = listener.local_addr().ok();
-        tracker.spawn(accept_tcp(
-            listener,
-            shared.clone(),
-            slots.clone(),
-            per_ip.clone(),
-            tracker.clone(),
-            false,
-        ));
+    tracker.spawn(check_certificates_daily(certs, lifecycle, shutdown.clone()));
+    for (listeners, tls) in [(ldaps_listeners, true), (ldap_listeners, false)] {
+        for listener in listeners {
+            let bound = listener.local_addr().ok();
+            let first = if tls {
+                &mut running.ldaps
+            } else {
+                &mut running.ldap
+            };
+            if first.is_none() {
+                *first = bound;
+            }
+            tracker.spawn(accept_tcp(
+                listener,
+                shared.clone(),
+                slots.clone(),
+                per_ip.clone(),
+                tracker.clone(),
+                tls,
+            ));
+        }
     }
     if let Some(path) = config.ldapi_path() {
         let listener = bind_unix(&path)?;
@@ -232,19 +259,77 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     Ok(running)
 }
 
-async fn bind_tcp(addr: SocketAddr, what: &str) -> Result<TcpListener, StartError> {
-    TcpListener::bind(addr)
-        .await
-        .map_err(|source| StartError::Listen {
-            what: format!("{what} {addr}"),
-            source,
-        })
+/// Bind the address under config key `key`; a host name binds every address it resolves
+/// to (`localhost`: 127.0.0.1 and ::1). Errors name the key and say what to do.
+async fn bind_tcp(addr: &ListenAddr, key: &str) -> Result<Vec<TcpListener>, StartError> {
+    let what = format!("{key} = \"{addr}\"");
+    let addrs = match addr {
+        ListenAddr::Ip(ip) => vec![*ip],
+        ListenAddr::Host { name, port } => {
+            let resolved = tokio::net::lookup_host((name.as_str(), *port))
+                .await
+                .map_err(|e| StartError::Listen {
+                    what: what.clone(),
+                    problem: format!(
+                        "'{name}' does not resolve ({e}); use an IP address, or a name this host resolves"
+                    ),
+                })?;
+            let mut addrs: Vec<SocketAddr> = Vec::new();
+            for a in resolved {
+                if !addrs.contains(&a) {
+                    addrs.push(a);
+                }
+            }
+            if addrs.is_empty() {
+                return Err(StartError::Listen {
+                    what,
+                    problem: format!("'{name}' resolves to no address"),
+                });
+            }
+            addrs
+        }
+    };
+    let mut listeners = Vec::with_capacity(addrs.len());
+    for a in addrs {
+        let listener = TcpListener::bind(a).await.map_err(|e| StartError::Listen {
+            what: what.clone(),
+            problem: listen_problem(&e, a, key),
+        })?;
+        listeners.push(listener);
+    }
+    Ok(listeners)
+}
+
+/// What went wrong binding `addr`, and what to do about it.
+fn listen_problem(e: &std::io::Error, addr: SocketAddr, key: &str) -> String {
+    match e.kind() {
+        std::io::ErrorKind::PermissionDenied if addr.port() < 1024 => {
+            let exe = std::env::current_exe()
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|_| "tessera".into());
+            format!(
+                "permission denied: port {} is below 1024, which needs the CAP_NET_BIND_SERVICE capability. \
+                 Run as a systemd service with AmbientCapabilities=CAP_NET_BIND_SERVICE (the packaged unit does), \
+                 or give the binary the capability (setcap cap_net_bind_service=+ep {exe}), \
+                 or set {key} to a port above 1024",
+                addr.port()
+            )
+        }
+        std::io::ErrorKind::AddrInUse => format!(
+            "{addr} is already in use: another server (or another Tessera) listens there; stop it, or set {key} to another port"
+        ),
+        std::io::ErrorKind::AddrNotAvailable => format!(
+            "{} is not an address of this machine: use one of its addresses, 0.0.0.0 (all) or 127.0.0.1",
+            addr.ip()
+        ),
+        _ => format!("{addr}: {e}"),
+    }
 }
 
 fn bind_unix(path: &Path) -> Result<UnixListener, StartError> {
-    let err = |source| StartError::Listen {
-        what: format!("ldapi {}", path.display()),
-        source,
+    let err = |source: std::io::Error| StartError::Listen {
+        what: format!("listen.ldapi = \"{}\"", path.display()),
+        problem: source.to_string(),
     };
     // The store lock is already ours, so a socket left here is stale.
     if path.exists() {
@@ -348,6 +433,36 @@ async fn watch_certificates(
             let _ = report_reload(outcome);
         }
     }
+}
+
+/// Once a day (and so within a day of the threshold), the certificate lifecycle check.
+async fn check_certificates_daily(
+    certs: Arc<tls::Certificates>,
+    lifecycle: Arc<ca::Lifecycle>,
+    shutdown: CancellationToken,
+) {
+    const DAY: std::time::Duration = std::time::Duration::from_secs(86_400);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(DAY) => {}
+        }
+        let _ = check_certificates(&certs, &lifecycle, time::OffsetDateTime::now_utc());
+    }
+}
+
+fn check_certificates(
+    certs: &tls::Certificates,
+    lifecycle: &ca::Lifecycle,
+    now: time::OffsetDateTime,
+) -> Result<bool, tls::TlsError> {
+    let renewed = lifecycle.check(now).inspect_err(|e| {
+        tracing::error!(event = "tls-reissue-failed", error = %e, "re-issuing the certificate failed");
+    })?;
+    if renewed {
+        report_reload(certs.reload())?;
+    }
+    Ok(renewed)
 }
 
 fn report_reload(outcome: Result<(), tls::TlsError>) -> Result<(), tls::TlsError> {

@@ -1,23 +1,15 @@
 //! TLS material and rustls configuration.
 //!
-//! When no certificate is configured, a private CA and a server certificate (SANs
-//! localhost, 127.0.0.1, ::1, the host name and any configured names) are generated once
-//! into `<data_dir>/tls/`, so clients can verify with `ca.pem`. Only TLS 1.2 and 1.3. The
-//! pair in service can be replaced while the server runs ([`Certificates`]); a key file
-//! other users can access is refused. With `tls.client_ca`, client certificates are
+//! The certificate files themselves (the generated CA, re-issue, expiry) are
+//! `server::ca`'s. Only TLS 1.2 and 1.3. The pair in service can be replaced while the
+//! server runs ([`Certificates`]); a key file other users can access is refused. With `tls.client_ca`, client certificates are
 //! verified by rustls (webpki) here, and [`client_cert`] turns a verified leaf's subject
 //! into a DN for SASL EXTERNAL; what that DN may do is decided in `ldap::bind`.
 
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::SystemTime;
 
-use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyPair, KeyUsagePurpose, SanType,
-};
 use rustls::server::danger::ClientCertVerifier;
 use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
 use rustls::sign::CertifiedKey;
@@ -53,50 +45,16 @@ pub enum TlsError {
     Generate(String),
     #[error("TLS configuration rejected: {0}")]
     Config(String),
+    #[error("{path}: not a readable certificate: {problem}")]
+    Inspect { path: String, problem: String },
+    #[error(
+        "{path} does not exist, so the certificate cannot be re-issued by the same CA (the data directory predates keeping it); run `tessera tls renew --new-ca` and give clients the new ca.pem"
+    )]
+    NoCaKey { path: String },
     #[error(
         "{path}: the private key is accessible to other users (mode {mode:o}); run chmod 600 {path} (or 640 with a group)"
     )]
     KeyExposed { path: String, mode: u32 },
-}
-
-pub struct Material {
-    pub cert: PathBuf,
-    pub key: PathBuf,
-    /// The generated CA, when Tessera made the certificate itself.
-    pub ca: Option<PathBuf>,
-}
-
-/// Use the configured files, or generate (once) a CA and server certificate in `dir`.
-pub fn ensure_material(
-    configured: Option<(&Path, &Path)>,
-    dir: &Path,
-    hostnames: &[String],
-) -> Result<Material, TlsError> {
-    if let Some((cert, key)) = configured {
-        return Ok(Material {
-            cert: cert.to_path_buf(),
-            key: key.to_path_buf(),
-            ca: None,
-        });
-    }
-    let material = Material {
-        cert: dir.join("server.pem"),
-        key: dir.join("server.key"),
-        ca: Some(dir.join("ca.pem")),
-    };
-    if material.cert.exists() && material.key.exists() && dir.join("ca.pem").exists() {
-        return Ok(material);
-    }
-    std::fs::create_dir_all(dir).map_err(|source| TlsError::Write {
-        path: dir.display().to_string(),
-        source,
-    })?;
-    let (ca_pem, cert_pem, key_pem) = generate(hostnames)?;
-    write_file(&dir.join("ca.pem"), ca_pem.as_bytes(), 0o644)?;
-    write_file(&material.cert, cert_pem.as_bytes(), 0o644)?;
-    write_file(&material.key, key_pem.as_bytes(), 0o600)?;
-    tracing::info!(dir = %dir.display(), "generated a private CA and server certificate");
-    Ok(material)
 }
 
 /// A rustls server config serving whatever `certs` holds: TLS 1.2 and 1.3 only; client
@@ -293,7 +251,7 @@ fn load_pair(cert: &Path, key: &Path) -> Result<CertifiedKey, TlsError> {
 }
 
 /// A private key others can read is a key already lost: refuse it, saying how to fix it.
-fn check_key_mode(key: &Path) -> Result<(), TlsError> {
+pub(crate) fn check_key_mode(key: &Path) -> Result<(), TlsError> {
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(key)
         .map_err(|source| TlsError::Read {
@@ -311,76 +269,11 @@ fn check_key_mode(key: &Path) -> Result<(), TlsError> {
     Ok(())
 }
 
-fn generate(hostnames: &[String]) -> Result<(String, String, String), TlsError> {
-    let err = |e: rcgen::Error| TlsError::Generate(e.to_string());
-    let now = time::OffsetDateTime::now_utc();
-
-    let ca_key = KeyPair::generate().map_err(err)?;
-    let mut ca = CertificateParams::default();
-    ca.distinguished_name = DistinguishedName::new();
-    ca.distinguished_name
-        .push(DnType::CommonName, "Tessera private CA");
-    ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    ca.not_before = now - time::Duration::days(1);
-    ca.not_after = now + time::Duration::days(3650);
-    let ca_cert = ca.self_signed(&ca_key).map_err(err)?;
-    let issuer = Issuer::new(ca, ca_key);
-
-    let mut names = vec!["localhost".to_string(), "127.0.0.1".into(), "::1".into()];
-    if let Some(host) = host_name() {
-        names.push(host);
-    }
-    names.extend(hostnames.iter().cloned());
-    names.dedup();
-    let server_key = KeyPair::generate().map_err(err)?;
-    let mut server = CertificateParams::default();
-    server.distinguished_name = DistinguishedName::new();
-    server
-        .distinguished_name
-        .push(DnType::CommonName, names[0].clone());
-    server.subject_alt_names = names
-        .iter()
-        .map(|n| match n.parse::<std::net::IpAddr>() {
-            Ok(ip) => Ok(SanType::IpAddress(ip)),
-            Err(_) => n.clone().try_into().map(SanType::DnsName).map_err(err),
-        })
-        .collect::<Result<_, _>>()?;
-    server.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    server.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    server.not_before = now - time::Duration::days(1);
-    server.not_after = now + time::Duration::days(825);
-    let server_cert = server.signed_by(&server_key, &issuer).map_err(err)?;
-    Ok((ca_cert.pem(), server_cert.pem(), server_key.serialize_pem()))
-}
-
-fn host_name() -> Option<String> {
-    let name = std::fs::read_to_string("/proc/sys/kernel/hostname").ok()?;
-    let name = name.trim();
-    (!name.is_empty() && name != "localhost").then(|| name.to_string())
-}
-
 fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
     std::fs::read(path).map_err(|source| TlsError::Read {
         path: path.display().to_string(),
         source,
     })
-}
-
-fn write_file(path: &Path, bytes: &[u8], mode: u32) -> Result<(), TlsError> {
-    let io = |source| TlsError::Write {
-        path: path.display().to_string(),
-        source,
-    };
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(mode)
-        .open(path)
-        .map_err(io)?;
-    f.write_all(bytes).map_err(io)?;
-    f.sync_all().map_err(io)
 }
 
 #[cfg(test)]

@@ -38,22 +38,21 @@ async fn people_and_groups() {
     let server = TestServer::start().await;
     let s = suffix();
     let mut c = local(&server).await;
-    person::create(
-        &mut c,
-        &s,
-        "alice",
-        "Alice Liddell",
-        Some("alice@example.com"),
-        true,
-    )
-    .await
-    .unwrap();
-    person::create(&mut c, &s, "bob", "Bob", None, false)
-        .await
-        .unwrap();
-    let dup = person::create(&mut c, &s, "bob", "Bob", None, false)
-        .await
-        .unwrap_err();
+    let alice = person::NewPerson {
+        id: "alice",
+        display_name: "Alice Liddell",
+        mail: Some("alice@example.com"),
+        posix: true,
+        ..Default::default()
+    };
+    person::create(&mut c, &s, &alice).await.unwrap();
+    let bob = person::NewPerson {
+        id: "bob",
+        display_name: "Bob",
+        ..Default::default()
+    };
+    person::create(&mut c, &s, &bob).await.unwrap();
+    let dup = person::create(&mut c, &s, &bob).await.unwrap_err();
     assert_eq!(code(dup), 68);
     assert_eq!(
         person::list(&mut c, &s).await.unwrap(),
@@ -109,9 +108,17 @@ async fn people_and_groups() {
         .unwrap();
     assert_eq!(
         code(
-            person::create(&mut alice, &s, "eve", "Eve", None, false)
-                .await
-                .unwrap_err()
+            person::create(
+                &mut alice,
+                &s,
+                &person::NewPerson {
+                    id: "eve",
+                    display_name: "Eve",
+                    ..Default::default()
+                }
+            )
+            .await
+            .unwrap_err()
         ),
         50
     );
@@ -174,8 +181,8 @@ async fn service_accounts_and_tokens() {
     assert_eq!(whoami(&mut ldap).await, format!("dn:{account}"));
     let status = sa::status(&mut bob, &account).await.unwrap();
     assert_eq!(status.len(), 1);
-    assert_eq!(status[0][0].1, ro.id);
-    assert_eq!(status[0][2].1, "read-only");
+    assert_eq!(status[0].id, ro.id);
+    assert_eq!(status[0].scope, "read-only");
     let rotated = sa::rotate(&mut bob, &account, &ro.id, Some("1h"))
         .await
         .unwrap();
@@ -610,7 +617,7 @@ async fn roles_from_the_binary_and_search_as() {
         view.stdout
     );
     assert!(
-        view.stderr.contains("1 entries visible to nas01"),
+        view.stderr.contains("1 entry visible to nas01"),
         "{}",
         view.stderr
     );

@@ -6,6 +6,8 @@
 
 mod admin;
 mod bind;
+mod certs;
+mod cli;
 mod db;
 mod extended;
 mod limits;
