@@ -307,7 +307,7 @@ pub fn parse_expiry(text: &str, now: OffsetDateTime) -> Result<Expiry, String> {
         Ok(t) if t > now => Ok(Expiry::At(t)),
         Ok(_) => Err(format!("'{text}' is in the past")),
         Err(_) => Err(format!(
-            "'{text}' is not an expiry: use an RFC 3339 time (2026-09-25T11:22:02+10:00), a duration (30m, 12h, 90d) or never"
+            "'{text}' is not an expiry: use an RFC 3339 time (2030-01-31T12:00:00Z), a duration (30m, 12h, 90d) or never"
         )),
     }
 }

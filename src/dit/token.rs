@@ -65,12 +65,7 @@ pub fn generate(
     caller: &Caller,
     req: &Request,
 ) -> Result<Minted, DitError> {
-    if req.label.trim().is_empty() {
-        return Err(DitError::new(
-            LdapResultCode::ConstraintViolation,
-            "a token needs a label",
-        ));
-    }
+    check_label(&req.label)?;
     manageable(w, policy, caller, &req.account)?;
     let creator = caller.dn().map(ToString::to_string).unwrap_or_default();
     mint(w, policy, req, &creator)
@@ -128,6 +123,33 @@ pub fn rotate(
         minted,
         old_expires: retiring.first_str("tokenExpires").map(str::to_string),
     })
+}
+
+/// The longest label a token may have, in characters.
+pub const MAX_LABEL_CHARS: usize = 128;
+
+/// The shortest life a token may be given: one that expires at birth, or before a client
+/// could use it, is a mistake.
+pub const MIN_LIFETIME: time::Duration = time::Duration::minutes(1);
+
+/// A label names a token for people: present, at most [`MAX_LABEL_CHARS`], printable.
+fn check_label(label: &str) -> Result<(), DitError> {
+    let refuse = |why: String| Err(DitError::new(LdapResultCode::ConstraintViolation, why));
+    if label.trim().is_empty() {
+        return refuse("a token needs a label".into());
+    }
+    let chars = label.chars().count();
+    if chars > MAX_LABEL_CHARS {
+        return refuse(format!(
+            "a token label is at most {MAX_LABEL_CHARS} characters; this one has {chars}"
+        ));
+    }
+    if label.chars().any(char::is_control) {
+        return refuse(
+            "a token label may not hold control characters (newlines, NUL, tabs)".into(),
+        );
+    }
+    Ok(())
 }
 
 /// The account `dn`, if `caller` may manage its tokens. A missing or invisible account is
@@ -205,7 +227,8 @@ fn mint(
     let extend = req.extend_on_use.map(seconds);
     let too_far = || DitError::protocol("the expiry is too far in the future");
     let expiry = match (&req.expires, extend) {
-        (Some(text), _) => parse_expiry(text, now).map_err(DitError::protocol)?,
+        (Some(text), _) => parse_expiry(text, now)
+            .map_err(|e| DitError::new(LdapResultCode::ConstraintViolation, e))?,
         // A sliding token starts with one period to live.
         (None, Some(period)) => Expiry::At(now.checked_add(period).ok_or_else(too_far)?),
         (None, None) => {
@@ -213,6 +236,16 @@ fn mint(
             Expiry::At(now.checked_add(lifetime).ok_or_else(too_far)?)
         }
     };
+    let short = |period: time::Duration| period < MIN_LIFETIME;
+    if matches!(expiry, Expiry::At(t) if short(t - now)) || extend.is_some_and(short) {
+        return Err(DitError::new(
+            LdapResultCode::ConstraintViolation,
+            format!(
+                "a token must live at least {} minute; give a later expiry (e.g. 90d)",
+                MIN_LIFETIME.whole_minutes()
+            ),
+        ));
+    }
     if let Some(max) = max_lifetime(&policy.config) {
         let too_long = match (expiry, now.checked_add(max)) {
             (Expiry::Never, _) => true,

@@ -212,9 +212,8 @@ fn gen_passwd_value(password: &str) -> Vec<u8> {
 
 /// Token generation (`oid::TOKEN_GENERATE`): the response value.
 async fn generate(ctx: &OpContext, value: Option<&[u8]>) -> Result<Vec<u8>, DitError> {
-    let req = value
-        .and_then(parse_generate)
-        .ok_or_else(|| DitError::protocol("malformed token generation request"))?;
+    let req = parse_generate(value.unwrap_or_default())
+        .map_err(|why| DitError::protocol(format!("malformed token generation request: {why}")))?;
     let principal = ctx.session.principal.clone();
     let policy = ctx.state.policy();
     let (minted, req, creator) = ctx
@@ -242,20 +241,19 @@ async fn generate(ctx: &OpContext, value: Option<&[u8]>) -> Result<Vec<u8>, DitE
 
 /// Token rotation (`oid::TOKEN_ROTATE`): the response value.
 async fn rotate(ctx: &OpContext, value: Option<&[u8]>) -> Result<Vec<u8>, DitError> {
-    let malformed = || DitError::protocol("malformed token rotation request");
-    let items = value.and_then(ber::sequence).ok_or_else(malformed)?;
-    let field = |tag: u8| {
-        items
-            .iter()
-            .find(|i| i.tag == tag)
-            .and_then(|i| std::str::from_utf8(i.content).ok())
-    };
-    let account = field(0x80)
-        .and_then(|a| Dn::parse(a).ok())
-        .ok_or_else(malformed)?;
-    let token_id = field(0x81).ok_or_else(malformed)?.to_string();
+    let malformed =
+        |why: String| DitError::protocol(format!("malformed token rotation request: {why}"));
+    let known = [(0x80, "account"), (0x81, "tokenId"), (0x82, "overlap")];
+    let items = fields(value.unwrap_or_default(), &known).map_err(malformed)?;
+    let field = |tag: u8| items.iter().find(|(t, _)| *t == tag).map(|(_, v)| *v);
+    let account = field(0x80).ok_or_else(|| malformed("the account [0] is missing".into()))?;
+    let account = Dn::parse(account).map_err(|e| malformed(format!("account: {e}")))?;
+    let token_id = field(0x81)
+        .ok_or_else(|| malformed("the tokenId [1] is missing".into()))?
+        .to_string();
     let overlap = match field(0x82) {
-        Some(d) => parse_duration(d).ok_or_else(malformed)?,
+        Some(d) => parse_duration(d)
+            .ok_or_else(|| malformed(format!("overlap '{d}' is not a duration (e.g. 24h)")))?,
         None => token::DEFAULT_OVERLAP,
     };
     let principal = ctx.session.principal.clone();
@@ -282,32 +280,62 @@ async fn rotate(ctx: &OpContext, value: Option<&[u8]>) -> Result<Vec<u8>, DitErr
     Ok(minted_value(&rotated.minted))
 }
 
-/// The generate request's value, or None when it is malformed.
-pub fn parse_generate(value: &[u8]) -> Option<token::Request> {
-    let items = ber::sequence(value)?;
-    let field = |tag: u8| {
-        items
-            .iter()
-            .find(|i| i.tag == tag)
-            .and_then(|i| std::str::from_utf8(i.content).ok())
-    };
-    let account = Dn::parse(field(0x80)?).ok()?;
-    let label = field(0x81)?.to_string();
+/// The fields of a request value `SEQUENCE { [0] ..., [1] ..., ... }` of OCTET STRINGs, by
+/// tag: each of `known` at most once, nothing else, every value UTF-8. The error says
+/// what is wrong, for the client.
+fn fields<'v>(value: &'v [u8], known: &[(u8, &str)]) -> Result<Vec<(u8, &'v str)>, String> {
+    let items = ber::sequence(value).ok_or("the request value is not a BER SEQUENCE")?;
+    let mut out: Vec<(u8, &str)> = Vec::with_capacity(items.len());
+    for item in items {
+        let Some((_, name)) = known.iter().find(|(tag, _)| *tag == item.tag) else {
+            return Err(format!("unknown field [{}]", item.tag & 0x1f));
+        };
+        if out.iter().any(|(tag, _)| *tag == item.tag) {
+            return Err(format!("field {name} is given more than once"));
+        }
+        let text =
+            std::str::from_utf8(item.content).map_err(|_| format!("field {name} is not UTF-8"))?;
+        out.push((item.tag, text));
+    }
+    Ok(out)
+}
+
+const GENERATE_FIELDS: &[(u8, &str)] = &[
+    (0x80, "account"),
+    (0x81, "label"),
+    (0x82, "scope"),
+    (0x83, "expires"),
+    (0x84, "intent"),
+    (0x85, "extendOnUse"),
+];
+
+/// The generate request's value, or what is wrong with it.
+pub fn parse_generate(value: &[u8]) -> Result<token::Request, String> {
+    let items = fields(value, GENERATE_FIELDS)?;
+    let field = |tag: u8| items.iter().find(|(t, _)| *t == tag).map(|(_, v)| *v);
+    let account = field(0x80).ok_or("the account [0] is missing")?;
+    let account = Dn::parse(account).map_err(|e| format!("account: {e}"))?;
+    let label = field(0x81).ok_or("the label [1] is missing")?.to_string();
     let read_write = match field(0x82) {
         None => false,
         Some(s) if s.eq_ignore_ascii_case("read-only") => false,
         Some(s) if s.eq_ignore_ascii_case("read-write") => true,
-        Some(_) => return None,
+        Some(s) => return Err(format!("scope '{s}' is not read-only or read-write")),
     };
     let intent = match field(0x84) {
         None => Intent::ApiToken,
-        Some(s) => Intent::parse(s)?,
+        Some(s) => Intent::parse(s)
+            .ok_or_else(|| format!("intent '{s}' is not api-token or app-password"))?,
     };
     let extend_on_use = match field(0x85) {
         None => None,
-        Some(s) => Some(parse_duration(s)?.as_secs()),
+        Some(s) => Some(
+            parse_duration(s)
+                .ok_or_else(|| format!("extendOnUse '{s}' is not a duration (e.g. 30d)"))?
+                .as_secs(),
+        ),
     };
-    Some(token::Request {
+    Ok(token::Request {
         account,
         label,
         read_write,

@@ -321,10 +321,43 @@ async fn expiry_and_rotation_follow_the_clock() {
     );
     assert_eq!(bind_rc(&server, "dn=token", &forever.token).await, 0);
 
-    let bad = generate(&mut admin, &nas, "x", None, Some("soon"), None)
-        .await
-        .err();
-    assert_eq!(bad, Some(2));
+    // A value the server cannot take is a constraint (19), with the reason; a request
+    // that is not shaped as the operation says is a protocol error (2).
+    for (expires, why) in [
+        ("soon", "not an expiry"),
+        ("0s", "born expired"),
+        ("1ms", "expired before use"),
+        ("59s", "under the minimum"),
+    ] {
+        let bad = generate(&mut admin, &nas, "x", None, Some(expires), None).await;
+        assert_eq!(bad.err(), Some(19), "{expires}: {why}");
+    }
+    assert!(
+        generate(&mut admin, &nas, "x", None, Some("1m"), None)
+            .await
+            .is_ok()
+    );
+    let long = "x".repeat(100_000);
+    for label in [long.as_str(), "two\nlines", "nul\0byte", "   "] {
+        let bad = generate(&mut admin, &nas, label, None, None, None).await;
+        assert_eq!(
+            bad.err(),
+            Some(19),
+            "label {:?}",
+            &label[..label.len().min(12)]
+        );
+    }
+    assert!(
+        generate(&mut admin, &nas, &"x".repeat(128), None, None, None)
+            .await
+            .is_ok()
+    );
+    let twice = [(0x81u8, Some("again")), (0x83, Some("1d"))];
+    let res = generate_with(&mut admin, &nas, "x", &twice).await;
+    assert_eq!(res.err(), Some(2), "a repeated field");
+    let unknown = [(0x86u8, Some("x"))];
+    let res = generate_with(&mut admin, &nas, "x", &unknown).await;
+    assert_eq!(res.err(), Some(2), "an unknown field");
     server.stop().await;
 
     let capped =
