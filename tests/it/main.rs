@@ -9,6 +9,7 @@ mod bind;
 mod certs;
 mod cli;
 mod db;
+mod escalation;
 mod extended;
 mod limits;
 mod matrix;
