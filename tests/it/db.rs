@@ -1,5 +1,7 @@
 //! Offline data commands: import, export and verify on the redb file.
 
+use std::collections::HashSet;
+
 use ldap3::Scope;
 use tessera::config::Config;
 
@@ -644,4 +646,103 @@ async fn import_of_large_groups_spans_size_capped_batches() {
     )
     .await;
     assert_eq!((found.len(), rc), (120, 0));
+}
+
+/// One rule path: the same invalid entries, sent by LDAP Add and loaded by `db import`,
+/// are refused by both, with the same reason.
+#[tokio::test]
+async fn add_and_import_refuse_the_same_entries_alike() {
+    // (what breaks a rule, LDIF of the entry, what the refusal names)
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "a service account with a password",
+            "dn: uid=svc,ou=services,dc=example,dc=com\nobjectClass: tesseraServiceAccount\n\
+             objectClass: simpleSecurityObject\nuid: svc\nuserPassword: {SSHA}c2VjcmV0c2FsdA==\n",
+            "service accounts have no password",
+        ),
+        (
+            "a service account with an invalid name",
+            "dn: uid=Bad Name,ou=services,dc=example,dc=com\nobjectClass: tesseraServiceAccount\n\
+             uid: Bad Name\n",
+            "service account names are",
+        ),
+        (
+            "an invalid role",
+            "dn: cn=broken,ou=roles,dc=example,dc=com\nobjectClass: tesseraRole\ncn: broken\n\
+             roleRight: everything\n",
+            "unknown right 'everything'",
+        ),
+        (
+            "a dangling member",
+            "dn: cn=ghosts,ou=groups,dc=example,dc=com\nobjectClass: groupOfNames\ncn: ghosts\n\
+             member: uid=zed,ou=people,dc=example,dc=com\n",
+            "member: uid=zed,ou=people,dc=example,dc=com does not exist",
+        ),
+        (
+            "a dangling manager",
+            "dn: uid=web02,ou=services,dc=example,dc=com\nobjectClass: tesseraServiceAccount\n\
+             uid: web02\nentryManagedBy: cn=no-such-group,ou=groups,dc=example,dc=com\n",
+            "entryManagedBy: cn=no-such-group,ou=groups,dc=example,dc=com does not exist",
+        ),
+        (
+            "a missing required attribute",
+            "dn: uid=nosn,ou=people,dc=example,dc=com\nobjectClass: inetOrgPerson\ncn: x\n",
+            "requires attribute 'sn'",
+        ),
+        (
+            "an attribute no class allows",
+            "dn: uid=extra,ou=people,dc=example,dc=com\nobjectClass: inetOrgPerson\ncn: x\nsn: x\n\
+             uidNumber: 5\n",
+            "not allowed by the entry's object classes",
+        ),
+        (
+            "an unknown object class",
+            "dn: uid=odd,ou=people,dc=example,dc=com\nobjectClass: noSuchClass\ncn: x\n",
+            "is not a known object class",
+        ),
+        (
+            "a value invalid per syntax",
+            "dn: uid=num,ou=people,dc=example,dc=com\nobjectClass: inetOrgPerson\n\
+             objectClass: posixAccount\ncn: x\nsn: x\nuid: num\nuidNumber: many\n\
+             gidNumber: 1\nhomeDirectory: /h\n",
+            "uidNumber: value #0 invalid per syntax",
+        ),
+    ];
+    let server = TestServer::start().await;
+    let mut admin = server.admin().await;
+    let mut checked = 0;
+    for (what, ldif, names) in cases {
+        // Over LDAP.
+        let mut lines = ldif.lines();
+        let dn = lines.next().unwrap().strip_prefix("dn: ").unwrap();
+        let mut attrs: Vec<(String, HashSet<String>)> = Vec::new();
+        for line in lines {
+            let (name, value) = line.split_once(": ").unwrap();
+            match attrs.iter_mut().find(|(n, _)| n == name) {
+                Some((_, values)) => {
+                    values.insert(value.to_string());
+                }
+                None => attrs.push((name.to_string(), HashSet::from([value.to_string()]))),
+            }
+        }
+        let res = admin.add(dn, attrs).await.unwrap();
+        assert_ne!(res.rc, 0, "{what}: LDAP Add took it");
+        assert!(res.text.contains(names), "{what}: LDAP says {:?}", res.text);
+        // Through the importer, into a fresh directory.
+        let fresh = crate::private_tempdir();
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), format!("{ldif}\n")).unwrap();
+        let err = tessera::db::import(&config_for(fresh.path()), file.path(), &Default::default())
+            .expect_err(what)
+            .to_string();
+        assert!(err.contains(names), "{what}: import says {err:?}");
+        assert!(
+            err.contains(&res.text),
+            "{what}: the same reason: {err:?} against {:?}",
+            res.text
+        );
+        checked += 1;
+    }
+    assert_eq!(checked, cases.len());
+    server.stop().await;
 }
