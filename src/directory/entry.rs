@@ -97,6 +97,9 @@ impl Entry {
         self.attrs.retain(|a| !a.name.eq_ignore_ascii_case(name));
     }
 
+    /// Does `objectClass` list `class` (any case)? Every write expands an entry's classes
+    /// with their superclasses (`dit::entry::expand_classes`), so of an entry as stored this
+    /// asks "is it an X": an inetOrgPerson lists `person` too.
     pub fn has_class(&self, class: &str) -> bool {
         self.values("objectClass")
             .iter()

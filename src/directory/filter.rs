@@ -12,7 +12,7 @@ use ldap3_proto::proto::LdapFilter;
 use thiserror::Error;
 
 use crate::directory::entry::Entry;
-use crate::directory::matching::{MatchingRule, RuleKind};
+use crate::directory::matching::{MatchingRule, RuleKind, normalize};
 use crate::directory::schema::{AttributeType, Schema};
 
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -347,14 +347,6 @@ pub fn resolve(schema: &Schema, description: &str) -> Option<AttrRef> {
         ordering: at.ordering,
         substr: at.substr,
     })
-}
-
-/// Normalise a value under an equality rule; attributes without one compare as octets.
-pub fn normalize(rule: Option<MatchingRule>, value: &[u8]) -> Option<Vec<u8>> {
-    match rule {
-        Some(rule) => rule.normalize(value),
-        None => Some(value.to_vec()),
-    }
 }
 
 fn equal(rule: Option<MatchingRule>, value: &[u8], assertion: &[u8]) -> Option<bool> {

@@ -1185,6 +1185,14 @@ fn uuid(value: &[u8]) -> Option<Vec<u8>> {
         .collect()
 }
 
+/// Normalise a value under an equality rule; attributes without one compare as octets.
+pub fn normalize(rule: Option<MatchingRule>, value: &[u8]) -> Option<Vec<u8>> {
+    match rule {
+        Some(rule) => rule.normalize(value),
+        None => Some(value.to_vec()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

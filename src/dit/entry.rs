@@ -13,7 +13,7 @@ use ldap3_proto::proto::LdapResultCode;
 use crate::directory::access::Grant;
 use crate::directory::dn::{self, Dn};
 use crate::directory::entry::Entry;
-use crate::directory::filter::normalize;
+use crate::directory::matching::normalize;
 use crate::directory::schema::{ClassKind, Schema};
 use crate::dit::error::DitError;
 use crate::dit::names::{ROLE_CLASS, SERVICE_CLASS};
@@ -258,20 +258,6 @@ pub fn expand_classes(schema: &Schema, entry: &mut Entry) {
         }
     }
     entry.set("objectClass", classes);
-}
-
-/// Is the entry of `class`, directly or through a subclass?
-pub fn is_a(schema: &Schema, entry: &Entry, class: &str) -> bool {
-    entry
-        .values("objectClass")
-        .iter()
-        .filter_map(|c| std::str::from_utf8(c).ok())
-        .any(|c| {
-            schema
-                .superclasses(c)
-                .iter()
-                .any(|s| s.names.iter().any(|n| n.eq_ignore_ascii_case(class)))
-        })
 }
 
 /// Service accounts: a valid name, and never a password; they bind with tokens only.

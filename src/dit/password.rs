@@ -46,9 +46,7 @@ pub fn set(
     let Some((id, old)) = w.entry_by_dn(target)? else {
         return Err(DitError::no_such_object(String::new()));
     };
-    if !entry::is_a(&policy.schema, &old, "person")
-        && !entry::is_a(&policy.schema, &old, "simpleSecurityObject")
-    {
+    if !old.has_class("person") && !old.has_class("simpleSecurityObject") {
         return Err(DitError::unwilling("this entry cannot have a password"));
     }
     let mut changed = old.clone();

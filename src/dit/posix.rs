@@ -5,7 +5,7 @@ use ldap3_proto::proto::LdapResultCode;
 
 use crate::config::Posix;
 use crate::directory::entry::Entry;
-use crate::directory::filter::normalize;
+use crate::directory::matching::normalize;
 use crate::dit::error::DitError;
 use crate::store::{DirectoryRead, StoreError, Writer};
 

@@ -219,7 +219,7 @@ fn mint(
         Intent::ApiToken if !account.has_class(SERVICE_CLASS) => {
             return Err(DitError::unwilling("API tokens belong to service accounts"));
         }
-        Intent::AppPassword if !entry::is_a(&policy.schema, &account, "person") => {
+        Intent::AppPassword if !account.has_class("person") => {
             return Err(DitError::unwilling("app passwords belong to people"));
         }
         _ => {}

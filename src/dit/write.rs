@@ -10,7 +10,7 @@ use ldap3_proto::proto::LdapResultCode;
 use crate::directory::access::Rights;
 use crate::directory::dn::{Dn, Rdn};
 use crate::directory::entry::Entry;
-use crate::directory::filter::normalize;
+use crate::directory::matching::normalize;
 use crate::directory::schema::Schema;
 use crate::directory::time::generalized;
 use crate::dit::caller::{self, Caller, Policy};

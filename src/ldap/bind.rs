@@ -14,7 +14,7 @@ use crate::directory::dn::Dn;
 use crate::dit::caller::Principal;
 use crate::dit::credentials::TokenCheck;
 use crate::dit::names::SERVICE_CLASS;
-use crate::dit::{DitError, credentials, entry};
+use crate::dit::{DitError, credentials};
 use crate::identity::password::StoredPassword;
 use crate::identity::throttle::Source;
 use crate::identity::token as token_format;
@@ -386,7 +386,6 @@ async fn certificate(
         return Err(invalid("certificate subject outside the directory"));
     }
     let now = state.clock.now();
-    let schema = state.schema.clone();
     let lookup = subject.clone();
     let found = state
         .store
@@ -395,8 +394,7 @@ async fn certificate(
     let Some(entry) = found else {
         return Err(invalid("certificate subject names no entry"));
     };
-    let account =
-        entry::is_a(&schema, &entry, "person") || entry::is_a(&schema, &entry, SERVICE_CLASS);
+    let account = entry.has_class("person") || entry.has_class(SERVICE_CLASS);
     if !account {
         return Err(invalid(
             "certificate subject is not a person or service account",

@@ -5,7 +5,7 @@ use ldap3_proto::proto::{LdapCompareRequest, LdapResult, LdapResultCode};
 
 use crate::directory::access::Rights;
 use crate::directory::dn::Dn;
-use crate::directory::filter::normalize;
+use crate::directory::matching::normalize;
 use crate::dit::computed::add_computed;
 use crate::dit::{DitError, caller, entry};
 use crate::ldap::OpContext;

@@ -8,8 +8,8 @@ use super::{
     CURRENT_INDEX_FORMAT, Ctx, ENTRIES, INDEX, INDEX_FORMAT, INDEXED, META, OLD_INDEX, StoreError,
 };
 use crate::directory::entry::Entry;
-use crate::directory::filter::normalize;
 use crate::directory::matching::MatchingRule;
+use crate::directory::matching::normalize;
 
 /// Why the stored equality index does not fit `ctx`, if it does not: built for other
 /// attributes or rules (a changed `index.attributes`, or schema), or by an earlier format.

@@ -33,7 +33,7 @@ async fn directory() -> (TestServer, Ldap) {
     let server = TestServer::start().await;
     let mut admin = server.admin().await;
     for uid in [
-        "dana", "pam", "pat", "sam", "hd", "hd2", "plain", "owner", "filler",
+        "dana", "pam", "pat", "sam", "hd", "hd2", "re", "plain", "owner", "filler",
     ] {
         add_person(&mut admin, uid, &format!("pw-{uid}"), false).await;
     }
@@ -58,6 +58,23 @@ async fn directory() -> (TestServer, Ldap) {
     ];
     admin
         .add(&format!("cn=helpdesk,{ROLES}"), helpdesk)
+        .await
+        .unwrap()
+        .success()
+        .unwrap();
+    // A custom role with the rights to edit roles' entries: what a role confers is still
+    // the administrators' to decide.
+    let role_editors = vec![
+        ("objectClass", HashSet::from(["tesseraRole"])),
+        ("cn", HashSet::from(["role-editors"])),
+        ("roleScopeBase", HashSet::from([ROLES, GROUPS])),
+        (
+            "roleRight",
+            HashSet::from(["read", "write", "add", "delete", "rename"]),
+        ),
+    ];
+    admin
+        .add(&format!("cn=role-editors,{ROLES}"), role_editors)
         .await
         .unwrap()
         .success()
@@ -88,6 +105,7 @@ async fn directory() -> (TestServer, Ldap) {
         ("sam", "service-account-admins"),
         ("hd", "helpdesk"),
         ("hd2", "helpdesk"),
+        ("re", "role-editors"),
     ] {
         grant(&mut admin, role, &person_dn(uid)).await;
     }
@@ -147,6 +165,10 @@ enum Path {
     NestGroup,
     /// ModifyDN: move a group with a role's class into ou=roles.
     MoveIntoRoles,
+    /// Modify: widen a role's rights to everything.
+    WidenRole,
+    /// Add: a new role with oneself as its member.
+    CreateRole,
     /// Proxied authorization (RFC 4370) as the target.
     ActAs,
 }
@@ -247,6 +269,17 @@ async fn attempt(
                 .unwrap()
                 .rc
         }
+        Path::WidenRole => crate::replace(&mut ldap, target, "roleRight", &["all"]).await,
+        Path::CreateRole => {
+            let role = vec![
+                ("objectClass", HashSet::from(["tesseraRole"])),
+                ("cn", HashSet::from(["made"])),
+                ("roleScopeBase", HashSet::from([SUFFIX])),
+                ("roleRight", HashSet::from(["all"])),
+                ("member", HashSet::from([me.as_str()])),
+            ];
+            ldap.add(target, role).await.unwrap().rc
+        }
         Path::ActAs => {
             let ctrl = RawControl {
                 ctype: "2.16.840.1.113730.3.4.18".into(),
@@ -270,6 +303,7 @@ fn cells() -> Vec<(&'static str, Path, String, bool)> {
     let p = person_dn;
     let s = service_dn;
     let g = group_dn;
+    let role = |cn: &str| format!("cn={cn},{ROLES}");
     vec![
         // people-admins (pam): people and groups; reset-password and manage-tokens there.
         ("pam", PasswordModify, p("plain"), true),
@@ -334,11 +368,21 @@ fn cells() -> Vec<(&'static str, Path, String, bool)> {
         ("hd", NestGroup, g("g-pa"), false),
         ("hd", ActAs, p("hd2"), true),
         ("hd", ActAs, p("pam"), false),
+        // role-editors (re), a custom role with write, add and rename over ou=roles: the
+        // entries' own rights, but no say in what a role confers or who holds one it lacks.
+        ("re", WidenRole, role("role-editors"), false),
+        ("re", WidenRole, role("helpdesk"), false),
+        ("re", CreateRole, role("made"), false),
+        ("re", JoinGroup, role("helpdesk"), false),
+        ("re", JoinGroup, g("g-hd"), false),
+        ("re", MoveIntoRoles, g("unused"), false),
         // An administrator's hand in all of it: every cell succeeds.
         ("dana", PasswordModify, p("pam"), true),
         ("dana", MintToken, s("svc-admin"), true),
         ("dana", JoinGroup, g("g-admins"), true),
         ("dana", MoveIntoRoles, g("unused"), true),
+        ("dana", WidenRole, role("helpdesk"), true),
+        ("dana", CreateRole, role("made"), true),
     ]
 }
 
