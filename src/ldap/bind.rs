@@ -269,7 +269,7 @@ async fn token_bind(state: &State, dn: &str, password: &str) -> Result<Principal
     };
     let password = password.to_string();
     let now = state.clock.now();
-    let checked = state.store.read_blocking(move |r| {
+    let checked = state.store.read_inline(move |r| {
         let Some(presented) = token_format::parse(&password) else {
             return Ok::<_, DitError>(None);
         };

@@ -25,7 +25,7 @@ pub async fn compare(ctx: &OpContext, req: &LdapCompareRequest) -> Result<LdapRe
     };
     let policy = state.policy();
     let principal = ctx.session.principal.clone();
-    state.store.read_blocking(move |r| {
+    state.store.read_inline(move |r| {
         let caller = caller::caller(r, &principal, &policy)?;
         let Some((id, mut found)) = r.entry_by_dn(&dn)? else {
             return Err(DitError::no_such_object(String::new()));

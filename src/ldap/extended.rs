@@ -57,7 +57,7 @@ async fn current_caller(ctx: &OpContext) -> Result<Caller, DitError> {
     let policy = ctx.state.policy();
     ctx.state
         .store
-        .read_blocking(move |r| caller::caller(r, &principal, &policy))
+        .read_inline(move |r| caller::caller(r, &principal, &policy))
 }
 
 async fn backup(ctx: &OpContext, value: Option<&[u8]>) -> Result<Option<Vec<u8>>, DitError> {

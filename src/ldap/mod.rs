@@ -153,7 +153,7 @@ pub async fn may_attempt(
 ) -> Result<(), DitError> {
     let principal = ctx.session.principal.clone();
     let policy = ctx.state.policy();
-    ctx.state.store.read_blocking(move |r| {
+    ctx.state.store.read_inline(move |r| {
         let caller = caller::caller(r, &principal, &policy)?;
         crate::dit::write::may_attempt(r, &caller, attempt, target.as_ref())
     })

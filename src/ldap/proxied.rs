@@ -44,7 +44,7 @@ pub async fn apply(ctx: &mut OpContext) -> Result<(), DitError> {
     let target = ctx
         .state
         .store
-        .read_blocking(move |r| authorize(r, &policy, &principal, &authz))?;
+        .read_inline(move |r| authorize(r, &policy, &principal, &authz))?;
     let Some((target, read_only)) = target else {
         return Err(denied());
     };

@@ -139,7 +139,7 @@ async fn run(ctx: &OpContext, req: &LdapSearchRequest) -> Outcome {
     // those run here, without a hop to the blocking pool, and their results are sent
     // after the read. Anything larger streams from a blocking thread.
     let mut found = Vec::new();
-    let inline = state.store.read_blocking(|r| {
+    let inline = state.store.read_inline(|r| {
         let mut keep = |bytes| {
             found = bytes;
             true

@@ -117,6 +117,11 @@ storage_from!(
     redb::DatabaseError
 );
 
+/// Entries and index ranges a read on an async worker may touch (see `Store::read_inline`):
+/// an inline search meets at most 32 candidates, each with a few lookups for its computed
+/// attributes and the caller's view.
+pub const INLINE_READ_BOUND: u32 = 512;
+
 /// Why the configured directory could not be opened.
 #[derive(Debug, Error)]
 pub enum OpenError {
@@ -418,14 +423,41 @@ impl Store {
         }
     }
 
-    /// A read on the calling thread. For a few point lookups (a bind, a compare, the
-    /// caller's rights, a small search) the hop to the blocking pool costs more than the read.
+    /// A read on a thread that may block: the blocking pool, or an offline command's.
     pub fn read_blocking<R, E>(&self, f: impl FnOnce(&Reader) -> Result<R, E>) -> Result<R, E>
     where
         E: From<StoreError>,
     {
         let reader = Reader::open(self).map_err(E::from)?;
         f(&reader)
+    }
+
+    /// A read on an async worker, the one exception to running every transaction off them:
+    /// for a few point lookups (a bind, a compare, the caller's rights, a search through an
+    /// index that meets a handful of entries) the hop to the blocking pool costs more than
+    /// the read (measured: see tests/bench/README.md). The bound is enforced here: a read
+    /// touching more than [`INLINE_READ_BOUND`] entries and index ranges is a bug of its
+    /// caller, which must use [`Store::read`] (debug builds fail on it; release builds log
+    /// it once).
+    pub fn read_inline<R, E>(&self, f: impl FnOnce(&Reader) -> Result<R, E>) -> Result<R, E>
+    where
+        E: From<StoreError>,
+    {
+        let reader = Reader::open(self).map_err(E::from)?;
+        let out = f(&reader);
+        let touched = reader.touched();
+        if touched > INLINE_READ_BOUND {
+            debug_assert!(false, "an inline read touched {touched} entries and ranges");
+            static WARNED: std::sync::Once = std::sync::Once::new();
+            WARNED.call_once(|| {
+                tracing::warn!(
+                    touched,
+                    bound = INLINE_READ_BOUND,
+                    "an inline read went past its bound; it belongs on the blocking pool"
+                );
+            });
+        }
+        out
     }
 
     pub async fn write<R, E>(
@@ -713,6 +745,31 @@ mod tests {
         assert_eq!(found(&s, "mail", b"alice@example.com"), None);
         assert_eq!(found(&s, "uid", b"alice"), Some(BTreeSet::from([alice])));
         assert_eq!(index_rows(&s), 1);
+    }
+
+    #[test]
+    fn inline_reads_stay_within_their_bound() {
+        let s = store();
+        s.write_blocking(|w| {
+            w.add_suffix(&entry("dc=example,dc=com", None))?;
+            Ok::<_, StoreError>(())
+        })
+        .unwrap();
+        let point = s.read_inline(|r| r.entry(1));
+        assert!(point.unwrap().is_some(), "a point read is fine");
+        let scan = std::panic::catch_unwind(|| {
+            s.read_inline(|r| {
+                for _ in 0..=INLINE_READ_BOUND {
+                    r.entry(1)?;
+                }
+                Ok::<_, StoreError>(())
+            })
+        });
+        assert_eq!(
+            scan.is_err(),
+            cfg!(debug_assertions),
+            "past the bound, debug builds fail (release builds log)"
+        );
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Reading: what read and write transactions both offer (`DirectoryRead`), and `Reader`,
 //! a read transaction.
 
+use std::cell::Cell;
 use std::collections::{BTreeSet, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -210,6 +211,8 @@ pub trait DirectoryRead {
 }
 
 pub struct Reader {
+    /// Entry and index reads made through this transaction (see `Store::read_inline`).
+    touched: Cell<u32>,
     entries: ReadOnlyTable<u64, &'static [u8]>,
     dn2id: ReadOnlyTable<&'static str, u64>,
     children: ReadOnlyTable<(u64, u64), ()>,
@@ -225,6 +228,7 @@ impl Reader {
         let generation = store.ctx.commits.load(Ordering::SeqCst);
         let txn = store.database()?.begin_read()?;
         Ok(Reader {
+            touched: Cell::new(0),
             generation,
             entries: txn.open_table(ENTRIES)?,
             dn2id: txn.open_table(DN2ID)?,
@@ -236,6 +240,17 @@ impl Reader {
     }
 }
 
+impl Reader {
+    fn touch(&self) {
+        self.touched.set(self.touched.get().saturating_add(1));
+    }
+
+    /// Entry and index reads made so far.
+    pub(super) fn touched(&self) -> u32 {
+        self.touched.get()
+    }
+}
+
 impl DirectoryRead for Reader {
     type Entries = ReadOnlyTable<u64, &'static [u8]>;
     type Dn2Id = ReadOnlyTable<&'static str, u64>;
@@ -244,6 +259,7 @@ impl DirectoryRead for Reader {
     type Meta = ReadOnlyTable<&'static str, u64>;
 
     fn entries(&self) -> &Self::Entries {
+        self.touch();
         &self.entries
     }
     fn dn2id(&self) -> &Self::Dn2Id {
@@ -253,6 +269,7 @@ impl DirectoryRead for Reader {
         &self.children
     }
     fn index(&self) -> &Self::Index {
+        self.touch();
         &self.index
     }
     fn meta_table(&self) -> &Self::Meta {
