@@ -11,6 +11,8 @@ use ldap3::controls::RawControl;
 use ldap3::exop::{Exop, PasswordModify};
 use ldap3::{Ldap, Mod};
 
+use tessera::store::DirectoryRead;
+
 use crate::tokens::{add_service, generate, service_dn};
 use crate::{GROUPS, SUFFIX, TestServer, add_group, add_person, grant, group_dn, person_dn};
 
@@ -593,4 +595,41 @@ async fn attr_values(admin: &mut Ldap, dn: &str, attr: &str) -> Vec<String> {
         .unwrap_or_default();
     values.sort();
     values
+}
+
+/// A store written before references were kept whole may still hold one naming a deleted
+/// entry. Taking that name is then a control operation on what it confers.
+#[tokio::test]
+async fn a_name_that_old_references_give_rights_to_is_taken_only_by_one_who_covers_them() {
+    let (server, mut admin) = directory().await;
+    // As an earlier version left it: svc-admin managed by a group deleted since.
+    let legacy = group_dn("legacy-owners");
+    let svc = service_dn("svc-admin");
+    let store = server.running().state.store.clone();
+    store
+        .write_blocking(|w| {
+            let dn = tessera::directory::dn::Dn::parse(&svc).unwrap();
+            let (id, old) = w.entry_by_dn(&dn)?.unwrap();
+            let mut stale = old.clone();
+            stale.set("entryManagedBy", vec![legacy.clone().into_bytes()]);
+            w.replace(id, &old, &stale)
+        })
+        .unwrap();
+    let group = |cn: &str| {
+        vec![
+            ("objectClass", HashSet::from(["groupOfNames"])),
+            ("cn", HashSet::from([cn.to_string().leak() as &str])),
+            ("member", HashSet::from([person_dn("plain").leak() as &str])),
+        ]
+    };
+    let mut pam = server.bound(&person_dn("pam"), "pw-pam").await;
+    let res = pam.add(&legacy, group("legacy-owners")).await.unwrap();
+    assert_eq!(res.rc, 50, "{}", res.text);
+    assert!(res.text.contains("manages uid=svc-admin"), "{}", res.text);
+    // A name nothing refers to is pam's to take, and so is this one for an administrator.
+    let res = pam.add(&group_dn("fresh"), group("fresh")).await.unwrap();
+    assert_eq!(res.rc, 0, "{}", res.text);
+    let res = admin.add(&legacy, group("legacy-owners")).await.unwrap();
+    assert_eq!(res.rc, 0, "{}", res.text);
+    server.stop().await;
 }
