@@ -2,33 +2,52 @@
 //!
 //! # Layout
 //!
-//! - [`config`]: the TOML configuration, defaults and validation.
+//! Front ends decode a request, call the directory's rules, and encode what they return;
+//! the rules sit beneath them, the domain and the store beneath the rules. Dependencies
+//! point one way: `cli`, `db`, `server` + `ldap` -> `state` -> `dit` -> `directory`,
+//! `store`, `identity`, `config`.
+//!
+//! - [`cli`]: the command line; [`admin`]: the admin commands' LDAP client (people, groups,
+//!   service accounts, roles, tokens, search as another).
 //! - [`server`]: sockets (LDAPS, LDAP + StartTLS, LDAPI), TLS and the certificate's
-//!   lifecycle (`server::ca`), connection limits, framing, readiness for a service manager
-//!   and graceful shutdown. Knows LDAP frames, not meaning.
-//! - [`ldap`]: protocol semantics, one module per operation; `ldap::dispatch` holds the
-//!   one match on `LdapOp`.
+//!   lifecycle (`server::ca`), connection limits, framing (`server::frame`), readiness for
+//!   a service manager and graceful shutdown. Knows LDAP frames, not meaning.
+//! - [`ldap`]: the LDAP protocol only: one module per operation, `ldap::dispatch` (the one
+//!   match on `LdapOp`), results, and every OID (`ldap::oid`).
+//! - [`db`]: the offline commands (import, export, verify, backup) and the LDIF reader;
+//!   import takes every entry through the rules LDAP Add applies.
+//! - [`state`]: the shared server state, and the async services around the rules (the
+//!   password hashing pool, recording token use).
+//! - [`dit`]: the directory's rules, synchronous over a store transaction with the time
+//!   passed in: the caller and its rights (`dit::caller`), who may control whom
+//!   (`dit::control`), credentials and tokens as entries (`dit::credentials`,
+//!   `dit::token`), finishing and checking an entry (`dit::entry`), POSIX numbers,
+//!   references, computed attributes, searching as a caller, the writes every front end
+//!   shares (`dit::write`, `dit::password`), the tree and its names, and `DitError`.
 //! - [`directory`]: the pure domain: DNs, entries, filters (and their RFC 4515 string
-//!   form), schema, matching rules, and role grants (`directory::access`).
+//!   form), the schema (and its file loader), matching rules, time, role grants.
 //! - [`store`]: the redb store, the only module that touches redb.
-//! - [`identity`]: password hashing and verification, token minting and checking.
-//! - [`admin`]: the admin commands' LDAP client (people, groups, service accounts, roles).
-//! - [`ldif`] and [`db`]: LDIF reading/writing and the offline import/export/verify commands.
-//! - [`cli`]: the command line.
+//! - [`identity`]: password hashing and verification, the hashing pool, tokens' format,
+//!   the bind throttle.
+//! - [`config`]: the TOML configuration, defaults and validation.
 //!
 //! # Request flow
 //!
 //! ```text
 //! accept -> (TLS handshake under a timeout, in the connection task)
-//!   -> server::conn: FramedRead<FrameCodec> / FramedWrite<LdapCodec>
-//!      (FrameCodec: size and envelope checks, critical control OIDs from the raw bytes)
+//!   -> server::conn: FramedRead<FrameCodec> / FramedWrite<ResponseCodec>
+//!      (server::frame: size and envelope checks, critical control OIDs from the raw
+//!      bytes, placeholders for octets the codec cannot read as text)
 //!   -> ldap::unsupported_critical: refused with 12, whatever the operation
 //!   -> Bind, StartTLS, Abandon, Unbind run in order on the connection;
 //!      every other operation is spawned: ldap::dispatch(OpContext, op)
 //!   -> ldap::proxied: a proxied authorization control swaps the identity for this op
-//!   -> op module -> ldap::access::caller (roles held, once per operation, in the op's
-//!      own transaction) -> per-entry decisions -> store (spawn_blocking, redb)
-//!   -> responses sent back through a channel with the request's msgid
+//!   -> op module: decode -> dit (in the op's own store transaction: dit::caller resolves
+//!      the identity and its roles once, then the rules decide) -> encode
+//!   -> responses sent back through a channel with the request's msgid; a lapsed
+//!      identity's operation gets a Notice of Disconnection instead
+//! db import -> db::import (reading thread: dit::entry; writer: dit::posix, store) ->
+//!   dit::references once the file is in
 //! ```
 
 pub mod admin;

@@ -11,7 +11,7 @@ use ldap3_proto::proto::{
 use crate::admin::client::Client;
 use crate::admin::{AdminError, container, group, person, service_account};
 use crate::directory::dn::{Dn, Rdn};
-use crate::ldap::oid::PROXIED_AUTHZ as OID_PROXIED_AUTHZ;
+use crate::ldap::oid;
 
 pub fn dn(suffix: &Dn, name: &str) -> Dn {
     container(suffix, "roles").child(Rdn::single("cn", name))
@@ -196,7 +196,7 @@ pub async fn search_as(
         format!("u:{identity}")
     };
     let control = LdapControl::Unknown {
-        oid: OID_PROXIED_AUTHZ.into(),
+        oid: oid::PROXIED_AUTHZ.into(),
         criticality: true,
         value: Some(authz.into_bytes()),
     };

@@ -13,7 +13,7 @@ use crate::admin::{
 };
 use crate::directory::dn::{Dn, Rdn};
 use crate::ldap::ber;
-use crate::ldap::oid::{TOKEN_GENERATE as OID_GENERATE, TOKEN_ROTATE as OID_ROTATE};
+use crate::ldap::oid;
 
 pub fn dn(suffix: &Dn, id: &str) -> Dn {
     container(suffix, "services").child(Rdn::single("uid", id))
@@ -168,7 +168,7 @@ pub async fn generate(client: &mut Client, req: &TokenRequest<'_>) -> Result<Min
         body.extend(ber::write(0x85, x.as_bytes()));
     }
     let value = client
-        .extended(OID_GENERATE, Some(ber::write(0x30, &body)))
+        .extended(oid::TOKEN_GENERATE, Some(ber::write(0x30, &body)))
         .await
         .map_err(|e| no_account(e, req.account))?;
     minted(value)
@@ -189,7 +189,7 @@ pub async fn rotate(
         body.extend(ber::write(0x82, o.as_bytes()));
     }
     let value = client
-        .extended(OID_ROTATE, Some(ber::write(0x30, &body)))
+        .extended(oid::TOKEN_ROTATE, Some(ber::write(0x30, &body)))
         .await
         .map_err(|e| {
             e.explain(LdapResultCode::NoSuchObject, || {

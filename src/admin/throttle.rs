@@ -2,7 +2,7 @@
 
 use crate::admin::AdminError;
 use crate::admin::client::Client;
-use crate::ldap::oid::THROTTLED as OID_THROTTLED;
+use crate::ldap::oid;
 
 /// One slowed-down key: the bind DN (empty for a whole source), the source, the failures
 /// counted, and until when failures are held (generalizedTime).
@@ -16,7 +16,7 @@ pub struct Row {
 
 pub async fn status(client: &mut Client) -> Result<Vec<Row>, AdminError> {
     let value = client
-        .extended(OID_THROTTLED, None)
+        .extended(oid::THROTTLED, None)
         .await?
         .unwrap_or_default();
     let text = String::from_utf8(value)

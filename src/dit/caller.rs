@@ -905,3 +905,32 @@ pub fn is_member(group: &Entry, dn: &Dn) -> bool {
 pub fn is_admin(r: &impl DirectoryRead, dn: &Dn, policy: &Policy) -> Result<bool, StoreError> {
     Ok(held_roles(r, dn, policy)?.admin)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dit::testing::*;
+
+    #[test]
+    fn credentials_that_died_are_lapsed_not_anonymous() {
+        let (store, policy) = directory();
+        let ann = add_person(&store, &policy, "ann");
+        let bound = Principal::Entry(ann.clone());
+        assert_eq!(caller_of(&store, &policy, &bound).unwrap().dn(), Some(&ann));
+        store
+            .write_blocking(|w| {
+                let caller = caller(w, &admin(), &policy)?;
+                crate::dit::write::delete(w, &caller, &ann)
+            })
+            .unwrap();
+        let err = caller_of(&store, &policy, &bound).unwrap_err();
+        assert!(err.is_lapsed(), "{err:?}");
+        let token = Principal::Token {
+            account: ann,
+            token_id: "NoSuchToken0".into(),
+        };
+        assert!(caller_of(&store, &policy, &token).unwrap_err().is_lapsed());
+        let anonymous = caller_of(&store, &policy, &Principal::Anonymous).unwrap();
+        assert!(anonymous.is_anonymous());
+    }
+}

@@ -129,3 +129,69 @@ fn uncovered(
     }
     Ok(None)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dit::caller::Principal;
+    use crate::dit::testing::*;
+
+    /// Whether `actor` covers `target`, and the refusal's reason if not.
+    fn covers(
+        store: &crate::store::Store,
+        policy: &Policy,
+        actor: &Dn,
+        target: &Dn,
+    ) -> Result<(), String> {
+        let caller = caller_of(store, policy, &Principal::Entry(actor.clone())).unwrap();
+        store
+            .read_blocking(|r| require_cover(r, &caller, target, policy, "test it"))
+            .map_err(|e| {
+                assert_eq!(e.code, LdapResultCode::InsufficentAccessRights);
+                e.message
+            })
+    }
+
+    #[test]
+    fn cover_follows_roles_groups_and_management() {
+        let (store, policy) = directory();
+        let [dana, pam, pat, plain, owner] =
+            ["dana", "pam", "pat", "plain", "owner"].map(|u| add_person(&store, &policy, u));
+        grant(&store, &policy, "directory-admins", &dana);
+        grant(&store, &policy, "people-admins", &pam);
+        grant(&store, &policy, "people-admins", &pat);
+        let owners = add_group(&store, &policy, "owners", &[&owner]);
+        let svc = add_service(&store, &policy, "svc", Some(&owners));
+        grant(&store, &policy, "directory-admins", &svc);
+        let admins_group = add_group(&store, &policy, "admins", &[&plain]);
+        grant(&store, &policy, "directory-admins", &admins_group);
+        let empty = add_group(&store, &policy, "empty", &[&pat]);
+
+        assert_eq!(covers(&store, &policy, &pam, &pat), Ok(()), "equal");
+        assert_eq!(
+            covers(&store, &policy, &pam, &empty),
+            Ok(()),
+            "confers nothing"
+        );
+        let why = covers(&store, &policy, &pam, &dana).unwrap_err();
+        assert!(
+            why.contains("holds directory-admins") && why.contains("test it"),
+            "{why}"
+        );
+        let why = covers(&store, &policy, &pam, &owner).unwrap_err();
+        assert!(why.contains(&format!("manages {svc}")), "{why}");
+        let why = covers(&store, &policy, &pam, &owners).unwrap_err();
+        assert!(why.contains("manages"), "a manager group: {why}");
+        let why = covers(&store, &policy, &pam, &plain).unwrap_err();
+        assert!(
+            why.contains("directory-admins"),
+            "an administrator through a group: {why}"
+        );
+        let why = covers(&store, &policy, &pam, &role("people-admins"));
+        assert_eq!(why, Ok(()), "a role pam holds");
+        let why = covers(&store, &policy, &pam, &role("directory-readers")).unwrap_err();
+        assert!(why.contains("is the role directory-readers"), "{why}");
+        // Administrators cover everyone.
+        assert_eq!(covers(&store, &policy, &dana, &owner), Ok(()));
+    }
+}

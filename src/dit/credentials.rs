@@ -296,3 +296,63 @@ pub(crate) fn seconds(secs: u64) -> time::Duration {
 pub(crate) fn to_time(d: std::time::Duration) -> time::Duration {
     time::Duration::try_from(d).unwrap_or(time::Duration::MAX)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dit::caller::caller;
+    use crate::dit::testing::*;
+    use crate::dit::token::{self, Request};
+    use crate::identity::token as format;
+
+    #[test]
+    fn a_presented_token_is_valid_wrong_expired_or_unknown() {
+        let (store, policy) = directory();
+        let svc = add_service(&store, &policy, "svc", None);
+        let req = Request {
+            account: svc.clone(),
+            label: "t".into(),
+            read_write: false,
+            expires: Some("1h".into()),
+            intent: Intent::ApiToken,
+            extend_on_use: None,
+        };
+        let minted = store
+            .write_blocking(|w| {
+                let admin = caller(w, &admin(), &policy)?;
+                token::generate(w, &policy, &admin, &req)
+            })
+            .unwrap();
+        let check = |secret: &str, dn: Option<&Dn>, now: OffsetDateTime| {
+            let presented = format::parse(secret).unwrap();
+            store
+                .read_blocking(|r| verify_bind(r, &presented, dn, now))
+                .unwrap()
+        };
+        let now = policy.now;
+        assert!(matches!(
+            check(&minted.token, None, now),
+            TokenCheck::Valid(_)
+        ));
+        assert!(matches!(
+            check(&minted.token, Some(&svc), now),
+            TokenCheck::Valid(_)
+        ));
+        let other = service("other");
+        assert!(matches!(
+            check(&minted.token, Some(&other), now),
+            TokenCheck::NotForThisDn
+        ));
+        let later = now + time::Duration::hours(2);
+        assert!(matches!(
+            check(&minted.token, None, later),
+            TokenCheck::Expired
+        ));
+        // Another well-formed token, whose id nothing has.
+        let fresh = format::generate().unwrap();
+        assert!(matches!(
+            check(&fresh.token, None, now),
+            TokenCheck::Unknown
+        ));
+    }
+}

@@ -24,3 +24,6 @@ pub mod tree;
 pub mod write;
 
 pub use error::DitError;
+
+#[cfg(test)]
+pub mod testing;

@@ -83,3 +83,68 @@ pub fn refint(w: &mut Writer<'_>, old: &Dn, new: Option<&Dn>) -> Result<(), Stor
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dit::testing::*;
+    use crate::dit::write::ChangeKind;
+    use crate::store::DirectoryRead;
+
+    #[test]
+    fn references_must_name_entries_and_follow_them() {
+        let (store, policy) = directory();
+        let ann = add_person(&store, &policy, "ann");
+        let staff = add_group(&store, &policy, "staff", &[&ann]);
+        let svc = add_service(&store, &policy, "svc", Some(&staff));
+        let zed = person("zed");
+        let err = modify_as(
+            &store,
+            &policy,
+            &admin(),
+            &staff,
+            ChangeKind::Add,
+            "member",
+            &[&zed.to_string()],
+        )
+        .unwrap_err();
+        assert_eq!(err.code, LdapResultCode::InvalidAttributeSyntax);
+        assert!(
+            err.message
+                .contains(&format!("member: {zed} does not exist")),
+            "{}",
+            err.message
+        );
+        let values = |dn: &Dn, attr: &str| {
+            store
+                .read_blocking(|r| {
+                    Ok::<_, StoreError>(r.entry_by_dn(dn)?.unwrap().1.values(attr).to_vec())
+                })
+                .unwrap()
+        };
+        // Rename ann: the group follows; delete the group: the account is left unmanaged.
+        store
+            .write_blocking(|w| {
+                let caller = crate::dit::caller::caller(w, &admin(), &policy)?;
+                let rename = crate::dit::write::Rename {
+                    dn: ann.clone(),
+                    new_rdn: crate::directory::dn::Rdn::single("uid", "anne"),
+                    new_superior: None,
+                    delete_old_rdn: true,
+                };
+                crate::dit::write::rename(w, &policy, &caller, &rename)
+            })
+            .unwrap();
+        assert_eq!(
+            values(&staff, "member"),
+            vec![person("anne").to_string().into_bytes()]
+        );
+        store
+            .write_blocking(|w| {
+                let caller = crate::dit::caller::caller(w, &admin(), &policy)?;
+                crate::dit::write::delete(w, &caller, &staff)
+            })
+            .unwrap();
+        assert!(values(&svc, "entryManagedBy").is_empty());
+    }
+}

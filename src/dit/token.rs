@@ -300,3 +300,67 @@ fn mint(
         expires,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dit::caller::{Principal, caller};
+    use crate::dit::testing::*;
+
+    fn request(account: &Dn, label: &str, expires: Option<&str>) -> Request {
+        Request {
+            account: account.clone(),
+            label: label.into(),
+            read_write: true,
+            expires: expires.map(str::to_string),
+            intent: Intent::ApiToken,
+            extend_on_use: None,
+        }
+    }
+
+    #[test]
+    fn managers_mint_and_requests_are_checked() {
+        let (store, policy) = directory();
+        let ann = add_person(&store, &policy, "ann");
+        let svc = add_service(&store, &policy, "svc", Some(&ann));
+        let mint = |who: &Principal, req: Request| {
+            store.write_blocking(|w| {
+                let c = caller(w, who, &policy)?;
+                generate(w, &policy, &c, &req)
+            })
+        };
+        let as_ann = Principal::Entry(ann);
+        let minted = mint(&as_ann, request(&svc, "ci", None)).unwrap();
+        assert!(
+            format!("{minted:?}").contains("<redacted>"),
+            "no secret in Debug"
+        );
+        assert!(!format!("{minted:?}").contains(&minted.token));
+        for (label, expires, why) in [
+            ("", None, "a token needs a label"),
+            ("two\nlines", None, "control characters"),
+            ("x", Some("30s"), "at least 1 minute"),
+        ] {
+            let err = mint(&as_ann, request(&svc, label, expires)).unwrap_err();
+            assert!(
+                err.message.contains(why),
+                "{label:?} {expires:?}: {}",
+                err.message
+            );
+        }
+        let long = "x".repeat(MAX_LABEL_CHARS + 1);
+        assert!(mint(&as_ann, request(&svc, &long, None)).is_err());
+        // Not hers: 50, whether or not the account exists.
+        let bob = Principal::Entry(add_person(&store, &policy, "bob"));
+        assert_eq!(
+            mint(&bob, request(&svc, "x", None)).unwrap_err().code,
+            LdapResultCode::InsufficentAccessRights
+        );
+        assert_eq!(
+            mint(&bob, request(&service("nope"), "x", None))
+                .unwrap_err()
+                .code,
+            LdapResultCode::InsufficentAccessRights
+        );
+    }
+}

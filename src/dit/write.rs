@@ -550,3 +550,89 @@ fn invalid_syntax(name: &str) -> DitError {
         format!("{name}: value invalid per syntax"),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dit::caller::Principal;
+    use crate::dit::testing::*;
+
+    #[test]
+    fn the_rule_path_refuses_what_no_writer_may_store() {
+        let (store, policy) = directory();
+        let refused = |at: &Dn, attrs: &[(&str, &[&str])]| {
+            add_as(&store, &policy, &admin(), at, attrs)
+                .unwrap_err()
+                .message
+        };
+        let why = refused(
+            &service("svc"),
+            &[
+                (
+                    "objectClass",
+                    &["tesseraServiceAccount", "simpleSecurityObject"],
+                ),
+                ("uid", &["svc"]),
+                ("userPassword", &["{SSHA}c2VjcmV0c2FsdA=="]),
+            ],
+        );
+        assert!(why.contains("service accounts have no password"), "{why}");
+        let why = refused(
+            &role("broken"),
+            &[
+                ("objectClass", &["tesseraRole"]),
+                ("cn", &["broken"]),
+                ("roleRight", &["all-of-it"]),
+            ],
+        );
+        assert!(why.contains("unknown right"), "{why}");
+        let why = refused(
+            &person("nosn"),
+            &[("objectClass", &["inetOrgPerson"]), ("cn", &["x"])],
+        );
+        assert!(why.contains("requires attribute 'sn'"), "{why}");
+    }
+
+    #[test]
+    fn roles_are_defined_by_administrators_only() {
+        let (store, policy) = directory();
+        let re = add_person(&store, &policy, "re");
+        let editors = [
+            ("objectClass", &["tesseraRole"][..]),
+            ("cn", &["editors"]),
+            ("roleScopeBase", &["ou=roles,dc=example,dc=com"]),
+            ("roleRight", &["read", "write", "add"]),
+        ];
+        add_as(&store, &policy, &admin(), &role("editors"), &editors).unwrap();
+        grant(&store, &policy, "editors", &re);
+        let as_re = Principal::Entry(re);
+        let err = modify_as(
+            &store,
+            &policy,
+            &as_re,
+            &role("editors"),
+            ChangeKind::Replace,
+            "roleRight",
+            &["all"],
+        )
+        .unwrap_err();
+        assert_eq!(err.code, LdapResultCode::InsufficentAccessRights);
+        assert!(
+            err.message
+                .contains("only directory administrators define roles"),
+            "{}",
+            err.message
+        );
+        // Its description is the editors' to change.
+        modify_as(
+            &store,
+            &policy,
+            &as_re,
+            &role("editors"),
+            ChangeKind::Replace,
+            "description",
+            &["x"],
+        )
+        .unwrap();
+    }
+}
