@@ -314,22 +314,8 @@ impl Reading<'_> {
         Ok(())
     }
 
-    /// An entry that cannot be imported: the import's error, or with `--continue`, a
-    /// line of the report.
     fn refuse(&mut self, dn: &str, line: usize, message: String) -> Result<(), DbError> {
-        if !self.keep_going {
-            return Err(DbError::Entry {
-                dn: dn.to_string(),
-                line,
-                message,
-            });
-        }
-        self.batch.skipped.push(Skipped {
-            dn: dn.to_string(),
-            line,
-            reason: message,
-        });
-        Ok(())
+        refuse(self.keep_going, &mut self.batch.skipped, dn, line, message)
     }
 
     /// The entry as LDAP Add would finish it before the store is involved.
@@ -673,22 +659,15 @@ impl<'c> ImportWriter<'c> {
         Ok(())
     }
 
-    /// An entry that breaks a rule: the import's error, or with `--continue`, a line of the
-    /// report.
     fn refuse(&mut self, dn: &Dn, line: usize, message: String) -> Result<(), DbError> {
-        if !self.keep_going {
-            return Err(DbError::Entry {
-                dn: dn.to_string(),
-                line,
-                message,
-            });
-        }
-        self.report.skipped.push(Skipped {
-            dn: dn.to_string(),
+        let dn = dn.to_string();
+        refuse(
+            self.keep_going,
+            &mut self.report.skipped,
+            &dn,
             line,
-            reason: message,
-        });
-        Ok(())
+            message,
+        )
     }
 
     /// Every reference an added entry makes must name an entry now that the whole file is
@@ -752,6 +731,30 @@ impl<'c> ImportWriter<'c> {
         }
         Ok(())
     }
+}
+
+/// An entry that breaks a rule: the import's error, or with `--continue`, a line of the
+/// report.
+fn refuse(
+    keep_going: bool,
+    skipped: &mut Vec<Skipped>,
+    dn: &str,
+    line: usize,
+    message: String,
+) -> Result<(), DbError> {
+    if !keep_going {
+        return Err(DbError::Entry {
+            dn: dn.to_string(),
+            line,
+            message,
+        });
+    }
+    skipped.push(Skipped {
+        dn: dn.to_string(),
+        line,
+        reason: message,
+    });
+    Ok(())
 }
 
 /// Why one entry was not added.
