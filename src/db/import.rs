@@ -678,7 +678,7 @@ impl<'c> ImportWriter<'c> {
             let Some((id, e)) = w.entry_by_dn(&dn)? else {
                 continue;
             };
-            let Err(refusal) = references::check(w, None, &e) else {
+            let Err(refusal) = references::check(w, &self.config.suffix, None, &e) else {
                 continue;
             };
             if !self.keep_going {
@@ -692,7 +692,10 @@ impl<'c> ImportWriter<'c> {
             for attr in references::CONFERRING {
                 let mut values = Vec::new();
                 for (v, target) in e.values(attr).iter().zip(references::dns(e.values(attr))) {
-                    if target == dn || w.id_of(&target)?.is_some() {
+                    let kept = target == dn
+                        || !target.is_within(&self.config.suffix)
+                        || w.id_of(&target)?.is_some();
+                    if kept {
                         values.push(v.clone());
                     } else {
                         self.report.skipped.push(Skipped {

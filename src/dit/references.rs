@@ -16,12 +16,20 @@ use crate::store::{DirectoryRead, StoreError, Writer};
 pub const CONFERRING: &[&str] = &["member", "entryManagedBy"];
 
 /// Refuse (21, naming it) a value of a conferring attribute in `new` that `old` did not
-/// have and that names no entry. An entry may name itself.
-pub fn check(r: &impl DirectoryRead, old: Option<&Entry>, new: &Entry) -> Result<(), DitError> {
+/// have and that names no entry of the directory. An entry may name itself; a DN outside
+/// the suffix names nothing that could ever exist here, so nothing can inherit through it
+/// (Keycloak writes `member: cn=empty-membership-placeholder` into each new groupOfNames,
+/// which must have a member).
+pub fn check(
+    r: &impl DirectoryRead,
+    suffix: &Dn,
+    old: Option<&Entry>,
+    new: &Entry,
+) -> Result<(), DitError> {
     for attr in CONFERRING {
         let before: Vec<Dn> = old.map(|o| dns(o.values(attr))).unwrap_or_default();
         for dn in dns(new.values(attr)) {
-            if dn == new.dn || before.contains(&dn) {
+            if dn == new.dn || before.contains(&dn) || !dn.is_within(suffix) {
                 continue;
             }
             if r.id_of(&dn)?.is_none() {

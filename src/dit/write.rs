@@ -139,7 +139,7 @@ pub fn add(
 pub fn check_new(w: &mut Writer<'_>, policy: &Policy, new: &mut Entry) -> Result<(), DitError> {
     entry::derive_member_uid(new);
     posix::posix_ids(w, &policy.config.posix, new, None)?;
-    references::check(w, None, new)?;
+    references::check(w, &policy.suffix, None, new)?;
     check_finished(policy, new)
 }
 
@@ -153,7 +153,7 @@ pub fn check_changed(
 ) -> Result<(), DitError> {
     entry::derive_member_uid(changed);
     posix::posix_ids(w, &policy.config.posix, changed, Some(id))?;
-    references::check(w, Some(old), changed)?;
+    references::check(w, &policy.suffix, Some(old), changed)?;
     check_finished(policy, changed)
 }
 

@@ -125,7 +125,10 @@ fail() { FAILURES=$((FAILURES + 1)); echo "FAIL - $*"; }
 # $WORK/last.out and its exit status in LAST_RC; never stops the script.
 run_captured() {
     LAST_RC=0
-    "$@" >"$WORK/last.out" 2>&1 || LAST_RC=$?
+    # Written aside and moved into place, so a command may read the last output itself
+    # (`expect_contains NAME NEEDLE cat "$WORK/last.out"`).
+    "$@" >"$WORK/running.out" 2>&1 || LAST_RC=$?
+    mv -f "$WORK/running.out" "$WORK/last.out"
 }
 
 # expect_contains NAME NEEDLE COMMAND...: COMMAND must exit 0 and its output contain NEEDLE.

@@ -539,6 +539,20 @@ async fn references_name_real_entries_and_follow_them() {
         add_service(&mut admin, "web02", Some(&group_dn("no-such-group"))).await,
         21
     );
+    // A DN outside the directory names nothing that could ever be created here: Keycloak's
+    // placeholder member of a new groupOfNames is taken.
+    let res = admin
+        .add(
+            &group_dn("kc"),
+            vec![
+                ("objectClass", HashSet::from(["groupOfNames"])),
+                ("cn", HashSet::from(["kc"])),
+                ("member", HashSet::from(["cn=empty-membership-placeholder"])),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(res.rc, 0, "{}", res.text);
 
     // Deleting the group that manages an account leaves it to administrators; renaming a
     // person rewrites their memberships.
