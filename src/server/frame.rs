@@ -129,6 +129,10 @@ fn rest_len(buf: &[u8]) -> usize {
 /// connection goes on. None, after a look at the bind's password or the search's filter
 /// only, when nothing needs replacing.
 fn readable(message: &[u8]) -> Option<(Vec<u8>, bool)> {
+    // Every bind and search passes here: a look that allocates nothing comes first.
+    if !unreadable(message) {
+        return None;
+    }
     let (outer, _) = ber::read(message)?;
     let items = elements(outer.content)?;
     let op = items.get(1)?;
@@ -169,6 +173,45 @@ fn readable(message: &[u8]) -> Option<(Vec<u8>, bool)> {
         }
     }
     Some((ber::write(0x30, &body), password))
+}
+
+/// Does `message` carry a simple bind password, or a filter value, that is not UTF-8?
+fn unreadable(message: &[u8]) -> bool {
+    let Some(op) = ber::read(message).and_then(|(outer, _)| nth(outer.content, 1)) else {
+        return false;
+    };
+    match op.tag {
+        0x60 => nth(op.content, 2)
+            .is_some_and(|auth| auth.tag == 0x80 && std::str::from_utf8(auth.content).is_err()),
+        0x63 => nth(op.content, 6).is_some_and(|filter| filter_unreadable(&filter, 0)),
+        _ => false,
+    }
+}
+
+/// The `n`th TLV of `content`, if it splits that far.
+fn nth(mut content: &[u8], n: usize) -> Option<ber::Tlv<'_>> {
+    for _ in 0..n {
+        content = ber::read(content)?.1;
+    }
+    ber::read(content).map(|(tlv, _)| tlv)
+}
+
+/// Does the filter element `f` hold a value that is not UTF-8 (see [`filter_readable`])?
+fn filter_unreadable(f: &ber::Tlv<'_>, depth: usize) -> bool {
+    if depth > MAX_BER_DEPTH {
+        return false;
+    }
+    if f.tag & 0x20 == 0 {
+        return f.tag != 0x84 && std::str::from_utf8(f.content).is_err();
+    }
+    let mut rest = f.content;
+    while let Some((part, next)) = ber::read(rest) {
+        if filter_unreadable(&part, depth + 1) {
+            return true;
+        }
+        rest = next;
+    }
+    false
 }
 
 /// Stands in for a password that is not UTF-8; the bind fails whatever it is.
