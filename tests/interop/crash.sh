@@ -12,7 +12,9 @@ ACKED="$WORK/acked"
 : >"$ACKED"
 
 start_server
-"$TESSERA" service-account create crashsvc "Crash test" "uid=nobody,ou=people,$SUFFIX" \
+# Its manager must exist: references name real entries.
+"$TESSERA" person create crashowner "Crash owner" --config "$WORK/tessera.toml" >/dev/null
+"$TESSERA" service-account create crashsvc "Crash test" "uid=crashowner,ou=people,$SUFFIX" \
     --config "$WORK/tessera.toml" >/dev/null
 stop_server
 
