@@ -118,9 +118,9 @@ enum CryptMethod {
     /// `$1$`: 1000 rounds of MD5, fixed.
     Md5,
     /// `$5$` with its round count.
-    Sha256 { rounds: u32 },
+    Sha256(sha_crypt::Params),
     /// `$6$` with its round count.
-    Sha512 { rounds: u32 },
+    Sha512(sha_crypt::Params),
     /// `$2a$`, `$2b$`, `$2y$` with the cost (log2 of the rounds); the salt is 16 raw bytes
     /// and the digest 23 raw bytes.
     Bcrypt { cost: u32 },
@@ -140,7 +140,7 @@ impl CryptHash {
             let (rounds, rest) = split_rounds(rest)?;
             let (salt, digest) = split_salt_digest(rest, SHA_CRYPT_MAX_SALT, 43)?;
             return Some(CryptHash {
-                method: CryptMethod::Sha256 { rounds },
+                method: CryptMethod::Sha256(rounds),
                 salt,
                 digest,
             });
@@ -149,7 +149,7 @@ impl CryptHash {
             let (rounds, rest) = split_rounds(rest)?;
             let (salt, digest) = split_salt_digest(rest, SHA_CRYPT_MAX_SALT, 86)?;
             return Some(CryptHash {
-                method: CryptMethod::Sha512 { rounds },
+                method: CryptMethod::Sha512(rounds),
                 salt,
                 digest,
             });
@@ -168,12 +168,12 @@ impl CryptHash {
                 let raw = md5_crypt(candidate, &self.salt);
                 crypt_encode(&raw, &MD5_CRYPT_ORDER, &[11])
             }
-            CryptMethod::Sha256 { rounds } => {
-                let raw = sha_crypt::<Sha256>(candidate, &self.salt, rounds);
+            CryptMethod::Sha256(params) => {
+                let raw = sha_crypt::sha256_crypt(candidate, &self.salt, params);
                 crypt_encode(&raw, &SHA256_CRYPT_ORDER, &[31, 30])
             }
-            CryptMethod::Sha512 { rounds } => {
-                let raw = sha_crypt::<Sha512>(candidate, &self.salt, rounds);
+            CryptMethod::Sha512(params) => {
+                let raw = sha_crypt::sha512_crypt(candidate, &self.salt, params);
                 crypt_encode(&raw, &SHA512_CRYPT_ORDER, &[63])
             }
             CryptMethod::Bcrypt { cost } => {
@@ -188,8 +188,8 @@ impl fmt::Debug for CryptHash {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let method = match self.method {
             CryptMethod::Md5 => "md5-crypt",
-            CryptMethod::Sha256 { .. } => "sha256-crypt",
-            CryptMethod::Sha512 { .. } => "sha512-crypt",
+            CryptMethod::Sha256(_) => "sha256-crypt",
+            CryptMethod::Sha512(_) => "sha512-crypt",
             CryptMethod::Bcrypt { .. } => "bcrypt",
         };
         write!(f, "{{CRYPT}}{method}")
@@ -275,8 +275,9 @@ pub(super) fn parse_decimal(digits: &str) -> Option<u32> {
 }
 
 // ---------------------------------------------------------------------------------------
-// crypt(3): md5-crypt, sha256-crypt and sha512-crypt follow Ulrich Drepper's
-// "Unix crypt using SHA-256 and SHA-512" and the FreeBSD md5-crypt it builds on.
+// crypt(3): sha256-crypt and sha512-crypt (Ulrich Drepper's "Unix crypt using SHA-256 and
+// SHA-512") are RustCrypto's `sha-crypt`, written out here in crypt's base64; md5-crypt
+// follows FreeBSD's original, which SHA-crypt builds on.
 
 const MD5_CRYPT_MAX_SALT: usize = 8;
 const SHA_CRYPT_MAX_SALT: usize = 16;
@@ -334,15 +335,16 @@ const MD5_CRYPT_ORDER: [(usize, usize, usize); 5] =
     [(0, 6, 12), (1, 7, 13), (2, 8, 14), (3, 9, 15), (4, 10, 5)];
 
 /// Splits an optional `rounds=N$` off a SHA-crypt setting; without it the count is 5000.
-fn split_rounds(rest: &str) -> Option<(u32, &str)> {
+fn split_rounds(rest: &str) -> Option<(sha_crypt::Params, &str)> {
     let Some(after) = rest.strip_prefix("rounds=") else {
-        return Some((SHA_CRYPT_DEFAULT_ROUNDS, rest));
+        return Some((sha_crypt::Params::new(SHA_CRYPT_DEFAULT_ROUNDS).ok()?, rest));
     };
     let (digits, rest) = after.split_once('$')?;
     let rounds = parse_decimal(digits)?;
-    (SHA_CRYPT_MIN_ROUNDS..=SHA_CRYPT_MAX_ROUNDS)
-        .contains(&rounds)
-        .then_some((rounds, rest))
+    if !(SHA_CRYPT_MIN_ROUNDS..=SHA_CRYPT_MAX_ROUNDS).contains(&rounds) {
+        return None;
+    }
+    Some((sha_crypt::Params::new(rounds).ok()?, rest))
 }
 
 /// Splits `salt$digest`, checking the salt length and that the digest is `digest_len`
@@ -373,63 +375,6 @@ fn crypt_encode(raw: &[u8], order: &[(usize, usize, usize)], tail: &[usize]) -> 
     let last = tail.iter().fold(0, |acc, &i| (acc << 8) | byte(i));
     push(last, tail.len() + 1);
     out
-}
-
-/// SHA-crypt's raw digest ("C" in the spec) for `D` = SHA-256 or SHA-512.
-fn sha_crypt<D: Digest>(password: &[u8], salt: &[u8], rounds: u32) -> Vec<u8> {
-    let alternate = D::new()
-        .chain_update(password)
-        .chain_update(salt)
-        .chain_update(password)
-        .finalize();
-
-    let mut ctx = D::new().chain_update(password).chain_update(salt);
-    update_repeated(&mut ctx, &alternate, password.len());
-    let mut bits = password.len();
-    while bits > 0 {
-        if bits & 1 == 1 {
-            ctx.update(&alternate);
-        } else {
-            ctx.update(password);
-        }
-        bits >>= 1;
-    }
-    let mut current = ctx.finalize();
-
-    let mut ctx = D::new();
-    for _ in 0..password.len() {
-        ctx.update(password);
-    }
-    let p_bytes = cycle_to(&ctx.finalize(), password.len());
-
-    let mut ctx = D::new();
-    let salt_repeats = 16 + usize::from(current.first().copied().unwrap_or(0));
-    for _ in 0..salt_repeats {
-        ctx.update(salt);
-    }
-    let s_bytes = cycle_to(&ctx.finalize(), salt.len());
-
-    for round in 0..rounds {
-        let mut ctx = D::new();
-        if round % 2 == 1 {
-            ctx.update(&p_bytes);
-        } else {
-            ctx.update(&current);
-        }
-        if round % 3 != 0 {
-            ctx.update(&s_bytes);
-        }
-        if round % 7 != 0 {
-            ctx.update(&p_bytes);
-        }
-        if round % 2 == 1 {
-            ctx.update(&current);
-        } else {
-            ctx.update(&p_bytes);
-        }
-        current = ctx.finalize();
-    }
-    current.to_vec()
 }
 
 /// md5-crypt's (`$1$`) raw digest.
@@ -493,10 +438,6 @@ fn update_repeated<D: Digest>(ctx: &mut D, block: &[u8], len: usize) {
             break;
         }
     }
-}
-
-fn cycle_to(block: &[u8], len: usize) -> Vec<u8> {
-    block.iter().copied().cycle().take(len).collect()
 }
 
 /// bcrypt's own base64: a different alphabet, no padding. Spare low bits are ignored, as
