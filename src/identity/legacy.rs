@@ -1,6 +1,7 @@
 //! Legacy `userPassword` schemes, as other directories store them: salted and unsalted
 //! digests (`{SSHA}` and the SHA-2 variants, `{SMD5}`, `{SHA}`, `{MD5}`) and `{CRYPT}` values
-//! in the crypt(3) methods md5-crypt, sha256-crypt, sha512-crypt and bcrypt.
+//! in the crypt(3) methods md5-crypt, sha256-crypt, sha512-crypt, bcrypt and yescrypt (the
+//! default of Debian 11 and later, Ubuntu 22.04 and later, Fedora and Arch).
 //!
 //! Values in these schemes are parsed and verified, never made: `identity::password` wraps
 //! them in `StoredPassword`, which reports that they need a rehash, so a successful bind
@@ -17,6 +18,7 @@ use md5::Md5;
 use sha1::Sha1;
 use sha2::{Digest, Sha256, Sha384, Sha512};
 use subtle::ConstantTimeEq;
+use yescrypt::{PasswordVerifier, Yescrypt};
 
 /// Longest candidate tried against `{CRYPT}` values. md5-crypt and SHA-crypt hash the
 /// password once or twice per round, so the candidate's length multiplies the cost of a
@@ -107,9 +109,11 @@ impl fmt::Debug for UnsaltedDigest {
 #[derive(Clone)]
 pub struct CryptHash {
     method: CryptMethod,
+    /// The salt; for yescrypt, the whole setting (`$y$`, parameters and salt), which its
+    /// verifier reads.
     salt: Vec<u8>,
     /// The encoded digest as stored: compared with the candidate's encoding, so the
-    /// crypt base64 permutation never has to be inverted.
+    /// crypt base64 permutation never has to be inverted (bcrypt: the raw digest).
     digest: Vec<u8>,
 }
 
@@ -124,6 +128,8 @@ enum CryptMethod {
     /// `$2a$`, `$2b$`, `$2y$` with the cost (log2 of the rounds); the salt is 16 raw bytes
     /// and the digest 23 raw bytes.
     Bcrypt { cost: u32 },
+    /// `$y$` with parameters within [`YESCRYPT_MAX_WORK`].
+    Yescrypt,
 }
 
 impl CryptHash {
@@ -154,6 +160,9 @@ impl CryptHash {
                 digest,
             });
         }
+        if let Some(rest) = crypt.strip_prefix("$y$") {
+            return parse_yescrypt(rest);
+        }
         parse_bcrypt(crypt)
     }
 
@@ -179,6 +188,9 @@ impl CryptHash {
             CryptMethod::Bcrypt { cost } => {
                 return bcrypt_verify(candidate, cost, &self.salt, &self.digest);
             }
+            CryptMethod::Yescrypt => {
+                return yescrypt_verify(candidate, &self.salt, &self.digest);
+            }
         };
         computed.ct_eq(&self.digest).into()
     }
@@ -191,6 +203,7 @@ impl fmt::Debug for CryptHash {
             CryptMethod::Sha256(_) => "sha256-crypt",
             CryptMethod::Sha512(_) => "sha512-crypt",
             CryptMethod::Bcrypt { .. } => "bcrypt",
+            CryptMethod::Yescrypt => "yescrypt",
         };
         write!(f, "{{CRYPT}}{method}")
     }
@@ -491,4 +504,249 @@ fn bcrypt_verify(candidate: &[u8], cost: u32, salt: &[u8], digest: &[u8]) -> boo
     let output = bcrypt::bcrypt(cost, salt, &key);
     let computed = output.get(..23).unwrap_or_default();
     computed.ct_eq(digest).into()
+}
+
+// ---------------------------------------------------------------------------------------
+// yescrypt: RustCrypto's `yescrypt` computes and compares (in constant time); the limits on
+// what a stored value may cost are checked here, on the parameters as crypt(3) encodes them.
+
+/// Largest accepted `128 * r * N * p * (t + 1)`: the memory one pass takes (bytes) times
+/// the passes, with the same 2 GiB cap as argon2's `memory_kib * iterations`. libxcrypt's
+/// default (`j9T`: N = 4096, r = 32) is 16 MiB; its largest cost factor (11) is 1 GiB.
+const YESCRYPT_MAX_WORK: u64 = 2 << 30;
+/// Longest salt, in characters: 64 bytes encoded, libxcrypt's limit.
+const YESCRYPT_MAX_SALT: usize = 86;
+/// The digest: 32 bytes in crypt's base64.
+const YESCRYPT_DIGEST_LEN: usize = 43;
+
+/// Parses the part after `$y$`: parameters, salt and digest. The parameters must be
+/// yescrypt's own encoding of a flavor, N, r and optionally p and t, with no cost upgrades
+/// (g) and no ROM, which libxcrypt never writes and the verifier does not support.
+fn parse_yescrypt(rest: &str) -> Option<CryptHash> {
+    let mut fields = rest.split('$');
+    let params = fields.next()?;
+    let salt = fields.next()?;
+    let digest = fields.next()?;
+    if fields.next().is_some() {
+        return None;
+    }
+    let in_alphabet = |text: &str| text.bytes().all(|b| CRYPT_ALPHABET.contains(&b));
+    let salt_ok = (1..=YESCRYPT_MAX_SALT).contains(&salt.len()) && in_alphabet(salt);
+    let digest_ok = digest.len() == YESCRYPT_DIGEST_LEN && in_alphabet(digest);
+    if !salt_ok || !digest_ok || !yescrypt_params_allowed(params) {
+        return None;
+    }
+    Some(CryptHash {
+        method: CryptMethod::Yescrypt,
+        salt: format!("$y${params}${salt}").into_bytes(),
+        digest: digest.as_bytes().to_vec(),
+    })
+}
+
+/// Whether a `$y$` parameter field is well formed and within [`YESCRYPT_MAX_WORK`].
+fn yescrypt_params_allowed(field: &str) -> bool {
+    let mut numbers = YescryptNumbers {
+        text: field.as_bytes(),
+        at: 0,
+    };
+    let parsed = (|| {
+        let flavor = numbers.next(0)?;
+        let n_log2 = numbers.next(1)?;
+        let r = numbers.next(1)?;
+        let (mut p, mut t) = (1, 0);
+        if !numbers.done() {
+            let have = numbers.next(1)?;
+            // 4: cost upgrades (g), 8: a ROM.
+            if have & !0b11 != 0 {
+                return None;
+            }
+            if have & 1 != 0 {
+                p = numbers.next(2)?;
+            }
+            if have & 2 != 0 {
+                t = numbers.next(1)?;
+            }
+        }
+        numbers.done().then_some((flavor, n_log2, r, p, t))
+    })();
+    let Some((flavor, n_log2, r, p, t)) = parsed else {
+        return false;
+    };
+    if !(1..=32).contains(&n_log2) {
+        return false;
+    }
+    let work = [u64::from(r), 1u64 << n_log2, u64::from(p), u64::from(t) + 1]
+        .into_iter()
+        .try_fold(128u64, u64::checked_mul);
+    if work.is_none_or(|w| w > YESCRYPT_MAX_WORK) {
+        return false;
+    }
+    // The verifier's own checks of the combination (N, r and p for the flavor).
+    yescrypt::Mode::try_from(flavor)
+        .and_then(|mode| yescrypt::Params::new_with_all_params(mode, 1 << n_log2, r, p, t, 0))
+        .is_ok()
+}
+
+/// The numbers of a yescrypt parameter field: each in crypt's base64, in a variable number of
+/// characters (the reference implementation's `decode64_uint32`), at least `min`.
+struct YescryptNumbers<'a> {
+    text: &'a [u8],
+    at: usize,
+}
+
+impl YescryptNumbers<'_> {
+    fn done(&self) -> bool {
+        self.at == self.text.len()
+    }
+
+    fn next(&mut self, min: u32) -> Option<u32> {
+        let digit = |c: u8| CRYPT_ALPHABET.iter().position(|&a| a == c);
+        let first = u32::try_from(digit(*self.text.get(self.at)?)?).ok()?;
+        self.at += 1;
+        // The first character's value says how many follow: 0..=47 none, then 48..=55 one,
+        // 56..=59 two, 60..=61 three, 62 four (63 is unused).
+        let (mut start, mut end, mut chars, mut bits) = (0u32, 47u32, 1u32, 0u32);
+        let mut value = min;
+        while first > end {
+            value = value.checked_add((end + 1 - start) << bits)?;
+            start = end + 1;
+            end = start + (62 - end) / 2;
+            chars += 1;
+            bits += 6;
+        }
+        value = value.checked_add((first - start) << bits)?;
+        for _ in 1..chars {
+            bits -= 6;
+            let c = u32::try_from(digit(*self.text.get(self.at)?)?).ok()?;
+            self.at += 1;
+            value = value.checked_add(c << bits)?;
+        }
+        Some(value)
+    }
+}
+
+fn yescrypt_verify(candidate: &[u8], setting: &[u8], digest: &[u8]) -> bool {
+    let (Ok(setting), Ok(digest)) = (std::str::from_utf8(setting), std::str::from_utf8(digest))
+    else {
+        return false;
+    };
+    let stored = format!("{setting}${digest}");
+    Yescrypt::default()
+        .verify_password(candidate, stored.as_str())
+        .is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn yescrypt(value: &str) -> CryptHash {
+        match CryptHash::parse(value) {
+            Some(h) if matches!(h.method, CryptMethod::Yescrypt) => h,
+            _ => panic!("not parsed as yescrypt: {value}"),
+        }
+    }
+
+    #[test]
+    fn yescrypt_from_libxcrypt_verifies() {
+        // python3 -c "import crypt; print(crypt.crypt(PASSWORD, SETTING))" on Debian 12
+        // (libxcrypt), and slappasswd -h '{CRYPT}' -c '$y$j9T$%.16s' -s secret.
+        let cases: &[(&[u8], &str)] = &[
+            // Debian's default cost (j9T: 16 MiB), with crypt_gensalt's 22-character salt
+            // and with slappasswd's 16.
+            (
+                b"secret",
+                "$y$j9T$F5Jx5fExrKuPp53xLKQ..1$GmcwIgvdUC9qLWcKCi6gklUa1dM3ziD43YxYNURLKy0",
+            ),
+            (
+                b"secret",
+                "$y$j9T$.vUXsnpfdC83aMPc$zed/hRb6u2GCuMg.3id03Z7dg2dA5s.mH9T42r6J5K/",
+            ),
+            (
+                "p\u{e4}ss w\u{f6}rd".as_bytes(),
+                "$y$j75$saltsaltsaltsalt$iyOpp5QHbHGSLJ88UX4Ks72euI4M/urW/t.oUKb4xk6",
+            ),
+            (
+                &[b'x'; MAX_CRYPT_PASSWORD_LEN],
+                "$y$j75$saltsaltsaltsalt$hjyOKEApzXRMy5Tt1gmfogt8UbN9tt7TsFUCByLgPq0",
+            ),
+            // t = 4 (more time at the same memory), and the write-once/read-many flavor.
+            (
+                b"secret",
+                "$y$j75/1$saltsaltsaltsalt$FSHKxbDsqSPoGPdas6Aa1XxDkqsD3XfXf5AC/ADmpU3",
+            ),
+            (
+                b"secret",
+                "$y$/75$saltsaltsaltsalt$cltKBglS8xbvaAncYDvjbYyQNd5GjEig6Y/6iXptWbB",
+            ),
+        ];
+        for &(password, value) in cases {
+            let h = yescrypt(value);
+            assert!(h.verify(password), "{value}");
+            assert!(!h.verify(b"Secret"), "{value}");
+            assert!(!h.verify(&[password, b"x"].concat()), "{value}");
+        }
+        // One byte past the {CRYPT} cap is refused before any work.
+        let longest = yescrypt(cases[3].1);
+        assert!(!longest.verify(&[b'x'; MAX_CRYPT_PASSWORD_LEN + 1]));
+        assert_eq!(format!("{longest:?}"), "{CRYPT}yescrypt");
+    }
+
+    #[test]
+    fn yescrypt_reference_vectors_verify() {
+        // The cheaper of the reference implementation's TESTS-OK hashes of "pleaseletmein":
+        // variable-length parameter fields (p, t), both flavors, salts of 1 to 16 bytes.
+        let vectors = [
+            "$y$j0/$LdJM$k7BXzSDuoGHW56SY3HxROCiA0gWRscZe2aA0q5oHPM0",
+            "$y$//..0$Ld3$6BJXezMFxaMiO5wsuoEmztvtCs/79085dZO56ADlV5B",
+            "$y$///$L/$Rrrkp6OVljrIk0kcwkCDhAiHJiSthh3cKeIGHUW7Z0C",
+            "$y$j1../$LdJMENpBABJJ3hIHjB1Bi.$L8OQFc8mxJPd7CpUFgkS7KqJM2I9jGXu3BdqX2D.647",
+            "$y$j//$LdJMENpBABJJ3hIHjB1B$U8a2MaK.yesqWySK8Owk6PWeWmp/XuagMbpP45q1/q1",
+            "$y$j2..1$LdJME/$iLEt6kuTwHch6XdCxtTHfsQzYwWFmpUwgl6Ax8RH4d1",
+        ];
+        for value in vectors {
+            let h = yescrypt(value);
+            assert!(h.verify(b"pleaseletmein"), "{value}");
+            assert!(!h.verify(b"pleaseletmeiN"), "{value}");
+        }
+    }
+
+    #[test]
+    fn yescrypt_costs_past_the_cap_and_unsupported_fields_do_not_parse() {
+        let digest = "DsMjm5uqUiFBUYLB9CLnX8E/M0k0mOVJBUWdpCrUik9";
+        let with = |params: &str| format!("$y${params}$saltsaltsaltsalt${digest}");
+        // libxcrypt's largest cost factor (1 GiB) and 2 GiB are taken; 4 GiB is not.
+        assert!(CryptHash::parse(&with("jFT")).is_some());
+        assert!(CryptHash::parse(&with("jGT")).is_some());
+        for params in [
+            "jHT",     // N = 2^19, r = 32: 4 GiB
+            "j9T/zzz", // t far past the cap
+            "j9T.zz",  // p past the cap
+            "jzz",     // N = 2^63
+            "j9T3.",   // g: a cost upgrade
+            "j9T5.",   // a ROM
+            "j9T.",    // 'have' says p follows; nothing does
+            "j9Tzzzzzzzzz",
+            "j9",    // no r
+            "",      // nothing
+            "a9T",   // an unknown flavor
+            "j.T..", // N = 2 with p = 2: refused by the read-write flavor
+            "j9T!",  // outside the alphabet
+            "j9T$x", // an extra field
+        ] {
+            assert!(CryptHash::parse(&with(params)).is_none(), "{params}");
+        }
+        for bad in [
+            format!("$y$j75$${digest}"),
+            format!("$y$j75$salt!salt${digest}"),
+            format!("$y$j75${}${digest}", "s".repeat(YESCRYPT_MAX_SALT + 1)),
+            format!("$y$j75$saltsaltsaltsalt${}", &digest[1..]),
+            format!("$y$j75$saltsaltsaltsalt${digest}x"),
+            format!("$y$j75$saltsaltsaltsalt${digest}$"),
+            "$y$j75$saltsaltsaltsalt".to_string(),
+            format!("$y$j75$saltsaltsaltsalt${}=", &digest[1..]),
+        ] {
+            assert!(CryptHash::parse(&bad).is_none(), "{bad}");
+        }
+    }
 }

@@ -578,6 +578,10 @@ pub(crate) mod tests {
     const BCRYPT_2B: &str = "{CRYPT}$2b$04$abcdefghijklmnopqrstuu2r9OfJnfCsdneAXAGHnS4UpFFP8WIrW";
     const BCRYPT_2A: &str = "{CRYPT}$2a$04$abcdefghijklmnopqrstuu2r9OfJnfCsdneAXAGHnS4UpFFP8WIrW";
     const BCRYPT_2Y: &str = "{CRYPT}$2y$05$abcdefghijklmnopqrstuuOQiyCxlgf/oeuTqixKmWdcYUh4Hjl0a";
+    // yescrypt at 1 MiB (N = 1024, r = 8) so the suite stays fast; the Debian default is in
+    // identity::legacy's tests.
+    const YESCRYPT: &str =
+        "{CRYPT}$y$j75$saltsaltsaltsalt$DsMjm5uqUiFBUYLB9CLnX8E/M0k0mOVJBUWdpCrUik9";
 
     /// Every vector above whose password is "secret".
     const SECRET_VECTORS: &[&str] = &[
@@ -607,6 +611,7 @@ pub(crate) mod tests {
         BCRYPT_2B,
         BCRYPT_2A,
         BCRYPT_2Y,
+        YESCRYPT,
     ];
 
     fn parsed(stored: &str) -> StoredPassword {
@@ -742,7 +747,7 @@ pub(crate) mod tests {
     #[test]
     fn nul_in_a_crypt_candidate_never_matches() {
         // crypt(3) would stop at the NUL and accept "secret\0anything".
-        for v in [MD5_CRYPT, SHA256_CRYPT, SHA512_CRYPT, BCRYPT_2B] {
+        for v in [MD5_CRYPT, SHA256_CRYPT, SHA512_CRYPT, BCRYPT_2B, YESCRYPT] {
             assert!(!parsed(v).verify(b"secret\0"), "{v}");
             assert!(!parsed(v).verify(b"secret\0xyz"), "{v}");
         }
@@ -898,9 +903,9 @@ pub(crate) mod tests {
             // crypt: unsupported methods
             "{CRYPT}saltTVLlQcbpF",
             "{CRYPT}$2x$04$abcdefghijklmnopqrstuu2r9OfJnfCsdneAXAGHnS4UpFFP8WIrW",
-            "{CRYPT}$y$j9T$saltsalt$abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNO",
             "{CRYPT}$7$CU..../....saltsalt$abc",
             // crypt: digest length and alphabet
+            "{CRYPT}$y$j9T$saltsalt$abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNO",
             "{CRYPT}$1$saltsalt$9xy1btjgzLYfb7hivXtC/",
             "{CRYPT}$1$saltsalt$9xy1btjgzLYfb7hivXtC///",
             "{CRYPT}$1$saltsalt$9xy1btjgzLYfb7hivXtC/=",
@@ -993,6 +998,7 @@ pub(crate) mod tests {
             (SHA256_CRYPT, "StoredPassword({CRYPT}sha256-crypt)"),
             (SHA512_CRYPT_ROUNDS, "StoredPassword({CRYPT}sha512-crypt)"),
             (BCRYPT_2Y, "StoredPassword({CRYPT}bcrypt)"),
+            (YESCRYPT, "StoredPassword({CRYPT}yescrypt)"),
         ];
         for (v, debug) in expected {
             assert_eq!(format!("{:?}", parsed(v)), debug);

@@ -118,6 +118,41 @@ async fn import_reports_the_bad_entry_and_line() {
     let _ = PEOPLE;
 }
 
+#[test]
+fn import_names_the_hashes_it_cannot_verify_and_takes_yescrypt() {
+    let fresh = crate::private_tempdir();
+    let file = tempfile::NamedTempFile::new().unwrap();
+    let person = |uid: &str, hash: &str| {
+        format!(
+            "dn: uid={uid},{PEOPLE}\nobjectClass: inetOrgPerson\ncn: {uid}\nsn: x\nuserPassword: {hash}\n\n"
+        )
+    };
+    let ldif = [
+        // Debian's default {CRYPT}: verifies.
+        person(
+            "yes",
+            "{CRYPT}$y$j75$saltsaltsaltsalt$DsMjm5uqUiFBUYLB9CLnX8E/M0k0mOVJBUWdpCrUik9",
+        ),
+        // yescrypt at 4 GiB a try (N = 2^19, r = 32): past the cost cap.
+        person(
+            "costly",
+            "{CRYPT}$y$jHT$saltsaltsaltsalt$DsMjm5uqUiFBUYLB9CLnX8E/M0k0mOVJBUWdpCrUik9",
+        ),
+        // scrypt's $7$: not verifiable here.
+        person("scrypt", "{CRYPT}$7$CU..../....saltsalt$abc"),
+    ]
+    .concat();
+    std::fs::write(file.path(), ldif).unwrap();
+    let report =
+        tessera::db::import(&config_for(fresh.path()), file.path(), &Default::default()).unwrap();
+    assert_eq!(report.imported, 3);
+    assert_eq!(
+        report.unverifiable,
+        ["costly", "scrypt"].map(person_dn),
+        "yescrypt within the cap verifies"
+    );
+}
+
 /// LDIF for people u0..u{n-1} under PEOPLE, with uidNumbers from 20000.
 fn numbered_people(n: u32) -> String {
     (0..n)
