@@ -400,7 +400,9 @@ fn is_openldap_operational(description: &str) -> bool {
 
 /// Hash the batch's cleartext `userPassword` values, on every core: argon2 is meant to be
 /// slow, so with passwords in the file it is nearly all of an import's time. Values stay
-/// where they were; the progress bar moves as entries are done.
+/// where they were; the progress bar moves as entries are done. A value with a `{SCHEME}`
+/// prefix is a hash, whether this server verifies its scheme or not: kept as it is (and
+/// reported when it cannot be verified), never taken for a password.
 fn hash_passwords(
     config: &Config,
     batch: &mut [Pending],
@@ -411,7 +413,7 @@ fn hash_passwords(
         p.entry
             .values("userPassword")
             .iter()
-            .any(|v| !password::is_hashed(v))
+            .any(|v| !password::has_scheme_prefix(v))
     };
     let (mut todo, done): (Vec<&mut Pending>, Vec<&mut Pending>) =
         batch.iter_mut().partition(|p| cleartext(p));
@@ -453,7 +455,7 @@ fn hash_entry(params: &password::Argon2Params, p: &mut Pending) -> Result<(), Db
         return Ok(());
     };
     for value in attr.values.iter_mut() {
-        if password::is_hashed(value) {
+        if password::has_scheme_prefix(value) {
             continue;
         }
         let hashed = password::hash(value, params).map_err(|e| DbError::Entry {

@@ -269,6 +269,24 @@ pub fn is_hashed(value: &[u8]) -> bool {
     split_scheme(value).is_some()
 }
 
+/// Whether `value` starts with something shaped like a `{SCHEME}` prefix, one this module
+/// verifies or not: `{`, 1 to 32 letters, digits, `-`, `_` or `.`, then `}` (`{SSHA}`,
+/// `{PBKDF2-SHA512}`, `{SASL}`). A file of another directory's entries carries hashes, not
+/// passwords: such a value is kept as it is, never hashed as if it were a password.
+pub fn has_scheme_prefix(value: &[u8]) -> bool {
+    let Some(inner) = value.strip_prefix(b"{") else {
+        return false;
+    };
+    let Some(close) = inner.iter().position(|&b| b == b'}') else {
+        return false;
+    };
+    let name = inner.get(..close).unwrap_or_default();
+    (1..=32).contains(&name.len())
+        && name
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+}
+
 /// A random password of `len` characters from letters and digits that cannot be mistaken
 /// for each other (no `0 O o 1 I i l`), drawn from the OS CSPRNG without modulo bias.
 /// Each character carries about 5.8 bits, so 20 characters give about 115 bits.
@@ -829,6 +847,35 @@ pub(crate) mod tests {
         assert!(
             StoredPassword::parse(SHA512_CRYPT.replace("{CRYPT}", "{Crypt}").as_bytes()).is_some()
         );
+    }
+
+    #[test]
+    fn scheme_prefixes_known_or_not() {
+        for v in [
+            "{SSHA}abc",
+            "{PBKDF2-SHA512}10000$abc$def",
+            "{SASL}user@realm",
+            "{K5KEY}",
+            "{NS-MTA-MD5}abc",
+            "{x}",
+        ] {
+            assert!(has_scheme_prefix(v.as_bytes()), "{v}");
+        }
+        for v in [
+            "secret",
+            "{}secret",
+            "{SSHA",
+            " {SSHA}abc",
+            "{SSHA }abc",
+            "{pass word}",
+            "{abcdefghijklmnopqrstuvwxyzabcdefg}",
+            "${SSHA}",
+        ] {
+            assert!(!has_scheme_prefix(v.as_bytes()), "{v}");
+        }
+        for &v in SECRET_VECTORS {
+            assert!(has_scheme_prefix(v.as_bytes()), "{v}");
+        }
     }
 
     #[test]

@@ -138,19 +138,31 @@ fn import_names_the_hashes_it_cannot_verify_and_takes_yescrypt() {
             "costly",
             "{CRYPT}$y$jHT$saltsaltsaltsalt$DsMjm5uqUiFBUYLB9CLnX8E/M0k0mOVJBUWdpCrUik9",
         ),
-        // scrypt's $7$: not verifiable here.
+        // scrypt's $7$, OpenLDAP's pw-pbkdf2 and its pass-through {SASL}: not verifiable
+        // here, kept as they are (not hashed as if they were passwords) and named.
         person("scrypt", "{CRYPT}$7$CU..../....saltsalt$abc"),
+        person("pbkdf2", "{PBKDF2-SHA512}10000$c2FsdHNhbHQ$YWJj"),
+        person("sasl", "{SASL}sasl@EXAMPLE.COM"),
     ]
     .concat();
     std::fs::write(file.path(), ldif).unwrap();
     let report =
         tessera::db::import(&config_for(fresh.path()), file.path(), &Default::default()).unwrap();
-    assert_eq!(report.imported, 3);
+    assert_eq!(report.imported, 5);
     assert_eq!(
         report.unverifiable,
-        ["costly", "scrypt"].map(person_dn),
+        ["costly", "scrypt", "pbkdf2", "sasl"].map(person_dn),
         "yescrypt within the cap verifies"
     );
+    let mut out = Vec::new();
+    tessera::db::export(&config_for(fresh.path()), &mut out).unwrap();
+    let text = String::from_utf8(out).unwrap();
+    for kept in [
+        "userPassword: {PBKDF2-SHA512}10000$c2FsdHNhbHQ$YWJj",
+        "userPassword: {SASL}sasl@EXAMPLE.COM",
+    ] {
+        assert!(text.contains(kept), "{kept} not kept as it was:\n{text}");
+    }
 }
 
 /// LDIF for people u0..u{n-1} under PEOPLE, with uidNumbers from 20000.
