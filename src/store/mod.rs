@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
-use redb::{Database, ReadableDatabase, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, TableHandle};
 use thiserror::Error;
 
 use crate::config::Config;
@@ -79,6 +79,9 @@ pub enum StoreError {
          stop the server and put a backup (made by `tessera db backup`) in its place"
     )]
     Damaged { path: String, detail: String },
+    /// A file that is not a Tessera database (a foreign redb file, say), and why.
+    #[error("not a Tessera database: {0}")]
+    Foreign(String),
     #[error("entry already exists")]
     AlreadyExists,
     #[error("parent entry does not exist")]
@@ -194,6 +197,70 @@ impl Store {
         let mut store = opened?;
         store.path = Some(Arc::new(path.to_path_buf()));
         Ok(store)
+    }
+
+    /// The database file at `path` as it is, to check it (a backup, say) without a
+    /// configuration: it must exist and be a Tessera database ([`StoreError::Foreign`]
+    /// otherwise); nothing is created or rebuilt, and the equality index is taken to be the
+    /// one the file records.
+    pub fn open_as_is(path: &Path) -> Result<Store, StoreError> {
+        let not_ours = |why: String| StoreError::Foreign(why);
+        match std::fs::metadata(path) {
+            Ok(meta) if meta.len() == 0 => return Err(not_ours("it is empty".into())),
+            Ok(_) => {}
+            Err(source) => {
+                return Err(StoreError::File {
+                    path: path.display().to_string(),
+                    source,
+                });
+            }
+        }
+        let opened = guarded(path, || {
+            let db = open_database(path, |p| Database::open(p))?;
+            let txn = db.begin_read()?;
+            let tables = [
+                ENTRIES.name(),
+                DN2ID.name(),
+                CHILDREN.name(),
+                INDEX.name(),
+                META.name(),
+            ];
+            for table in tables {
+                let present = txn.list_tables()?.any(|t| t.name() == table);
+                if !present {
+                    return Err(not_ours(format!("it has no '{table}' table")));
+                }
+            }
+            let mut indexed = Vec::new();
+            if let Ok(table) = txn.open_table(INDEXED) {
+                for row in table.iter()? {
+                    let (attr, rule) = row?;
+                    let rule = match rule.value() {
+                        "" => None,
+                        name => Some(MatchingRule::from_name(name).ok_or_else(|| {
+                            not_ours(format!(
+                                "its index uses the matching rule '{name}', which this \
+                                 version does not know"
+                            ))
+                        })?),
+                    };
+                    indexed.push((attr.value().to_string(), rule));
+                }
+            }
+            drop(txn);
+            Ok((db, indexed))
+        });
+        let (db, indexed) = opened?;
+        Ok(Store {
+            db: Arc::new(RwLock::new(Some(Arc::new(db)))),
+            path: Some(Arc::new(path.to_path_buf())),
+            ctx: Arc::new(Ctx {
+                indexed,
+                examined: AtomicU64::new(0),
+                commits: AtomicU64::new(0),
+                rebuilt: None,
+            }),
+        })
     }
 
     /// The database, opened again first if an I/O failure had poisoned it.
@@ -496,6 +563,8 @@ impl Store {
 pub struct VerifyReport {
     pub entries: u64,
     pub problems: Vec<String>,
+    /// What could not be checked, and why; not a fault of the file.
+    pub notes: Vec<String>,
 }
 
 #[cfg(test)]

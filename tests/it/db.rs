@@ -692,3 +692,116 @@ async fn import_of_large_groups_spans_size_capped_batches() {
     .await;
     assert_eq!((found.len(), rc), (120, 0));
 }
+
+/// `tessera db verify --file FILE`, through the binary, with TESSERA_CONFIG naming a file
+/// that does not exist (so no configuration can be read) and its temporary copy in `tmp`.
+fn verify_file(file: &std::path::Path, tmp: &std::path::Path) -> crate::cli::Out {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .args(["db", "verify", "--file"])
+        .arg(file)
+        .env("TESSERA_CONFIG", "/nonexistent/tessera.toml")
+        .env("TMPDIR", tmp)
+        .output()
+        .unwrap();
+    crate::cli::Out {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+#[tokio::test]
+async fn verify_checks_a_backup_file_without_a_configuration_and_leaves_it_as_it_was() {
+    let server = TestServer::start().await;
+    let mut admin = server.admin().await;
+    for i in 0..20 {
+        add_person(&mut admin, &format!("v{i}"), "pw", false).await;
+    }
+    drop(admin);
+    let dir = server.stop().await;
+    let pristine = std::fs::read(dir.path().join("data/tessera.redb")).unwrap();
+    let backups = crate::private_tempdir();
+    let tmp = crate::private_tempdir();
+    let backup = backups.path().join("tessera-20261207.redb");
+    std::fs::write(&backup, &pristine).unwrap();
+
+    let out = verify_file(&backup, tmp.path());
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let first = out.stdout.lines().next().unwrap_or_default();
+    assert!(
+        first.starts_with(&format!("{}: ", backup.display()))
+            && first.ends_with("entries, file integrity ok"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(out.stdout.lines().last(), Some("ok"), "{}", out.stdout);
+    assert!(
+        std::fs::read(&backup).unwrap() == pristine,
+        "checking a backup changed it"
+    );
+    assert_eq!(
+        std::fs::read_dir(tmp.path()).unwrap().count(),
+        0,
+        "the private copy is removed"
+    );
+
+    // The pages holding an entry damaged: refused, naming the file.
+    let needle = b"uid=v7,ou=people";
+    let mut damaged = pristine.clone();
+    let mut hit = 0;
+    for at in 0..pristine.len() - needle.len() {
+        if &pristine[at..at + needle.len()] == needle {
+            let page = at / 4096 * 4096;
+            for b in &mut damaged[page..(page + 1024).min(pristine.len())] {
+                *b ^= 0xa5;
+            }
+            hit += 1;
+        }
+    }
+    assert!(hit > 0, "v7's DN is in the file");
+    let bad = backups.path().join("damaged.redb");
+    std::fs::write(&bad, &damaged).unwrap();
+    let out = verify_file(&bad, tmp.path());
+    assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr.contains(&bad.display().to_string())
+            && out.stderr.contains("damaged")
+            && out.stderr.contains("do not restore from it"),
+        "{}",
+        out.stderr
+    );
+
+    // Missing (and not created), empty, or not a database at all.
+    let missing = backups.path().join("missing.redb");
+    let out = verify_file(&missing, tmp.path());
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr
+            .contains(&format!("cannot read {}", missing.display())),
+        "{}",
+        out.stderr
+    );
+    assert!(!missing.exists(), "verify created the file it was to check");
+    let empty = backups.path().join("empty.redb");
+    std::fs::write(&empty, b"").unwrap();
+    let out = verify_file(&empty, tmp.path());
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr.contains(&format!(
+            "{} is not a Tessera database: it is empty",
+            empty.display()
+        )),
+        "{}",
+        out.stderr
+    );
+    let text = backups.path().join("notes.txt");
+    std::fs::write(&text, b"not a database\n").unwrap();
+    let out = verify_file(&text, tmp.path());
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr.contains("do not restore from it"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
+}
