@@ -525,7 +525,7 @@ impl ClassRulesCache {
                 self.0.entry(classes.to_vec()).or_insert(rules)
             }
         };
-        entry::check_finished(schema, suffix, e, rules, keep)
+        entry::check_finished(schema, suffix, e, None, rules, keep)
     }
 }
 

@@ -165,6 +165,48 @@ fn import_names_the_hashes_it_cannot_verify_and_takes_yescrypt() {
     }
 }
 
+#[test]
+fn import_takes_odd_login_names_and_refuses_what_is_not_one() {
+    let fresh = crate::private_tempdir();
+    let file = tempfile::NamedTempFile::new().unwrap();
+    let account = |uid: &str, n: u32| {
+        format!(
+            "dn: uid={uid},{PEOPLE}\nobjectClass: inetOrgPerson\nobjectClass: posixAccount\n\
+             uid: {uid}\ncn: {uid}\nsn: x\nuidNumber: {n}\ngidNumber: {n}\n\
+             homeDirectory: /home/{uid}\n\n"
+        )
+    };
+    // What useradd accepts imports as it is; "Bob Smith" is no login name.
+    let ldif = [
+        account("j.doe-2", 3001),
+        account("_backup", 3002),
+        account("ws01$", 3003),
+        account("Bob Smith", 3004),
+    ]
+    .concat();
+    std::fs::write(file.path(), ldif).unwrap();
+    let config = config_for(fresh.path());
+    let err = tessera::db::import(&config, file.path(), &Default::default()).unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("uid=Bob Smith") && msg.contains("'Bob Smith' is not a login name"),
+        "{msg}"
+    );
+    let keep_going = tessera::db::ImportOptions {
+        progress: false,
+        keep_going: true,
+    };
+    let report = tessera::db::import(&config, file.path(), &keep_going).unwrap();
+    assert_eq!(report.imported, 3);
+    assert_eq!(report.skipped.len(), 1, "{:?}", report.skipped);
+    assert_eq!(report.skipped[0].dn, person_dn("Bob Smith"));
+    assert!(
+        report.skipped[0].reason.contains("not a login name"),
+        "{:?}",
+        report.skipped
+    );
+}
+
 /// LDIF for people u0..u{n-1} under PEOPLE, with uidNumbers from 20000.
 fn numbered_people(n: u32) -> String {
     (0..n)
