@@ -820,6 +820,17 @@ fn print_import_report(config: &Config, report: &crate::db::ImportReport) {
             entries(report.merged)
         );
     }
+    if report.nis_groups > 0 {
+        eprintln!(
+            "{} {} of RFC 2307's nis.schema (posixGroup alone) became groupOfNames + posixGroup, as groups are here; their memberUid values are member DNs under ou=people",
+            report.nis_groups,
+            if report.nis_groups == 1 {
+                "group"
+            } else {
+                "groups"
+            }
+        );
+    }
     if !report.dropped.is_empty() {
         let list: Vec<String> = report
             .dropped

@@ -14,7 +14,10 @@
 //! Server attributes the file carries (entryUUID, timestamps, creators) are kept, so an
 //! export re-imports to the same directory; OpenLDAP's own operational attributes
 //! (`entryCSN`, `contextCSN`, ...) are dropped and counted. The suffix, containers and
-//! built-in roles made on first start are merged with the file's version of them. With
+//! built-in roles made on first start are merged with the file's version of them. A group of
+//! RFC 2307's `nis.schema` (Debian's slapd default), a structural `posixGroup` alone, becomes
+//! `groupOfNames` + `posixGroup` as groups are here (rfc2307bis), its `memberUid` values
+//! written as `member`. With
 //! `keep_going` (`--continue`), an entry that breaks a rule is skipped and reported instead
 //! of failing the import, and a reference to a missing entry is dropped and reported.
 
@@ -26,7 +29,7 @@ use std::sync::mpsc::{Receiver, SyncSender};
 use crate::config::Config;
 use crate::directory::dn::Dn;
 use crate::directory::entry::Entry;
-use crate::directory::schema::Schema;
+use crate::directory::schema::{ClassKind, Schema};
 use crate::directory::time::generalized;
 use crate::dit::entry::{self, ClassRules};
 use crate::dit::{DitError, names, posix, references, tree};
@@ -56,6 +59,9 @@ pub struct Report {
     pub skipped: Vec<Skipped>,
     /// Values of operational attributes OpenLDAP keeps for itself, dropped, by attribute.
     pub dropped: BTreeMap<String, u64>,
+    /// Groups of RFC 2307's nis.schema (a `posixGroup` with no structural class) given
+    /// `groupOfNames`.
+    pub nis_groups: u64,
     /// Accounts whose password hash no scheme this server verifies can check: they cannot
     /// bind until their password is set again.
     pub unverifiable: Vec<String>,
@@ -163,6 +169,7 @@ pub fn import(config: &Config, file: &Path, options: &Options) -> Result<Report,
                 for (name, n) in std::mem::take(&mut batch.dropped) {
                     *writer.report.dropped.entry(name).or_default() += n;
                 }
+                writer.report.nis_groups += batch.nis_groups;
                 writer.add_batch(w, &mut batch.pending)?;
                 // The reader may have finished; then the batch is freed here.
                 let _ = spent_tx.send(batch.pending);
@@ -183,6 +190,8 @@ struct Batch {
     skipped: Vec<Skipped>,
     /// Operational attribute values dropped, by attribute.
     dropped: BTreeMap<String, u64>,
+    /// nis.schema groups given `groupOfNames`.
+    nis_groups: u64,
 }
 
 /// An entry read from the file, waiting for its batch to be added.
@@ -229,6 +238,7 @@ fn read_batches<R: BufRead>(
                 pending: Vec::with_capacity(BATCH),
                 skipped: Vec::new(),
                 dropped: BTreeMap::new(),
+                nis_groups: 0,
             },
         };
         let batch = reading
@@ -373,6 +383,10 @@ impl Reading<'_> {
             // Cleartext userPassword values are hashed for the whole batch at once.
             new.push_value(name, value);
         }
+        if is_nis_group(schema, &new) {
+            new.push_value("objectClass", b"groupOfNames".to_vec());
+            self.batch.nis_groups += 1;
+        }
         entry::add_member_uids(&config.suffix, &mut new, &member_uids);
         entry::ensure_rdn_values(schema, &mut new).map_err(|e| e.message)?;
         let structural = self.classes.expand(schema, &mut new);
@@ -389,6 +403,21 @@ impl Reading<'_> {
         }
         Ok(new)
     }
+}
+
+/// A group as RFC 2307's nis.schema has it: `posixGroup` (structural there, auxiliary here)
+/// and no structural class.
+fn is_nis_group(schema: &Schema, e: &Entry) -> bool {
+    let classes = e.values("objectClass");
+    classes
+        .iter()
+        .any(|c| c.eq_ignore_ascii_case(b"posixGroup"))
+        && !classes.iter().any(|c| {
+            std::str::from_utf8(c)
+                .ok()
+                .and_then(|c| schema.object_class(c))
+                .is_some_and(|oc| oc.kind == ClassKind::Structural)
+        })
 }
 
 fn is_openldap_operational(description: &str) -> bool {

@@ -1,5 +1,7 @@
 //! Offline data commands: import, export and verify on the redb file.
 
+use std::collections::HashSet;
+
 use ldap3::Scope;
 use tessera::config::Config;
 
@@ -205,6 +207,76 @@ fn import_takes_odd_login_names_and_refuses_what_is_not_one() {
         "{:?}",
         report.skipped
     );
+}
+
+#[tokio::test]
+async fn import_takes_groups_of_rfc2307s_nis_schema() {
+    // A slapcat dump of Debian's slapd as it comes (nis.schema): posixGroup is the group's
+    // structural class, members are memberUid only.
+    let mut ldif = String::new();
+    for (uid, n) in [("alice", 4001), ("bob", 4002)] {
+        ldif += &format!(
+            "dn: uid={uid},{PEOPLE}\nobjectClass: inetOrgPerson\nobjectClass: posixAccount\n\
+             uid: {uid}\ncn: {uid}\nsn: {uid}\nuidNumber: {n}\ngidNumber: 5000\n\
+             homeDirectory: /home/{uid}\n\n"
+        );
+    }
+    ldif += &format!(
+        "dn: cn=staff,{GROUPS}\nobjectClass: top\nobjectClass: posixGroup\ncn: staff\n\
+         gidNumber: 5000\nmemberUid: alice\nmemberUid: bob\ndescription: everyone\n\n\
+         dn: cn=nobody-yet,{GROUPS}\nobjectClass: posixGroup\ncn: nobody-yet\ngidNumber: 5001\n\n\
+         dn: cn=bis,{GROUPS}\nobjectClass: groupOfNames\nobjectClass: posixGroup\ncn: bis\n\
+         gidNumber: 5002\nmemberUid: bob\n\n"
+    );
+    let fresh = crate::private_tempdir();
+    let file = fresh.path().join("dump.ldif");
+    std::fs::write(&file, &ldif).unwrap();
+    let report = tessera::db::import(
+        &config_for(&fresh.path().join("data")),
+        &file,
+        &Default::default(),
+    )
+    .unwrap();
+    assert_eq!((report.imported, report.nis_groups), (5, 2), "{report:?}");
+
+    let server = TestServer::start_with_ldif("", Some(&ldif)).await;
+    let mut admin = server.admin().await;
+    let (e, rc) = search(
+        &mut admin,
+        GROUPS,
+        Scope::OneLevel,
+        "(objectClass=posixGroup)",
+        &[
+            "objectClass",
+            "member",
+            "memberUid",
+            "gidNumber",
+            "description",
+        ],
+    )
+    .await;
+    assert_eq!((rc, e.len()), (0, 3));
+    let staff = e.iter().find(|g| g.dn.starts_with("cn=staff")).unwrap();
+    let classes: HashSet<&str> = staff.attrs["objectClass"]
+        .iter()
+        .map(String::as_str)
+        .collect();
+    assert!(
+        classes.is_superset(&HashSet::from(["posixGroup", "groupOfNames", "top"])),
+        "{classes:?}"
+    );
+    let mut members = staff.attrs["member"].clone();
+    members.sort();
+    assert_eq!(members, [person_dn("alice"), person_dn("bob")]);
+    assert_eq!(staff.attrs["memberUid"].len(), 2);
+    assert_eq!(staff.attrs["description"], ["everyone"]);
+    let empty = e
+        .iter()
+        .find(|g| g.dn.starts_with("cn=nobody-yet"))
+        .unwrap();
+    assert!(!empty.attrs.contains_key("member"));
+    assert_eq!(empty.attrs["gidNumber"], ["5001"]);
+    server.stop().await;
 }
 
 /// LDIF for people u0..u{n-1} under PEOPLE, with uidNumbers from 20000.
