@@ -279,6 +279,75 @@ async fn import_takes_groups_of_rfc2307s_nis_schema() {
     server.stop().await;
 }
 
+#[test]
+fn import_stops_at_the_first_problem_in_file_order_and_continue_skips_each() {
+    let fresh = crate::private_tempdir();
+    let file = tempfile::NamedTempFile::new().unwrap();
+    let person = |uid: &str, extra: &str| {
+        format!("dn: uid={uid},{PEOPLE}\nobjectClass: inetOrgPerson\ncn: {uid}\nsn: x\n{extra}\n")
+    };
+    let long = "x".repeat(2000);
+    // Problems of each kind, found by different steps (a rule, reading, hashing), out of
+    // the order those steps run in.
+    let ldif = [
+        person("ok1", ""),
+        person("no-sn", "").replace("sn: x\n", ""),
+        person("ok2", ""),
+        person("unknown-attr", "favouriteColour: blue\n"),
+        person("long-password", &format!("userPassword: {long}\n")),
+        person("ok3", "userPassword: fine\n"),
+    ]
+    .concat();
+    std::fs::write(file.path(), ldif).unwrap();
+    let config = config_for(fresh.path());
+    let err = tessera::db::import(&config, file.path(), &Default::default()).unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.starts_with(&format!("entry {}", person_dn("no-sn"))),
+        "{msg}"
+    );
+    let keep_going = tessera::db::ImportOptions {
+        progress: false,
+        keep_going: true,
+    };
+    let report = tessera::db::import(&config, file.path(), &keep_going).unwrap();
+    assert_eq!(report.imported, 3);
+    let skipped: Vec<(&str, &str)> = report
+        .skipped
+        .iter()
+        .map(|s| (s.dn.as_str(), s.reason.as_str()))
+        .collect();
+    let (no_sn, unknown, long) = (
+        person_dn("no-sn"),
+        person_dn("unknown-attr"),
+        person_dn("long-password"),
+    );
+    assert_eq!(skipped.len(), 3, "{skipped:?}");
+    assert_eq!(skipped[0].0, no_sn);
+    assert!(skipped[0].1.contains("'sn'"), "{skipped:?}");
+    assert_eq!(
+        skipped[1],
+        (
+            unknown.as_str(),
+            "favouriteColour: attribute type undefined"
+        )
+    );
+    assert_eq!(
+        skipped[2],
+        (
+            long.as_str(),
+            "userPassword: password is longer than 1024 bytes"
+        )
+    );
+    let mut out = Vec::new();
+    tessera::db::export(&config, &mut out).unwrap();
+    let text = String::from_utf8(out).unwrap();
+    assert!(
+        !text.contains(&long),
+        "a refused cleartext password is not stored"
+    );
+}
+
 /// LDIF for people u0..u{n-1} under PEOPLE, with uidNumbers from 20000.
 fn numbered_people(n: u32) -> String {
     (0..n)
