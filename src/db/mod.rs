@@ -96,7 +96,8 @@ pub fn verify(config: &Config) -> Result<(), DbError> {
     let path = config.db_path();
     let clean = Store::check_file(&path)?;
     let (_, store) = open_store(config)?;
-    print_verified(&path, clean, &store.verify()?)
+    let integrity = if clean { "ok" } else { "repaired" };
+    print_verified(&path, integrity, &store.verify()?)
 }
 
 /// `db verify --file`: a database file as it is (a backup, say), with no configuration:
@@ -128,12 +129,15 @@ pub fn verify_file(path: &Path) -> Result<(), DbError> {
         },
         other => DbError::Store(other),
     };
-    let store = Store::open_as_is(&copy.path).map_err(as_original)?;
-    drop(store);
     let clean = Store::check_file(&copy.path).map_err(as_original)?;
     let store = Store::open_as_is(&copy.path).map_err(as_original)?;
     let report = store.verify().map_err(as_original)?;
-    print_verified(path, clean, &report)
+    let integrity = if clean {
+        "ok"
+    } else {
+        "needed a repair (made on the copy; a server starting from the file makes it too)"
+    };
+    print_verified(path, integrity, &report)
 }
 
 /// An owner-only copy of a database file in the temporary directory (it holds password and
@@ -177,12 +181,11 @@ impl Drop for PrivateCopy {
     }
 }
 
-fn print_verified(path: &Path, clean: bool, report: &VerifyReport) -> Result<(), DbError> {
+fn print_verified(path: &Path, integrity: &str, report: &VerifyReport) -> Result<(), DbError> {
     println!(
-        "{}: {} entries, file integrity {}",
+        "{}: {} entries, file integrity {integrity}",
         path.display(),
         report.entries,
-        if clean { "ok" } else { "repaired" }
     );
     for note in &report.notes {
         println!("note: {note}");

@@ -785,6 +785,50 @@ mod tests {
     }
 
     #[test]
+    fn a_file_as_it_is_is_checked_against_the_index_it_records() {
+        let dir = tempfile::tempdir().unwrap();
+        // Indexed on mail too, which the store opened as is must learn from the file.
+        let (path, _) = stored_alice(dir.path());
+        drop(open(&path, &["objectClass", "uid", "mail"]));
+        let s = Store::open_as_is(&path).unwrap();
+        let indexed: Vec<&str> = s.ctx.indexed.iter().map(|(a, _)| a.as_str()).collect();
+        assert_eq!(indexed, ["mail", "objectclass", "uid"]);
+        let report = s.verify().unwrap();
+        assert!(
+            report.problems.is_empty() && report.notes.is_empty(),
+            "{report:?}"
+        );
+        drop(s);
+
+        // An index in another version's format is noted, not checked key by key.
+        let db = Database::open(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        txn.open_table(META)
+            .unwrap()
+            .insert(INDEX_FORMAT, 1)
+            .unwrap();
+        txn.commit().unwrap();
+        drop(db);
+        let report = Store::open_as_is(&path).unwrap().verify().unwrap();
+        assert!(report.problems.is_empty(), "{report:?}");
+        assert!(report.notes[0].contains("format 1, not 2"), "{report:?}");
+
+        // A redb file that is not a Tessera database, and a missing one (not created).
+        let foreign = dir.path().join("foreign.redb");
+        drop(Database::create(&foreign).unwrap());
+        match Store::open_as_is(&foreign) {
+            Err(StoreError::Foreign(why)) => assert!(why.contains("'entries'"), "{why}"),
+            other => panic!("{:?}", other.err()),
+        }
+        let missing = dir.path().join("missing.redb");
+        assert!(matches!(
+            Store::open_as_is(&missing),
+            Err(StoreError::File { .. })
+        ));
+        assert!(!missing.exists());
+    }
+
+    #[test]
     fn the_file_and_its_directory_are_owner_only_and_never_empty() {
         use std::os::unix::fs::PermissionsExt;
         let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
