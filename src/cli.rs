@@ -601,9 +601,18 @@ pub enum DbCommand {
     /// server stopped).
     #[command(after_help = "Example:\n  tessera db export > backup.ldif")]
     Export,
-    /// Check the file's integrity and that its tables agree (server stopped).
-    #[command(after_help = "Example:\n  tessera db verify")]
-    Verify,
+    /// Check the file's integrity and that its tables agree (server stopped), or those of
+    /// another database file, such as a backup, with --file.
+    #[command(
+        after_help = "Examples:\n  tessera db verify\n  tessera db verify --file /var/backups/tessera-20261207.redb"
+    )]
+    Verify {
+        /// Check this database file as it is instead of the configured one, e.g. a backup
+        /// such as /var/backups/tessera-20261207.redb; no configuration is read, and the file
+        /// is only read.
+        #[arg(long, value_name = "FILE")]
+        file: Option<PathBuf>,
+    },
     /// Write a consistent copy of the database to FILE, which `tessera serve` can start
     /// from (as <data_dir>/tessera.redb). Works while the server runs (through its LDAPI
     /// socket, as the local administrator) and while it does not.
@@ -747,6 +756,14 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                 Ok(())
             })
         }),
+        Command::Db {
+            command: DbCommand::Verify { file: Some(file) },
+            ..
+        } => {
+            init_tracing(&Config::defaults()?);
+            crate::db::verify_file(&file)?;
+            Ok(())
+        }
         Command::Db { config, command } => {
             let config = load(config)?;
             init_tracing(&config);
@@ -766,7 +783,8 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                 DbCommand::Export => {
                     crate::db::export(&config, &mut std::io::stdout().lock())?;
                 }
-                DbCommand::Verify => crate::db::verify(&config)?,
+                // With --file, handled above without the configuration.
+                DbCommand::Verify { file: _ } => crate::db::verify(&config)?,
                 DbCommand::Backup { file } => backup(&config, &file)?,
             }
             Ok(())
@@ -800,6 +818,17 @@ fn print_import_report(config: &Config, report: &crate::db::ImportReport) {
             "merged {} {} into the ones every directory starts with (suffix, containers, built-in roles)",
             report.merged,
             entries(report.merged)
+        );
+    }
+    if report.nis_groups > 0 {
+        eprintln!(
+            "{} {} of RFC 2307's nis.schema (posixGroup alone) became groupOfNames + posixGroup, as groups are here; their memberUid values are member DNs under ou=people",
+            report.nis_groups,
+            if report.nis_groups == 1 {
+                "group"
+            } else {
+                "groups"
+            }
         );
     }
     if !report.dropped.is_empty() {

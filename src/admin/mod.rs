@@ -69,22 +69,17 @@ impl AdminError {
     }
 }
 
-/// A person id is a login name: POSIX's portable user names in lower case (as Debian's
-/// adduser wants them), at most 32 characters (what utmp and many NAS systems keep).
+/// A person id is a login name, by the server's own rule (`dit::entry::check_login_name`,
+/// which it applies to every posixAccount): said here before anything is sent, with an
+/// example and where the full name goes.
 pub fn check_person_id(id: &str) -> Result<(), AdminError> {
-    let mut chars = id.chars();
-    let first_ok = chars
-        .next()
-        .is_some_and(|c| c.is_ascii_lowercase() || c == '_');
-    let rest_ok = chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "_.-".contains(c));
-    if first_ok && rest_ok && id.len() <= 32 {
-        return Ok(());
-    }
-    Err(AdminError::Usage(format!(
-        "'{id}' is not a valid person id: a person id is a login name of 1 to 32 characters: \
-         lowercase letters, digits, '_', '.' and '-', starting with a letter or '_' \
-         (e.g. bob or bob.smith); the full name is the next argument"
-    )))
+    crate::dit::entry::check_login_name(id).map_err(|why| {
+        AdminError::Usage(format!(
+            "'{id}' is not a valid person id: {} (e.g. bob or bob.smith); the full name is \
+             the next argument",
+            why.split_once(": ").map_or(why.as_str(), |(_, rule)| rule)
+        ))
+    })
 }
 
 /// Check an expiry (an RFC 3339 time, a duration or `never`) before sending it, so a
@@ -330,7 +325,14 @@ mod tests {
 
     #[test]
     fn person_ids_are_login_names() {
-        for good in ["alice", "bob.smith", "_svc", "a-1", &"x".repeat(32)] {
+        for good in [
+            "alice",
+            "bob.smith",
+            "_svc",
+            "a-1",
+            "ws01$",
+            &"x".repeat(32),
+        ] {
             assert!(check_person_id(good).is_ok(), "{good}");
         }
         for bad in [
@@ -340,6 +342,9 @@ mod tests {
             "",
             "bob smith",
             "bob@x",
+            "$",
+            "bob$x",
+            "-bob",
             &"x".repeat(33),
         ] {
             let err = check_person_id(bad).unwrap_err().to_string();

@@ -14,7 +14,10 @@
 //! Server attributes the file carries (entryUUID, timestamps, creators) are kept, so an
 //! export re-imports to the same directory; OpenLDAP's own operational attributes
 //! (`entryCSN`, `contextCSN`, ...) are dropped and counted. The suffix, containers and
-//! built-in roles made on first start are merged with the file's version of them. With
+//! built-in roles made on first start are merged with the file's version of them. A group of
+//! RFC 2307's `nis.schema` (Debian's slapd default), a structural `posixGroup` alone, becomes
+//! `groupOfNames` + `posixGroup` as groups are here (rfc2307bis), its `memberUid` values
+//! written as `member`. With
 //! `keep_going` (`--continue`), an entry that breaks a rule is skipped and reported instead
 //! of failing the import, and a reference to a missing entry is dropped and reported.
 
@@ -26,7 +29,7 @@ use std::sync::mpsc::{Receiver, SyncSender};
 use crate::config::Config;
 use crate::directory::dn::Dn;
 use crate::directory::entry::Entry;
-use crate::directory::schema::Schema;
+use crate::directory::schema::{ClassKind, Schema};
 use crate::directory::time::generalized;
 use crate::dit::entry::{self, ClassRules};
 use crate::dit::{DitError, names, posix, references, tree};
@@ -56,6 +59,9 @@ pub struct Report {
     pub skipped: Vec<Skipped>,
     /// Values of operational attributes OpenLDAP keeps for itself, dropped, by attribute.
     pub dropped: BTreeMap<String, u64>,
+    /// Groups of RFC 2307's nis.schema (a `posixGroup` with no structural class) given
+    /// `groupOfNames`.
+    pub nis_groups: u64,
     /// Accounts whose password hash no scheme this server verifies can check: they cannot
     /// bind until their password is set again.
     pub unverifiable: Vec<String>,
@@ -157,18 +163,24 @@ pub fn import(config: &Config, file: &Path, options: &Options) -> Result<Report,
             let mut writer = ImportWriter::new(config, schema, keep_going);
             // Ends when the reader is done; an error, or leaving early, drops `rx`, which
             // stops the reader.
-            for batch in rx {
-                let mut batch = batch?;
+            for mut batch in rx {
                 writer.report.skipped.append(&mut batch.skipped);
                 for (name, n) in std::mem::take(&mut batch.dropped) {
                     *writer.report.dropped.entry(name).or_default() += n;
                 }
+                writer.report.nis_groups += batch.nis_groups;
                 writer.add_batch(w, &mut batch.pending)?;
+                // What stopped the reader, after the entries it read before it.
+                if let Some(e) = batch.failed.take() {
+                    return Err(e);
+                }
                 // The reader may have finished; then the batch is freed here.
                 let _ = spent_tx.send(batch.pending);
                 bar.set_message(format!("{} entries", writer.report.imported));
             }
             writer.check_references(w)?;
+            // Left out by the reader or the writer, or dropped at the end: in file order.
+            writer.report.skipped.sort_by_key(|s| s.line);
             Ok::<_, DbError>(writer.report)
         })
     })?;
@@ -183,6 +195,12 @@ struct Batch {
     skipped: Vec<Skipped>,
     /// Operational attribute values dropped, by attribute.
     dropped: BTreeMap<String, u64>,
+    /// nis.schema groups given `groupOfNames`.
+    nis_groups: u64,
+    /// What stopped the reading after `pending` (without `--continue`, an entry it could
+    /// not read or prepare): the import's error once those before it are added, so an
+    /// import stops at the first problem in file order.
+    failed: Option<DbError>,
 }
 
 /// An entry read from the file, waiting for its batch to be added.
@@ -196,10 +214,13 @@ struct Pending {
     checked: Option<Result<(), DitError>>,
     /// Its encoding and index keys as read.
     prepared: Option<Prepared>,
+    /// Why it cannot be added, found after it was read (a password that cannot be hashed):
+    /// the writer refuses it in its turn.
+    refused: Option<String>,
 }
 
-/// Send the file's entries, prepared and with their passwords hashed, in batches; the
-/// first error ends the stream.
+/// Send the file's entries, prepared and with their passwords hashed, in batches; a batch
+/// that carries an error (`Batch::failed`) ends the stream.
 #[allow(clippy::too_many_arguments)]
 fn read_batches<R: BufRead>(
     config: &Config,
@@ -208,7 +229,7 @@ fn read_batches<R: BufRead>(
     mut reader: LdifReader<R>,
     bar: &indicatif::ProgressBar,
     keep_going: bool,
-    tx: SyncSender<Result<Batch, DbError>>,
+    tx: SyncSender<Batch>,
     spent: Receiver<Vec<Pending>>,
 ) {
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -229,32 +250,32 @@ fn read_batches<R: BufRead>(
                 pending: Vec::with_capacity(BATCH),
                 skipped: Vec::new(),
                 dropped: BTreeMap::new(),
+                nis_groups: 0,
+                failed: None,
             },
         };
-        let batch = reading
+        let failed = reading
             .read_batch(&mut reader, &mut read_to, &mut done)
-            .map(|()| reading.batch)
-            .and_then(|mut b| {
-                hash_passwords(config, &mut b.pending, workers, bar)?;
-                // The entry's own rules, the encoding and the index keys need nothing the
-                // writer holds: worked out here, off its thread. The writer redoes them for
-                // an entry it completed.
-                for p in &mut b.pending {
-                    // The check normalises every value: the index keys are taken from that.
-                    let mut keys = Vec::new();
-                    let mut keep = |attr: &str, values: Vec<Vec<u8>>| {
-                        if let Some(code) = store.index_code(attr) {
-                            keys.extend(values.into_iter().map(|v| (code, v)));
-                        }
-                    };
-                    p.checked =
-                        Some(rules.check_keeping(schema, &config.suffix, &p.entry, &mut keep));
-                    p.prepared = Some(store.prepare_normalized(&p.entry, keys));
+            .err();
+        let mut batch = reading.batch;
+        hash_passwords(config, &mut batch.pending, workers, bar);
+        // The entry's own rules, the encoding and the index keys need nothing the writer
+        // holds: worked out here, off its thread. The writer redoes them for an entry it
+        // completed.
+        for p in &mut batch.pending {
+            // The check normalises every value: the index keys are taken from that.
+            let mut keys = Vec::new();
+            let mut keep = |attr: &str, values: Vec<Vec<u8>>| {
+                if let Some(code) = store.index_code(attr) {
+                    keys.extend(values.into_iter().map(|v| (code, v)));
                 }
-                Ok(b)
-            });
+            };
+            p.checked = Some(rules.check_keeping(schema, &config.suffix, &p.entry, &mut keep));
+            p.prepared = Some(store.prepare_normalized(&p.entry, keys));
+        }
+        let last = failed.is_some() || done;
+        batch.failed = failed;
         bar.set_position(reader.bytes_read());
-        let last = batch.is_err() || done;
         if tx.send(batch).is_err() || last {
             return;
         }
@@ -307,6 +328,7 @@ impl Reading<'_> {
                     bytes,
                     checked: None,
                     prepared: None,
+                    refused: None,
                 }),
                 Err(message) => self.refuse(&dn, line, message)?,
             }
@@ -359,6 +381,10 @@ impl Reading<'_> {
             // Cleartext userPassword values are hashed for the whole batch at once.
             new.push_value(name, value);
         }
+        if is_nis_group(schema, &new) {
+            new.push_value("objectClass", b"groupOfNames".to_vec());
+            self.batch.nis_groups += 1;
+        }
         entry::add_member_uids(&config.suffix, &mut new, &member_uids);
         entry::ensure_rdn_values(schema, &mut new).map_err(|e| e.message)?;
         let structural = self.classes.expand(schema, &mut new);
@@ -377,6 +403,21 @@ impl Reading<'_> {
     }
 }
 
+/// A group as RFC 2307's nis.schema has it: `posixGroup` (structural there, auxiliary here)
+/// and no structural class.
+fn is_nis_group(schema: &Schema, e: &Entry) -> bool {
+    let classes = e.values("objectClass");
+    classes
+        .iter()
+        .any(|c| c.eq_ignore_ascii_case(b"posixGroup"))
+        && !classes.iter().any(|c| {
+            std::str::from_utf8(c)
+                .ok()
+                .and_then(|c| schema.object_class(c))
+                .is_some_and(|oc| oc.kind == ClassKind::Structural)
+        })
+}
+
 fn is_openldap_operational(description: &str) -> bool {
     let base = description.split(';').next().unwrap_or(description);
     OPENLDAP_OPERATIONAL
@@ -386,24 +427,27 @@ fn is_openldap_operational(description: &str) -> bool {
 
 /// Hash the batch's cleartext `userPassword` values, on every core: argon2 is meant to be
 /// slow, so with passwords in the file it is nearly all of an import's time. Values stay
-/// where they were; the progress bar moves as entries are done.
+/// where they were; the progress bar moves as entries are done. A value with a `{SCHEME}`
+/// prefix is a hash, whether this server verifies its scheme or not: kept as it is (and
+/// reported when it cannot be verified), never taken for a password. An entry with a
+/// password that cannot be hashed (too long) is marked refused.
 fn hash_passwords(
     config: &Config,
     batch: &mut [Pending],
     workers: usize,
     bar: &indicatif::ProgressBar,
-) -> Result<(), DbError> {
+) {
     let cleartext = |p: &Pending| {
         p.entry
             .values("userPassword")
             .iter()
-            .any(|v| !password::is_hashed(v))
+            .any(|v| !password::has_scheme_prefix(v))
     };
     let (mut todo, done): (Vec<&mut Pending>, Vec<&mut Pending>) =
         batch.iter_mut().partition(|p| cleartext(p));
     bar.inc(done.iter().map(|p| p.bytes).sum());
     if todo.is_empty() {
-        return Ok(());
+        return;
     }
     let params = config.argon2;
     let per_worker = todo.len().div_ceil(workers.max(1));
@@ -413,41 +457,37 @@ fn hash_passwords(
             .map(|chunk| {
                 scope.spawn(move || {
                     for p in chunk.iter_mut() {
-                        hash_entry(&params, p)?;
+                        if let Err(e) = hash_entry(&params, &mut p.entry) {
+                            p.refused = Some(format!("userPassword: {e}"));
+                        }
                         bar.inc(p.bytes);
                     }
-                    Ok::<_, DbError>(())
                 })
             })
             .collect();
-        // The first failing chunk in file order reports; a panic in argon2 is a bug, so
-        // it is passed on as one.
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-            .collect::<Result<Vec<()>, DbError>>()
-            .map(|_| ())
-    })
+        // A panic in argon2 is a bug: passed on as one.
+        for h in handles {
+            h.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
+        }
+    });
 }
 
-fn hash_entry(params: &password::Argon2Params, p: &mut Pending) -> Result<(), DbError> {
-    let Entry { dn, attrs } = &mut p.entry;
-    let Some(attr) = attrs
+fn hash_entry(
+    params: &password::Argon2Params,
+    e: &mut Entry,
+) -> Result<(), password::PasswordError> {
+    let Some(attr) = e
+        .attrs
         .iter_mut()
         .find(|a| a.name.eq_ignore_ascii_case("userPassword"))
     else {
         return Ok(());
     };
     for value in attr.values.iter_mut() {
-        if password::is_hashed(value) {
+        if password::has_scheme_prefix(value) {
             continue;
         }
-        let hashed = password::hash(value, params).map_err(|e| DbError::Entry {
-            dn: dn.to_string(),
-            line: p.line,
-            message: e.to_string(),
-        })?;
-        *value = hashed.into_bytes();
+        *value = password::hash(value, params)?.into_bytes();
     }
     Ok(())
 }
@@ -509,7 +549,7 @@ impl ClassRulesCache {
                 self.0.entry(classes.to_vec()).or_insert(rules)
             }
         };
-        entry::check_finished(schema, suffix, e, rules, keep)
+        entry::check_finished(schema, suffix, e, None, rules, keep)
     }
 }
 
@@ -557,8 +597,12 @@ impl<'c> ImportWriter<'c> {
             checked,
             prepared,
             line,
+            refused,
             ..
         } = p;
+        if let Some(why) = refused.take() {
+            return Err(Refusal::Entry(why));
+        }
         // The suffix, containers and built-in roles exist already: the file's version is
         // merged into them.
         if self.bootstrapped.holds(&new.dn)

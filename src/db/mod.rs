@@ -9,12 +9,14 @@ pub mod import;
 pub mod ldif;
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
 use crate::config::Config;
-use crate::store::{DirectoryRead, OpenError, Store, StoreError, open_configured as open_store};
+use crate::store::{
+    DirectoryRead, OpenError, Store, StoreError, VerifyReport, open_configured as open_store,
+};
 
 pub use import::{Options as ImportOptions, Report as ImportReport, import};
 
@@ -41,6 +43,10 @@ pub enum DbError {
     Output(#[from] std::io::Error),
     #[error("verification found {0} problem(s)")]
     Verify(usize),
+    #[error("{path} is damaged ({detail}); do not restore from it")]
+    Unsound { path: String, detail: String },
+    #[error("{path} is not a Tessera database: {why}")]
+    Foreign { path: String, why: String },
 }
 
 pub fn export(config: &Config, out: &mut impl Write) -> Result<u64, DbError> {
@@ -85,17 +91,105 @@ pub fn backup(config: &Config, dest: &Path) -> Result<(std::path::PathBuf, u64),
     Ok(store.backup_to(dest)?)
 }
 
+/// `db verify`: the configured database file, opened as the server opens it.
 pub fn verify(config: &Config) -> Result<(), DbError> {
     let path = config.db_path();
-    let repaired = Store::check_file(&path)?;
+    let clean = Store::check_file(&path)?;
     let (_, store) = open_store(config)?;
-    let report = store.verify()?;
+    let integrity = if clean { "ok" } else { "repaired" };
+    print_verified(&path, integrity, &store.verify()?)
+}
+
+/// `db verify --file`: a database file as it is (a backup, say), with no configuration:
+/// redb's checksum over every page, then that the tables agree, against the index the file
+/// records. redb's check needs to write, so it runs on a private copy: the file itself is
+/// only read, and may sit on a read-only medium. A damaged file is an error that says not
+/// to restore from it.
+pub fn verify_file(path: &Path) -> Result<(), DbError> {
+    let named = |source: std::io::Error| DbError::Read {
+        path: path.display().to_string(),
+        source,
+    };
+    let size = std::fs::metadata(path).map_err(named)?.len();
+    if size == 0 {
+        return Err(DbError::Foreign {
+            path: path.display().to_string(),
+            why: "it is empty".into(),
+        });
+    }
+    let copy = PrivateCopy::of(path)?;
+    let as_original = |e: StoreError| match e {
+        StoreError::Damaged { detail, .. } => DbError::Unsound {
+            path: path.display().to_string(),
+            detail,
+        },
+        StoreError::Foreign(why) => DbError::Foreign {
+            path: path.display().to_string(),
+            why,
+        },
+        other => DbError::Store(other),
+    };
+    let clean = Store::check_file(&copy.path).map_err(as_original)?;
+    let store = Store::open_as_is(&copy.path).map_err(as_original)?;
+    let report = store.verify().map_err(as_original)?;
+    let integrity = if clean {
+        "ok"
+    } else {
+        "needed a repair (made on the copy; a server starting from the file makes it too)"
+    };
+    print_verified(path, integrity, &report)
+}
+
+/// An owner-only copy of a database file in the temporary directory (it holds password and
+/// token hashes), removed when dropped.
+struct PrivateCopy {
+    path: PathBuf,
+}
+
+impl PrivateCopy {
+    fn of(original: &Path) -> Result<PrivateCopy, DbError> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let name = format!("tessera-verify-{}-{nanos}.redb", std::process::id());
+        let path = std::env::temp_dir().join(name);
+        let failed = |source| DbError::Read {
+            path: format!(
+                "{} (copying it to {} to check it there)",
+                original.display(),
+                path.display()
+            ),
+            source,
+        };
+        let mut to = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(failed)?;
+        let copy = PrivateCopy { path: path.clone() };
+        let mut from = std::fs::File::open(original).map_err(failed)?;
+        std::io::copy(&mut from, &mut to).map_err(failed)?;
+        Ok(copy)
+    }
+}
+
+impl Drop for PrivateCopy {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+fn print_verified(path: &Path, integrity: &str, report: &VerifyReport) -> Result<(), DbError> {
     println!(
-        "{}: {} entries, file integrity {}",
+        "{}: {} entries, file integrity {integrity}",
         path.display(),
         report.entries,
-        if repaired { "ok" } else { "repaired" }
     );
+    for note in &report.notes {
+        println!("note: {note}");
+    }
     for p in &report.problems {
         println!("problem: {p}");
     }

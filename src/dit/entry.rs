@@ -1,7 +1,7 @@
 //! Finishing and checking an entry, the steps every writer shares: attribute names
 //! resolved to the schema, server-maintained attributes (timestamps, entryUUID, derived
-//! `memberUid`, superclasses), the schema check, and the rules for service accounts and
-//! role definitions.
+//! `memberUid`, superclasses), the schema check, and the rules for service accounts, login
+//! names and role definitions.
 //!
 //! Pure over the entry and the schema; what needs the store (POSIX ids, references) is in
 //! `dit::posix` and `dit::references`, run in the same write transaction.
@@ -79,18 +79,21 @@ pub fn request_attrs<'a>(
     Ok(out)
 }
 
-/// Everything a finished entry must meet that needs only the entry itself: the
-/// service-account and role rules, then the schema, with `rules` (the entry's classes'
-/// rules, which a bulk load works out once per class list). `keep` is handed each
-/// attribute's normalised values, as [`check_entry_keeping`] does.
+/// Everything a finished entry must meet that needs only the entry itself (and, for a
+/// change, what it was: `old`): the service-account, login-name and role rules, then the
+/// schema, with `rules` (the entry's classes' rules, which a bulk load works out once per
+/// class list). `keep` is handed each attribute's normalised values, as
+/// [`check_entry_keeping`] does.
 pub fn check_finished(
     schema: &Schema,
     suffix: &Dn,
     e: &Entry,
+    old: Option<&Entry>,
     rules: &ClassRules,
     keep: &mut dyn FnMut(&str, Vec<Vec<u8>>),
 ) -> Result<(), DitError> {
     check_service_account(e)?;
+    check_login_names(e, old)?;
     check_role(schema, suffix, e)?;
     check_entry_keeping(schema, e, rules, keep)
 }
@@ -300,6 +303,50 @@ pub fn check_account_name(name: &str) -> Result<(), DitError> {
     Ok(())
 }
 
+/// POSIX accounts log in by their `uid`: each must be a login name ([`check_login_name`]).
+/// Only new values are checked (a new entry's, or those a change or rename brings, or all
+/// of them when the entry becomes a posixAccount): an entry stored before the rule keeps
+/// working.
+pub fn check_login_names(e: &Entry, old: Option<&Entry>) -> Result<(), DitError> {
+    if !e.has_class("posixAccount") {
+        return Ok(());
+    }
+    let before = old
+        .filter(|o| o.has_class("posixAccount"))
+        .map_or(&[][..], |o| o.values("uid"));
+    for uid in e.values("uid") {
+        if before.contains(uid) {
+            continue;
+        }
+        check_login_name(&String::from_utf8_lossy(uid)).map_err(|why| {
+            DitError::new(LdapResultCode::ConstraintViolation, format!("uid: {why}"))
+        })?;
+    }
+    Ok(())
+}
+
+/// What a login name may be: as shadow-utils' `useradd` and Debian's `adduser` accept it
+/// (and OpenLDAP stores whatever it is given), 1 to 32 characters (what utmp and many NAS
+/// systems keep) of lowercase letters, digits, `_`, `.` and `-`, starting with a letter or
+/// `_`, with an optional final `$` (Samba's machine accounts). The error says which rule
+/// `name` breaks, in people's words.
+pub fn check_login_name(name: &str) -> Result<(), String> {
+    const RULE: &str = "a login name is 1 to 32 characters: lowercase letters, digits, '_', '.' \
+                        and '-', starting with a letter or '_', and an optional final '$'";
+    let body = name.strip_suffix('$').unwrap_or(name);
+    let first_ok = body
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_');
+    let rest_ok = body
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "_.-".contains(c));
+    if first_ok && rest_ok && name.len() <= 32 {
+        return Ok(());
+    }
+    Err(format!("'{name}' is not a login name: {RULE}"))
+}
+
 /// Make sure every RDN value is among the entry's values (RFC 4512 §2.3).
 pub fn ensure_rdn_values(schema: &Schema, entry: &mut Entry) -> Result<(), DitError> {
     let Some(rdn) = entry.dn.rdn().cloned() else {
@@ -456,4 +503,79 @@ pub fn check_role(schema: &Schema, suffix: &Dn, entry: &Entry) -> Result<(), Dit
     Grant::from_entry(entry, schema, suffix)
         .map(|_| ())
         .map_err(|e| DitError::new(LdapResultCode::ConstraintViolation, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn account(uid: &str, posix: bool) -> Entry {
+        let mut e =
+            Entry::new(Dn::parse(&format!("uid={uid},ou=people,dc=example,dc=com")).unwrap());
+        let mut classes = vec![b"inetOrgPerson".to_vec()];
+        if posix {
+            classes.push(b"posixAccount".to_vec());
+        }
+        e.set("objectClass", classes);
+        e.set_str("uid", uid);
+        e
+    }
+
+    #[test]
+    fn login_names_are_what_useradd_takes() {
+        for good in [
+            "alice",
+            "bob.smith",
+            "_svc",
+            "a-1",
+            "a",
+            "ws01$",
+            "x_.-9",
+            &"x".repeat(32),
+        ] {
+            assert!(check_login_name(good).is_ok(), "{good}");
+        }
+        let long = format!("{}$", "x".repeat(32));
+        for bad in [
+            "",
+            "$",
+            "Bob",
+            "bob smith",
+            "1bob",
+            "-bob",
+            ".bob",
+            "bob$x",
+            "bob$$",
+            "bö",
+            &long,
+        ] {
+            let err = check_login_name(bad).unwrap_err();
+            assert!(
+                err.starts_with(&format!("'{bad}' is not a login name: ")),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn only_new_uids_of_posix_accounts_are_checked() {
+        // Not a POSIX account: anything goes.
+        assert!(check_login_names(&account("Bob Smith", false), None).is_ok());
+        let err = check_login_names(&account("Bob Smith", true), None).unwrap_err();
+        assert_eq!(err.code, LdapResultCode::ConstraintViolation);
+        assert!(
+            err.message
+                .starts_with("uid: 'Bob Smith' is not a login name"),
+            "{}",
+            err.message
+        );
+        // Stored before the rule, as a POSIX account: kept as it is through other changes.
+        let old = account("Bob Smith", true);
+        assert!(check_login_names(&old.clone(), Some(&old)).is_ok());
+        // Becoming a POSIX account, or a new value: checked.
+        assert!(check_login_names(&old, Some(&account("Bob Smith", false))).is_err());
+        let mut more = old.clone();
+        more.push_value("uid", b"Robert".to_vec());
+        assert!(check_login_names(&more, Some(&old)).is_err());
+    }
 }

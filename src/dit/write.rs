@@ -140,7 +140,7 @@ pub fn check_new(w: &mut Writer<'_>, policy: &Policy, new: &mut Entry) -> Result
     entry::derive_member_uid(new);
     posix::posix_ids(w, &policy.config.posix, new, None)?;
     references::check(w, &policy.suffix, None, new)?;
-    check_finished(policy, new)
+    check_finished(policy, new, None)
 }
 
 /// The one rule path for a changed entry (`id` is its own id, `old` what it was).
@@ -154,12 +154,19 @@ pub fn check_changed(
     entry::derive_member_uid(changed);
     posix::posix_ids(w, &policy.config.posix, changed, Some(id))?;
     references::check(w, &policy.suffix, Some(old), changed)?;
-    check_finished(policy, changed)
+    check_finished(policy, changed, Some(old))
 }
 
-fn check_finished(policy: &Policy, e: &Entry) -> Result<(), DitError> {
+fn check_finished(policy: &Policy, e: &Entry, old: Option<&Entry>) -> Result<(), DitError> {
     let rules = entry::ClassRules::of(&policy.schema, e.values("objectClass"))?;
-    entry::check_finished(&policy.schema, &policy.suffix, e, &rules, &mut |_, _| {})
+    entry::check_finished(
+        &policy.schema,
+        &policy.suffix,
+        e,
+        old,
+        &rules,
+        &mut |_, _| {},
+    )
 }
 
 /// How one attribute of an entry changes (RFC 4511 §4.6).
@@ -363,6 +370,7 @@ pub fn rename(
     entry::ensure_rdn_values(schema, &mut renamed)?;
     let actor = actor(caller);
     entry::stamp_modified(&mut renamed, &actor, &generalized(policy.now));
+    entry::check_login_names(&renamed, Some(&old))?;
     entry::check_entry(schema, &renamed)?;
     w.rename(id, &old, &renamed)?;
     references::refint(w, &old.dn, Some(&new_dn))?;

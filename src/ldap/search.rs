@@ -527,11 +527,11 @@ impl Selection {
         if self.all_user || self.all_operational {
             return None;
         }
-        let mut names = self.named.clone();
-        names.push("objectClass".to_string());
-        Some(names)
+        Some(self.named.clone())
     }
 
+    /// Whether the result shows the attribute `name`: what was asked for, by name, `*` or
+    /// `+`, and nothing else (RFC 4511 §4.5.1.8; `objectClass` too, as slapd does).
     pub fn wants(&self, name: &str, schema: &Schema) -> bool {
         if self.none {
             return false;
@@ -543,7 +543,7 @@ impl Selection {
         if operational {
             self.all_operational
         } else {
-            self.all_user || name.eq_ignore_ascii_case("objectClass")
+            self.all_user
         }
     }
 }

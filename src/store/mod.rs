@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
-use redb::{Database, ReadableDatabase, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, TableHandle};
 use thiserror::Error;
 
 use crate::config::Config;
@@ -79,6 +79,9 @@ pub enum StoreError {
          stop the server and put a backup (made by `tessera db backup`) in its place"
     )]
     Damaged { path: String, detail: String },
+    /// A file that is not a Tessera database (a foreign redb file, say), and why.
+    #[error("not a Tessera database: {0}")]
+    Foreign(String),
     #[error("entry already exists")]
     AlreadyExists,
     #[error("parent entry does not exist")]
@@ -199,6 +202,70 @@ impl Store {
         let mut store = opened?;
         store.path = Some(Arc::new(path.to_path_buf()));
         Ok(store)
+    }
+
+    /// The database file at `path` as it is, to check it (a backup, say) without a
+    /// configuration: it must exist and be a Tessera database ([`StoreError::Foreign`]
+    /// otherwise); nothing is created or rebuilt, and the equality index is taken to be the
+    /// one the file records.
+    pub fn open_as_is(path: &Path) -> Result<Store, StoreError> {
+        let not_ours = |why: String| StoreError::Foreign(why);
+        match std::fs::metadata(path) {
+            Ok(meta) if meta.len() == 0 => return Err(not_ours("it is empty".into())),
+            Ok(_) => {}
+            Err(source) => {
+                return Err(StoreError::File {
+                    path: path.display().to_string(),
+                    source,
+                });
+            }
+        }
+        let opened = guarded(path, || {
+            let db = open_database(path, |p| Database::open(p))?;
+            let txn = db.begin_read()?;
+            let tables = [
+                ENTRIES.name(),
+                DN2ID.name(),
+                CHILDREN.name(),
+                INDEX.name(),
+                META.name(),
+            ];
+            for table in tables {
+                let present = txn.list_tables()?.any(|t| t.name() == table);
+                if !present {
+                    return Err(not_ours(format!("it has no '{table}' table")));
+                }
+            }
+            let mut indexed = Vec::new();
+            if let Ok(table) = txn.open_table(INDEXED) {
+                for row in table.iter()? {
+                    let (attr, rule) = row?;
+                    let rule = match rule.value() {
+                        "" => None,
+                        name => Some(MatchingRule::from_name(name).ok_or_else(|| {
+                            not_ours(format!(
+                                "its index uses the matching rule '{name}', which this \
+                                 version does not know"
+                            ))
+                        })?),
+                    };
+                    indexed.push((attr.value().to_string(), rule));
+                }
+            }
+            drop(txn);
+            Ok((db, indexed))
+        });
+        let (db, indexed) = opened?;
+        Ok(Store {
+            db: Arc::new(RwLock::new(Some(Arc::new(db)))),
+            path: Some(Arc::new(path.to_path_buf())),
+            ctx: Arc::new(Ctx {
+                indexed,
+                examined: AtomicU64::new(0),
+                commits: AtomicU64::new(0),
+                rebuilt: None,
+            }),
+        })
     }
 
     /// The database, opened again first if an I/O failure had poisoned it.
@@ -528,6 +595,8 @@ impl Store {
 pub struct VerifyReport {
     pub entries: u64,
     pub problems: Vec<String>,
+    /// What could not be checked, and why; not a fault of the file.
+    pub notes: Vec<String>,
 }
 
 #[cfg(test)]
@@ -770,6 +839,50 @@ mod tests {
             cfg!(debug_assertions),
             "past the bound, debug builds fail (release builds log)"
         );
+    }
+
+    #[test]
+    fn a_file_as_it_is_is_checked_against_the_index_it_records() {
+        let dir = tempfile::tempdir().unwrap();
+        // Indexed on mail too, which the store opened as is must learn from the file.
+        let (path, _) = stored_alice(dir.path());
+        drop(open(&path, &["objectClass", "uid", "mail"]));
+        let s = Store::open_as_is(&path).unwrap();
+        let indexed: Vec<&str> = s.ctx.indexed.iter().map(|(a, _)| a.as_str()).collect();
+        assert_eq!(indexed, ["mail", "objectclass", "uid"]);
+        let report = s.verify().unwrap();
+        assert!(
+            report.problems.is_empty() && report.notes.is_empty(),
+            "{report:?}"
+        );
+        drop(s);
+
+        // An index in another version's format is noted, not checked key by key.
+        let db = Database::open(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        txn.open_table(META)
+            .unwrap()
+            .insert(INDEX_FORMAT, 1)
+            .unwrap();
+        txn.commit().unwrap();
+        drop(db);
+        let report = Store::open_as_is(&path).unwrap().verify().unwrap();
+        assert!(report.problems.is_empty(), "{report:?}");
+        assert!(report.notes[0].contains("format 1, not 2"), "{report:?}");
+
+        // A redb file that is not a Tessera database, and a missing one (not created).
+        let foreign = dir.path().join("foreign.redb");
+        drop(Database::create(&foreign).unwrap());
+        match Store::open_as_is(&foreign) {
+            Err(StoreError::Foreign(why)) => assert!(why.contains("'entries'"), "{why}"),
+            other => panic!("{:?}", other.err()),
+        }
+        let missing = dir.path().join("missing.redb");
+        assert!(matches!(
+            Store::open_as_is(&missing),
+            Err(StoreError::File { .. })
+        ));
+        assert!(!missing.exists());
     }
 
     #[test]

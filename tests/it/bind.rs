@@ -246,7 +246,10 @@ async fn imported_legacy_hashes_verify_and_are_rehashed() {
          dn: {s512}\nobjectClass: inetOrgPerson\nuid: old-s512\ncn: Old\nsn: Ssha512\n\
          userPassword: {s512_hash}\n\n\
          dn: {crypt}\nobjectClass: inetOrgPerson\nuid: old-crypt\ncn: Old\nsn: Crypt\n\
-         userPassword: {SHA512_CRYPT_SECRET}\n\n",
+         userPassword: {SHA512_CRYPT_SECRET}\n\n\
+         dn: {yescrypt}\nobjectClass: inetOrgPerson\nuid: old-yescrypt\ncn: Old\nsn: Yescrypt\n\
+         userPassword: {YESCRYPT_SECRET}\n\n",
+        yescrypt = person_dn("old-yescrypt"),
         ssha = person_dn("old-ssha"),
         ssha_hash = ssha("secret", b"salt"),
         s512 = person_dn("old-s512"),
@@ -255,7 +258,7 @@ async fn imported_legacy_hashes_verify_and_are_rehashed() {
     );
     let server = TestServer::start_with_ldif("", Some(&ldif)).await;
     let mut admin = server.admin().await;
-    for uid in ["old-ssha", "old-s512", "old-crypt"] {
+    for uid in ["old-ssha", "old-s512", "old-crypt", "old-yescrypt"] {
         binds_then_holds_argon2(&server, &mut admin, uid, "secret").await;
     }
     server.stop().await;
@@ -300,6 +303,11 @@ async fn user_password(admin: &mut Ldap, uid: &str) -> String {
 
 /// sha512-crypt of "secret" with salt "saltsalt" (`openssl passwd -6 -salt saltsalt secret`).
 const SHA512_CRYPT_SECRET: &str = "{CRYPT}$6$saltsalt$TVLlQcbpFVof5W3Yz4DTP6gRstiNuHwwTt6GLc1E5n0U0aDehy0S5knV8wiOQSpT0Y77vwPZN.Pq.H91p5hVO1";
+
+/// yescrypt of "secret" at Debian's default cost, as OpenLDAP's own tool writes it
+/// (`slappasswd -h '{CRYPT}' -c '$y$j9T$%.16s' -s secret`, Debian 12).
+const YESCRYPT_SECRET: &str =
+    "{CRYPT}$y$j9T$.vUXsnpfdC83aMPc$zed/hRb6u2GCuMg.3id03Z7dg2dA5s.mH9T42r6J5K/";
 
 fn ssha512(password: &str, salt: &[u8]) -> String {
     use base64::Engine;

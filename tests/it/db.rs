@@ -120,6 +120,234 @@ async fn import_reports_the_bad_entry_and_line() {
     let _ = PEOPLE;
 }
 
+#[test]
+fn import_names_the_hashes_it_cannot_verify_and_takes_yescrypt() {
+    let fresh = crate::private_tempdir();
+    let file = tempfile::NamedTempFile::new().unwrap();
+    let person = |uid: &str, hash: &str| {
+        format!(
+            "dn: uid={uid},{PEOPLE}\nobjectClass: inetOrgPerson\ncn: {uid}\nsn: x\nuserPassword: {hash}\n\n"
+        )
+    };
+    let ldif = [
+        // Debian's default {CRYPT}: verifies.
+        person(
+            "yes",
+            "{CRYPT}$y$j75$saltsaltsaltsalt$DsMjm5uqUiFBUYLB9CLnX8E/M0k0mOVJBUWdpCrUik9",
+        ),
+        // yescrypt at 4 GiB a try (N = 2^19, r = 32): past the cost cap.
+        person(
+            "costly",
+            "{CRYPT}$y$jHT$saltsaltsaltsalt$DsMjm5uqUiFBUYLB9CLnX8E/M0k0mOVJBUWdpCrUik9",
+        ),
+        // scrypt's $7$, OpenLDAP's pw-pbkdf2 and its pass-through {SASL}: not verifiable
+        // here, kept as they are (not hashed as if they were passwords) and named.
+        person("scrypt", "{CRYPT}$7$CU..../....saltsalt$abc"),
+        person("pbkdf2", "{PBKDF2-SHA512}10000$c2FsdHNhbHQ$YWJj"),
+        person("sasl", "{SASL}sasl@EXAMPLE.COM"),
+    ]
+    .concat();
+    std::fs::write(file.path(), ldif).unwrap();
+    let report =
+        tessera::db::import(&config_for(fresh.path()), file.path(), &Default::default()).unwrap();
+    assert_eq!(report.imported, 5);
+    assert_eq!(
+        report.unverifiable,
+        ["costly", "scrypt", "pbkdf2", "sasl"].map(person_dn),
+        "yescrypt within the cap verifies"
+    );
+    let mut out = Vec::new();
+    tessera::db::export(&config_for(fresh.path()), &mut out).unwrap();
+    let text = String::from_utf8(out).unwrap();
+    for kept in [
+        "userPassword: {PBKDF2-SHA512}10000$c2FsdHNhbHQ$YWJj",
+        "userPassword: {SASL}sasl@EXAMPLE.COM",
+    ] {
+        assert!(text.contains(kept), "{kept} not kept as it was:\n{text}");
+    }
+}
+
+#[test]
+fn import_takes_odd_login_names_and_refuses_what_is_not_one() {
+    let fresh = crate::private_tempdir();
+    let file = tempfile::NamedTempFile::new().unwrap();
+    let account = |uid: &str, n: u32| {
+        format!(
+            "dn: uid={uid},{PEOPLE}\nobjectClass: inetOrgPerson\nobjectClass: posixAccount\n\
+             uid: {uid}\ncn: {uid}\nsn: x\nuidNumber: {n}\ngidNumber: {n}\n\
+             homeDirectory: /home/{uid}\n\n"
+        )
+    };
+    // What useradd accepts imports as it is; "Bob Smith" is no login name.
+    let ldif = [
+        account("j.doe-2", 3001),
+        account("_backup", 3002),
+        account("ws01$", 3003),
+        account("Bob Smith", 3004),
+    ]
+    .concat();
+    std::fs::write(file.path(), ldif).unwrap();
+    let config = config_for(fresh.path());
+    let err = tessera::db::import(&config, file.path(), &Default::default()).unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("uid=Bob Smith") && msg.contains("'Bob Smith' is not a login name"),
+        "{msg}"
+    );
+    let keep_going = tessera::db::ImportOptions {
+        progress: false,
+        keep_going: true,
+    };
+    let report = tessera::db::import(&config, file.path(), &keep_going).unwrap();
+    assert_eq!(report.imported, 3);
+    assert_eq!(report.skipped.len(), 1, "{:?}", report.skipped);
+    assert_eq!(report.skipped[0].dn, person_dn("Bob Smith"));
+    assert!(
+        report.skipped[0].reason.contains("not a login name"),
+        "{:?}",
+        report.skipped
+    );
+}
+
+#[tokio::test]
+async fn import_takes_groups_of_rfc2307s_nis_schema() {
+    // A slapcat dump of Debian's slapd as it comes (nis.schema): posixGroup is the group's
+    // structural class, members are memberUid only.
+    let mut ldif = String::new();
+    for (uid, n) in [("alice", 4001), ("bob", 4002)] {
+        ldif += &format!(
+            "dn: uid={uid},{PEOPLE}\nobjectClass: inetOrgPerson\nobjectClass: posixAccount\n\
+             uid: {uid}\ncn: {uid}\nsn: {uid}\nuidNumber: {n}\ngidNumber: 5000\n\
+             homeDirectory: /home/{uid}\n\n"
+        );
+    }
+    ldif += &format!(
+        "dn: cn=staff,{GROUPS}\nobjectClass: top\nobjectClass: posixGroup\ncn: staff\n\
+         gidNumber: 5000\nmemberUid: alice\nmemberUid: bob\ndescription: everyone\n\n\
+         dn: cn=nobody-yet,{GROUPS}\nobjectClass: posixGroup\ncn: nobody-yet\ngidNumber: 5001\n\n\
+         dn: cn=bis,{GROUPS}\nobjectClass: groupOfNames\nobjectClass: posixGroup\ncn: bis\n\
+         gidNumber: 5002\nmemberUid: bob\n\n"
+    );
+    let fresh = crate::private_tempdir();
+    let file = fresh.path().join("dump.ldif");
+    std::fs::write(&file, &ldif).unwrap();
+    let report = tessera::db::import(
+        &config_for(&fresh.path().join("data")),
+        &file,
+        &Default::default(),
+    )
+    .unwrap();
+    assert_eq!((report.imported, report.nis_groups), (5, 2), "{report:?}");
+
+    let server = TestServer::start_with_ldif("", Some(&ldif)).await;
+    let mut admin = server.admin().await;
+    let (e, rc) = search(
+        &mut admin,
+        GROUPS,
+        Scope::OneLevel,
+        "(objectClass=posixGroup)",
+        &[
+            "objectClass",
+            "member",
+            "memberUid",
+            "gidNumber",
+            "description",
+        ],
+    )
+    .await;
+    assert_eq!((rc, e.len()), (0, 3));
+    let staff = e.iter().find(|g| g.dn.starts_with("cn=staff")).unwrap();
+    let classes: HashSet<&str> = staff.attrs["objectClass"]
+        .iter()
+        .map(String::as_str)
+        .collect();
+    assert!(
+        classes.is_superset(&HashSet::from(["posixGroup", "groupOfNames", "top"])),
+        "{classes:?}"
+    );
+    let mut members = staff.attrs["member"].clone();
+    members.sort();
+    assert_eq!(members, [person_dn("alice"), person_dn("bob")]);
+    assert_eq!(staff.attrs["memberUid"].len(), 2);
+    assert_eq!(staff.attrs["description"], ["everyone"]);
+    let empty = e
+        .iter()
+        .find(|g| g.dn.starts_with("cn=nobody-yet"))
+        .unwrap();
+    assert!(!empty.attrs.contains_key("member"));
+    assert_eq!(empty.attrs["gidNumber"], ["5001"]);
+    server.stop().await;
+}
+
+#[test]
+fn import_stops_at_the_first_problem_in_file_order_and_continue_skips_each() {
+    let fresh = crate::private_tempdir();
+    let file = tempfile::NamedTempFile::new().unwrap();
+    let person = |uid: &str, extra: &str| {
+        format!("dn: uid={uid},{PEOPLE}\nobjectClass: inetOrgPerson\ncn: {uid}\nsn: x\n{extra}\n")
+    };
+    let long = "x".repeat(2000);
+    // Problems of each kind, found by different steps (a rule, reading, hashing), out of
+    // the order those steps run in.
+    let ldif = [
+        person("ok1", ""),
+        person("no-sn", "").replace("sn: x\n", ""),
+        person("ok2", ""),
+        person("unknown-attr", "favouriteColour: blue\n"),
+        person("long-password", &format!("userPassword: {long}\n")),
+        person("ok3", "userPassword: fine\n"),
+    ]
+    .concat();
+    std::fs::write(file.path(), ldif).unwrap();
+    let config = config_for(fresh.path());
+    let err = tessera::db::import(&config, file.path(), &Default::default()).unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.starts_with(&format!("entry {}", person_dn("no-sn"))),
+        "{msg}"
+    );
+    let keep_going = tessera::db::ImportOptions {
+        progress: false,
+        keep_going: true,
+    };
+    let report = tessera::db::import(&config, file.path(), &keep_going).unwrap();
+    assert_eq!(report.imported, 3);
+    let skipped: Vec<(&str, &str)> = report
+        .skipped
+        .iter()
+        .map(|s| (s.dn.as_str(), s.reason.as_str()))
+        .collect();
+    let (no_sn, unknown, long) = (
+        person_dn("no-sn"),
+        person_dn("unknown-attr"),
+        person_dn("long-password"),
+    );
+    assert_eq!(skipped.len(), 3, "{skipped:?}");
+    assert_eq!(skipped[0].0, no_sn);
+    assert!(skipped[0].1.contains("'sn'"), "{skipped:?}");
+    assert_eq!(
+        skipped[1],
+        (
+            unknown.as_str(),
+            "favouriteColour: attribute type undefined"
+        )
+    );
+    assert_eq!(
+        skipped[2],
+        (
+            long.as_str(),
+            "userPassword: password is longer than 1024 bytes"
+        )
+    );
+    let mut out = Vec::new();
+    tessera::db::export(&config, &mut out).unwrap();
+    let text = String::from_utf8(out).unwrap();
+    assert!(
+        !text.contains(&long),
+        "a refused cleartext password is not stored"
+    );
+}
+
 /// LDIF for people u0..u{n-1} under PEOPLE, with uidNumbers from 20000.
 fn numbered_people(n: u32) -> String {
     (0..n)
@@ -745,4 +973,117 @@ async fn add_and_import_refuse_the_same_entries_alike() {
     }
     assert_eq!(checked, cases.len());
     server.stop().await;
+}
+
+/// `tessera db verify --file FILE`, through the binary, with TESSERA_CONFIG naming a file
+/// that does not exist (so no configuration can be read) and its temporary copy in `tmp`.
+fn verify_file(file: &std::path::Path, tmp: &std::path::Path) -> crate::cli::Out {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .args(["db", "verify", "--file"])
+        .arg(file)
+        .env("TESSERA_CONFIG", "/nonexistent/tessera.toml")
+        .env("TMPDIR", tmp)
+        .output()
+        .unwrap();
+    crate::cli::Out {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+#[tokio::test]
+async fn verify_checks_a_backup_file_without_a_configuration_and_leaves_it_as_it_was() {
+    let server = TestServer::start().await;
+    let mut admin = server.admin().await;
+    for i in 0..20 {
+        add_person(&mut admin, &format!("v{i}"), "pw", false).await;
+    }
+    drop(admin);
+    let dir = server.stop().await;
+    let pristine = std::fs::read(dir.path().join("data/tessera.redb")).unwrap();
+    let backups = crate::private_tempdir();
+    let tmp = crate::private_tempdir();
+    let backup = backups.path().join("tessera-20261207.redb");
+    std::fs::write(&backup, &pristine).unwrap();
+
+    let out = verify_file(&backup, tmp.path());
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let first = out.stdout.lines().next().unwrap_or_default();
+    assert!(
+        first.starts_with(&format!("{}: ", backup.display()))
+            && first.ends_with("entries, file integrity ok"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(out.stdout.lines().last(), Some("ok"), "{}", out.stdout);
+    assert!(
+        std::fs::read(&backup).unwrap() == pristine,
+        "checking a backup changed it"
+    );
+    assert_eq!(
+        std::fs::read_dir(tmp.path()).unwrap().count(),
+        0,
+        "the private copy is removed"
+    );
+
+    // The pages holding an entry damaged: refused, naming the file.
+    let needle = b"uid=v7,ou=people";
+    let mut damaged = pristine.clone();
+    let mut hit = 0;
+    for at in 0..pristine.len() - needle.len() {
+        if &pristine[at..at + needle.len()] == needle {
+            let page = at / 4096 * 4096;
+            for b in &mut damaged[page..(page + 1024).min(pristine.len())] {
+                *b ^= 0xa5;
+            }
+            hit += 1;
+        }
+    }
+    assert!(hit > 0, "v7's DN is in the file");
+    let bad = backups.path().join("damaged.redb");
+    std::fs::write(&bad, &damaged).unwrap();
+    let out = verify_file(&bad, tmp.path());
+    assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr.contains(&bad.display().to_string())
+            && out.stderr.contains("damaged")
+            && out.stderr.contains("do not restore from it"),
+        "{}",
+        out.stderr
+    );
+
+    // Missing (and not created), empty, or not a database at all.
+    let missing = backups.path().join("missing.redb");
+    let out = verify_file(&missing, tmp.path());
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr
+            .contains(&format!("cannot read {}", missing.display())),
+        "{}",
+        out.stderr
+    );
+    assert!(!missing.exists(), "verify created the file it was to check");
+    let empty = backups.path().join("empty.redb");
+    std::fs::write(&empty, b"").unwrap();
+    let out = verify_file(&empty, tmp.path());
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr.contains(&format!(
+            "{} is not a Tessera database: it is empty",
+            empty.display()
+        )),
+        "{}",
+        out.stderr
+    );
+    let text = backups.path().join("notes.txt");
+    std::fs::write(&text, b"not a database\n").unwrap();
+    let out = verify_file(&text, tmp.path());
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr.contains("do not restore from it"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
 }

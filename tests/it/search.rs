@@ -285,6 +285,10 @@ async fn attribute_selection() {
         );
     }
     assert!(!op.attrs.contains_key("uid"));
+    assert!(
+        !op.attrs.contains_key("objectClass"),
+        "+ is operational only"
+    );
     assert_eq!(op.attrs["structuralObjectClass"], vec!["inetOrgPerson"]);
     assert_eq!(op.attrs["hasSubordinates"], vec!["FALSE"]);
     assert_eq!(
@@ -307,7 +311,25 @@ async fn attribute_selection() {
     let keys: HashSet<&str> = named.attrs.keys().map(String::as_str).collect();
     assert_eq!(
         keys,
-        HashSet::from(["uid", "entryUUID", "cn", "objectClass"])
+        HashSet::from(["uid", "entryUUID", "cn"]),
+        "what was named and nothing else, as slapd answers (RFC 4511 4.5.1.8)"
+    );
+    // Named in any case, objectClass comes, as SSSD and nslcd ask for it.
+    let classes = get(search(
+        &mut admin,
+        &alice,
+        Scope::Base,
+        "(objectClass=*)",
+        &["objectclass", "uid"],
+    )
+    .await
+    .0);
+    let keys: HashSet<&str> = classes.attrs.keys().map(String::as_str).collect();
+    assert_eq!(keys, HashSet::from(["uid", "objectClass"]));
+    assert!(
+        classes.attrs["objectClass"]
+            .iter()
+            .any(|c| c == "inetOrgPerson")
     );
 
     let none = get(

@@ -401,6 +401,92 @@ async fn posix_uid_and_group_gid_never_collide() {
 }
 
 #[tokio::test]
+async fn posix_accounts_need_login_names_from_every_writer() {
+    let server = TestServer::start().await;
+    let mut admin = server.admin().await;
+    let posix = |uid: &'static str| {
+        vec![
+            (
+                "objectClass",
+                HashSet::from(["inetOrgPerson", "posixAccount"]),
+            ),
+            ("uid", HashSet::from([uid])),
+            ("cn", HashSet::from(["Someone"])),
+            ("sn", HashSet::from(["Someone"])),
+        ]
+    };
+    // Add: a login name (odd ones included, as useradd takes them) or 19 saying why.
+    for uid in ["j.doe-2", "_backup", "ws01$", "a"] {
+        let res = admin.add(&person_dn(uid), posix(uid)).await.unwrap();
+        assert_eq!(res.rc, 0, "{uid}: {}", res.text);
+    }
+    for uid in [
+        "Bob Smith",
+        "Bob",
+        "1bob",
+        "bob$x",
+        "-bob",
+        "thirty-three-characters-long-abcd",
+    ] {
+        let res = admin.add(&person_dn(uid), posix(uid)).await.unwrap();
+        assert_eq!(res.rc, 19, "{uid}");
+        assert!(
+            res.text.contains(&format!("'{uid}' is not a login name"))
+                && res.text.contains("lowercase letters"),
+            "{uid}: {}",
+            res.text
+        );
+    }
+    // Not a POSIX account: no login, no rule.
+    let person = vec![
+        ("objectClass", HashSet::from(["inetOrgPerson"])),
+        ("uid", HashSet::from(["Bob Smith"])),
+        ("cn", HashSet::from(["Bob Smith"])),
+        ("sn", HashSet::from(["Smith"])),
+    ];
+    let res = admin.add(&person_dn("Bob Smith"), person).await.unwrap();
+    assert_eq!(res.rc, 0, "{}", res.text);
+    // Modify: becoming a POSIX account, or a new uid value, meets the rule.
+    let res = admin
+        .modify(
+            &person_dn("Bob Smith"),
+            vec![Mod::Add("objectClass", HashSet::from(["posixAccount"]))],
+        )
+        .await
+        .unwrap();
+    assert_eq!(res.rc, 19, "{}", res.text);
+    let res = admin
+        .modify(
+            &person_dn("j.doe-2"),
+            vec![Mod::Add("uid", HashSet::from(["J.Doe"]))],
+        )
+        .await
+        .unwrap();
+    assert_eq!(res.rc, 19, "{}", res.text);
+    // The values it had stay good: other changes to it go through.
+    let res = admin
+        .modify(
+            &person_dn("j.doe-2"),
+            vec![Mod::Replace("cn", HashSet::from(["Jane Doe"]))],
+        )
+        .await
+        .unwrap();
+    assert_eq!(res.rc, 0, "{}", res.text);
+    // ModifyDN: the new RDN's uid too.
+    let res = admin
+        .modifydn(&person_dn("j.doe-2"), "uid=Jane Doe", true, None)
+        .await
+        .unwrap();
+    assert_eq!(res.rc, 19, "{}", res.text);
+    let res = admin
+        .modifydn(&person_dn("j.doe-2"), "uid=jane.doe", true, None)
+        .await
+        .unwrap();
+    assert_eq!(res.rc, 0, "{}", res.text);
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn add_takes_member_uid_alongside_member() {
     let server = TestServer::start().await;
     let mut admin = server.admin().await;
