@@ -32,6 +32,7 @@
 //! ```
 
 pub mod admin;
+pub mod audit;
 pub mod cli;
 pub mod config;
 pub mod db;
