@@ -40,6 +40,7 @@ pub mod directory;
 pub mod dit;
 pub mod identity;
 pub mod ldap;
+pub mod metrics;
 pub mod server;
 pub mod state;
 pub mod store;
