@@ -46,6 +46,7 @@ pub struct Config {
     pub log: Log,
     pub tokens: Tokens,
     pub throttle: crate::identity::throttle::ThrottleConfig,
+    pub audit: crate::audit::Limits,
 }
 
 #[derive(Debug, Clone)]
@@ -233,6 +234,15 @@ struct RawConfig {
     tokens: RawTokens,
     #[serde(default)]
     throttle: RawThrottle,
+    #[serde(default)]
+    audit: RawAudit,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAudit {
+    max_age: Option<String>,
+    max_records: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -555,6 +565,14 @@ impl Config {
                 level,
             },
             throttle: throttle(raw.throttle)?,
+            audit: crate::audit::Limits {
+                max_age: duration("audit.max_age", raw.audit.max_age, "90d")?,
+                max_records: match raw.audit.max_records {
+                    Some(0) => return Err(invalid("audit.max_records", "must be greater than 0")),
+                    Some(n) => n,
+                    None => 100_000,
+                },
+            },
         })
     }
 }

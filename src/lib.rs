@@ -33,6 +33,7 @@
 
 pub mod admin;
 pub mod audit;
+pub mod authn;
 pub mod cli;
 pub mod config;
 pub mod db;

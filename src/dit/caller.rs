@@ -82,6 +82,8 @@ pub struct Policy {
     pub schema: Arc<Schema>,
     pub anonymous: AnonymousAccess,
     pub cache: RightsCache,
+    /// Where the operation came from, for the audit records it makes.
+    pub origin: crate::audit::Origin,
 }
 
 impl Policy {
@@ -98,7 +100,14 @@ impl Policy {
             now,
             schema,
             cache,
+            origin: crate::audit::Origin::internal(),
         }
+    }
+
+    /// The same policy for an operation that came from `origin`.
+    pub fn from(mut self, origin: &crate::audit::Origin) -> Policy {
+        self.origin = origin.clone();
+        self
     }
 }
 

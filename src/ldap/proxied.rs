@@ -37,7 +37,7 @@ pub async fn apply(ctx: &mut OpContext) -> Result<(), DitError> {
     let authz = String::from_utf8(value.unwrap_or_default())
         .map_err(|_| DitError::protocol("the authzId is not UTF-8"))?;
     let principal = ctx.session.principal.clone();
-    let policy = ctx.state.policy();
+    let policy = ctx.policy();
     let target = ctx
         .state
         .store

@@ -123,7 +123,12 @@ fn new_state(
         .map(|m| m.uid())
         .unwrap_or(0);
     let config = Arc::new(config);
+    let metrics = Arc::new(crate::metrics::Metrics::new());
+    let observer = metrics.clone();
+    store.observe_commits(move |took| observer.commit(took));
     Ok(State {
+        audit: Default::default(),
+        metrics,
         hashers: Hashers::start(
             config.limits.max_password_hashers,
             config.argon2_priority,
@@ -243,6 +248,12 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             ));
         }
     }
+    tracker.spawn(running.state.audit.clone().run(
+        running.state.store.clone(),
+        config.audit,
+        running.state.clock.clone(),
+        shutdown.clone(),
+    ));
     if let Some(path) = config.ldapi_path() {
         let listener = bind_unix(&path)?;
         running.ldapi = Some(path);
@@ -363,17 +374,22 @@ async fn accept_tcp(
                 continue;
             }
         };
+        let listener_name = if tls { "ldaps" } else { "ldap" };
+        let metrics = shared.state.metrics.clone();
         let Some(admitted) = per_ip.admit(peer.ip()) else {
             tracing::warn!(%peer, "connection limit for this address reached, refusing");
+            metrics.refused(listener_name, "per-address-limit");
             refuse(stream, tls).await;
             continue;
         };
         let Ok(slot) = slots.clone().try_acquire_owned() else {
             tracing::warn!(%peer, "connection limit reached, refusing");
+            metrics.refused(listener_name, "connection-limit");
             refuse(stream, tls).await;
             continue;
         };
         let _ = stream.set_nodelay(true);
+        let open = metrics.connection(listener_name);
         let shared = shared.clone();
         // Every event of this connection (binds, token use, writes) names where it came
         // from and over what: the audit trail needs both.
@@ -381,6 +397,7 @@ async fn accept_tcp(
         let connection = async move {
             let _slot = slot;
             let _admitted = admitted;
+            let _open = open;
             if tls {
                 conn::serve_tls(shared, stream).await;
             } else {
@@ -407,11 +424,14 @@ async fn accept_unix(
             continue;
         };
         let Ok(slot) = slots.clone().try_acquire_owned() else {
+            shared.state.metrics.refused("ldapi", "connection-limit");
             continue;
         };
+        let open = shared.state.metrics.connection("ldapi");
         let shared = shared.clone();
         let connection = async move {
             let _slot = slot;
+            let _open = open;
             conn::serve_local(shared, stream).await;
         };
         tracker.spawn(connection.instrument(conn::span("ldapi")));
