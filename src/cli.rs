@@ -1015,7 +1015,12 @@ async fn serve(config: Config, path: Option<PathBuf>) -> Result<(), CliError> {
     if let Some(p) = &running.ldapi {
         println!("LDAPI            {}", p.display());
     }
-
+    if let Some(a) = running.https {
+        println!("HTTPS API        https://{a}/api/v1");
+    }
+    if let Some(a) = running.metrics {
+        println!("Metrics          http://{a}/metrics");
+    }
     if let Some(ca) = &running.ca {
         println!("CA certificate   {}", ca.display());
     }

@@ -8,6 +8,13 @@
 //!   and graceful shutdown. Knows LDAP frames, not meaning.
 //! - [`ldap`]: protocol semantics, one module per operation; `ldap::dispatch` holds the
 //!   one match on `LdapOp`.
+//! - [`http`]: the JSON API (`/api/v1`), its OpenAPI document, health and metrics
+//!   endpoints; its listeners are `server::https`'s.
+//! - [`authn`]: checking a name and a secret (LDAP simple binds, HTTP Basic and Bearer),
+//!   throttled and recorded the same way for every front end.
+//! - [`dit`]: the directory's rules beneath every front end, in a store transaction.
+//! - [`audit`]: the audit trail, logged and kept in the store.
+//! - [`metrics`]: the Prometheus metrics.
 //! - [`directory`]: the pure domain: DNs, entries, filters (and their RFC 4515 string
 //!   form), schema, matching rules, and role grants (`directory::access`).
 //! - [`store`]: the redb store, the only module that touches redb.
@@ -29,6 +36,11 @@
 //!   -> op module -> ldap::access::caller (roles held, once per operation, in the op's
 //!      own transaction) -> per-entry decisions -> store (spawn_blocking, redb)
 //!   -> responses sent back through a channel with the request's msgid
+//!
+//! https -> (TLS handshake under a timeout) -> server::https: hyper, HTTP/1.1
+//!   -> http router -> http::auth (Bearer or Basic, checked by authn on every request)
+//!   -> handler -> the same dit operation, as the caller, in one store transaction
+//!   -> JSON, or an RFC 9457 problem (http::problem maps DitError to a status, once)
 //! ```
 
 pub mod admin;
@@ -39,6 +51,7 @@ pub mod config;
 pub mod db;
 pub mod directory;
 pub mod dit;
+pub mod http;
 pub mod identity;
 pub mod ldap;
 pub mod metrics;

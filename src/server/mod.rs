@@ -7,6 +7,7 @@
 pub mod ca;
 pub mod conn;
 pub mod frame;
+pub mod https;
 pub mod notify;
 pub mod per_ip;
 pub mod tls;
@@ -62,6 +63,9 @@ pub struct Running {
     pub ldaps: Option<SocketAddr>,
     pub ldap: Option<SocketAddr>,
     pub ldapi: Option<PathBuf>,
+    /// The HTTPS listener (the API), and the metrics listener.
+    pub https: Option<SocketAddr>,
+    pub metrics: Option<SocketAddr>,
     /// The CA that signed the server certificate, when Tessera generated it.
     pub ca: Option<PathBuf>,
     pub state: State,
@@ -176,6 +180,14 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         Some(addr) => bind_tcp(addr, "listen.ldap").await?,
         None => Vec::new(),
     };
+    let https_listeners = match &config.listen.https {
+        Some(addr) => bind_tcp(addr, "listen.https").await?,
+        None => Vec::new(),
+    };
+    let metrics_listeners = match &config.listen.metrics {
+        Some(addr) => bind_tcp(addr, "listen.metrics").await?,
+        None => Vec::new(),
+    };
     let (schema, store) = open_configured(&config)?;
     let created = tree::bootstrap(&store, &schema, &config.suffix)?;
     if created > 0 {
@@ -195,6 +207,10 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         None => None,
     };
     let acceptor = TlsAcceptor::from(tls::server_config(certs.clone(), clients)?);
+    // The same certificate, reloaded with it; HTTP/1.1, no client certificates.
+    let mut https_tls = (*tls::server_config(certs.clone(), None)?).clone();
+    https_tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let https_acceptor = TlsAcceptor::from(Arc::new(https_tls));
 
     let shutdown = CancellationToken::new();
     let state = new_state(config, schema, store, shutdown.clone())?;
@@ -214,6 +230,8 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         ldaps: None,
         ldap: None,
         ldapi: None,
+        https: None,
+        metrics: None,
         ca: material.ca,
         state,
         certs: certs.clone(),
@@ -248,6 +266,40 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             ));
         }
     }
+    let ready = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let api = crate::http::Api {
+        state: running.state.clone(),
+        ready: ready.clone(),
+        certificate: Some(material.cert.clone()),
+    };
+    let separate_metrics = !metrics_listeners.is_empty();
+    let serving = |app| https::Serving {
+        app,
+        metrics: running.state.metrics.clone(),
+        slots: slots.clone(),
+        per_ip: per_ip.clone(),
+        shutdown: shutdown.clone(),
+        tracker: tracker.clone(),
+        handshake_timeout: config.limits.tls_handshake_timeout,
+    };
+    let app = crate::http::app(
+        api.clone(),
+        config.http.metrics_on_https && !separate_metrics,
+    );
+    for listener in https_listeners {
+        if running.https.is_none() {
+            running.https = listener.local_addr().ok();
+        }
+        let serving = serving(app.clone());
+        tracker.spawn(https::serve_tls(listener, https_acceptor.clone(), serving));
+    }
+    let metrics_app = crate::http::metrics_app(api);
+    for listener in metrics_listeners {
+        if running.metrics.is_none() {
+            running.metrics = listener.local_addr().ok();
+        }
+        tracker.spawn(https::serve_plain(listener, serving(metrics_app.clone())));
+    }
     tracker.spawn(running.state.audit.clone().run(
         running.state.store.clone(),
         config.audit,
@@ -267,6 +319,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             tracker.clone(),
         ));
     }
+    ready.store(true, std::sync::atomic::Ordering::Relaxed);
     Ok(running)
 }
 

@@ -92,6 +92,7 @@ data_dir = "{data}"
 [listen]
 ldaps = "{ldaps}"
 ldap = "127.0.0.1:0"
+https = "127.0.0.1:0"
 [argon2]
 memory_kib = 64
 iterations = 1
