@@ -10,6 +10,8 @@ mod certs;
 mod cli;
 mod db;
 mod extended;
+mod http;
+mod http_escalation;
 mod limits;
 mod matrix;
 mod mtls;
@@ -129,6 +131,11 @@ parallelism = 1
 
     pub fn ldap_url(&self) -> String {
         format!("ldap://localhost:{}", self.running().ldap.unwrap().port())
+    }
+
+    /// An HTTPS client of the API listener, verifying the server against its CA.
+    pub fn http(&self) -> http::Client {
+        http::Client::new(self.running().https.unwrap(), self.tls.clone())
     }
 
     pub fn ldapi_url(&self) -> String {
