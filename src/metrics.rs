@@ -310,8 +310,9 @@ impl Metrics {
         self.commits.observe(took.as_secs_f64());
     }
 
-    /// The Prometheus text exposition of everything, with `now` read in first.
-    pub fn render(&self, now: &Snapshot) -> String {
+    /// Everything, with `now` read in first: OpenMetrics, or (for clients that do not ask
+    /// for it, such as `promtool check metrics`) the Prometheus text format 0.0.4.
+    pub fn render(&self, now: &Snapshot, format: Format) -> String {
         self.file_bytes
             .set(i64::try_from(now.file_bytes).unwrap_or(i64::MAX));
         self.hash_queue
@@ -344,8 +345,67 @@ impl Metrics {
         let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
-        out
+        match format {
+            Format::OpenMetrics => out,
+            Format::Prometheus => prometheus_text(&out),
+        }
     }
+}
+
+/// The two exposition formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// `application/openmetrics-text; version=1.0.0`
+    OpenMetrics,
+    /// `text/plain; version=0.0.4`
+    Prometheus,
+}
+
+impl Format {
+    /// What a scraper's `Accept` header asks for: OpenMetrics when it names it.
+    pub fn accepted(accept: &str) -> Format {
+        if accept.contains("application/openmetrics-text") {
+            Format::OpenMetrics
+        } else {
+            Format::Prometheus
+        }
+    }
+
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::OpenMetrics => "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            Format::Prometheus => "text/plain; version=0.0.4; charset=utf-8",
+        }
+    }
+}
+
+/// OpenMetrics text as the Prometheus text format 0.0.4: a counter's HELP and TYPE name its
+/// samples (`x_total`, not the family `x`), and UNIT and EOF lines do not exist there.
+fn prometheus_text(open_metrics: &str) -> String {
+    let counters: Vec<&str> = open_metrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(open_metrics.len());
+    for line in open_metrics.lines() {
+        if line.starts_with("# UNIT ") || line == "# EOF" {
+            continue;
+        }
+        let renamed = ["# HELP ", "# TYPE "].iter().find_map(|prefix| {
+            let rest = line.strip_prefix(prefix)?;
+            let (name, tail) = rest.split_once(' ')?;
+            counters
+                .contains(&name)
+                .then(|| format!("{prefix}{name}_total {tail}"))
+        });
+        match renamed {
+            Some(l) => out.push_str(&l),
+            None => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    out
 }
 
 /// What is read when metrics are scraped.
@@ -443,14 +503,17 @@ mod tests {
         m.http_request("/api/v1/whoami", 200, Duration::from_millis(2));
         let open = m.connection("ldaps");
         m.refused("ldap", "connection-limit");
-        let text = m.render(&Snapshot {
-            tokens: TokenCounts {
-                active: 3,
-                expiring: 1,
-                exposed: 0,
+        let text = m.render(
+            &Snapshot {
+                tokens: TokenCounts {
+                    active: 3,
+                    expiring: 1,
+                    exposed: 0,
+                },
+                ..Snapshot::default()
             },
-            ..Snapshot::default()
-        });
+            Format::OpenMetrics,
+        );
         for needle in [
             "tessera_binds_total{method=\"token\",result=\"success\"} 1",
             "tessera_binds_total{method=\"password\",result=\"invalid_credentials\"} 1",
@@ -464,7 +527,14 @@ mod tests {
             assert!(text.contains(needle), "{needle} in {text}");
         }
         drop(open);
-        let text = m.render(&Snapshot::default());
+        let text = m.render(&Snapshot::default(), Format::Prometheus);
         assert!(text.contains("tessera_connections_open{listener=\"ldaps\"} 0"));
+        assert!(
+            text.contains("# TYPE tessera_binds_total counter"),
+            "{text}"
+        );
+        assert!(text.contains("# HELP tessera_binds_total Authentications"));
+        assert!(text.contains("# TYPE tessera_connections_open gauge"));
+        assert!(!text.contains("# EOF") && !text.contains("# UNIT"));
     }
 }

@@ -35,7 +35,7 @@ use crate::dit::names::TOKEN_CLASS;
 use crate::http::api::{audit, directory, tokens};
 use crate::http::problem::Problem;
 
-use crate::metrics::{Snapshot, TokenCounts};
+use crate::metrics::{Format, Snapshot, TokenCounts};
 use crate::state::State as Shared;
 use crate::store::{DirectoryRead, StoreError};
 
@@ -288,18 +288,17 @@ async fn readyz(State(api): State<Api>) -> Result<Response, Problem> {
     .into_response())
 }
 
-/// `/metrics`: the Prometheus text format, with what is read at scrape time read now.
-async fn metrics_text(State(api): State<Api>) -> Response {
+/// `/metrics`: OpenMetrics for scrapers that ask for it (Prometheus does), the Prometheus
+/// text format for the rest, with what is read at scrape time read now.
+async fn metrics_text(State(api): State<Api>, headers: axum::http::HeaderMap) -> Response {
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let format = Format::accepted(accept);
     let snapshot = snapshot(&api).await;
-    let text = api.state.metrics.render(&snapshot);
-    (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        text,
-    )
-        .into_response()
+    let text = api.state.metrics.render(&snapshot, format);
+    ([(header::CONTENT_TYPE, format.content_type())], text).into_response()
 }
 
 async fn snapshot(api: &Api) -> Snapshot {

@@ -41,7 +41,7 @@ pub struct ProblemBody {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ldap_result: Option<u32>,
     /// For a missing entry: the closest entry above it that exists.
-    #[serde(skip_serializing_if = "String::is_empty")]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub matched_dn: String,
 }
 
