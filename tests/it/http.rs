@@ -1045,6 +1045,8 @@ async fn bad_input_is_answered_with_a_problem_never_a_5xx() {
         ),
         ("GET", "/api/v1/people?limit=abc", None, Vec::new(), 400),
         ("GET", "/api/v1/people?limit=-1", None, Vec::new(), 400),
+        ("GET", "/api/v1/people?limit=0", None, Vec::new(), 400),
+        ("GET", "/api/v1/audit?limit=1001", None, Vec::new(), 400),
         ("GET", "/api/v1/people?filter=(((", None, Vec::new(), 400),
         ("GET", "/api/v1/people?cursor=zzz", None, Vec::new(), 400),
         ("GET", "/api/v1/people?unknown=1", None, Vec::new(), 400),
@@ -1272,5 +1274,124 @@ async fn the_audit_trail_is_kept_in_the_store_and_filtered() {
             "{e}"
         );
     }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_remaining_endpoints_answer_as_documented() {
+    let server = TestServer::start().await;
+    let http = server.http();
+    let token = api_admin(&server).await;
+    let root = Auth::Bearer(&token);
+    let mut admin = server.admin().await;
+    add_person(&mut admin, "alice", "pw", false).await;
+
+    // A group's own attributes.
+    http.send("POST", "/api/v1/groups", root, &json!({"cn": "staff"}))
+        .await
+        .expect(201);
+    let changed = http
+        .send(
+            "PATCH",
+            "/api/v1/groups/staff",
+            root,
+            &json!({"changes": [{"op": "add", "attribute": "description", "values": ["everyone"]}]}),
+        )
+        .await;
+    changed.expect(200);
+    assert_eq!(changed.json()["attributes"]["description"][0], "everyone");
+    let staff = http.get("/api/v1/groups/staff", root).await;
+    staff.expect(200);
+    assert_eq!(staff.json()["dn"], "cn=staff,ou=groups,dc=example,dc=com");
+
+    // Roles: the built-in ones are listed; a role's definition changes by administrators.
+    let roles = http.get("/api/v1/roles", root).await;
+    roles.expect(200);
+    let names: Vec<String> = roles.json()["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["attributes"]["cn"][0].as_str().unwrap().to_string())
+        .collect();
+    for builtin in [
+        "directory-admins",
+        "people-admins",
+        "service-account-admins",
+        "directory-readers",
+        "directory-sync",
+    ] {
+        assert!(names.iter().any(|n| n == builtin), "{builtin} in {names:?}");
+    }
+    let redefined = http
+        .send(
+            "PATCH",
+            "/api/v1/roles/directory-sync",
+            root,
+            &json!({"changes": [{"op": "replace", "attribute": "roleRight", "values": ["read"]}]}),
+        )
+        .await;
+    redefined.expect(200);
+    assert_eq!(redefined.json()["attributes"]["roleRight"], json!(["read"]));
+    // Not by a holder of a role that reaches it: role definitions are administrators'.
+    add_person(&mut admin, "pam", "pw-pam", false).await;
+    grant(&mut admin, "people-admins", &person_dn("pam")).await;
+    let refused = http
+        .send(
+            "PATCH",
+            "/api/v1/roles/people-admins",
+            Auth::Basic("pam", "pw-pam"),
+            &json!({"changes": [{"op": "add", "attribute": "roleRight", "values": ["all"]}]}),
+        )
+        .await;
+    assert!(matches!(refused.status, 403 | 404), "{}", refused.text());
+
+    // An app password rotated: the new one binds, the old one for the overlap.
+    let alice = Auth::Basic("alice", "pw");
+    let first = http
+        .send(
+            "POST",
+            "/api/v1/people/alice/app-passwords",
+            alice,
+            &json!({"label": "laptop"}),
+        )
+        .await;
+    first.expect(201);
+    let first = first.json();
+    let rotated = http
+        .send(
+            "POST",
+            &format!(
+                "/api/v1/people/alice/app-passwords/{}/rotate",
+                first["id"].as_str().unwrap()
+            ),
+            alice,
+            &json!({"overlap": "1h"}),
+        )
+        .await;
+    rotated.expect(201);
+    assert_eq!(rotated.header("cache-control"), "no-store");
+    let rotated = rotated.json();
+    assert_ne!(rotated["id"], first["id"]);
+    let new_secret = rotated["token"].as_str().unwrap();
+    assert_eq!(ldap_bind(&server, &person_dn("alice"), new_secret).await, 0);
+    let old_secret = first["token"].as_str().unwrap();
+    assert_eq!(ldap_bind(&server, &person_dn("alice"), old_secret).await, 0);
+    server
+        .running()
+        .state
+        .clock
+        .advance(std::time::Duration::from_secs(2 * 3600));
+    assert_eq!(
+        ldap_bind(&server, &person_dn("alice"), old_secret).await,
+        49
+    );
+    let listed = http.get("/api/v1/people/alice/app-passwords", alice).await;
+    let states: Vec<String> = listed.json()["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["state"].as_str().unwrap().to_string())
+        .collect();
+    assert!(states.contains(&"expired".to_string()) && states.contains(&"ok".to_string()));
     server.stop().await;
 }

@@ -35,7 +35,8 @@ pub struct AuditQuery {
     pub since: Option<String>,
     /// Before this time (RFC 3339).
     pub until: Option<String>,
-    /// Records per page (default 100, at most 1000).
+    /// Records per page (1 to 1000, default 100).
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 1000)]
     pub limit: Option<usize>,
     /// Where the page starts: the `next` of the previous page.
     pub cursor: Option<String>,
@@ -74,7 +75,11 @@ pub async fn list(
             Kind::parse(k).ok_or_else(|| Problem::bad_request(format!("kind: unknown '{k}'")))?,
         );
     }
-    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    let limit = match q.limit {
+        None => 100,
+        Some(n @ 1..=1000) => n,
+        Some(_) => return Err(Problem::bad_request("limit: from 1 to 1000")),
+    };
     // Binds of the last second are still on their way to the store.
     api.state
         .audit

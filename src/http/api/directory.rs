@@ -241,7 +241,9 @@ pub struct NewPerson {
     /// Make it a POSIX account (uidNumber, gidNumber, homeDirectory allocated when absent).
     #[serde(default)]
     pub posix: bool,
+    #[schema(value_type = Option<i64>, minimum = 0, maximum = 4294967295_i64)]
     pub uid_number: Option<u32>,
+    #[schema(value_type = Option<i64>, minimum = 0, maximum = 4294967295_i64)]
     pub gid_number: Option<u32>,
     pub home_directory: Option<String>,
     pub login_shell: Option<String>,
@@ -305,6 +307,7 @@ pub struct NewGroup {
     /// Make it a POSIX group (a gidNumber allocated when absent).
     #[serde(default)]
     pub posix: bool,
+    #[schema(value_type = Option<i64>, minimum = 0, maximum = 4294967295_i64)]
     pub gid_number: Option<u32>,
     pub description: Option<String>,
     /// Members: names (a person, a group, a service account) or DNs.
@@ -559,6 +562,8 @@ pub struct SearchRequest {
     /// Needs the impersonate right over it, as LDAP's proxied authorization does.
     #[serde(rename = "as")]
     pub as_identity: Option<String>,
+    /// Entries per page (1 to 100000; default 100).
+    #[schema(value_type = Option<i64>, minimum = 1, maximum = 100000)]
     pub limit: Option<usize>,
     pub cursor: Option<String>,
 }

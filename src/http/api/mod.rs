@@ -136,8 +136,9 @@ pub struct Listing {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
-    /// Entries per page (default 100; at most the server's size limit, except for
-    /// directory administrators).
+    /// Entries per page (1 to 100000, default 100; pages hold at most the server's size
+    /// limit, except for directory administrators).
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 100000)]
     pub limit: Option<usize>,
     /// Where the page starts: the `next` of the previous page.
     pub cursor: Option<String>,
@@ -230,6 +231,9 @@ pub fn list_kind(
     list(r, caller, policy, &query, q)
 }
 
+/// The largest page a list may ask for.
+const MAX_PAGE: usize = 100_000;
+
 /// A page of what `query` finds as the caller, in id order.
 pub fn list(
     r: &impl DirectoryRead,
@@ -243,7 +247,12 @@ pub fn list(
     } else {
         policy.config.limits.size_limit
     };
-    let limit = q.limit.unwrap_or(100).clamp(1, max);
+    let limit = match q.limit {
+        None => 100,
+        Some(n @ 1..=MAX_PAGE) => n,
+        Some(_) => return Err(DitError::protocol(format!("limit: from 1 to {MAX_PAGE}"))),
+    }
+    .min(max);
     let after = match q.cursor.as_deref() {
         None | Some("") => 0,
         Some(c) => c
