@@ -82,7 +82,7 @@ pub async fn whoami(State(api): State<Api>, who: Authenticated) -> Result<Respon
 }
 
 /// One change to an entry, as LDAP Modify makes it (RFC 4511 §4.6).
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChangeJson {
     /// `add`, `delete` (no values: the whole attribute) or `replace` (no values: remove it).
@@ -90,6 +90,17 @@ pub struct ChangeJson {
     pub attribute: String,
     #[serde(default)]
     pub values: Vec<String>,
+}
+
+/// Values may be passwords: only their number is shown.
+impl std::fmt::Debug for ChangeJson {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChangeJson")
+            .field("op", &self.op)
+            .field("attribute", &self.attribute)
+            .field("values", &self.values.len())
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, utoipa::ToSchema)]
@@ -226,7 +237,7 @@ entry_routes!(
 );
 
 /// A new person.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewPerson {
     /// The login name (`uid`).
@@ -250,6 +261,17 @@ pub struct NewPerson {
     /// Any other attributes.
     #[serde(default)]
     pub attributes: BTreeMap<String, Vec<String>>,
+}
+
+/// The password (and any other attribute, which may hold one) is never shown.
+impl std::fmt::Debug for NewPerson {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewPerson")
+            .field("uid", &self.uid)
+            .field("display_name", &self.display_name)
+            .field("posix", &self.posix)
+            .finish_non_exhaustive()
+    }
 }
 
 #[utoipa::path(post, path = "/api/v1/people", tag = "people", request_body = NewPerson,
@@ -794,5 +816,24 @@ fn require_kind(
             Ok(())
         }
         Some(_) | None => Err(DitError::no_such_object(String::new())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_bodies_keep_passwords_out_of_debug() {
+        let p: NewPerson = serde_json::from_str(r#"{"uid": "a", "password": "hunter2"}"#).unwrap();
+        assert!(!format!("{p:?}").contains("hunter2"));
+        let c: Changes = serde_json::from_str(
+            r#"{"changes": [{"op": "replace", "attribute": "userPassword", "values": ["hunter2"]}]}"#,
+        )
+        .unwrap();
+        assert!(!format!("{c:?}").contains("hunter2"));
+        let t: crate::http::api::tokens::NewPassword =
+            serde_json::from_str(r#"{"password": "hunter2"}"#).unwrap();
+        assert!(!format!("{t:?}").contains("hunter2"));
     }
 }
