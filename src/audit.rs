@@ -307,6 +307,11 @@ const MAX_PENDING: usize = 10_000;
 const FLUSH_EVERY: Duration = Duration::from_secs(1);
 /// Records pruned in one transaction, at most.
 const PRUNE_BUDGET: u64 = 10_000;
+/// How often the trail's extent is checked against its limits.
+const PRUNE_EVERY: Duration = Duration::from_secs(60);
+/// After a failed write, the first wait before the next, and the longest.
+const RETRY_AFTER: Duration = Duration::from_secs(5);
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 
 impl Journal {
     /// Log `event` now and keep it for the store.
@@ -343,7 +348,8 @@ impl Journal {
         self.inner.dropped.load(Ordering::Relaxed)
     }
 
-    /// Store what is pending now, in one transaction.
+    /// Store what is pending now, in one transaction. Records a failed write held are
+    /// logged already, and counted as dropped.
     pub async fn flush(&self, store: &Store) -> Result<(), StoreError> {
         let events = {
             let mut batch = self
@@ -357,18 +363,25 @@ impl Journal {
         if events.is_empty() {
             return Ok(());
         }
-        store
+        let held = events.len() as u64;
+        let stored = store
             .write(move |w| {
                 for (at, event) in &events {
                     w.append_audit(*at, &encode(event))?;
                 }
                 Ok::<_, StoreError>(())
             })
-            .await
+            .await;
+        if stored.is_err() {
+            self.inner.dropped.fetch_add(held, Ordering::Relaxed);
+        }
+        stored
     }
 
     /// Until `shutdown`: store the pending records every second, and prune the trail to
-    /// `limits`; at shutdown, store what is left.
+    /// `limits` once a minute when it has grown past them; at shutdown, store what is left.
+    /// A store that refuses a write (a full disk) is left alone for a while, longer each
+    /// time, so the journal adds no write to a store in trouble.
     pub async fn run(
         self,
         store: Store,
@@ -376,24 +389,46 @@ impl Journal {
         clock: Clock,
         shutdown: CancellationToken,
     ) {
+        let mut wait = FLUSH_EVERY;
+        let mut pruned_at = tokio::time::Instant::now();
         loop {
             let stopping = tokio::select! {
                 () = shutdown.cancelled() => true,
-                () = tokio::time::sleep(FLUSH_EVERY) => false,
+                () = tokio::time::sleep(wait) => false,
                 () = self.inner.wake.notified() => false,
             };
-            if let Err(e) = self.flush(&store).await {
-                tracing::warn!(error = %e, "storing audit records failed");
+            match self.flush(&store).await {
+                Ok(()) => wait = FLUSH_EVERY,
+                Err(e) => {
+                    wait = (wait * 2).clamp(RETRY_AFTER, MAX_RETRY_AFTER);
+                    tracing::warn!(
+                        error = %e,
+                        retry_in = ?wait,
+                        "storing audit records failed; they are in the log only"
+                    );
+                }
             }
             if stopping {
                 return;
             }
+            if pruned_at.elapsed() < PRUNE_EVERY || wait != FLUSH_EVERY {
+                continue;
+            }
+            pruned_at = tokio::time::Instant::now();
             let cutoff = clock
                 .now()
                 .checked_sub(
                     time::Duration::try_from(limits.max_age).unwrap_or(time::Duration::MAX),
                 )
                 .map_or(0, micros);
+            match store.audit_due(cutoff, limits.max_records) {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(e) => {
+                    tracing::warn!(error = %e, "reading the audit trail's extent failed");
+                    continue;
+                }
+            }
             let pruned = store
                 .write(move |w| w.prune_audit(cutoff, limits.max_records, PRUNE_BUDGET))
                 .await;
@@ -581,6 +616,12 @@ mod tests {
         assert_eq!(pruned, 8);
         let page = list(&store, &Filter::default(), None, 100, |_| true).unwrap();
         assert_eq!(page.events.len(), 4);
+        assert!(
+            !store.audit_due(0, 4).unwrap(),
+            "nothing to prune: no write"
+        );
+        assert!(store.audit_due(0, 3).unwrap());
+        assert!(store.audit_due(micros(now) + 1, 4).unwrap());
         // And by age.
         let pruned = store
             .write(move |w| w.prune_audit(micros(now) + 1, 100, 100))

@@ -430,6 +430,19 @@ impl Store {
         std::fs::metadata(path.as_path()).ok().map(|m| m.len())
     }
 
+    /// Is anything in the audit trail written before `before` (microseconds since the
+    /// epoch), or are there more than `max_records` records? A read, so that pruning
+    /// writes only when there is something to prune.
+    pub fn audit_due(&self, before: u64, max_records: u64) -> Result<bool, StoreError> {
+        use redb::{ReadableTable, ReadableTableMetadata};
+        let txn = self.database()?.begin_read()?;
+        let table = txn.open_table(AUDIT)?;
+        if table.len()? > max_records {
+            return Ok(true);
+        }
+        Ok(table.first()?.is_some_and(|(k, _)| k.value().0 < before))
+    }
+
     /// One page of the audit trail, newest first: records written in `[since, until)`
     /// (microseconds since the epoch) with keys below `before` (None: from the newest),
     /// accepted by `keep`, at most `limit` of them. The bool tells whether more may follow
