@@ -427,6 +427,10 @@ pub enum ApiTokenCommand {
         /// Read-write (default: read-only, which may read but not change anything).
         #[arg(long)]
         rw: bool,
+        /// For the HTTP API (`Authorization: Bearer`) instead of LDAP binds: an http-api
+        /// token, which LDAP refuses (and the API refuses every other token).
+        #[arg(long)]
+        http: bool,
         /// Sliding expiry: each use pushes it to now + MAX_AGE, e.g. 30d.
         #[arg(long, value_name = "MAX_AGE")]
         extend_on_use: Option<String>,
@@ -1040,6 +1044,12 @@ async fn serve(config: Config, path: Option<PathBuf>) -> Result<(), CliError> {
     if let Some(p) = &running.ldapi {
         println!("LDAPI            {}", p.display());
     }
+    if let Some(a) = running.https {
+        println!("HTTPS API        https://{a}/api/v1");
+    }
+    if let Some(a) = running.metrics {
+        println!("Metrics          http://{a}/metrics");
+    }
     if let Some(ca) = &running.ca {
         println!("CA certificate   {}", ca.display());
     }
@@ -1405,6 +1415,7 @@ enum TokenCommand {
         expiry: Option<String>,
         rw: bool,
         app_password: bool,
+        http: bool,
         extend_on_use: Option<String>,
     },
     Status {
@@ -1429,6 +1440,7 @@ impl ApiTokenCommand {
                 label,
                 expiry,
                 rw,
+                http,
                 extend_on_use,
             } => TokenCommand::Generate {
                 account: account(&account_id),
@@ -1436,6 +1448,7 @@ impl ApiTokenCommand {
                 expiry,
                 rw,
                 app_password: false,
+                http,
                 extend_on_use,
             },
             ApiTokenCommand::Status { account_id } => TokenCommand::Status {
@@ -1470,6 +1483,7 @@ impl AppPasswordCommand {
                 expiry,
                 rw: true,
                 app_password: true,
+                http: false,
                 extend_on_use: None,
             },
             AppPasswordCommand::Status { id } => TokenCommand::Status {
@@ -1492,6 +1506,7 @@ async fn token_command(c: &mut Client, command: TokenCommand) -> Result<(), CliE
             expiry,
             rw,
             app_password,
+            http,
             extend_on_use,
         } => {
             let req = sa::TokenRequest {
@@ -1500,6 +1515,7 @@ async fn token_command(c: &mut Client, command: TokenCommand) -> Result<(), CliE
                 expires: expiry.as_deref(),
                 read_write: rw,
                 app_password,
+                http,
                 extend_on_use: extend_on_use.as_deref(),
             };
             let minted = sa::generate(c, &req).await?;

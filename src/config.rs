@@ -46,6 +46,18 @@ pub struct Config {
     pub log: Log,
     pub tokens: Tokens,
     pub throttle: crate::identity::throttle::ThrottleConfig,
+    pub http: Http,
+    pub audit: crate::audit::Limits,
+}
+
+#[derive(Debug, Clone)]
+pub struct Http {
+    /// Largest request body accepted (413 past it).
+    pub max_body_bytes: usize,
+    /// Time a request may take, from its headers to its answer (503 past it).
+    pub request_timeout: Duration,
+    /// Serve `/metrics` on the HTTPS listener (when `listen.metrics` is unset).
+    pub metrics_on_https: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -65,6 +77,10 @@ pub struct Listen {
     pub ldap: Option<ListenAddr>,
     /// Absolute, or relative to the data directory.
     pub ldapi: Option<PathBuf>,
+    /// The HTTP API, health and (unless `metrics` is set) metrics, over TLS.
+    pub https: Option<ListenAddr>,
+    /// Metrics alone, over plain HTTP: off the API's port when set.
+    pub metrics: Option<ListenAddr>,
 }
 
 /// Where a TCP listener binds: an IP address, or a host name resolved when the server
@@ -233,6 +249,25 @@ struct RawConfig {
     tokens: RawTokens,
     #[serde(default)]
     throttle: RawThrottle,
+    #[serde(default)]
+    http: RawHttp,
+    #[serde(default)]
+    audit: RawAudit,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHttp {
+    max_body_bytes: Option<usize>,
+    request_timeout: Option<String>,
+    metrics: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAudit {
+    max_age: Option<String>,
+    max_records: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -260,6 +295,8 @@ struct RawListen {
     ldaps: Option<String>,
     ldap: Option<String>,
     ldapi: Option<String>,
+    https: Option<String>,
+    metrics: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -408,6 +445,8 @@ impl Config {
                 Some("") => None,
                 Some(p) => Some(PathBuf::from(p)),
             },
+            https: addr("listen.https", raw.listen.https, "127.0.0.1:8443")?,
+            metrics: addr("listen.metrics", raw.listen.metrics, "")?,
         };
         if raw.tls.cert.is_some() != raw.tls.key.is_some() {
             return Err(invalid(
@@ -555,6 +594,23 @@ impl Config {
                 level,
             },
             throttle: throttle(raw.throttle)?,
+            http: Http {
+                max_body_bytes: positive(
+                    "http.max_body_bytes",
+                    raw.http.max_body_bytes,
+                    1024 * 1024,
+                )?,
+                request_timeout: duration("http.request_timeout", raw.http.request_timeout, "30s")?,
+                metrics_on_https: raw.http.metrics.unwrap_or(true),
+            },
+            audit: crate::audit::Limits {
+                max_age: duration("audit.max_age", raw.audit.max_age, "90d")?,
+                max_records: match raw.audit.max_records {
+                    Some(0) => return Err(invalid("audit.max_records", "must be greater than 0")),
+                    Some(n) => n,
+                    None => 100_000,
+                },
+            },
         })
     }
 }

@@ -16,6 +16,12 @@
 //!   match on `LdapOp`), results, and every OID (`ldap::oid`).
 //! - [`db`]: the offline commands (import, export, verify, backup) and the LDIF reader;
 //!   import takes every entry through the rules LDAP Add applies.
+//! - [`http`]: the JSON API (`/api/v1`), its OpenAPI document, health and metrics
+//!   endpoints; its listeners are `server::https`'s.
+//! - [`authn`]: checking a name and a secret (LDAP simple binds, HTTP Basic and Bearer),
+//!   throttled and recorded the same way for every front end.
+//! - [`audit`]: the audit trail, logged and kept in the store.
+//! - [`metrics`]: the Prometheus metrics.
 //! - [`state`]: the shared server state, and the async services around the rules (the
 //!   password hashing pool, recording token use).
 //! - [`dit`]: the directory's rules, synchronous over a store transaction with the time
@@ -48,16 +54,25 @@
 //!      identity's operation gets a Notice of Disconnection instead
 //! db import -> db::import (reading thread: dit::entry; writer: dit::posix, store) ->
 //!   dit::references once the file is in
+//!
+//! https -> (TLS handshake under a timeout) -> server::https: hyper, HTTP/1.1
+//!   -> http router -> http::auth (Bearer or Basic, checked by authn on every request)
+//!   -> handler -> the same dit operation, as the caller, in one store transaction
+//!   -> JSON, or an RFC 9457 problem (http::problem maps DitError to a status, once)
 //! ```
 
 pub mod admin;
+pub mod audit;
+pub mod authn;
 pub mod cli;
 pub mod config;
 pub mod db;
 pub mod directory;
 pub mod dit;
+pub mod http;
 pub mod identity;
 pub mod ldap;
+pub mod metrics;
 pub mod server;
 pub mod state;
 pub mod store;

@@ -47,6 +47,9 @@ pub struct State {
     pub throttle: Arc<crate::identity::throttle::Throttle>,
     /// Cancelled when the server shuts down, so nothing waits on a held answer then.
     pub shutdown: tokio_util::sync::CancellationToken,
+    /// Audit records of what writes nothing (binds), on their way to the store.
+    pub audit: crate::audit::Journal,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 pub type TokenUses = Arc<std::sync::Mutex<std::collections::HashMap<String, time::OffsetDateTime>>>;
@@ -147,41 +150,45 @@ impl State {
     /// 13: if it is valid, its secret has been readable on the wire. Logged
     /// (`token-exposed`, with the id, never the secret) and stamped `tokenExposed`, or
     /// revoked when `tokens.revoke_on_cleartext` is on (see `token::mark_exposed`).
-    pub async fn token_exposed(&self, dn: &str, password: &str) {
+    pub async fn token_exposed(&self, origin: &crate::audit::Origin, dn: &str, password: &str) {
         let token_dn = token::is_token_dn(dn);
         if !crate::identity::token::looks_like_token(password) && !token_dn {
             return;
         }
-        let target = if token_dn {
-            None
+        let how = if token_dn {
+            token::Presentation::TokenDn
         } else {
             let Ok(dn) = Dn::parse(dn) else {
                 return;
             };
-            Some(dn)
+            token::Presentation::Account(dn)
         };
         let revoke = self.config.tokens.revoke_on_cleartext;
         let now = self.clock.now();
         let password = password.to_string();
+        let origin = origin.clone();
         let marked = self
             .store
             .write(move |w| {
                 let Some(presented) = crate::identity::token::parse(&password) else {
-                    return Ok::<_, StoreError>(None);
+                    return Ok::<_, StoreError>(());
                 };
-                token::mark_exposed(w, &presented, target.as_ref(), now, revoke)
+                if let Some(valid) = token::mark_exposed(w, &presented, &how, now, revoke)? {
+                    let event = crate::audit::Event::new(crate::audit::Kind::TokenExposed)
+                        .target(&valid.account)
+                        .token(&valid.id)
+                        .detail(if revoke {
+                            "revoked"
+                        } else {
+                            "marked tokenExposed"
+                        });
+                    crate::audit::write(w, now, &origin, event)?;
+                }
+                Ok(())
             })
             .await;
-        match marked {
-            Ok(Some(valid)) => tracing::warn!(
-                event = "token-exposed",
-                token_id = %valid.id,
-                account = %valid.account,
-                revoked = revoke,
-                "a valid token was sent in a bind without TLS; rotate it"
-            ),
-            Ok(None) => {}
-            Err(e) => tracing::warn!(error = %e, "marking an exposed token failed"),
+        if let Err(e) = marked {
+            tracing::warn!(error = %e, "marking an exposed token failed");
         }
     }
 }

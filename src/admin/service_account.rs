@@ -143,6 +143,8 @@ pub struct TokenRequest<'a> {
     pub expires: Option<&'a str>,
     pub read_write: bool,
     pub app_password: bool,
+    /// An http-api token (for the HTTP API's Bearer header) rather than an LDAP one.
+    pub http: bool,
     pub extend_on_use: Option<&'a str>,
 }
 
@@ -163,6 +165,8 @@ pub async fn generate(client: &mut Client, req: &TokenRequest<'_>) -> Result<Min
     }
     if req.app_password {
         body.extend(ber::write(0x84, b"app-password"));
+    } else if req.http {
+        body.extend(ber::write(0x84, b"http-api"));
     }
     if let Some(x) = req.extend_on_use {
         body.extend(ber::write(0x85, x.as_bytes()));

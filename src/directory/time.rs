@@ -44,6 +44,13 @@ pub fn generalized(t: OffsetDateTime) -> String {
     )
 }
 
+/// RFC 3339 (`2027-12-07T11:23:03.123456Z`), the form JSON and people read.
+pub fn rfc3339(t: OffsetDateTime) -> String {
+    t.to_offset(time::UtcOffset::UTC)
+        .format(&Rfc3339)
+        .unwrap_or_else(|_| t.to_string())
+}
+
 /// Read a Generalized Time in any form RFC 4517 allows (`YYYYMMDDHH[MM[SS]][.f](Z|±HH[MM])`),
 /// as an instant; None for anything else. Fractions finer than a nanosecond are dropped.
 pub fn parse_generalized(text: &str) -> Option<OffsetDateTime> {

@@ -82,6 +82,8 @@ pub struct Policy {
     pub schema: Arc<Schema>,
     pub anonymous: AnonymousAccess,
     pub cache: RightsCache,
+    /// Where the operation came from, for the audit records it makes.
+    pub origin: crate::audit::Origin,
 }
 
 impl Policy {
@@ -98,7 +100,14 @@ impl Policy {
             now,
             schema,
             cache,
+            origin: crate::audit::Origin::internal(),
         }
+    }
+
+    /// The same policy for an operation that came from `origin`.
+    pub fn from(mut self, origin: &crate::audit::Origin) -> Policy {
+        self.origin = origin.clone();
+        self
     }
 }
 
@@ -920,7 +929,7 @@ mod tests {
         store
             .write_blocking(|w| {
                 let caller = caller(w, &admin(), &policy)?;
-                crate::dit::write::delete(w, &caller, &ann)
+                crate::dit::write::delete(w, &policy, &caller, &ann)
             })
             .unwrap();
         let err = caller_of(&store, &policy, &bound).unwrap_err();

@@ -18,10 +18,17 @@ use crate::store::{DirectoryRead, StoreError, Writer};
 
 pub use crate::directory::time::expired;
 
+/// What a token is for, fixed when it is minted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Intent {
+    /// A service account's token for LDAP binds (`dn=token` or the account's DN).
     ApiToken,
+    /// A person's token for LDAP binds with their own DN (one per device).
     AppPassword,
+    /// A service account's token for the HTTP API (`Authorization: Bearer`), and only for
+    /// it: a token handed to an SSSD host or a NAS cannot drive the API, and an API token
+    /// cannot bind over LDAP.
+    HttpApi,
 }
 
 impl Intent {
@@ -29,6 +36,7 @@ impl Intent {
         match self {
             Intent::ApiToken => "api-token",
             Intent::AppPassword => "app-password",
+            Intent::HttpApi => "http-api",
         }
     }
 
@@ -36,9 +44,21 @@ impl Intent {
         match value.to_ascii_lowercase().as_str() {
             "api-token" => Some(Intent::ApiToken),
             "app-password" => Some(Intent::AppPassword),
+            "http-api" => Some(Intent::HttpApi),
             _ => None,
         }
     }
+}
+
+/// How a token was presented, which decides the tokens it may be.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Presentation {
+    /// An LDAP bind as `dn=token`: any live API token.
+    TokenDn,
+    /// An LDAP bind as this account's DN: its own API tokens, or a person's app passwords.
+    Account(Dn),
+    /// An HTTP `Authorization: Bearer`: HTTP API tokens only.
+    Bearer,
 }
 
 /// A token that is valid right now.
@@ -139,6 +159,9 @@ pub enum TokenCheck {
     WrongSecret,
     /// A valid token, for another account, or an app password sent as `dn=token`.
     NotForThisDn,
+    /// A valid token presented where its intent does not allow: an LDAP token over HTTP,
+    /// or an HTTP API token in an LDAP bind.
+    WrongProtocol,
 }
 
 impl TokenCheck {
@@ -150,16 +173,18 @@ impl TokenCheck {
             TokenCheck::Expired => "expired token or account",
             TokenCheck::WrongSecret => "wrong token secret",
             TokenCheck::NotForThisDn => "token not valid for this bind DN",
+            TokenCheck::WrongProtocol => "token not minted for this protocol",
         }
     }
 }
 
-/// Check a presented token for a bind as `dn`: `dn=token` takes any API token; a service
-/// account's DN takes only its own API tokens; a person's DN only their app passwords.
+/// Check a presented token: `dn=token` takes any API token; a service account's DN takes
+/// only its own API tokens; a person's DN only their app passwords; a Bearer header only
+/// HTTP API tokens.
 pub fn verify_bind(
     r: &impl DirectoryRead,
     presented: &Presented<'_>,
-    dn: Option<&Dn>,
+    how: &Presentation,
     now: OffsetDateTime,
 ) -> Result<TokenCheck, StoreError> {
     let (valid, entry) = match find(r, presented.id, now)? {
@@ -178,14 +203,14 @@ pub fn verify_bind(
     if !presented.verify(&hash) {
         return Ok(TokenCheck::WrongSecret);
     }
-    let fits = match dn {
-        None => valid.intent == Intent::ApiToken,
-        Some(dn) => &valid.account == dn,
-    };
-    Ok(if fits {
-        TokenCheck::Valid(valid)
-    } else {
-        TokenCheck::NotForThisDn
+    let http = valid.intent == Intent::HttpApi;
+    Ok(match how {
+        Presentation::Bearer if http => TokenCheck::Valid(valid),
+        Presentation::TokenDn | Presentation::Account(_) if http => TokenCheck::WrongProtocol,
+        Presentation::Bearer => TokenCheck::WrongProtocol,
+        Presentation::TokenDn if valid.intent == Intent::ApiToken => TokenCheck::Valid(valid),
+        Presentation::Account(dn) if &valid.account == dn => TokenCheck::Valid(valid),
+        Presentation::TokenDn | Presentation::Account(_) => TokenCheck::NotForThisDn,
     })
 }
 
@@ -238,11 +263,11 @@ pub fn record_use(
 pub fn mark_exposed(
     w: &mut Writer<'_>,
     presented: &Presented<'_>,
-    target: Option<&Dn>,
+    how: &Presentation,
     now: OffsetDateTime,
     revoke: bool,
 ) -> Result<Option<Valid>, StoreError> {
-    let TokenCheck::Valid(valid) = verify_bind(w, presented, target, now)? else {
+    let TokenCheck::Valid(valid) = verify_bind(w, presented, how, now)? else {
         return Ok(None);
     };
     let Some(old) = w.entry(valid.entry_id)? else {
@@ -325,8 +350,12 @@ mod tests {
             .unwrap();
         let check = |secret: &str, dn: Option<&Dn>, now: OffsetDateTime| {
             let presented = format::parse(secret).unwrap();
+            let how = match dn {
+                None => Presentation::TokenDn,
+                Some(dn) => Presentation::Account(dn.clone()),
+            };
             store
-                .read_blocking(|r| verify_bind(r, &presented, dn, now))
+                .read_blocking(|r| verify_bind(r, &presented, &how, now))
                 .unwrap()
         };
         let now = policy.now;

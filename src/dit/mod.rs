@@ -17,6 +17,7 @@ pub mod error;
 pub mod names;
 pub mod password;
 pub mod posix;
+pub mod proxy;
 pub mod references;
 pub mod search;
 pub mod token;

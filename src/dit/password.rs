@@ -2,6 +2,7 @@
 //! one): who may, and the write. The new password arrives hashed; verifying an old one
 //! runs on the hashing pool before the transaction.
 
+use crate::audit::{self, Event, Kind};
 use crate::directory::access::Rights;
 use crate::directory::dn::Dn;
 use crate::directory::time::generalized;
@@ -54,6 +55,9 @@ pub fn set(
     let actor = caller.dn().map(ToString::to_string).unwrap_or_default();
     entry::stamp_modified(&mut changed, &actor, &generalized(policy.now));
     w.replace(id, &old, &changed)?;
-    tracing::info!(dn = %changed.dn, actor = %actor, "password changed");
+    let event = Event::new(Kind::PasswordChanged)
+        .actor(&actor)
+        .target(&changed.dn);
+    audit::write(w, policy.now, &policy.origin, event)?;
     Ok(())
 }

@@ -150,7 +150,7 @@ mod tests {
         store
             .write_blocking(|w| {
                 let caller = crate::dit::caller::caller(w, &admin(), &policy)?;
-                crate::dit::write::delete(w, &caller, &staff)
+                crate::dit::write::delete(w, &policy, &caller, &staff)
             })
             .unwrap();
         assert!(values(&svc, "entryManagedBy").is_empty());

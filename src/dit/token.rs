@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use ldap3_proto::proto::LdapResultCode;
 
+use crate::audit::{self, Event, Kind};
 use crate::directory::access::Rights;
 use crate::directory::dn::{Dn, Rdn};
 use crate::directory::entry::Entry;
@@ -68,7 +69,28 @@ pub fn generate(
     check_label(&req.label)?;
     manageable(w, policy, caller, &req.account)?;
     let creator = caller.dn().map(ToString::to_string).unwrap_or_default();
-    mint(w, policy, req, &creator)
+    let minted = mint(w, policy, req, &creator)?;
+    let event = Event::new(Kind::TokenGenerated)
+        .actor(&creator)
+        .target(&req.account)
+        .token(&minted.id)
+        .detail(describe(req, minted.expires.as_deref()));
+    audit::write(w, policy.now, &policy.origin, event)?;
+    Ok(minted)
+}
+
+/// What a minted token is, for the audit trail.
+fn describe(req: &Request, expires: Option<&str>) -> String {
+    let scope = if req.read_write {
+        "read-write"
+    } else {
+        "read-only"
+    };
+    format!(
+        "intent={} scope={scope} expires={}",
+        req.intent.as_str(),
+        expires.unwrap_or("never")
+    )
 }
 
 /// Rotate token `token_id` of `account`: a new token with the old one's label, scope and
@@ -119,6 +141,17 @@ pub fn rotate(
     }
     retiring.remove("tokenExtendOnUse");
     w.replace(old_id, &old, &retiring)?;
+    let mut event = Event::new(Kind::TokenRotated)
+        .actor(&creator)
+        .target(account)
+        .token(&minted.id)
+        .detail(format!(
+            "{} old_expires={}",
+            describe(&req, minted.expires.as_deref()),
+            retiring.first_str("tokenExpires").unwrap_or("never")
+        ));
+    event.old_token_id = token_id.to_string();
+    audit::write(w, policy.now, &policy.origin, event)?;
     Ok(Rotated {
         minted,
         old_expires: retiring.first_str("tokenExpires").map(str::to_string),
@@ -216,7 +249,7 @@ fn mint(
         return Err(DitError::no_such_object(String::new()));
     };
     match req.intent {
-        Intent::ApiToken if !account.has_class(SERVICE_CLASS) => {
+        Intent::ApiToken | Intent::HttpApi if !account.has_class(SERVICE_CLASS) => {
             return Err(DitError::unwilling("API tokens belong to service accounts"));
         }
         Intent::AppPassword if !account.has_class("person") => {

@@ -7,6 +7,7 @@
 
 use ldap3_proto::proto::LdapResultCode;
 
+use crate::audit::{self, Event, Kind};
 use crate::directory::access::Rights;
 use crate::directory::dn::{Dn, Rdn};
 use crate::directory::entry::Entry;
@@ -127,6 +128,13 @@ pub fn add(
         w.add_suffix(&new)?;
     } else {
         w.add(&new)?;
+    }
+    if control::is_role(policy, &new) {
+        let event = Event::new(Kind::RoleChanged)
+            .actor(&actor)
+            .target(&new.dn)
+            .detail("created");
+        audit::write(w, policy.now, &policy.origin, event)?;
     }
     tracing::info!(dn = %new.dn, actor = %actor, "entry added");
     Ok(new)
@@ -250,13 +258,21 @@ pub fn modify(
     entry::stamp_modified(&mut changed, &actor, &generalized(policy.now));
     check_changed(w, policy, id, &old, &mut changed)?;
     w.replace(id, &old, &changed)?;
+    for event in control_events(policy, &old, &changed, &names) {
+        audit::write(w, policy.now, &policy.origin, event.actor(&actor))?;
+    }
     tracing::info!(dn = %changed.dn, actor = %actor, "entry modified");
     Ok(changed)
 }
 
 /// Delete the leaf entry `dn` as `caller` (66 for an entry with children), dropping the
 /// references to it; the entry as it was.
-pub fn delete(w: &mut Writer<'_>, caller: &Caller, dn: &Dn) -> Result<Entry, DitError> {
+pub fn delete(
+    w: &mut Writer<'_>,
+    policy: &Policy,
+    caller: &Caller,
+    dn: &Dn,
+) -> Result<Entry, DitError> {
     caller.require_bound()?;
     let Some((id, old)) = caller::visible(w, caller, dn)? else {
         return Err(DitError::missing(w, dn));
@@ -274,12 +290,18 @@ pub fn delete(w: &mut Writer<'_>, caller: &Caller, dn: &Dn) -> Result<Entry, Dit
     references::refint(w, &old.dn, None)?;
     let actor = actor(caller);
     if old.has_class(TOKEN_CLASS) {
-        tracing::info!(
-            event = "token-revoked",
-            token_id = old.first_str("tokenId").unwrap_or_default(),
-            account = %old.dn.parent().map(|a| a.to_string()).unwrap_or_default(),
-            actor = %actor,
-        );
+        let event = Event::new(Kind::TokenRevoked)
+            .actor(&actor)
+            .target(old.dn.parent().map(|a| a.to_string()).unwrap_or_default())
+            .token(old.first_str("tokenId").unwrap_or_default());
+        audit::write(w, policy.now, &policy.origin, event)?;
+    }
+    if control::is_role(policy, &old) {
+        let event = Event::new(Kind::RoleChanged)
+            .actor(&actor)
+            .target(&old.dn)
+            .detail("deleted");
+        audit::write(w, policy.now, &policy.origin, event)?;
     }
     tracing::info!(dn = %old.dn, actor = %actor, "entry deleted");
     Ok(old)
@@ -376,6 +398,75 @@ pub fn rename(
     references::refint(w, &old.dn, Some(&new_dn))?;
     tracing::info!(from = %old.dn, to = %new_dn, actor = %actor, "entry renamed");
     Ok(new_dn)
+}
+
+/// The audit records of a modify (actor still to set): members of a group or role added or
+/// removed, a manager changed, a role redefined.
+fn control_events(policy: &Policy, old: &Entry, changed: &Entry, attrs: &[&str]) -> Vec<Event> {
+    let touches = |attr: &str| attrs.iter().any(|n| n.eq_ignore_ascii_case(attr));
+    let mut out = Vec::new();
+    if touches("member") {
+        let norm = |e: &Entry| -> Vec<(String, String)> {
+            e.values("member")
+                .iter()
+                .filter_map(|v| std::str::from_utf8(v).ok())
+                .map(|v| {
+                    let key =
+                        Dn::parse(v).map_or_else(|_| v.to_lowercase(), |d| d.norm().to_string());
+                    (key, v.to_string())
+                })
+                .collect()
+        };
+        let (before, after) = (norm(old), norm(changed));
+        let added: Vec<&str> = after
+            .iter()
+            .filter(|(k, _)| !before.iter().any(|(b, _)| b == k))
+            .map(|(_, v)| v.as_str())
+            .collect();
+        let removed: Vec<&str> = before
+            .iter()
+            .filter(|(k, _)| !after.iter().any(|(a, _)| a == k))
+            .map(|(_, v)| v.as_str())
+            .collect();
+        if !added.is_empty() || !removed.is_empty() {
+            let mut detail = Vec::new();
+            if !added.is_empty() {
+                detail.push(format!("added: {}", added.join("; ")));
+            }
+            if !removed.is_empty() {
+                detail.push(format!("removed: {}", removed.join("; ")));
+            }
+            out.push(
+                Event::new(Kind::MembershipChanged)
+                    .target(&changed.dn)
+                    .detail(detail.join(", ")),
+            );
+        }
+    }
+    if touches("entryManagedBy") {
+        let managers = changed
+            .values("entryManagedBy")
+            .iter()
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+            .collect::<Vec<_>>()
+            .join("; ");
+        out.push(
+            Event::new(Kind::ManagerChanged)
+                .target(&changed.dn)
+                .detail(format!("managed by: {managers}")),
+        );
+    }
+    let defines = attrs
+        .iter()
+        .any(|a| !a.eq_ignore_ascii_case("member") && !a.eq_ignore_ascii_case("description"));
+    if defines && control::is_role(policy, old) {
+        out.push(
+            Event::new(Kind::RoleChanged)
+                .target(&changed.dn)
+                .detail(format!("changed: {}", attrs.join(", "))),
+        );
+    }
+    out
 }
 
 /// Who a write is recorded as (`creatorsName`, `modifiersName`, the log).

@@ -59,6 +59,8 @@ type Job = Box<dyn FnOnce(&mut Argon2Memory) + Send>;
 pub struct Hashers {
     queue: mpsc::Sender<Job>,
     argon2_runs: Arc<AtomicU64>,
+    /// Jobs submitted and not yet started, and (started jobs, their waits in µs).
+    waiting: Arc<(AtomicU64, AtomicU64, AtomicU64)>,
 }
 
 impl Hashers {
@@ -82,6 +84,7 @@ impl Hashers {
         Ok(Hashers {
             queue,
             argon2_runs: Arc::default(),
+            waiting: Arc::default(),
         })
     }
 
@@ -94,7 +97,14 @@ impl Hashers {
     {
         let (done, result) = oneshot::channel();
         let runs = self.argon2_runs.clone();
+        let waiting = self.waiting.clone();
+        waiting.0.fetch_add(1, Ordering::Relaxed);
+        let queued = std::time::Instant::now();
         let job: Job = Box::new(move |memory| {
+            let waited = u64::try_from(queued.elapsed().as_micros()).unwrap_or(u64::MAX);
+            waiting.0.fetch_sub(1, Ordering::Relaxed);
+            waiting.1.fetch_add(1, Ordering::Relaxed);
+            waiting.2.fetch_add(waited, Ordering::Relaxed);
             let before = memory.runs();
             let output = job(memory);
             // Counted before the answer goes out, so the caller sees its own job's runs.
@@ -108,6 +118,19 @@ impl Hashers {
             .map_err(|_| HashersError::Stopped)?;
         // A panicking job drops `done` as it unwinds.
         result.await.map_err(|_| HashersError::Panicked)
+    }
+
+    /// Jobs waiting for a hashing thread now.
+    pub fn queued(&self) -> u64 {
+        self.waiting.0.load(Ordering::Relaxed)
+    }
+
+    /// Jobs started since the pool started, and the microseconds they waited in total.
+    pub fn waits(&self) -> (u64, u64) {
+        (
+            self.waiting.1.load(Ordering::Relaxed),
+            self.waiting.2.load(Ordering::Relaxed),
+        )
     }
 
     /// The argon2 computations (hashes and verifications) the pool's jobs have run.

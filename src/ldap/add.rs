@@ -23,7 +23,7 @@ pub async fn add(ctx: &OpContext, req: &LdapAddRequest) -> Result<(), DitError> 
         let values = std::mem::take(&mut attr.values);
         attr.values = state.hash_passwords(values).await?;
     }
-    let policy = state.policy();
+    let policy = ctx.policy();
     let principal = ctx.session.principal.clone();
     state
         .store

@@ -23,7 +23,7 @@ pub async fn compare(ctx: &OpContext, req: &LdapCompareRequest) -> Result<LdapRe
             format!("{name}: assertion value invalid per syntax"),
         ));
     };
-    let policy = state.policy();
+    let policy = ctx.policy();
     let principal = ctx.session.principal.clone();
     state.store.read_inline(move |r| {
         let caller = caller::caller(r, &principal, &policy)?;

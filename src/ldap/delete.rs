@@ -11,13 +11,13 @@ pub async fn delete(ctx: &OpContext, dn: &str) -> Result<(), DitError> {
     // A token's managers may revoke it: the target decides.
     crate::ldap::may_attempt(ctx, Attempt::Delete, Dn::parse(dn).ok()).await?;
     let dn = Dn::parse(dn)?;
-    let policy = state.policy();
+    let policy = ctx.policy();
     let principal = ctx.session.principal.clone();
     state
         .store
         .write(move |w| {
             let caller = caller::caller(w, &principal, &policy)?;
-            write::delete(w, &caller, &dn).map(drop)
+            write::delete(w, &policy, &caller, &dn).map(drop)
         })
         .await
 }

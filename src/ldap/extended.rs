@@ -41,6 +41,11 @@ pub async fn extended(ctx: &OpContext, req: &LdapExtendedRequest) {
     };
     match result {
         Ok(value) => {
+            ctx.state.metrics.ldap_operation(
+                "extended",
+                &LdapResultCode::Success,
+                ctx.started.elapsed(),
+            );
             let op = LdapOp::ExtendedResponse(LdapExtendedResponse {
                 res: success(),
                 name: None,
@@ -54,7 +59,7 @@ pub async fn extended(ctx: &OpContext, req: &LdapExtendedRequest) {
 
 async fn current_caller(ctx: &OpContext) -> Result<Caller, DitError> {
     let principal = ctx.session.principal.clone();
-    let policy = ctx.state.policy();
+    let policy = ctx.policy();
     ctx.state
         .store
         .read_inline(move |r| caller::caller(r, &principal, &policy))
@@ -151,7 +156,7 @@ async fn password_modify(
     };
     // Checked before the old password is verified, so this is no oracle for others'.
     {
-        let (caller, target, policy) = (caller.clone(), target.clone(), state.policy());
+        let (caller, target, policy) = (caller.clone(), target.clone(), ctx.policy());
         state
             .store
             .read(move |r| password::require_may_set(r, &policy, &caller, &target))
@@ -194,7 +199,7 @@ async fn password_modify(
         }
     }
     let principal = ctx.session.principal.clone();
-    let policy = state.policy();
+    let policy = ctx.policy();
     state
         .store
         .write(move |w| {
@@ -215,27 +220,16 @@ async fn generate(ctx: &OpContext, value: Option<&[u8]>) -> Result<Vec<u8>, DitE
     let req = parse_generate(value.unwrap_or_default())
         .map_err(|why| DitError::protocol(format!("malformed token generation request: {why}")))?;
     let principal = ctx.session.principal.clone();
-    let policy = ctx.state.policy();
-    let (minted, req, creator) = ctx
+    let policy = ctx.policy();
+    // Recorded (never with the secret) by the rules, once committed.
+    let minted = ctx
         .state
         .store
         .write(move |w| {
             let caller = caller::caller(w, &principal, &policy)?;
-            let minted = token::generate(w, &policy, &caller, &req)?;
-            let creator = caller.dn().map(ToString::to_string).unwrap_or_default();
-            Ok::<_, DitError>((minted, req, creator))
+            token::generate(w, &policy, &caller, &req)
         })
         .await?;
-    // Logged once committed, and never with the secret.
-    tracing::info!(
-        event = "token-generated",
-        token_id = %minted.id,
-        account = %req.account,
-        intent = req.intent.as_str(),
-        read_write = req.read_write,
-        expires = minted.expires.as_deref().unwrap_or("never"),
-        actor = %creator,
-    );
     Ok(minted_value(&minted))
 }
 
@@ -257,26 +251,15 @@ async fn rotate(ctx: &OpContext, value: Option<&[u8]>) -> Result<Vec<u8>, DitErr
         None => token::DEFAULT_OVERLAP,
     };
     let principal = ctx.session.principal.clone();
-    let policy = ctx.state.policy();
-    let (rotated, creator, account, old) = ctx
+    let policy = ctx.policy();
+    let rotated = ctx
         .state
         .store
         .write(move |w| {
             let caller = caller::caller(w, &principal, &policy)?;
-            let rotated = token::rotate(w, &policy, &caller, &account, &token_id, overlap)?;
-            let creator = caller.dn().map(ToString::to_string).unwrap_or_default();
-            Ok::<_, DitError>((rotated, creator, account, token_id))
+            token::rotate(w, &policy, &caller, &account, &token_id, overlap)
         })
         .await?;
-    tracing::info!(
-        event = "token-rotated",
-        account = %account,
-        old_token_id = %old,
-        old_expires = rotated.old_expires.as_deref().unwrap_or("never"),
-        token_id = %rotated.minted.id,
-        expires = rotated.minted.expires.as_deref().unwrap_or("never"),
-        actor = %creator,
-    );
     Ok(minted_value(&rotated.minted))
 }
 

@@ -46,6 +46,8 @@ pub struct OpContext {
     pub controls: Vec<LdapControl>,
     pub out: mpsc::Sender<Outgoing>,
     pub cancel: CancellationToken,
+    /// When the request was read, for the latency metrics.
+    pub started: std::time::Instant,
 }
 
 /// A response on its way to the connection: a message, or one already encoded (search
@@ -66,6 +68,11 @@ impl From<LdapMsg> for Outgoing {
 }
 
 impl OpContext {
+    /// The rules' policy for this operation, as of now, naming where it came from.
+    pub fn policy(&self) -> crate::dit::caller::Policy {
+        self.state.policy().from(&self.session.origin)
+    }
+
     /// Send one message for this operation; false if the connection is gone.
     pub async fn send(&self, op: LdapOp, ctrl: Vec<LdapControl>) -> bool {
         self.out
@@ -114,6 +121,13 @@ pub async fn reply(
     result: Result<ldap3_proto::proto::LdapResult, DitError>,
     ctrl: Vec<LdapControl>,
 ) {
+    let code = match &result {
+        Ok(res) => res.code.clone(),
+        Err(e) => e.code.clone(),
+    };
+    ctx.state
+        .metrics
+        .ldap_operation(operation_name(request), &code, ctx.started.elapsed());
     let res = match result {
         Ok(res) => res,
         Err(e) if e.is_lapsed() => {
@@ -141,6 +155,21 @@ pub async fn reply(
     };
     if let Some(op) = response_op(request, res) {
         ctx.send(op, ctrl).await;
+    }
+}
+
+/// The operation's name, for the metrics.
+pub fn operation_name(op: &LdapOp) -> &'static str {
+    match op {
+        LdapOp::BindRequest(_) => "bind",
+        LdapOp::SearchRequest(_) => "search",
+        LdapOp::AddRequest(_) => "add",
+        LdapOp::ModifyRequest(_) => "modify",
+        LdapOp::DelRequest(_) => "delete",
+        LdapOp::ModifyDNRequest(_) => "modify_dn",
+        LdapOp::CompareRequest(_) => "compare",
+        LdapOp::ExtendedRequest(_) => "extended",
+        _ => "other",
     }
 }
 

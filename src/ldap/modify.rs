@@ -34,7 +34,7 @@ pub async fn modify(ctx: &OpContext, req: &LdapModifyRequest) -> Result<(), DitE
         }
         changes.push(change);
     }
-    let policy = state.policy();
+    let policy = ctx.policy();
     let principal = ctx.session.principal.clone();
     state
         .store

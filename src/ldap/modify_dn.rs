@@ -17,7 +17,7 @@ pub async fn modify_dn(ctx: &OpContext, req: &LdapModifyDNRequest) -> Result<(),
         new_superior: req.new_superior.as_deref().map(Dn::parse).transpose()?,
         delete_old_rdn: req.deleteoldrdn,
     };
-    let policy = state.policy();
+    let policy = ctx.policy();
     let principal = ctx.session.principal.clone();
     state
         .store

@@ -139,6 +139,7 @@ async fn run(ctx: &OpContext, req: &LdapSearchRequest) -> Outcome {
     // those run here, without a hop to the blocking pool, and their results are sent
     // after the read. Anything larger streams from a blocking thread.
     let mut found = Vec::new();
+    let mut returned = 0;
     let inline = state.store.read_inline(|r| {
         let mut keep = |bytes| {
             found = bytes;
@@ -147,6 +148,7 @@ async fn run(ctx: &OpContext, req: &LdapSearchRequest) -> Outcome {
         let mut results = Results::new(usize::MAX, &mut keep);
         let end = scan.run(r, Some(INLINE_CANDIDATES), &mut results);
         results.flush();
+        returned = results.entries;
         end
     });
     let scan = match inline {
@@ -155,7 +157,7 @@ async fn run(ctx: &OpContext, req: &LdapSearchRequest) -> Outcome {
             let mut scan = scan;
             scan.planned = planned;
             let out = ctx.out.clone();
-            state
+            let (end, streamed) = state
                 .store
                 .read(move |r| {
                     let mut send = |bytes| out.blocking_send(Outgoing::Encoded(bytes)).is_ok();
@@ -163,9 +165,12 @@ async fn run(ctx: &OpContext, req: &LdapSearchRequest) -> Outcome {
                     let end = scan.run(r, None, &mut results);
                     // Entries sent before a size or time limit come before its result.
                     results.flush();
-                    end
+                    Ok::<_, StoreError>((end, results.entries))
                 })
                 .await
+                .unwrap_or_else(|e| (Err(ScanError::Store(e)), 0));
+            returned = streamed;
+            end
         }
         other => {
             if !found.is_empty() && ctx.out.send(Outgoing::Encoded(found)).await.is_err() {
@@ -175,6 +180,7 @@ async fn run(ctx: &OpContext, req: &LdapSearchRequest) -> Outcome {
         }
     };
 
+    state.metrics.entries_returned(returned);
     let page_ctrl = |cookie: Vec<u8>| {
         if paged.is_some() {
             vec![paged_control(cookie)]
@@ -240,6 +246,8 @@ const STREAM_BATCH_BYTES: usize = 32 * 1024;
 /// cost more than encoding the entry did.
 struct Results<'a> {
     buf: Vec<u8>,
+    /// Entries added so far.
+    entries: usize,
     flush_at: usize,
     send: &'a mut dyn FnMut(Vec<u8>) -> bool,
 }
@@ -248,6 +256,7 @@ impl<'a> Results<'a> {
     fn new(flush_at: usize, send: &'a mut dyn FnMut(Vec<u8>) -> bool) -> Results<'a> {
         Results {
             buf: Vec::new(),
+            entries: 0,
             flush_at,
             send,
         }
@@ -255,6 +264,7 @@ impl<'a> Results<'a> {
 
     /// After each entry; false when the client is gone.
     fn entry_added(&mut self) -> bool {
+        self.entries += 1;
         self.buf.len() < self.flush_at || self.flush()
     }
 

@@ -162,6 +162,8 @@ pub struct Session {
     pub paged: Arc<Mutex<PagedCookies>>,
     /// Random per connection; binds paged cookies to it.
     pub nonce: [u8; 16],
+    /// Where the connection comes from, for the audit trail.
+    pub origin: crate::audit::Origin,
 }
 
 impl Session {
@@ -170,7 +172,13 @@ impl Session {
         // A failure leaves a zero nonce: cookies are then still MAC-protected, only not
         // bound to this connection. getrandom does not fail on Linux once seeded.
         let _ = getrandom::fill(&mut nonce);
+        let name = match transport {
+            Transport::Plain => "ldap".to_string(),
+            Transport::Tls => "ldaps".to_string(),
+            Transport::Ldapi { uid, gid } => format!("ldapi uid={uid} gid={gid}"),
+        };
         Session {
+            origin: crate::audit::Origin::new(peer, name),
             principal: Principal::Anonymous,
             transport,
             peer,

@@ -112,6 +112,7 @@ async fn handshake(shared: ConnShared, stream: TcpStream, transport: &'static st
     match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
         Ok(Ok(tls)) => {
             let mut session = Session::new(Transport::Tls, peer);
+            session.origin.transport = transport.to_string();
             session.client_cert = crate::server::tls::client_cert(tls.get_ref().1);
             serve(&shared, tls, &mut session).await;
         }
@@ -365,6 +366,7 @@ impl Conn {
                     return Step::End(self.panicked(writer).await);
                 }
                 let before = session.principal.clone();
+                let started = Instant::now();
                 let bind = AssertUnwindSafe(async {
                     #[cfg(feature = "fault-injection")]
                     ldap::fault::bind(&req);
@@ -373,6 +375,10 @@ impl Conn {
                 let Ok(res) = bind.catch_unwind().await else {
                     return Step::End(self.panicked(writer).await);
                 };
+                self.shared
+                    .state
+                    .metrics
+                    .ldap_operation("bind", &res.code, started.elapsed());
                 if session.principal != before {
                     // Cookies are bound to the identity: the old ones can never be used.
                     session
@@ -476,6 +482,7 @@ impl Conn {
                     controls: msg.ctrl,
                     out: self.channel.0.clone(),
                     cancel: token,
+                    started: Instant::now(),
                 };
                 let msgid = msg.msgid;
                 let op = async move {

@@ -7,6 +7,7 @@
 pub mod ca;
 pub mod conn;
 pub mod frame;
+pub mod https;
 pub mod notify;
 pub mod per_ip;
 pub mod tls;
@@ -62,6 +63,9 @@ pub struct Running {
     pub ldaps: Option<SocketAddr>,
     pub ldap: Option<SocketAddr>,
     pub ldapi: Option<PathBuf>,
+    /// The HTTPS listener (the API), and the metrics listener.
+    pub https: Option<SocketAddr>,
+    pub metrics: Option<SocketAddr>,
     /// The CA that signed the server certificate, when Tessera generated it.
     pub ca: Option<PathBuf>,
     pub state: State,
@@ -123,7 +127,12 @@ fn new_state(
         .map(|m| m.uid())
         .unwrap_or(0);
     let config = Arc::new(config);
+    let metrics = Arc::new(crate::metrics::Metrics::new());
+    let observer = metrics.clone();
+    store.observe_commits(move |took| observer.commit(took));
     Ok(State {
+        audit: Default::default(),
+        metrics,
         hashers: Hashers::start(
             config.limits.max_password_hashers,
             config.argon2_priority,
@@ -171,6 +180,14 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         Some(addr) => bind_tcp(addr, "listen.ldap").await?,
         None => Vec::new(),
     };
+    let https_listeners = match &config.listen.https {
+        Some(addr) => bind_tcp(addr, "listen.https").await?,
+        None => Vec::new(),
+    };
+    let metrics_listeners = match &config.listen.metrics {
+        Some(addr) => bind_tcp(addr, "listen.metrics").await?,
+        None => Vec::new(),
+    };
     let (schema, store) = open_configured(&config)?;
     let created = tree::bootstrap(&store, &schema, &config.suffix)?;
     if created > 0 {
@@ -190,6 +207,10 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         None => None,
     };
     let acceptor = TlsAcceptor::from(tls::server_config(certs.clone(), clients)?);
+    // The same certificate, reloaded with it; HTTP/1.1, no client certificates.
+    let mut https_tls = (*tls::server_config(certs.clone(), None)?).clone();
+    https_tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let https_acceptor = TlsAcceptor::from(Arc::new(https_tls));
 
     let shutdown = CancellationToken::new();
     let state = new_state(config, schema, store, shutdown.clone())?;
@@ -209,6 +230,8 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         ldaps: None,
         ldap: None,
         ldapi: None,
+        https: None,
+        metrics: None,
         ca: material.ca,
         state,
         certs: certs.clone(),
@@ -243,6 +266,46 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             ));
         }
     }
+    let ready = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let api = crate::http::Api {
+        state: running.state.clone(),
+        ready: ready.clone(),
+        certificate: Some(material.cert.clone()),
+    };
+    let separate_metrics = !metrics_listeners.is_empty();
+    let serving = |app| https::Serving {
+        app,
+        metrics: running.state.metrics.clone(),
+        slots: slots.clone(),
+        per_ip: per_ip.clone(),
+        shutdown: shutdown.clone(),
+        tracker: tracker.clone(),
+        handshake_timeout: config.limits.tls_handshake_timeout,
+    };
+    let app = crate::http::app(
+        api.clone(),
+        config.http.metrics_on_https && !separate_metrics,
+    );
+    for listener in https_listeners {
+        if running.https.is_none() {
+            running.https = listener.local_addr().ok();
+        }
+        let serving = serving(app.clone());
+        tracker.spawn(https::serve_tls(listener, https_acceptor.clone(), serving));
+    }
+    let metrics_app = crate::http::metrics_app(api);
+    for listener in metrics_listeners {
+        if running.metrics.is_none() {
+            running.metrics = listener.local_addr().ok();
+        }
+        tracker.spawn(https::serve_plain(listener, serving(metrics_app.clone())));
+    }
+    tracker.spawn(running.state.audit.clone().run(
+        running.state.store.clone(),
+        config.audit,
+        running.state.clock.clone(),
+        shutdown.clone(),
+    ));
     if let Some(path) = config.ldapi_path() {
         let listener = bind_unix(&path)?;
         running.ldapi = Some(path);
@@ -256,6 +319,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             tracker.clone(),
         ));
     }
+    ready.store(true, std::sync::atomic::Ordering::Relaxed);
     Ok(running)
 }
 
@@ -363,17 +427,22 @@ async fn accept_tcp(
                 continue;
             }
         };
+        let listener_name = if tls { "ldaps" } else { "ldap" };
+        let metrics = shared.state.metrics.clone();
         let Some(admitted) = per_ip.admit(peer.ip()) else {
             tracing::warn!(%peer, "connection limit for this address reached, refusing");
+            metrics.refused(listener_name, "per-address-limit");
             refuse(stream, tls).await;
             continue;
         };
         let Ok(slot) = slots.clone().try_acquire_owned() else {
             tracing::warn!(%peer, "connection limit reached, refusing");
+            metrics.refused(listener_name, "connection-limit");
             refuse(stream, tls).await;
             continue;
         };
         let _ = stream.set_nodelay(true);
+        let open = metrics.connection(listener_name);
         let shared = shared.clone();
         // Every event of this connection (binds, token use, writes) names where it came
         // from and over what: the audit trail needs both.
@@ -381,6 +450,7 @@ async fn accept_tcp(
         let connection = async move {
             let _slot = slot;
             let _admitted = admitted;
+            let _open = open;
             if tls {
                 conn::serve_tls(shared, stream).await;
             } else {
@@ -407,11 +477,14 @@ async fn accept_unix(
             continue;
         };
         let Ok(slot) = slots.clone().try_acquire_owned() else {
+            shared.state.metrics.refused("ldapi", "connection-limit");
             continue;
         };
+        let open = shared.state.metrics.connection("ldapi");
         let shared = shared.clone();
         let connection = async move {
             let _slot = slot;
+            let _open = open;
             conn::serve_local(shared, stream).await;
         };
         tracker.spawn(connection.instrument(conn::span("ldapi")));

@@ -47,6 +47,10 @@ const INDEXED: TableDefinition<&str, &str> = TableDefinition::new("indexed");
 /// The tuple-keyed index of earlier versions; dropped when the index is rebuilt.
 const OLD_INDEX: TableDefinition<(&str, &[u8], u64), ()> = TableDefinition::new("index");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+/// The audit trail: (microseconds since the epoch, sequence) -> an encoded record, which
+/// only `crate::audit` reads.
+const AUDIT: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("audit");
+const AUDIT_SEQ: &str = "audit_seq";
 
 const NEXT_ID: &str = "next_id";
 const INDEX_FORMAT: &str = "index_format";
@@ -157,6 +161,20 @@ pub struct Ctx {
     commits: AtomicU64,
     /// Why the equality index was rebuilt when the store opened, if it was.
     rebuilt: Option<&'static str>,
+    /// Told how long each commit took (the metrics).
+    commit_observer: std::sync::OnceLock<CommitObserver>,
+}
+
+/// An audit record as stored: its key (microseconds since the epoch, sequence) and bytes.
+pub type AuditRow = ((u64, u64), Vec<u8>);
+
+/// Told how long each commit took.
+pub struct CommitObserver(Box<dyn Fn(std::time::Duration) + Send + Sync>);
+
+impl std::fmt::Debug for CommitObserver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CommitObserver")
+    }
 }
 
 impl Ctx {
@@ -264,6 +282,7 @@ impl Store {
                 examined: AtomicU64::new(0),
                 commits: AtomicU64::new(0),
                 rebuilt: None,
+                commit_observer: std::sync::OnceLock::new(),
             }),
         })
     }
@@ -404,6 +423,7 @@ impl Store {
             copy_table(&source.open_table(INDEX)?, &mut txn.open_table(INDEX)?)?;
             copy_table(&source.open_table(INDEXED)?, &mut txn.open_table(INDEXED)?)?;
             copy_table(&source.open_table(META)?, &mut txn.open_table(META)?)?;
+            copy_table(&source.open_table(AUDIT)?, &mut txn.open_table(AUDIT)?)?;
             entries
         };
         txn.commit()?;
@@ -439,6 +459,7 @@ impl Store {
             examined: AtomicU64::new(0),
             commits: AtomicU64::new(0),
             rebuilt: None,
+            commit_observer: std::sync::OnceLock::new(),
         };
         let txn = db.begin_write()?;
         {
@@ -447,6 +468,7 @@ impl Store {
             txn.open_table(CHILDREN)?;
             txn.open_table(INDEX)?;
             txn.open_table(META)?;
+            txn.open_table(AUDIT)?;
             if let Some(why) = index_outdated(&txn, &ctx)? {
                 rebuild_index(&txn, &ctx, why)?;
                 ctx.rebuilt = Some(why);
@@ -465,6 +487,65 @@ impl Store {
     /// store builds its empty index too); None when the stored one fitted.
     pub fn index_rebuilt(&self) -> Option<&'static str> {
         self.ctx.rebuilt
+    }
+
+    /// Have `observe` told how long each commit takes, from now on (once per store).
+    pub fn observe_commits(&self, observe: impl Fn(std::time::Duration) + Send + Sync + 'static) {
+        let _ = self
+            .ctx
+            .commit_observer
+            .set(CommitObserver(Box::new(observe)));
+    }
+
+    /// The size of the database file in bytes; None in memory.
+    pub fn file_size(&self) -> Option<u64> {
+        let path = self.path.as_ref()?;
+        std::fs::metadata(path.as_path()).ok().map(|m| m.len())
+    }
+
+    /// Is anything in the audit trail written before `before` (microseconds since the
+    /// epoch), or are there more than `max_records` records? A read, so that pruning
+    /// writes only when there is something to prune.
+    pub fn audit_due(&self, before: u64, max_records: u64) -> Result<bool, StoreError> {
+        use redb::{ReadableTable, ReadableTableMetadata};
+        let txn = self.database()?.begin_read()?;
+        let table = txn.open_table(AUDIT)?;
+        if table.len()? > max_records {
+            return Ok(true);
+        }
+        Ok(table.first()?.is_some_and(|(k, _)| k.value().0 < before))
+    }
+
+    /// One page of the audit trail, newest first: records written in `[since, until)`
+    /// (microseconds since the epoch) with keys below `before` (None: from the newest),
+    /// accepted by `keep`, at most `limit` of them. The bool tells whether more may follow
+    /// (then the last key is where the next page starts).
+    pub fn audit_page(
+        &self,
+        since: u64,
+        until: u64,
+        before: Option<(u64, u64)>,
+        limit: usize,
+        keep: impl Fn(&[u8]) -> bool,
+    ) -> Result<(Vec<AuditRow>, bool), StoreError> {
+        let txn = self.database()?.begin_read()?;
+        let table = txn.open_table(AUDIT)?;
+        let upper = match before {
+            Some(key) => key.min((until, 0)),
+            None => (until, 0),
+        };
+        let mut out = Vec::new();
+        for row in table.range((since, 0)..upper)?.rev() {
+            let (key, value) = row?;
+            if !keep(value.value()) {
+                continue;
+            }
+            if out.len() == limit {
+                return Ok((out, true));
+            }
+            out.push((key.value(), value.value().to_vec()));
+        }
+        Ok((out, false))
     }
 
     /// How many entries have been decoded since the store opened: lets tests show that an
@@ -826,14 +907,14 @@ mod tests {
         .unwrap();
         let point = s.read_inline(|r| r.entry(1));
         assert!(point.unwrap().is_some(), "a point read is fine");
-        let scan = std::panic::catch_unwind(|| {
+        let scan = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             s.read_inline(|r| {
                 for _ in 0..=INLINE_READ_BOUND {
                     r.entry(1)?;
                 }
                 Ok::<_, StoreError>(())
             })
-        });
+        }));
         assert_eq!(
             scan.is_err(),
             cfg!(debug_assertions),

@@ -7,7 +7,7 @@ use redb::{Database, ReadableTable, Table, WriteTransaction};
 
 use super::keys::{IndexKeys, Prepared, index_key, index_keys};
 use super::read::DirectoryRead;
-use super::{CHILDREN, Ctx, DN2ID, ENTRIES, INDEX, META, NEXT_ID, StoreError};
+use super::{AUDIT, AUDIT_SEQ, CHILDREN, Ctx, DN2ID, ENTRIES, INDEX, META, NEXT_ID, StoreError};
 use crate::directory::dn::Dn;
 use crate::directory::entry::Entry;
 
@@ -22,17 +22,28 @@ where
 {
     let mut txn = db.begin_write().map_err(StoreError::from)?;
     txn.set_two_phase_commit(true);
-    let result = {
+    let (result, committed) = {
         let mut writer = Writer::open(&txn, ctx).map_err(E::from)?;
         let result = f(&mut writer)?;
         writer.finish()?;
-        result
+        (result, std::mem::take(&mut writer.committed))
     };
+    let started = std::time::Instant::now();
     txn.commit().map_err(StoreError::from)?;
+    if let Some(observe) = ctx.commit_observer.get() {
+        (observe.0)(started.elapsed());
+    }
+    for run in committed {
+        run();
+    }
     Ok(result)
 }
 
+/// Something to do once the transaction has committed (and never if it does not).
+type Committed = Box<dyn FnOnce() + Send>;
+
 pub struct Writer<'t> {
+    txn: &'t WriteTransaction,
     entries: Table<'t, u64, &'static [u8]>,
     dn2id: Table<'t, &'static str, u64>,
     children: Table<'t, (u64, u64), ()>,
@@ -45,11 +56,13 @@ pub struct Writer<'t> {
     /// The parent the last entry was added under: (normal form, id). Forgotten at every
     /// delete and rename, so it never names an entry that has gone.
     last_parent: Option<(String, u64)>,
+    committed: Vec<Committed>,
 }
 
 impl<'t> Writer<'t> {
     fn open(txn: &'t WriteTransaction, ctx: &'t Ctx) -> Result<Writer<'t>, StoreError> {
         Ok(Writer {
+            txn,
             entries: txn.open_table(ENTRIES)?,
             dn2id: txn.open_table(DN2ID)?,
             children: txn.open_table(CHILDREN)?,
@@ -58,6 +71,7 @@ impl<'t> Writer<'t> {
             ctx,
             next_id: None,
             last_parent: None,
+            committed: Vec::new(),
         })
     }
 
@@ -179,6 +193,46 @@ impl<'t> Writer<'t> {
             self.meta.insert(NEXT_ID, id)?;
         }
         Ok(())
+    }
+
+    /// Run `f` once this transaction has committed; never when it fails.
+    pub fn on_commit(&mut self, f: impl FnOnce() + Send + 'static) {
+        self.committed.push(Box::new(f));
+    }
+
+    /// Append an audit record written at `micros` (since the epoch); records are kept in
+    /// time order, and the store does not look inside them.
+    pub fn append_audit(&mut self, micros: u64, record: &[u8]) -> Result<(), StoreError> {
+        let seq = self.meta(AUDIT_SEQ)?.unwrap_or(0) + 1;
+        self.meta.insert(AUDIT_SEQ, seq)?;
+        self.txn.open_table(AUDIT)?.insert((micros, seq), record)?;
+        Ok(())
+    }
+
+    /// Drop audit records written before `before_micros`, then the oldest beyond
+    /// `max_records`, at most `budget` of them in this transaction; how many went.
+    pub fn prune_audit(
+        &mut self,
+        before_micros: u64,
+        max_records: u64,
+        budget: u64,
+    ) -> Result<u64, StoreError> {
+        use redb::ReadableTableMetadata;
+        let mut table = self.txn.open_table(AUDIT)?;
+        let mut len = table.len()?;
+        let mut removed = 0;
+        while removed < budget {
+            let Some(micros) = table.first()?.map(|(k, _)| k.value().0) else {
+                break;
+            };
+            if micros >= before_micros && len <= max_records {
+                break;
+            }
+            table.pop_first()?;
+            len -= 1;
+            removed += 1;
+        }
+        Ok(removed)
     }
 
     pub fn set_meta(&mut self, key: &str, value: u64) -> Result<(), StoreError> {

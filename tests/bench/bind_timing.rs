@@ -36,7 +36,7 @@ async fn main() {
         .unwrap_or(200);
     let dir = tempfile::tempdir().expect("temp dir");
     let toml = format!(
-        "data_dir = \"{}\"\n[listen]\nldaps = \"127.0.0.1:0\"\nldap = \"\"\n\
+        "data_dir = \"{}\"\n[listen]\nhttps = \"\"\nldaps = \"127.0.0.1:0\"\nldap = \"\"\n\
          [throttle]\nfree_failures = 1000000000\nsource_free_failures = 1000000000\n",
         dir.path().join("data").display()
     );

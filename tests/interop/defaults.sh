@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The README's run command as a newcomer uses it: `tessera serve` with no configuration in
-# an empty directory, on the embedded defaults (LDAPS 6636, LDAP 3389, ./tessera-data), and
-# the README's first ldapsearch against it with full certificate verification.
+# an empty directory, on the embedded defaults (LDAPS 6636, LDAP 3389, the HTTPS API on
+# 8443, ./tessera-data), and the README's first ldapsearch against it with full certificate
+# verification.
 source "$(dirname "$0")/lib.sh"
 
 HERE=$WORK/fresh
@@ -17,6 +18,9 @@ done
 expect_contains "serve prints its LDAPS listener" "ldaps://127.0.0.1:6636" cat "$WORK/defaults.out"
 expect_contains "serve prints its StartTLS listener" "ldap://127.0.0.1:3389" cat "$WORK/defaults.out"
 expect_contains "serve prints the LDAPI socket" "tessera-data/ldapi.sock" cat "$WORK/defaults.out"
+expect_contains "serve prints its HTTPS API listener" "https://127.0.0.1:8443/api/v1" cat "$WORK/defaults.out"
+expect_contains "the API answers on loopback, verified against the generated CA" '"status":"ok"' \
+    curl -fsS --cacert tessera-data/tls/ca.pem https://localhost:8443/healthz
 export LDAPTLS_CACERT=tessera-data/tls/ca.pem
 expect_contains "the README's rootDSE search, fully verified" "namingContexts: dc=example,dc=com" \
     ldapsearch -H ldaps://localhost:6636 -x -b "" -s base +

@@ -25,10 +25,12 @@ free_port() {
 
 LDAPS_PORT=$(free_port)
 LDAP_PORT=$(free_port)
+HTTPS_PORT=$(free_port)
 SOCK="$DATA/ldapi.sock"
 LDAPI="ldapi://$(printf '%s' "$SOCK" | sed 's|/|%2F|g')"
 LDAPS="ldaps://localhost:$LDAPS_PORT"
 LDAP="ldap://localhost:$LDAP_PORT"
+API="https://localhost:$HTTPS_PORT"
 export LDAPTLS_CACERT="$DATA/tls/ca.pem"
 export LDAPTLS_REQCERT=demand
 
@@ -37,6 +39,7 @@ data_dir = "$DATA"
 [listen]
 ldaps = "127.0.0.1:$LDAPS_PORT"
 ldap = "127.0.0.1:$LDAP_PORT"
+https = "127.0.0.1:$HTTPS_PORT"
 [argon2]
 memory_kib = 1024
 iterations = 1

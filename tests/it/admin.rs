@@ -174,6 +174,7 @@ async fn service_accounts_and_tokens() {
         expires: None,
         read_write: false,
         app_password: false,
+        http: false,
         extend_on_use: None,
     };
     let ro = sa::generate(&mut bob, &req).await.unwrap();

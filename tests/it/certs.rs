@@ -14,7 +14,7 @@ use tokio::net::TcpStream;
 
 fn config(data: &Path, tls: &str) -> Config {
     let toml = format!(
-        "data_dir = \"{}\"\n[listen]\nldaps = \"127.0.0.1:0\"\nldap = \"\"\n[argon2]\nmemory_kib = 64\niterations = 1\nparallelism = 1\n[tls]\n{tls}\n",
+        "data_dir = \"{}\"\n[listen]\nhttps = \"\"\nldaps = \"127.0.0.1:0\"\nldap = \"\"\n[argon2]\nmemory_kib = 64\niterations = 1\nparallelism = 1\n[tls]\n{tls}\n",
         data.display()
     );
     Config::parse(&toml).unwrap()
@@ -46,7 +46,7 @@ fn tessera(args: &[&str], config: &Path) -> std::process::Output {
 fn write_config(dir: &Path, data: &Path, tls: &str) -> PathBuf {
     let path = dir.join("tessera.toml");
     let toml = format!(
-        "data_dir = \"{}\"\n[listen]\nldaps = \"127.0.0.1:0\"\nldap = \"\"\n[tls]\n{tls}\n",
+        "data_dir = \"{}\"\n[listen]\nhttps = \"\"\nldaps = \"127.0.0.1:0\"\nldap = \"\"\n[tls]\n{tls}\n",
         data.display()
     );
     std::fs::write(&path, toml).unwrap();

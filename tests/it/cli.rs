@@ -496,7 +496,7 @@ fn serve(toml: &str, env: &[(&str, &str)]) -> (Child, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("tessera.toml");
     let text = format!(
-        "data_dir = \"{}\"\n[listen]\nldaps = \"127.0.0.1:0\"\nldap = \"127.0.0.1:0\"\n{toml}",
+        "data_dir = \"{}\"\n[listen]\nhttps = \"\"\nldaps = \"127.0.0.1:0\"\nldap = \"127.0.0.1:0\"\n{toml}",
         dir.path().join("data").display()
     );
     std::fs::write(&config, text).unwrap();

@@ -653,7 +653,7 @@ async fn online_backup_starts_a_server() {
     crate::private_dir(&restored.path().join("data"));
     std::fs::copy(&file, restored.path().join("data/tessera.redb")).unwrap();
     let toml = format!(
-        "data_dir = \"{}\"\n[listen]\nldaps = \"127.0.0.1:0\"\nldap = \"\"\n",
+        "data_dir = \"{}\"\n[listen]\nhttps = \"\"\nldaps = \"127.0.0.1:0\"\nldap = \"\"\n",
         restored.path().join("data").display()
     );
     let config = tessera::config::Config::parse(&toml).unwrap();
@@ -785,7 +785,7 @@ async fn a_newly_indexed_attribute_finds_the_entries_written_before() {
     let listed = r#""objectClass", "uid", "cn", "mail", "uidNumber", "gidNumber", "member", "memberUid", "entryUUID", "tokenId", "entryManagedBy""#;
     let restart = |dir: tempfile::TempDir, extra: &str| {
         let toml = format!(
-            "data_dir = \"{}\"\n[listen]\nldaps = \"127.0.0.1:0\"\nldap = \"\"\n\
+            "data_dir = \"{}\"\n[listen]\nhttps = \"\"\nldaps = \"127.0.0.1:0\"\nldap = \"\"\n\
              [argon2]\nmemory_kib = 64\niterations = 1\nparallelism = 1\n[index]\nattributes = [{listed}{extra}]\n",
             dir.path().join("data").display()
         );

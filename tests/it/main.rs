@@ -11,6 +11,8 @@ mod cli;
 mod db;
 mod escalation;
 mod extended;
+mod http;
+mod http_escalation;
 mod limits;
 mod matrix;
 mod mtls;
@@ -93,6 +95,7 @@ data_dir = "{data}"
 [listen]
 ldaps = "{ldaps}"
 ldap = "127.0.0.1:0"
+https = "127.0.0.1:0"
 [argon2]
 memory_kib = 64
 iterations = 1
@@ -129,6 +132,11 @@ parallelism = 1
 
     pub fn ldap_url(&self) -> String {
         format!("ldap://localhost:{}", self.running().ldap.unwrap().port())
+    }
+
+    /// An HTTPS client of the API listener, verifying the server against its CA.
+    pub fn http(&self) -> http::Client {
+        http::Client::new(self.running().https.unwrap(), self.tls.clone())
     }
 
     pub fn ldapi_url(&self) -> String {

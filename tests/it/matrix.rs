@@ -326,7 +326,7 @@ async fn a_second_server_on_the_same_database_is_refused() {
     // D4: the second start fails at once and says why.
     let server = TestServer::start().await;
     let toml = format!(
-        "data_dir = \"{}\"\n[listen]\nldaps = \"127.0.0.1:0\"\nldap = \"\"\nldapi = \"second.sock\"\n",
+        "data_dir = \"{}\"\n[listen]\nhttps = \"\"\nldaps = \"127.0.0.1:0\"\nldap = \"\"\nldapi = \"second.sock\"\n",
         server.dir.path().join("data").display()
     );
     let second = tessera::server::start(tessera::config::Config::parse(&toml).unwrap()).await;

@@ -432,7 +432,7 @@ async fn a_client_ca_that_cannot_be_used_stops_the_start() {
         (dir.path().join("missing.pem"), "cannot read"),
     ] {
         let toml = format!(
-            "data_dir = \"{}\"\n[listen]\nldaps = \"127.0.0.1:0\"\nldap = \"\"\nldapi = \"\"\n{}",
+            "data_dir = \"{}\"\n[listen]\nhttps = \"\"\nldaps = \"127.0.0.1:0\"\nldap = \"\"\nldapi = \"\"\n{}",
             dir.path().join("data").display(),
             tls_table(&ca, "optional")
         );

@@ -170,7 +170,7 @@ async fn certificates_reload_without_dropping_connections() {
     write_private(&cert, &first.1, 0o644);
     write_private(&key, &first.2, 0o600);
     let toml = format!(
-        "data_dir = \"{}\"\n[listen]\nldaps = \"127.0.0.1:0\"\nldap = \"\"\n[tls]\ncert = \"{}\"\nkey = \"{}\"\nwatch_interval = \"50ms\"\n",
+        "data_dir = \"{}\"\n[listen]\nhttps = \"\"\nldaps = \"127.0.0.1:0\"\nldap = \"\"\n[tls]\ncert = \"{}\"\nkey = \"{}\"\nwatch_interval = \"50ms\"\n",
         dir.path().join("data").display(),
         cert.display(),
         key.display()

@@ -9,6 +9,7 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
+mod api;
 mod data;
 mod report;
 mod scenario;
@@ -62,6 +63,20 @@ struct Args {
     /// setting against its default on the same build.
     #[arg(long, default_value = "")]
     tessera_limits: String,
+    /// Run Tessera with its HTTPS API listener on (off by default, as in every earlier
+    /// run), to see what having it costs the LDAP scenarios.
+    #[arg(long)]
+    https: bool,
+    /// Also measure the API itself with ApacheBench (`ab`, Debian's apache2-utils): token
+    /// list and token create, requests/s and latency percentiles. Implies --https.
+    #[arg(long)]
+    api: bool,
+    /// Requests per API measurement.
+    #[arg(long, default_value_t = 4000)]
+    api_requests: usize,
+    /// Concurrent API clients.
+    #[arg(long, default_value_t = 8)]
+    api_conns: usize,
     /// Keep the temporary directory (data, configs, logs) for inspection.
     #[arg(long)]
     keep: bool,
@@ -72,6 +87,7 @@ struct Args {
 
 fn main() {
     let mut args = Args::parse();
+    args.https |= args.api;
     if args.quick {
         args.people = args.people.min(500);
         args.conns = vec![4];
@@ -98,6 +114,10 @@ async fn run(args: Args) -> i32 {
     if !args.tessera_limits.is_empty() {
         report.note("tessera_limits", args.tessera_limits.clone());
     }
+    report.note(
+        "tessera_https",
+        if args.https { "on" } else { "off" }.into(),
+    );
     println!(
         "Tessera vs slapd load benchmark: {} people, conns {:?}, {} rounds of warm-up {}s and {}s per server, {}",
         args.people,
@@ -129,8 +149,15 @@ async fn run(args: Args) -> i32 {
     );
 
     let tls = servers::Tls::generate(&dir);
-    let mut tessera = Server::prepare(ServerKind::Tessera, &dir, &data, &tls, &args.tessera_limits);
-    let mut slapd = Server::prepare(ServerKind::Slapd, &dir, &data, &tls, "");
+    let mut tessera = Server::prepare(
+        ServerKind::Tessera,
+        &dir,
+        &data,
+        &tls,
+        &args.tessera_limits,
+        args.https,
+    );
+    let mut slapd = Server::prepare(ServerKind::Slapd, &dir, &data, &tls, "", false);
     for s in [&mut tessera, &mut slapd] {
         let import = s.import();
         println!("{:<8} import: {:.2}s", s.kind.name(), import.as_secs_f64());
@@ -231,6 +258,28 @@ async fn run(args: Args) -> i32 {
         }
     }
 
+    if args.api {
+        let port = tessera.https_port.expect("the HTTPS listener is on");
+        for (name, figures) in api::run(
+            port,
+            &principals.api_token,
+            args.api_requests,
+            args.api_conns,
+            &dir,
+        ) {
+            println!("{}", figures.line(&name, args.api_conns));
+            for (key, value) in figures.pairs() {
+                report.metric("tessera", &format!("api_{name}_{key}"), value);
+            }
+            if figures.failed > 0 || figures.completed == 0 {
+                failures.push(format!(
+                    "api {name}: {} of {} requests failed",
+                    figures.failed, figures.completed
+                ));
+            }
+            checked += 1;
+        }
+    }
     for s in [&tessera, &slapd] {
         report.metric(s.kind.name(), "rss_after_load_kib", s.rss_kib() as f64);
     }

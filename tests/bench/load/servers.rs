@@ -80,6 +80,8 @@ pub struct Server {
     pub kind: ServerKind,
     pub dir: PathBuf,
     pub ldaps_port: u16,
+    /// Tessera's HTTPS API listener, when it is on.
+    pub https_port: Option<u16>,
     config: PathBuf,
     ldif: PathBuf,
     tls_client: Arc<rustls::ClientConfig>,
@@ -90,14 +92,25 @@ pub struct Server {
 pub struct Principals {
     pub reader: crate::scenario::Principal,
     pub admin: crate::scenario::Principal,
+    /// A read-write http-api token of the administrator's account, for the API's figures.
+    pub api_token: String,
 }
 
 impl Server {
-    /// `limits`: lines for Tessera's `[limits]` section (none for slapd).
-    pub fn prepare(kind: ServerKind, work: &Path, data: &DataSet, tls: &Tls, limits: &str) -> Self {
+    /// `limits`: lines for Tessera's `[limits]` section (none for slapd); `https`: Tessera's
+    /// HTTPS API listener on.
+    pub fn prepare(
+        kind: ServerKind,
+        work: &Path,
+        data: &DataSet,
+        tls: &Tls,
+        limits: &str,
+        https: bool,
+    ) -> Self {
         let dir = work.join(kind.name());
         std::fs::create_dir_all(&dir).expect("server dir");
         let ldaps_port = free_port();
+        let https_port = (https && kind == ServerKind::Tessera).then(free_port);
         let (config, ldif) = match kind {
             ServerKind::Tessera => {
                 let ldap_port = free_port();
@@ -105,9 +118,10 @@ impl Server {
                 let text = format!(
                     "data_dir = \"{data}\"\nsuffix = \"{SUFFIX}\"\n\n[listen]\n\
                      ldaps = \"127.0.0.1:{ldaps_port}\"\nldap = \"127.0.0.1:{ldap_port}\"\n\
-                     ldapi = \"ldapi.sock\"\n\n[tls]\ncert = \"{cert}\"\nkey = \"{key}\"\n\n\
+                     ldapi = \"ldapi.sock\"\nhttps = \"{https}\"\n\n[tls]\ncert = \"{cert}\"\nkey = \"{key}\"\n\n\
                      [limits]\n{limits}\n\n[log]\nlevel = \"warn\"\n",
                     data = dir.join("data").display(),
+                    https = https_port.map_or(String::new(), |p| format!("127.0.0.1:{p}")),
                     cert = tls.cert.display(),
                     key = tls.key.display(),
                 );
@@ -148,6 +162,7 @@ impl Server {
             kind,
             dir,
             ldaps_port,
+            https_port,
             config,
             ldif,
             tls_client: tls.client.clone(),
@@ -316,10 +331,31 @@ impl Server {
                 role,
             });
         }
+        let admin_dn = format!("uid=svc-admin,ou=services,{SUFFIX}");
+        let request = ber_sequence(&[
+            (0x80, admin_dn.as_bytes()),
+            (0x81, b"load benchmark api"),
+            (0x82, b"read-write"),
+            (0x84, b"http-api"),
+        ]);
+        let (exop, _) = ldap
+            .extended(Exop {
+                name: Some(GENERATE_TOKEN.into()),
+                val: Some(request),
+            })
+            .await
+            .and_then(|r| r.success())
+            .expect("generate an API token");
+        let value = exop.val.expect("a response value");
+        let api_token = String::from_utf8(ber_field(&value, 0x81).expect("token")).expect("text");
         let _ = ldap.unbind().await;
         let admin = principals.pop().expect("admin");
         let reader = principals.pop().expect("reader");
-        Principals { reader, admin }
+        Principals {
+            reader,
+            admin,
+            api_token,
+        }
     }
 
     pub fn stop(&mut self) {
