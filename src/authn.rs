@@ -1,5 +1,6 @@
-//! Authenticating a name and a secret, for every front end: LDAP's simple bind, and HTTP's
-//! Basic (a person's password) and Bearer (an API token) credentials.
+//! Authenticating a name and a secret, for every front end: LDAP's simple bind, HTTP's
+//! Basic (a person's password) and Bearer (an API token) credentials, and the web
+//! console's sign-in (a person's password).
 //!
 //! A password is checked with argon2 on the hashing pool, against a decoy hash when the
 //! name has none, so neither the answer nor its timing tells an unknown name from a wrong
@@ -33,6 +34,8 @@ pub enum Front {
     HttpBasic,
     /// HTTP Bearer: an API token minted for HTTP (`http-api`), nothing else.
     HttpBearer,
+    /// The web console's sign-in: a person's password, never a token or app password.
+    Console,
 }
 
 /// A name and a secret to check.
@@ -236,8 +239,13 @@ async fn check(state: &State, origin: &Origin, cred: &Simple<'_>) -> Result<Prin
                 "a token sent as a password (tokens go in a Bearer header)",
             ));
         }
+        Front::Console if is_token(cred) => {
+            return Err(invalid(
+                "a token or app password given to the console, which takes passwords only",
+            ));
+        }
         Front::Ldap if is_token(cred) => return token(state, dn, password, Front::Ldap).await,
-        Front::HttpBasic | Front::Ldap => {}
+        Front::HttpBasic | Front::Console | Front::Ldap => {}
     }
     password_check(state, dn, password, cred.readable).await
 }

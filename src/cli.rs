@@ -101,6 +101,14 @@ pub enum Command {
         #[command(flatten)]
         conn: ConnOpts,
     },
+    /// The web console: a one-time sign-in link for the local administrator.
+    #[command(after_help = "Example:\n  tessera console sign-in-link")]
+    Console {
+        #[command(flatten)]
+        conn: ConnOpts,
+        #[command(subcommand)]
+        command: ConsoleCommand,
+    },
     /// The server certificate: show it, renew it, export the generated CA.
     #[command(
         after_help = "Examples:\n  tessera tls --config /etc/tessera/config.toml\n  tessera tls renew\n  tessera tls export-ca > tessera-ca.pem"
@@ -178,6 +186,17 @@ pub struct ConnOpts {
     /// <data_dir>/tls/ca.pem.
     #[arg(long, global = true, value_name = "FILE")]
     ca: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ConsoleCommand {
+    /// Print a link that signs the local administrator (who has no password) into the web
+    /// console once, within console.sign_in_link_lifetime (5 minutes by default). Run as
+    /// root (or the server's user) on the server: it asks over the LDAPI socket. The
+    /// secret rides in the link's fragment, which browsers never send to a server; the
+    /// page takes it from there, clears it from the address bar and signs in.
+    #[command(after_help = "Example:\n  tessera console sign-in-link")]
+    SignInLink,
 }
 
 /// POSIX attributes given on the command line.
@@ -736,6 +755,24 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                 Ok(())
             })
         }),
+        Command::Console {
+            conn,
+            command: ConsoleCommand::SignInLink,
+        } => {
+            let config = load(conn.config.clone())?;
+            let url = crate::admin::console::console_url(&config)?;
+            admin(conn, |c, _| {
+                Box::pin(async move {
+                    let link = crate::admin::console::sign_in_link(c).await?;
+                    let page = format!("{url}{}", crate::admin::console::SIGN_IN_PATH);
+                    println!(
+                        "Open this link in a browser before {}; it signs in once, as the local administrator:\n\n  {page}#{}\n\nOr open {page} and enter this one-time code:\n\n  {}",
+                        link.expires, link.secret, link.secret
+                    );
+                    Ok(())
+                })
+            })
+        }
         Command::Throttled { conn } => admin(conn, |c, _| {
             Box::pin(async move {
                 let rows = crate::admin::throttle::status(c).await?;

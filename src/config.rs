@@ -47,7 +47,28 @@ pub struct Config {
     pub tokens: Tokens,
     pub throttle: crate::identity::throttle::ThrottleConfig,
     pub http: Http,
+    pub console: Console,
     pub audit: crate::audit::Limits,
+}
+
+/// The web console, on the HTTPS listener under `/console`.
+#[derive(Debug, Clone)]
+pub struct Console {
+    pub enabled: bool,
+    /// A session unused this long ends.
+    pub idle_timeout: Duration,
+    /// A session ends this long after sign-in, however busy.
+    pub session_lifetime: Duration,
+    /// After signing in or confirming a password, minting a token or setting a password
+    /// goes without asking again for this long.
+    pub reauth_window: Duration,
+    /// How long a sign-in link (`tessera console sign-in-link`) stays good.
+    pub sign_in_link_lifetime: Duration,
+    /// The console's address as browsers reach it, for the sign-in links the CLI prints
+    /// (`https://ldap.example.com:8443`); default: from `listen.https`.
+    pub url: Option<String>,
+    /// The overview lists service accounts none of whose tokens was used for this long.
+    pub unused_after: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -252,7 +273,21 @@ struct RawConfig {
     #[serde(default)]
     http: RawHttp,
     #[serde(default)]
+    console: RawConsole,
+    #[serde(default)]
     audit: RawAudit,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConsole {
+    enabled: Option<bool>,
+    idle_timeout: Option<String>,
+    session_lifetime: Option<String>,
+    reauth_window: Option<String>,
+    sign_in_link_lifetime: Option<String>,
+    url: Option<String>,
+    unused_after: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -603,6 +638,7 @@ impl Config {
                 request_timeout: duration("http.request_timeout", raw.http.request_timeout, "30s")?,
                 metrics_on_https: raw.http.metrics.unwrap_or(true),
             },
+            console: console(raw.console)?,
             audit: crate::audit::Limits {
                 max_age: duration("audit.max_age", raw.audit.max_age, "90d")?,
                 max_records: match raw.audit.max_records {
@@ -743,6 +779,38 @@ fn duration(
             problem: format!("'{text}' is not a positive duration (e.g. 500ms, 30s, 15m, 2h)"),
         }),
     }
+}
+
+fn console(raw: RawConsole) -> Result<Console, ConfigError> {
+    let url = match raw.url {
+        None => None,
+        Some(u) => {
+            let u = u.trim_end_matches('/').to_string();
+            let host = u.strip_prefix("https://").unwrap_or_default();
+            if host.is_empty() || host.contains(['/', '?', '#', ' ']) {
+                return Err(ConfigError::Invalid {
+                    key: "console.url",
+                    problem: format!(
+                        "'{u}' is not https://host[:port] (e.g. https://ldap.example.com:8443)"
+                    ),
+                });
+            }
+            Some(u)
+        }
+    };
+    Ok(Console {
+        enabled: raw.enabled.unwrap_or(true),
+        idle_timeout: duration("console.idle_timeout", raw.idle_timeout, "15m")?,
+        session_lifetime: duration("console.session_lifetime", raw.session_lifetime, "8h")?,
+        reauth_window: duration("console.reauth_window", raw.reauth_window, "5m")?,
+        sign_in_link_lifetime: duration(
+            "console.sign_in_link_lifetime",
+            raw.sign_in_link_lifetime,
+            "5m",
+        )?,
+        url,
+        unused_after: duration("console.unused_after", raw.unused_after, "30d")?,
+    })
 }
 
 /// `limits.busy_poll`: zero (off) up to a millisecond, past which the polling would cost

@@ -50,6 +50,9 @@ pub struct State {
     /// Audit records of what writes nothing (binds), on their way to the store.
     pub audit: crate::audit::Journal,
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// The web console's one-time sign-in links for local administrators (minted over
+    /// LDAPI, redeemed over HTTPS), and the identity each signs in as.
+    pub sign_in_links: Arc<crate::identity::ticket::Tickets<crate::dit::caller::Principal>>,
 }
 
 pub type TokenUses = Arc<std::sync::Mutex<std::collections::HashMap<String, time::OffsetDateTime>>>;

@@ -8,6 +8,7 @@
 //! delegated manager with `ldapmodify` would.
 
 pub mod client;
+pub mod console;
 pub mod group;
 pub mod person;
 pub mod role;

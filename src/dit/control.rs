@@ -26,7 +26,8 @@ const MAX_DEPTH: usize = 4;
 
 /// Refuse (50, saying why) unless `caller` covers `target`'s rights: what controlling
 /// `target`, or joining it when it is a group or role, would confer. `doing` completes
-/// "only a holder of every right it has may ...".
+/// "only a holder of every right it has may ...". The error carries the reason as a
+/// [`Refusal`] too, for front ends that say it in their own words.
 pub fn require_cover(
     r: &impl DirectoryRead,
     caller: &Caller,
@@ -40,10 +41,71 @@ pub fn require_cover(
     let mut seen = Vec::new();
     match uncovered(r, caller, target, policy, 0, &mut seen)? {
         None => Ok(()),
-        Some(why) => Err(DitError::new(
-            LdapResultCode::InsufficentAccessRights,
-            format!("{target} {why}; only a holder of every right it has may {doing}"),
-        )),
+        Some(why) => {
+            let mut e = DitError::new(
+                LdapResultCode::InsufficentAccessRights,
+                format!(
+                    "{target} {}; only a holder of every right it has may {doing}",
+                    why.third_person()
+                ),
+            );
+            e.refusal = Some(Box::new(Refusal {
+                target: target.clone(),
+                why,
+            }));
+            Err(e)
+        }
+    }
+}
+
+/// Why an actor does not cover a target: what the target has that the actor lacks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    pub target: Dn,
+    pub why: Uncovered,
+}
+
+/// What a target has (or is) that the actor does not hold.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Uncovered {
+    /// It holds the administrators' role (or is it).
+    Admin,
+    /// It holds this role (by name).
+    HoldsRole(String),
+    /// It is this role (by name), which the actor does not hold.
+    IsRole(String),
+    /// It manages this account, which the actor does not cover (why, when known: past
+    /// the depth followed, not said).
+    Manages(Dn, Option<Box<Uncovered>>),
+}
+
+impl Uncovered {
+    /// "holds directory-admins", "manages uid=x,..., which holds the role y": the subject
+    /// named before it, in the singular.
+    pub fn third_person(&self) -> String {
+        self.phrase(false)
+    }
+
+    /// The same after "they": "hold directory-admins", "manage uid=x,..., which ...".
+    pub fn plural(&self) -> String {
+        self.phrase(true)
+    }
+
+    fn phrase(&self, plural: bool) -> String {
+        let verb = |one: &'static str, many: &'static str| if plural { many } else { one };
+        match self {
+            Uncovered::Admin => format!("{} directory-admins", verb("holds", "hold")),
+            Uncovered::HoldsRole(name) => format!("{} the role {name}", verb("holds", "hold")),
+            Uncovered::IsRole(name) => format!("{} the role {name}", verb("is", "are")),
+            Uncovered::Manages(account, None) => {
+                format!("{} {account}", verb("manages", "manage"))
+            }
+            Uncovered::Manages(account, Some(inner)) => format!(
+                "{} {account}, which {}",
+                verb("manages", "manage"),
+                inner.third_person()
+            ),
+        }
     }
 }
 
@@ -87,7 +149,7 @@ fn uncovered(
     policy: &Policy,
     depth: usize,
     seen: &mut Vec<Dn>,
-) -> Result<Option<String>, StoreError> {
+) -> Result<Option<Uncovered>, StoreError> {
     if seen.contains(target) {
         return Ok(None);
     }
@@ -95,7 +157,7 @@ fn uncovered(
     let admins = names::admin_role(&policy.suffix);
     let rights = caller::resolve(r, target, policy)?;
     if rights.is_admin() || target == &admins {
-        return Ok(Some("holds directory-admins".into()));
+        return Ok(Some(Uncovered::Admin));
     }
     // A role confers itself on its members.
     let own_role = match r.entry_by_dn(target)? {
@@ -104,13 +166,12 @@ fn uncovered(
     };
     for role in own_role.iter().chain(rights.roles()) {
         if !caller.holds(role) {
-            let name = role.rdn_value("cn").unwrap_or_default();
-            let verb = if own_role.as_ref() == Some(role) {
-                "is"
+            let name = role.rdn_value("cn").unwrap_or_default().to_string();
+            return Ok(Some(if own_role.as_ref() == Some(role) {
+                Uncovered::IsRole(name)
             } else {
-                "holds"
-            };
-            return Ok(Some(format!("{verb} the role {name}")));
+                Uncovered::HoldsRole(name)
+            }));
         }
     }
     for account in rights.managed() {
@@ -121,10 +182,10 @@ fn uncovered(
             continue;
         }
         if depth >= MAX_DEPTH {
-            return Ok(Some(format!("manages {account}")));
+            return Ok(Some(Uncovered::Manages(account, None)));
         }
         if let Some(why) = uncovered(r, caller, &account, policy, depth + 1, seen)? {
-            return Ok(Some(format!("manages {account}, which {why}")));
+            return Ok(Some(Uncovered::Manages(account, Some(Box::new(why)))));
         }
     }
     Ok(None)

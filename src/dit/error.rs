@@ -18,6 +18,9 @@ pub struct DitError {
     pub code: LdapResultCode,
     pub matched_dn: String,
     pub message: String,
+    /// For a refusal by the control rule (`dit::control`): what the target has that the
+    /// caller lacks, for front ends that say it in their own words.
+    pub refusal: Option<Box<crate::dit::control::Refusal>>,
 }
 
 impl DitError {
@@ -26,6 +29,7 @@ impl DitError {
             code,
             matched_dn: String::new(),
             message: message.into(),
+            refusal: None,
         }
     }
 
@@ -34,6 +38,7 @@ impl DitError {
             code: LdapResultCode::NoSuchObject,
             matched_dn,
             message: "no such object".into(),
+            refusal: None,
         }
     }
 

@@ -76,7 +76,7 @@ impl FromRequestParts<Api> for Authenticated {
 }
 
 /// A Basic user name: a DN as given, else a person's id.
-fn person_dn(suffix: &Dn, user: &str) -> String {
+pub fn person_dn(suffix: &Dn, user: &str) -> String {
     if user.contains('=') {
         return user.to_string();
     }

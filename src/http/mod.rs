@@ -8,9 +8,11 @@
 //! - `problem`: errors as RFC 9457 problem details, the one LDAP-code-to-status map, and
 //!   extractors whose rejections are problems too.
 //! - `api`: the handlers.
+//! - `console`: the web console (HTML), acting through `api`'s functions.
 
 pub mod api;
 pub mod auth;
+pub mod console;
 pub mod problem;
 
 use std::path::PathBuf;
@@ -47,6 +49,8 @@ pub struct Api {
     pub ready: Arc<AtomicBool>,
     /// The server certificate in service, for its expiry metric.
     pub certificate: Option<PathBuf>,
+    /// The web console's sessions.
+    pub sessions: Arc<console::session::Sessions>,
 }
 
 #[derive(OpenApi)]
@@ -84,6 +88,11 @@ pub fn app(api: Api, metrics: bool) -> Router {
         .route_layer(middleware::from_fn_with_state(api.clone(), observe));
     if metrics {
         router = router.route("/metrics", get(metrics_text));
+    }
+    if api.state.config.console.enabled {
+        router = router.merge(
+            console::routes().route_layer(middleware::from_fn_with_state(api.clone(), observe)),
+        );
     }
     router
         .fallback(not_found)
@@ -405,15 +414,23 @@ async fn guard(State(api): State<Api>, req: Request, next: Next) -> Response {
     };
     let headers = response.headers_mut();
     for (name, value) in [
-        (header::CACHE_CONTROL, "no-store"),
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
         (header::REFERRER_POLICY, "no-referrer"),
+    ] {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    // The console sets its own policy (its pages load its script and style) and lets its
+    // versioned assets be cached; everything else gets these.
+    for (name, value) in [
+        (header::CACHE_CONTROL, "no-store"),
         (
             header::CONTENT_SECURITY_POLICY,
             "default-src 'none'; frame-ancestors 'none'",
         ),
     ] {
-        headers.insert(name, HeaderValue::from_static(value));
+        headers
+            .entry(name)
+            .or_insert(HeaderValue::from_static(value));
     }
     response
 }

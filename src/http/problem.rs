@@ -43,6 +43,9 @@ pub struct ProblemBody {
     /// For a missing entry: the closest entry above it that exists.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub matched_dn: String,
+    /// For a refusal by the control rule: its reason, structured (the console words it).
+    #[serde(skip)]
+    pub refusal: Option<Box<crate::dit::control::Refusal>>,
 }
 
 impl Problem {
@@ -55,6 +58,7 @@ impl Problem {
             code: code.to_string(),
             ldap_result: None,
             matched_dn: String::new(),
+            refusal: None,
         }))
     }
 
@@ -103,6 +107,7 @@ impl From<DitError> for Problem {
         let mut p = Problem::new(status, result_name(&e.code), e.message);
         p.0.ldap_result = Some(e.code as u32);
         p.0.matched_dn = e.matched_dn;
+        p.0.refusal = e.refusal;
         p
     }
 }

@@ -31,6 +31,7 @@ pub async fn extended(ctx: &OpContext, req: &LdapExtendedRequest) {
         oid::TOKEN_ROTATE => rotate(ctx, value).await.map(Some),
         oid::THROTTLED => throttled(ctx).await,
         oid::BACKUP => backup(ctx, value).await,
+        oid::CONSOLE_SIGN_IN => sign_in_link(ctx),
         oid::STARTTLS => Err(DitError::new(
             LdapResultCode::OperationsError,
             "StartTLS cannot be processed now",
@@ -92,6 +93,38 @@ async fn backup(ctx: &OpContext, value: Option<&[u8]>) -> Result<Option<Vec<u8>>
     Ok(Some(
         format!("{copied}\t{}", written.display()).into_bytes(),
     ))
+}
+
+/// A one-time sign-in link for the web console (`oid::CONSOLE_SIGN_IN`): local
+/// administrators only, since only they have no password to sign in with. The secret is
+/// kept as a hash, in memory, and never logged.
+fn sign_in_link(ctx: &OpContext) -> Result<Option<Vec<u8>>, DitError> {
+    let principal = &ctx.session.principal;
+    if !matches!(principal, Principal::Local { admin: true, .. }) {
+        return Err(DitError::insufficient_access());
+    }
+    let state = &ctx.state;
+    if !state.config.console.enabled {
+        return Err(DitError::unwilling(
+            "the web console is turned off (console.enabled = false)",
+        ));
+    }
+    let now = state.clock.now();
+    let lifetime = crate::dit::credentials::to_time(state.config.console.sign_in_link_lifetime);
+    let issued = state
+        .sign_in_links
+        .issue(principal.clone(), now, lifetime)
+        .map_err(|e| {
+            tracing::error!(error = %e, "issuing a sign-in link failed");
+            DitError::other("the sign-in link could not be made")
+        })?;
+    tracing::info!(
+        event = "console-sign-in-link",
+        actor = %principal.dn().map(ToString::to_string).unwrap_or_default(),
+        "a one-time console sign-in link was issued"
+    );
+    let expires = crate::directory::time::rfc3339(issued.expires);
+    Ok(Some(format!("{}\t{expires}", issued.secret).into_bytes()))
 }
 
 async fn throttled(ctx: &OpContext) -> Result<Option<Vec<u8>>, DitError> {

@@ -149,6 +149,7 @@ fn new_state(
         token_uses: Default::default(),
         rights: Default::default(),
         throttle: Arc::new(Throttle::new(config.throttle)),
+        sign_in_links: Default::default(),
         shutdown,
         config,
     })
@@ -271,6 +272,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         state: running.state.clone(),
         ready: ready.clone(),
         certificate: Some(material.cert.clone()),
+        sessions: Default::default(),
     };
     let separate_metrics = !metrics_listeners.is_empty();
     let serving = |app| https::Serving {

@@ -57,6 +57,11 @@ pub async fn list(
     who: Authenticated,
     Query(q): Query<AuditQuery>,
 ) -> Result<Response, Problem> {
+    Ok(axum::Json(page(&api, &who, q).await?).into_response())
+}
+
+/// The page of records `q` asks for that `who` may see.
+pub async fn page(api: &Api, who: &Authenticated, q: AuditQuery) -> Result<AuditPage, Problem> {
     let time = |field: &str, text: Option<&str>| -> Result<Option<OffsetDateTime>, Problem> {
         text.map(|t| {
             OffsetDateTime::parse(t, &Rfc3339)
@@ -87,7 +92,7 @@ pub async fn list(
         .await
         .map_err(Problem::from)?;
     let (account, actor) = (q.account, q.actor);
-    let (filter, me, admin, managed) = read(&api, &who, move |r, caller, policy| {
+    let (filter, me, admin, managed) = read(api, who, move |r, caller, policy| {
         let name = |n: Option<String>| -> Result<Option<Dn>, DitError> {
             n.map(|n| reference(r, &policy.suffix, &n)).transpose()
         };
@@ -125,9 +130,8 @@ pub async fn list(
     })
     .await
     .map_err(|e| Problem::from(crate::store::StoreError::Task(e.to_string())))??;
-    Ok(axum::Json(AuditPage {
+    Ok(AuditPage {
         items: page.events,
         next: page.next,
     })
-    .into_response())
 }

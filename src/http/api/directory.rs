@@ -47,11 +47,16 @@ pub struct WhoAmI {
 #[utoipa::path(get, path = "/api/v1/whoami", tag = "identity",
     responses((status = 200, description = "The caller", body = WhoAmI)))]
 pub async fn whoami(State(api): State<Api>, who: Authenticated) -> Result<Response, Problem> {
+    Ok(axum::Json(whoami_of(&api, &who).await?).into_response())
+}
+
+/// Who `who` is and what it holds.
+pub async fn whoami_of(api: &Api, who: &Authenticated) -> Result<WhoAmI, Problem> {
     let token_id = match &who.principal {
         Principal::Token { token_id, .. } => Some(token_id.clone()),
         _ => None,
     };
-    let me = read(&api, &who, move |r, caller, policy| {
+    read(api, who, move |r, caller, policy| {
         let Some(dn) = caller.dn().cloned() else {
             return Err(DitError::invalid_credentials());
         };
@@ -77,8 +82,7 @@ pub async fn whoami(State(api): State<Api>, who: Authenticated) -> Result<Respon
             manages,
         })
     })
-    .await?;
-    Ok(axum::Json(me).into_response())
+    .await
 }
 
 /// One change to an entry, as LDAP Modify makes it (RFC 4511 §4.6).
@@ -281,6 +285,15 @@ pub async fn create_person(
     who: Authenticated,
     Json(new): Json<NewPerson>,
 ) -> Result<Response, Problem> {
+    created(create_person_entry(&api, &who, new).await?)
+}
+
+/// Add the person `new` as `who`: the entry as the caller then sees it.
+pub async fn create_person_entry(
+    api: &Api,
+    who: &Authenticated,
+    new: NewPerson,
+) -> Result<EntryJson, Problem> {
     let cn = new.display_name.clone().unwrap_or_else(|| new.uid.clone());
     let sn = new.surname.clone().unwrap_or_else(|| {
         cn.split_whitespace()
@@ -318,7 +331,7 @@ pub async fn create_person(
     }
     attrs.extend(new.attributes);
     let dn = PEOPLE.dn(&api.state.config.suffix, &new.uid);
-    create(&api, &who, dn, attrs, Vec::new()).await
+    create(api, who, dn, attrs, Vec::new()).await
 }
 
 /// A new group.
@@ -344,6 +357,15 @@ pub async fn create_group(
     who: Authenticated,
     Json(new): Json<NewGroup>,
 ) -> Result<Response, Problem> {
+    created(create_group_entry(&api, &who, new).await?)
+}
+
+/// Add the group `new` as `who`.
+pub async fn create_group_entry(
+    api: &Api,
+    who: &Authenticated,
+    new: NewGroup,
+) -> Result<EntryJson, Problem> {
     let suffix = api.state.config.suffix.clone();
     let mut classes = vec!["groupOfNames".to_string()];
     if new.posix || new.gid_number.is_some() {
@@ -359,11 +381,11 @@ pub async fn create_group(
     if let Some(d) = new.description {
         attrs.push(("description".into(), vec![d]));
     }
-    let members = references(&api, new.members).await?;
+    let members = references(api, new.members).await?;
     if !members.is_empty() {
         attrs.push(("member".into(), members));
     }
-    create(&api, &who, GROUPS.dn(&suffix, &new.cn), attrs, Vec::new()).await
+    create(api, who, GROUPS.dn(&suffix, &new.cn), attrs, Vec::new()).await
 }
 
 /// A new service account.
@@ -391,8 +413,17 @@ pub async fn create_service_account(
     who: Authenticated,
     Json(new): Json<NewServiceAccount>,
 ) -> Result<Response, Problem> {
+    created(create_service_account_entry(&api, &who, new).await?)
+}
+
+/// Add the service account `new` as `who`, and put it in its groups, in one transaction.
+pub async fn create_service_account_entry(
+    api: &Api,
+    who: &Authenticated,
+    new: NewServiceAccount,
+) -> Result<EntryJson, Problem> {
     let suffix = api.state.config.suffix.clone();
-    let manager = references(&api, vec![new.managed_by]).await?;
+    let manager = references(api, vec![new.managed_by]).await?;
     let mut attrs = vec![
         ("objectClass".to_string(), vec![SERVICES.class.to_string()]),
         ("uid".to_string(), vec![new.name.clone()]),
@@ -425,7 +456,7 @@ pub async fn create_service_account(
             }
         })
         .collect::<Result<Vec<_>, _>>()?;
-    create(&api, &who, SERVICES.dn(&suffix, &new.name), attrs, groups).await
+    create(api, who, SERVICES.dn(&suffix, &new.name), attrs, groups).await
 }
 
 /// A new role (only directory administrators define roles).
@@ -463,6 +494,15 @@ pub async fn create_role(
     who: Authenticated,
     Json(new): Json<NewRole>,
 ) -> Result<Response, Problem> {
+    created(create_role_entry(&api, &who, new).await?)
+}
+
+/// Add the role `new` as `who` (directory administrators only, by the rules).
+pub async fn create_role_entry(
+    api: &Api,
+    who: &Authenticated,
+    new: NewRole,
+) -> Result<EntryJson, Problem> {
     let suffix = api.state.config.suffix.clone();
     let bases = new
         .bases
@@ -502,11 +542,11 @@ pub async fn create_role(
             attrs.push((name.to_string(), vec![v]));
         }
     }
-    let members = references(&api, new.members).await?;
+    let members = references(api, new.members).await?;
     if !members.is_empty() {
         attrs.push(("member".into(), members));
     }
-    create(&api, &who, ROLES.dn(&suffix, &new.cn), attrs, Vec::new()).await
+    create(api, who, ROLES.dn(&suffix, &new.cn), attrs, Vec::new()).await
 }
 
 #[utoipa::path(patch, path = "/api/v1/groups/{cn}/members", tag = "groups",
@@ -519,7 +559,8 @@ pub async fn group_members(
     Path(cn): Path<String>,
     Json(body): Json<Members>,
 ) -> Result<Response, Problem> {
-    members(&api, &who, GROUPS, &cn, body).await
+    let changed = change_members(&api, &who, GROUPS, &cn, body).await?;
+    Ok(axum::Json(changed).into_response())
 }
 
 #[utoipa::path(patch, path = "/api/v1/roles/{cn}/members", tag = "roles",
@@ -532,16 +573,18 @@ pub async fn role_members(
     Path(cn): Path<String>,
     Json(body): Json<Members>,
 ) -> Result<Response, Problem> {
-    members(&api, &who, ROLES, &cn, body).await
+    let changed = change_members(&api, &who, ROLES, &cn, body).await?;
+    Ok(axum::Json(changed).into_response())
 }
 
-async fn members(
+/// Add and remove members of the group or role `name` (names or DNs), together.
+pub async fn change_members(
     api: &Api,
     who: &Authenticated,
     kind: Kind,
     name: &str,
     body: Members,
-) -> Result<Response, Problem> {
+) -> Result<EntryJson, Problem> {
     if body.add.is_empty() && body.remove.is_empty() {
         return Err(Problem::bad_request("nothing to add or remove"));
     }
@@ -563,8 +606,7 @@ async fn members(
         });
     }
     let dn = kind.dn(&api.state.config.suffix, name);
-    let changed = modify(api, who, kind, dn, changes).await?;
-    Ok(axum::Json(changed).into_response())
+    modify(api, who, kind, dn, changes).await
 }
 
 /// What to search for, and as whom.
@@ -597,6 +639,16 @@ pub async fn search_as(
     who: Authenticated,
     Json(req): Json<SearchRequest>,
 ) -> Result<Response, Problem> {
+    Ok(axum::Json(search_entries(&api, &who, req).await?).into_response())
+}
+
+/// What `req` finds, as `who` or as the identity it names (which takes the impersonate
+/// right over it, as LDAP's proxied authorization does).
+pub async fn search_entries(
+    api: &Api,
+    who: &Authenticated,
+    req: SearchRequest,
+) -> Result<Listing, Problem> {
     let scope = match req.scope.as_deref().unwrap_or("sub") {
         "base" => LdapSearchScope::Base,
         "one" => LdapSearchScope::OneLevel,
@@ -608,7 +660,7 @@ pub async fn search_as(
         }
     };
     let principal = who.principal.clone();
-    let page = read(&api, &who, move |r, caller, policy| {
+    read(api, who, move |r, caller, policy| {
         let base = match req.base.as_deref() {
             Some(b) if !b.is_empty() => Dn::parse(b)?,
             _ => policy.suffix.clone(),
@@ -654,12 +706,11 @@ pub async fn search_as(
         }
         Ok(page)
     })
-    .await?;
-    Ok(axum::Json(page).into_response())
+    .await
 }
 
 /// Names or DNs, as DNs (a name is looked up as a person, group, then service account).
-async fn references(api: &Api, names: Vec<String>) -> Result<Vec<String>, Problem> {
+pub async fn references(api: &Api, names: Vec<String>) -> Result<Vec<String>, Problem> {
     if names.is_empty() {
         return Ok(Vec::new());
     }
@@ -697,7 +748,7 @@ async fn create(
     dn: Dn,
     attrs: Vec<(String, Vec<String>)>,
     groups: Vec<Dn>,
-) -> Result<Response, Problem> {
+) -> Result<EntryJson, Problem> {
     may_attempt(api, who, Attempt::Add, None).await?;
     let state = &api.state;
     let raw: Vec<(String, Vec<Vec<u8>>)> = attrs
@@ -713,7 +764,7 @@ async fn create(
         let values = std::mem::take(&mut attr.values);
         attr.values = state.hash_passwords(values).await?;
     }
-    let created = super::write(api, who, move |w, caller, policy| {
+    super::write(api, who, move |w, caller, policy| {
         let added = write::add(w, policy, caller, new)?;
         for group in &groups {
             let change = Change {
@@ -725,8 +776,12 @@ async fn create(
         }
         shown(w, caller, policy, &added.dn)
     })
-    .await?;
-    Ok((StatusCode::CREATED, axum::Json(created)).into_response())
+    .await
+}
+
+/// 201 with the entry made.
+fn created(entry: EntryJson) -> Result<Response, Problem> {
+    Ok((StatusCode::CREATED, axum::Json(entry)).into_response())
 }
 
 /// The entry as the caller now sees it; just its DN when it cannot see it.
@@ -746,7 +801,7 @@ fn shown(
 }
 
 /// Apply `changes` to the entry `dn` of `kind` (passwords hashed first).
-async fn modify(
+pub async fn modify(
     api: &Api,
     who: &Authenticated,
     kind: Kind,
@@ -788,7 +843,7 @@ async fn modify(
 
 /// Delete the entry `dn` of `kind`, with its tokens or app passwords first, in one
 /// transaction.
-async fn delete(api: &Api, who: &Authenticated, kind: Kind, dn: Dn) -> Result<(), Problem> {
+pub async fn delete(api: &Api, who: &Authenticated, kind: Kind, dn: Dn) -> Result<(), Problem> {
     may_attempt(api, who, Attempt::Delete, Some(dn.clone())).await?;
     super::write(api, who, move |w, caller, policy| {
         require_kind(w, kind, &dn)?;

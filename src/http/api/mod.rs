@@ -285,6 +285,34 @@ pub fn list(
     Ok(Listing { items, next: None })
 }
 
+/// How many entries of `kind` the caller sees (only what deciding needs is decoded).
+pub fn count_kind(
+    r: &impl DirectoryRead,
+    caller: &Caller,
+    policy: &Policy,
+    kind: Kind,
+) -> Result<usize, DitError> {
+    let query = Query {
+        base: kind.base(&policy.suffix),
+        scope: LdapSearchScope::OneLevel,
+        filter: parse_filter(policy, &format!("(objectClass={})", kind.class))?,
+    };
+    let Ok(base_id) = search::base(r, caller, &policy.suffix, &query.base) else {
+        return Ok(0);
+    };
+    let examiner = Examiner::new(&query, caller, Some(Vec::new()));
+    let mut n = 0;
+    for id in search::candidates(r, &query.filter, &query.scope, base_id)? {
+        if examiner
+            .examine(r, caller, &policy.schema, id, &|_| false)?
+            .is_some()
+        {
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
 /// The entry `dn` as the caller sees it (404 when it cannot).
 pub fn get(
     r: &impl DirectoryRead,

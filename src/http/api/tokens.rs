@@ -124,7 +124,7 @@ pub async fn list_tokens(
     who: Authenticated,
     Path(name): Path<String>,
 ) -> Result<Response, Problem> {
-    list(&api, &who, SERVICES, &name).await
+    Ok(axum::Json(list(&api, &who, SERVICES, &name).await?).into_response())
 }
 
 #[utoipa::path(get, path = "/api/v1/people/{uid}/app-passwords", tag = "tokens",
@@ -135,7 +135,7 @@ pub async fn list_app_passwords(
     who: Authenticated,
     Path(uid): Path<String>,
 ) -> Result<Response, Problem> {
-    list(&api, &who, PEOPLE, &uid).await
+    Ok(axum::Json(list(&api, &who, PEOPLE, &uid).await?).into_response())
 }
 
 #[utoipa::path(post, path = "/api/v1/service-accounts/{name}/tokens", tag = "tokens",
@@ -159,7 +159,7 @@ pub async fn create_token(
             }
         },
     };
-    mint(&api, &who, SERVICES, &name, new, intent).await
+    minted(mint(&api, &who, SERVICES, &name, new, intent).await?)
 }
 
 #[utoipa::path(post, path = "/api/v1/people/{uid}/app-passwords", tag = "tokens",
@@ -181,7 +181,7 @@ pub async fn create_app_password(
             "intent: app passwords are app-password",
         ));
     }
-    mint(&api, &who, PEOPLE, &uid, new, Intent::AppPassword).await
+    minted(mint(&api, &who, PEOPLE, &uid, new, Intent::AppPassword).await?)
 }
 
 #[utoipa::path(post, path = "/api/v1/service-accounts/{name}/tokens/{id}/rotate", tag = "tokens",
@@ -195,7 +195,7 @@ pub async fn rotate_token(
     Path((name, id)): Path<(String, String)>,
     Json(rotation): Json<Rotation>,
 ) -> Result<Response, Problem> {
-    rotate(&api, &who, SERVICES, &name, id, rotation).await
+    minted(rotate(&api, &who, SERVICES, &name, id, rotation).await?)
 }
 
 #[utoipa::path(post, path = "/api/v1/people/{uid}/app-passwords/{id}/rotate", tag = "tokens",
@@ -209,7 +209,7 @@ pub async fn rotate_app_password(
     Path((uid, id)): Path<(String, String)>,
     Json(rotation): Json<Rotation>,
 ) -> Result<Response, Problem> {
-    rotate(&api, &who, PEOPLE, &uid, id, rotation).await
+    minted(rotate(&api, &who, PEOPLE, &uid, id, rotation).await?)
 }
 
 #[utoipa::path(delete, path = "/api/v1/service-accounts/{name}/tokens/{id}", tag = "tokens",
@@ -221,7 +221,8 @@ pub async fn revoke_token(
     who: Authenticated,
     Path((name, id)): Path<(String, String)>,
 ) -> Result<Response, Problem> {
-    revoke(&api, &who, SERVICES, &name, &id).await
+    revoke(&api, &who, SERVICES, &name, &id).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 #[utoipa::path(delete, path = "/api/v1/people/{uid}/app-passwords/{id}", tag = "tokens",
@@ -233,7 +234,8 @@ pub async fn revoke_app_password(
     who: Authenticated,
     Path((uid, id)): Path<(String, String)>,
 ) -> Result<Response, Problem> {
-    revoke(&api, &who, PEOPLE, &uid, &id).await
+    revoke(&api, &who, PEOPLE, &uid, &id).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 #[utoipa::path(put, path = "/api/v1/people/{uid}/password", tag = "people",
@@ -247,17 +249,34 @@ pub async fn set_password(
     Path(uid): Path<String>,
     Json(new): Json<NewPassword>,
 ) -> Result<Response, Problem> {
+    match set_person_password(&api, &who, &uid, new.password).await? {
+        Some(password) => Ok(no_store(
+            StatusCode::OK,
+            axum::Json(GeneratedPassword { password }),
+        )),
+        None => Ok(StatusCode::NO_CONTENT.into_response()),
+    }
+}
+
+/// Set the password of the person `uid` as `who`: to `password`, or when none is given
+/// to a generated one, which is returned (shown once).
+pub async fn set_person_password(
+    api: &Api,
+    who: &Authenticated,
+    uid: &str,
+    password: Option<String>,
+) -> Result<Option<String>, Problem> {
     let state = &api.state;
-    let target = PEOPLE.dn(&state.config.suffix, &uid);
+    let target = PEOPLE.dn(&state.config.suffix, uid);
     // Checked before anything is hashed, so this costs nothing to those who may not.
     {
         let target = target.clone();
-        read(&api, &who, move |r, caller, policy| {
+        read(api, who, move |r, caller, policy| {
             password::require_may_set(r, policy, caller, &target)
         })
         .await?;
     }
-    let (cleartext, generated) = match new.password {
+    let (cleartext, generated) = match password {
         Some(p) if !p.is_empty() => (p, false),
         _ => (
             crate::identity::password::generate(GENERATED_PASSWORD_LEN),
@@ -265,23 +284,19 @@ pub async fn set_password(
         ),
     };
     let hashed = state.hash_password(cleartext.as_bytes().to_vec()).await?;
-    write_as(&api, &who, move |w, caller, policy| {
+    write_as(api, who, move |w, caller, policy| {
         password::set(w, policy, caller, &target, hashed)
     })
     .await?;
-    if generated {
-        Ok(no_store(
-            StatusCode::OK,
-            axum::Json(GeneratedPassword {
-                password: cleartext,
-            }),
-        ))
-    } else {
-        Ok(StatusCode::NO_CONTENT.into_response())
-    }
+    Ok(generated.then_some(cleartext))
 }
 
 const GENERATED_PASSWORD_LEN: usize = 20;
+
+/// 201 with a minted secret, which no cache may keep.
+fn minted(minted: MintedJson) -> Result<Response, Problem> {
+    Ok(no_store(StatusCode::CREATED, axum::Json(minted)))
+}
 
 /// A response that no cache may keep (it carries a secret).
 fn no_store(status: StatusCode, body: impl IntoResponse) -> Response {
@@ -296,9 +311,15 @@ fn no_store(status: StatusCode, body: impl IntoResponse) -> Response {
         .into_response()
 }
 
-async fn list(api: &Api, who: &Authenticated, kind: Kind, name: &str) -> Result<Response, Problem> {
+/// The tokens (or app passwords) of the account `name` of `kind` the caller sees.
+pub async fn list(
+    api: &Api,
+    who: &Authenticated,
+    kind: Kind,
+    name: &str,
+) -> Result<TokenList, Problem> {
     let account = kind.dn(&api.state.config.suffix, name);
-    let tokens = read(api, who, move |r, caller, policy| {
+    read(api, who, move |r, caller, policy| {
         let base = search::base(r, caller, &policy.suffix, &account)?;
         require_account(r, kind, &account)?;
         let query = SearchQuery {
@@ -316,18 +337,19 @@ async fn list(api: &Api, who: &Authenticated, kind: Kind, name: &str) -> Result<
         }
         Ok(TokenList { items })
     })
-    .await?;
-    Ok(axum::Json(tokens).into_response())
+    .await
 }
 
-async fn mint(
+/// Mint a token (or app password) for the account `name` of `kind` as `who`: the secret,
+/// to be shown once.
+pub async fn mint(
     api: &Api,
     who: &Authenticated,
     kind: Kind,
     name: &str,
     new: NewToken,
     intent: Intent,
-) -> Result<Response, Problem> {
+) -> Result<MintedJson, Problem> {
     let account = kind.dn(&api.state.config.suffix, name);
     let read_write = match new.scope.as_deref() {
         None | Some("read-only") => false,
@@ -359,25 +381,23 @@ async fn mint(
         token::generate(w, policy, caller, &req)
     })
     .await?;
-    Ok(no_store(
-        StatusCode::CREATED,
-        axum::Json(MintedJson {
-            id: minted.id.clone(),
-            token: minted.token.clone(),
-            expires: minted.expires.as_deref().map(time_text),
-            old_expires: None,
-        }),
-    ))
+    Ok(MintedJson {
+        id: minted.id.clone(),
+        token: minted.token.clone(),
+        expires: minted.expires.as_deref().map(time_text),
+        old_expires: None,
+    })
 }
 
-async fn rotate(
+/// Rotate token `id` of the account `name` of `kind`: the new secret, to be shown once.
+pub async fn rotate(
     api: &Api,
     who: &Authenticated,
     kind: Kind,
     name: &str,
     id: String,
     rotation: Rotation,
-) -> Result<Response, Problem> {
+) -> Result<MintedJson, Problem> {
     let account = kind.dn(&api.state.config.suffix, name);
     let overlap = match rotation.overlap.as_deref() {
         None => token::DEFAULT_OVERLAP,
@@ -389,24 +409,22 @@ async fn rotate(
         token::rotate(w, policy, caller, &account, &id, overlap)
     })
     .await?;
-    Ok(no_store(
-        StatusCode::CREATED,
-        axum::Json(MintedJson {
-            id: rotated.minted.id.clone(),
-            token: rotated.minted.token.clone(),
-            expires: rotated.minted.expires.as_deref().map(time_text),
-            old_expires: rotated.old_expires.as_deref().map(time_text),
-        }),
-    ))
+    Ok(MintedJson {
+        id: rotated.minted.id.clone(),
+        token: rotated.minted.token.clone(),
+        expires: rotated.minted.expires.as_deref().map(time_text),
+        old_expires: rotated.old_expires.as_deref().map(time_text),
+    })
 }
 
-async fn revoke(
+/// Revoke (delete) token `id` of the account `name` of `kind`.
+pub async fn revoke(
     api: &Api,
     who: &Authenticated,
     kind: Kind,
     name: &str,
     id: &str,
-) -> Result<Response, Problem> {
+) -> Result<(), Problem> {
     let account = kind.dn(&api.state.config.suffix, name);
     let token = account.child(Rdn::single("tokenId", id));
     let target = token.clone();
@@ -422,8 +440,32 @@ async fn revoke(
         }
         write::delete(w, policy, caller, &token).map(drop)
     })
-    .await?;
-    Ok(StatusCode::NO_CONTENT.into_response())
+    .await
+}
+
+/// Every token and app password the caller sees, with the DN of the account it belongs
+/// to, in id order.
+pub fn all_visible(
+    r: &impl DirectoryRead,
+    caller: &crate::dit::caller::Caller,
+    policy: &crate::dit::caller::Policy,
+) -> Result<Vec<(String, TokenJson)>, DitError> {
+    let query = SearchQuery {
+        base: policy.suffix.clone(),
+        scope: LdapSearchScope::Subtree,
+        filter: parse_filter(policy, &format!("(objectClass={TOKEN_CLASS})"))?,
+    };
+    let base = search::base(r, caller, &policy.suffix, &query.base)?;
+    let examiner = Examiner::new(&query, caller, None);
+    let wants = |n: &str| n.eq_ignore_ascii_case("createTimestamp");
+    let mut out = Vec::new();
+    for id in search::candidates(r, &query.filter, &query.scope, base)? {
+        if let Some(e) = examiner.examine(r, caller, &policy.schema, id, &wants)? {
+            let account = e.dn.parent().map(|p| p.to_string()).unwrap_or_default();
+            out.push((account, token_json(&e, policy.now)));
+        }
+    }
+    Ok(out)
 }
 
 /// 404 when `dn` is an entry of another kind than `kind`. A missing account is left to
@@ -463,6 +505,6 @@ fn token_json(e: &Entry, now: time::OffsetDateTime) -> TokenJson {
 }
 
 /// A generalizedTime as RFC 3339 (text that is not one, as it is).
-fn time_text(generalized: &str) -> String {
+pub fn time_text(generalized: &str) -> String {
     parse_generalized(generalized).map_or_else(|| generalized.to_string(), rfc3339)
 }
