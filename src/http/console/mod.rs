@@ -17,11 +17,11 @@
 //! secrets only in the body of the one response that shows them, never in a URL.
 
 pub mod accounts;
-// pub mod audit;
-// pub mod groups;
+pub mod audit;
+pub mod groups;
 pub mod overview;
-// pub mod people;
-// pub mod roles;
+pub mod people;
+pub mod roles;
 pub mod session;
 pub mod sign_in;
 
@@ -81,44 +81,39 @@ pub fn routes() -> Router<Api> {
             "/console/service-accounts/{name}/tokens/{id}/rotate",
             post(accounts::rotate),
         )
-        /*PENDING        .route("/console/people", get(people::list))
-                .route(
-                    "/console/people/new",
-                    get(people::new_form).post(people::create),
-                )
-                .route("/console/people/{uid}", get(people::detail))
-                .route("/console/people/{uid}/password", post(people::reset))
-                .route(
-                    "/console/people/{uid}/app-passwords",
-                    post(people::mint_app_password),
-                )
-                .route(
-                    "/console/people/{uid}/app-passwords/{id}/revoke",
-                    get(people::revoke_form).post(people::revoke),
-                )
-                .route("/console/me", get(people::me))
-                .route("/console/me/password", post(people::change_own_password))
-                .route("/console/groups", get(groups::list))
-                .route(
-                    "/console/groups/new",
-                    get(groups::new_form).post(groups::create),
-                )
-                .route("/console/groups/{cn}", get(groups::detail))
-                .route("/console/groups/{cn}/members", post(groups::members))
-                .route("/console/pick", get(groups::pick))
-                .route("/console/roles", get(roles::list))
-                .route(
-                    "/console/roles/new",
-                    get(roles::new_form).post(roles::create),
-                )
-                .route(
-                    "/console/roles/{cn}",
-                    get(roles::detail).post(roles::redefine),
-                )
-                .route("/console/roles/{cn}/members", post(roles::members))
-                .route("/console/see-as", get(roles::see_as))
-                .route("/console/audit", get(audit::page))
-        PENDING*/
+        .route("/console/people", get(people::list))
+        .route(
+            "/console/people/new",
+            get(people::new_form).post(people::create),
+        )
+        .route("/console/people/{uid}", get(people::detail))
+        .route("/console/people/{uid}/password", post(people::reset))
+        .route(
+            "/console/people/{uid}/app-passwords",
+            post(people::mint_app_password),
+        )
+        .route(
+            "/console/people/{uid}/app-passwords/{id}/revoke",
+            get(people::revoke_form).post(people::revoke),
+        )
+        .route("/console/me", get(people::me))
+        .route("/console/me/password", post(people::change_own_password))
+        .route("/console/groups", get(groups::list))
+        .route(
+            "/console/groups/new",
+            get(groups::new_form).post(groups::create),
+        )
+        .route("/console/groups/{cn}", get(groups::detail))
+        .route("/console/groups/{cn}/members", post(groups::members))
+        .route("/console/roles", get(roles::list))
+        .route(
+            "/console/roles/new",
+            get(roles::new_form).post(roles::create),
+        )
+        .route("/console/roles/{cn}", get(roles::detail))
+        .route("/console/roles/{cn}/members", post(roles::members))
+        .route("/console/see-as", get(roles::see_as))
+        .route("/console/audit", get(audit::page))
         .layer(middleware::from_fn(cross_site))
         .layer(middleware::from_fn(headers))
 }

@@ -1,0 +1,215 @@
+//! Groups: list and search, create, and each group's members (people, service accounts,
+//! nested groups), added and removed by name or DN, through `http::api`'s membership
+//! change as the signed-in identity (so joining a group that confers rights one lacks is
+//! refused by the same rule as over LDAP).
+
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+
+use crate::http::Api;
+use crate::http::api::directory::{Members, NewGroup, change_members, create_group_entry};
+use crate::http::api::{EntryJson, GROUPS, ListQuery, get_kind, list_kind, read};
+use crate::http::console::accounts::{ListPage, ListParams, PAGE, Row};
+use crate::http::console::session::{Posted, Signed};
+use crate::http::console::{
+    Frame, first, link_of, path_segment, render, say, search_filter, short_name, status, values,
+};
+
+pub async fn list(State(api): State<Api>, signed: Signed, Query(p): Query<ListParams>) -> Response {
+    let q = ListQuery {
+        limit: Some(PAGE),
+        cursor: p.cursor.clone(),
+        filter: search_filter(&p.q, &["cn", "description"]),
+    };
+    let found = read(&api, &signed.who, move |r, caller, policy| {
+        list_kind(r, caller, policy, GROUPS, &q)
+    })
+    .await;
+    let mut page = ListPage {
+        frame: Frame::new("Groups", "groups", Some(&signed)),
+        heading: "Groups",
+        path: "/console/groups",
+        new_label: "New group",
+        placeholder: "name or description",
+        q: p.q,
+        columns: vec!["Members", "Description"],
+        rows: Vec::new(),
+        next: None,
+    };
+    match found {
+        Ok(listing) => {
+            page.rows = listing
+                .items
+                .iter()
+                .map(|e| {
+                    let name = first(e, "cn");
+                    Row {
+                        href: format!("/console/groups/{}", path_segment(&name)),
+                        cells: vec![
+                            values(e, "member").len().to_string(),
+                            first(e, "description"),
+                        ],
+                        name,
+                    }
+                })
+                .collect();
+            page.next = listing.next;
+            render(StatusCode::OK, &page)
+        }
+        Err(p) => {
+            page.frame = page.frame.error(say(&p, "list groups"));
+            render(status(&p), &page)
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "group_new.html", config = "src/http/console/askama.toml")]
+struct NewPage {
+    frame: Frame,
+    cn: String,
+    description: String,
+    members: String,
+}
+
+pub async fn new_form(signed: Signed) -> Response {
+    render(
+        StatusCode::OK,
+        &NewPage {
+            frame: Frame::new("New group", "groups", Some(&signed)),
+            cn: String::new(),
+            description: String::new(),
+            members: String::new(),
+        },
+    )
+}
+
+pub async fn create(State(api): State<Api>, posted: Posted) -> Response {
+    let Posted { signed, form } = posted;
+    let cn = form.get("cn").to_string();
+    let refuse = |text: String, code: StatusCode| {
+        render(
+            code,
+            &NewPage {
+                frame: Frame::new("New group", "groups", Some(&signed)).error(text),
+                cn: cn.clone(),
+                description: form.get("description").to_string(),
+                members: form.get("members").to_string(),
+            },
+        )
+    };
+    if cn.is_empty() {
+        return refuse(
+            "A group needs a name.".into(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        );
+    }
+    let new = NewGroup {
+        cn: cn.clone(),
+        posix: form.get("posix") == "on",
+        gid_number: None,
+        description: form.opt("description"),
+        members: form.lines("members"),
+    };
+    match create_group_entry(&api, &signed.who, new).await {
+        Ok(_) => Redirect::to(&format!("/console/groups/{}", path_segment(&cn))).into_response(),
+        Err(p) => refuse(say(&p, "add this group"), status(&p)),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "group.html", config = "src/http/console/askama.toml")]
+struct DetailPage {
+    frame: Frame,
+    cn: String,
+    entry: EntryJson,
+    members: Vec<(String, String, Option<String>)>,
+}
+
+pub async fn detail(State(api): State<Api>, signed: Signed, Path(cn): Path<String>) -> Response {
+    detail_page(&api, &signed, &cn, None, StatusCode::OK).await
+}
+
+async fn detail_page(
+    api: &Api,
+    signed: &Signed,
+    cn: &str,
+    message: Option<Result<String, String>>,
+    code: StatusCode,
+) -> Response {
+    let name = cn.to_string();
+    let found = read(api, &signed.who, move |r, caller, policy| {
+        get_kind(r, caller, policy, GROUPS, &name)
+    })
+    .await;
+    let entry = match found {
+        Ok(e) => e,
+        Err(p) => {
+            let frame =
+                Frame::new("Group", "groups", Some(signed)).error(say(&p, "show this group"));
+            return render(status(&p), &crate::http::console::Refused { frame });
+        }
+    };
+    let suffix = &api.state.config.suffix;
+    let mut frame = Frame::new(cn.to_string(), "groups", Some(signed));
+    frame = match message {
+        Some(Ok(text)) => frame.ok(text),
+        Some(Err(text)) => frame.error(text),
+        None => frame,
+    };
+    let page = DetailPage {
+        frame,
+        cn: cn.to_string(),
+        members: values(&entry, "member")
+            .into_iter()
+            .map(|d| (short_name(&d), link_of(suffix, &d), d))
+            .map(|(n, l, d)| (n, d, l))
+            .collect(),
+        entry,
+    };
+    render(code, &page)
+}
+
+impl DetailPage {
+    fn field(&self, attr: &str) -> String {
+        first(&self.entry, attr)
+    }
+}
+
+/// Add (`add`, names or DNs one a line) and remove (`remove`, DNs) members.
+pub async fn members(State(api): State<Api>, Path(cn): Path<String>, posted: Posted) -> Response {
+    let Posted { signed, form } = posted;
+    let change = Members {
+        add: form.lines("add"),
+        remove: form.all("remove"),
+    };
+    if change.add.is_empty() && change.remove.is_empty() {
+        let text = "Name a member to add, or choose one to remove.".to_string();
+        return detail_page(
+            &api,
+            &signed,
+            &cn,
+            Some(Err(text)),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
+    }
+    match change_members(&api, &signed.who, GROUPS, &cn, change).await {
+        Ok(_) => {
+            detail_page(
+                &api,
+                &signed,
+                &cn,
+                Some(Ok("Members changed.".into())),
+                StatusCode::OK,
+            )
+            .await
+        }
+        Err(p) => {
+            let text = say(&p, "change this group's members");
+            detail_page(&api, &signed, &cn, Some(Err(text)), status(&p)).await
+        }
+    }
+}

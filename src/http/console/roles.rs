@@ -1,0 +1,346 @@
+//! Roles: list, each role's definition (bases, level, filter, rights, attribute lists)
+//! and holders (added and removed as `http::api` does, so only those covering a role may
+//! hand it out), defining a new one (the rules' validation messages shown at the form),
+//! and "see as": the entries and attributes an identity would see, through the API's
+//! search-as (the impersonate right, as LDAP's proxied authorization).
+
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+
+use crate::http::Api;
+use crate::http::api::directory::{
+    Members, NewRole, SearchRequest, change_members, create_role_entry, search_entries,
+};
+use crate::http::api::{EntryJson, ListQuery, ROLES, get_kind, list_kind, read};
+use crate::http::console::accounts::{ListPage, ListParams, PAGE, Row, describe_role};
+use crate::http::console::session::{Posted, Signed};
+use crate::http::console::{
+    Frame, first, link_of, path_segment, render, say, search_filter, short_name, status, values,
+};
+
+pub async fn list(State(api): State<Api>, signed: Signed, Query(p): Query<ListParams>) -> Response {
+    let q = ListQuery {
+        limit: Some(PAGE),
+        cursor: p.cursor.clone(),
+        filter: search_filter(&p.q, &["cn", "description"]),
+    };
+    let found = read(&api, &signed.who, move |r, caller, policy| {
+        list_kind(r, caller, policy, ROLES, &q)
+    })
+    .await;
+    let mut page = ListPage {
+        frame: Frame::new("Roles", "roles", Some(&signed)),
+        heading: "Roles",
+        path: "/console/roles",
+        new_label: "New role",
+        placeholder: "name or description",
+        q: p.q,
+        columns: vec!["Reaches", "Holders"],
+        rows: Vec::new(),
+        next: None,
+    };
+    match found {
+        Ok(listing) => {
+            page.rows = listing
+                .items
+                .iter()
+                .map(|e| {
+                    let name = first(e, "cn");
+                    Row {
+                        href: format!("/console/roles/{}", path_segment(&name)),
+                        cells: vec![describe_role(e), values(e, "member").len().to_string()],
+                        name,
+                    }
+                })
+                .collect();
+            page.next = listing.next;
+            render(StatusCode::OK, &page)
+        }
+        Err(p) => {
+            page.frame = page.frame.error(say(&p, "list roles"));
+            render(status(&p), &page)
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "role_new.html", config = "src/http/console/askama.toml")]
+struct NewPage {
+    frame: Frame,
+    cn: String,
+    bases: String,
+    level: String,
+    filter: String,
+    rights: String,
+    read_allow: String,
+    read_deny: String,
+    write_allow: String,
+    write_deny: String,
+    description: String,
+}
+
+pub async fn new_form(signed: Signed) -> Response {
+    render(
+        StatusCode::OK,
+        &NewPage {
+            frame: Frame::new("New role", "roles", Some(&signed)),
+            cn: String::new(),
+            bases: String::new(),
+            level: "sub".into(),
+            filter: String::new(),
+            rights: "read".into(),
+            read_allow: String::new(),
+            read_deny: String::new(),
+            write_allow: String::new(),
+            write_deny: String::new(),
+            description: String::new(),
+        },
+    )
+}
+
+pub async fn create(State(api): State<Api>, posted: Posted) -> Response {
+    let Posted { signed, form } = posted;
+    let cn = form.get("cn").to_string();
+    let refuse = |text: String, code: StatusCode| {
+        render(
+            code,
+            &NewPage {
+                frame: Frame::new("New role", "roles", Some(&signed)).error(text),
+                cn: cn.clone(),
+                bases: form.get("bases").to_string(),
+                level: form.get("level").to_string(),
+                filter: form.get("filter").to_string(),
+                rights: form.get("rights").to_string(),
+                read_allow: form.get("read_allow").to_string(),
+                read_deny: form.get("read_deny").to_string(),
+                write_allow: form.get("write_allow").to_string(),
+                write_deny: form.get("write_deny").to_string(),
+                description: form.get("description").to_string(),
+            },
+        )
+    };
+    if cn.is_empty() {
+        return refuse(
+            "A role needs a name.".into(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        );
+    }
+    let new = NewRole {
+        cn: cn.clone(),
+        bases: form.lines("bases"),
+        level: form.opt("level"),
+        filter: form.opt("filter"),
+        rights: form.lines("rights"),
+        read_allow: form.lines("read_allow"),
+        read_deny: form.lines("read_deny"),
+        write_allow: form.lines("write_allow"),
+        write_deny: form.lines("write_deny"),
+        description: form.opt("description"),
+        members: Vec::new(),
+    };
+    match create_role_entry(&api, &signed.who, new).await {
+        Ok(_) => Redirect::to(&format!("/console/roles/{}", path_segment(&cn))).into_response(),
+        Err(p) => refuse(say(&p, "define this role"), status(&p)),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "role.html", config = "src/http/console/askama.toml")]
+struct DetailPage {
+    frame: Frame,
+    cn: String,
+    entry: EntryJson,
+    holders: Vec<(String, String, Option<String>)>,
+}
+
+impl DetailPage {
+    fn field(&self, attr: &str) -> String {
+        first(&self.entry, attr)
+    }
+
+    fn all(&self, attr: &str) -> String {
+        values(&self.entry, attr).join(", ")
+    }
+}
+
+pub async fn detail(State(api): State<Api>, signed: Signed, Path(cn): Path<String>) -> Response {
+    detail_page(&api, &signed, &cn, None, StatusCode::OK).await
+}
+
+async fn detail_page(
+    api: &Api,
+    signed: &Signed,
+    cn: &str,
+    message: Option<Result<String, String>>,
+    code: StatusCode,
+) -> Response {
+    let name = cn.to_string();
+    let found = read(api, &signed.who, move |r, caller, policy| {
+        get_kind(r, caller, policy, ROLES, &name)
+    })
+    .await;
+    let entry = match found {
+        Ok(e) => e,
+        Err(p) => {
+            let frame = Frame::new("Role", "roles", Some(signed)).error(say(&p, "show this role"));
+            return render(status(&p), &crate::http::console::Refused { frame });
+        }
+    };
+    let suffix = &api.state.config.suffix;
+    let mut frame = Frame::new(cn.to_string(), "roles", Some(signed));
+    frame = match message {
+        Some(Ok(text)) => frame.ok(text),
+        Some(Err(text)) => frame.error(text),
+        None => frame,
+    };
+    let page = DetailPage {
+        frame,
+        cn: cn.to_string(),
+        holders: values(&entry, "member")
+            .into_iter()
+            .map(|d| (short_name(&d), link_of(suffix, &d), d))
+            .map(|(n, l, d)| (n, d, l))
+            .collect(),
+        entry,
+    };
+    render(code, &page)
+}
+
+/// Add (`add`, names or DNs one a line) and remove (`remove`, DNs) holders.
+pub async fn members(State(api): State<Api>, Path(cn): Path<String>, posted: Posted) -> Response {
+    let Posted { signed, form } = posted;
+    let change = Members {
+        add: form.lines("add"),
+        remove: form.all("remove"),
+    };
+    if change.add.is_empty() && change.remove.is_empty() {
+        let text = "Name a holder to add, or choose one to remove.".to_string();
+        return detail_page(
+            &api,
+            &signed,
+            &cn,
+            Some(Err(text)),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
+    }
+    match change_members(&api, &signed.who, ROLES, &cn, change).await {
+        Ok(_) => {
+            detail_page(
+                &api,
+                &signed,
+                &cn,
+                Some(Ok("Holders changed.".into())),
+                StatusCode::OK,
+            )
+            .await
+        }
+        Err(p) => {
+            let text = say(&p, "change who holds this role");
+            detail_page(&api, &signed, &cn, Some(Err(text)), status(&p)).await
+        }
+    }
+}
+
+#[derive(Deserialize, Default)]
+pub struct SeeAsQuery {
+    #[serde(default, rename = "as")]
+    who: String,
+    #[serde(default)]
+    base: String,
+    #[serde(default)]
+    filter: String,
+    cursor: Option<String>,
+}
+
+/// An entry as the identity sees it: its DN (linked when the console has a page for it)
+/// and its attributes.
+pub struct Seen {
+    pub dn: String,
+    pub href: Option<String>,
+    pub attributes: Vec<(String, String)>,
+}
+
+#[derive(Template)]
+#[template(path = "see_as.html", config = "src/http/console/askama.toml")]
+struct SeeAsPage {
+    frame: Frame,
+    who: String,
+    base: String,
+    filter: String,
+    entries: Option<Vec<Seen>>,
+    next: Option<String>,
+}
+
+impl SeeAsPage {
+    fn next_href(&self) -> Option<String> {
+        let q = crate::http::console::query_value;
+        self.next.as_ref().map(|c| {
+            format!(
+                "/console/see-as?as={}&base={}&filter={}&cursor={}",
+                q(&self.who),
+                q(&self.base),
+                q(&self.filter),
+                q(c)
+            )
+        })
+    }
+}
+
+/// "See as": what `as` would find under `base` with `filter`.
+pub async fn see_as(
+    State(api): State<Api>,
+    signed: Signed,
+    Query(q): Query<SeeAsQuery>,
+) -> Response {
+    let mut page = SeeAsPage {
+        frame: Frame::new("See as", "roles", Some(&signed)),
+        who: q.who.trim().to_string(),
+        base: q.base.trim().to_string(),
+        filter: q.filter.trim().to_string(),
+        entries: None,
+        next: None,
+    };
+    if page.who.is_empty() {
+        return render(StatusCode::OK, &page);
+    }
+    let req = SearchRequest {
+        base: Some(page.base.clone()).filter(|b| !b.is_empty()),
+        scope: None,
+        filter: Some(page.filter.clone()).filter(|f| !f.is_empty()),
+        attributes: Vec::new(),
+        as_identity: Some(page.who.clone()),
+        limit: Some(PAGE),
+        cursor: q.cursor,
+    };
+    match search_entries(&api, &signed.who, req).await {
+        Ok(listing) => {
+            let suffix = &api.state.config.suffix;
+            page.entries = Some(
+                listing
+                    .items
+                    .into_iter()
+                    .map(|e| Seen {
+                        href: link_of(suffix, &e.dn),
+                        attributes: e
+                            .attributes
+                            .into_iter()
+                            .map(|(n, v)| (n, v.join(", ")))
+                            .collect(),
+                        dn: e.dn,
+                    })
+                    .collect(),
+            );
+            page.next = listing.next;
+            render(StatusCode::OK, &page)
+        }
+        Err(p) => {
+            let action = format!("see the directory as {}", short_name(&page.who));
+            page.frame = page.frame.error(say(&p, &action));
+            render(status(&p), &page)
+        }
+    }
+}
