@@ -310,9 +310,14 @@ pub async fn detail_page(
     let (entry, roles) = match found {
         Ok(found) => found,
         Err(p) => {
-            let frame = Frame::new("Service account", "accounts", Some(signed))
-                .error(say(&p, "show this service account"));
-            return render(status(&p), &crate::http::console::Refused { frame });
+            // A refusal to act is the news; the page it would have been shown on may be out of
+            // sight too.
+            let (text, code) = match message {
+                Some(Err(text)) => (text, code),
+                _ => (say(&p, "show this service account"), status(&p)),
+            };
+            let frame = Frame::new("Service account", "accounts", Some(signed)).error(text);
+            return render(code, &crate::http::console::Refused { frame });
         }
     };
     let tokens = tokens::list(api, &signed.who, SERVICES, name)

@@ -147,9 +147,14 @@ async fn detail_page(
     let entry = match found {
         Ok(e) => e,
         Err(p) => {
-            let frame =
-                Frame::new("Group", "groups", Some(signed)).error(say(&p, "show this group"));
-            return render(status(&p), &crate::http::console::Refused { frame });
+            // A refusal to act is the news; the page it would have been shown on may be out of
+            // sight too.
+            let (text, code) = match message {
+                Some(Err(text)) => (text, code),
+                _ => (say(&p, "show this group"), status(&p)),
+            };
+            let frame = Frame::new("Group", "groups", Some(signed)).error(text);
+            return render(code, &crate::http::console::Refused { frame });
         }
     };
     let suffix = &api.state.config.suffix;

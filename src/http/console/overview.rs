@@ -7,9 +7,11 @@ use askama::Template;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
+use ldap3_proto::proto::LdapResultCode;
 use time::OffsetDateTime;
 
 use crate::directory::time::parse_generalized;
+use crate::dit::DitError;
 use crate::http::Api;
 use crate::http::api::tokens::{TokenJson, all_visible};
 use crate::http::api::{GROUPS, PEOPLE, ROLES, SERVICES, count_kind, list_kind, read};
@@ -72,16 +74,17 @@ pub async fn page(State(api): State<Api>, signed: Signed) -> Response {
                 count_kind(r, caller, policy, ROLES)?,
             ),
         ];
-        let tokens = all_visible(r, caller, policy)?;
+        let tokens = unseen_is_empty(all_visible(r, caller, policy))?;
         // Service accounts none of whose tokens was used within the window.
         let cutoff = policy.now - crate::dit::credentials::to_time(unused_after);
         let q = crate::http::api::ListQuery {
             limit: Some(100_000),
             ..Default::default()
         };
-        let accounts = list_kind(r, caller, policy, SERVICES, &q)?;
+        let accounts =
+            unseen_is_empty(list_kind(r, caller, policy, SERVICES, &q).map(|l| l.items))?;
         let mut unused = Vec::new();
-        for account in &accounts.items {
+        for account in &accounts {
             let last = tokens
                 .iter()
                 .filter(|(a, _)| a.eq_ignore_ascii_case(&account.dn))
@@ -167,6 +170,15 @@ pub async fn page(State(api): State<Api>, signed: Signed) -> Response {
         certificate,
     };
     render(StatusCode::OK, &page)
+}
+
+/// A container the caller may not see holds nothing for it (the overview of a person
+/// with no role shows what it can see, not a refusal).
+fn unseen_is_empty<T>(found: Result<Vec<T>, DitError>) -> Result<Vec<T>, DitError> {
+    match found {
+        Err(e) if e.code == LdapResultCode::NoSuchObject => Ok(Vec::new()),
+        other => other,
+    }
 }
 
 fn empty(frame: Frame, api: &Api) -> Page {

@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use crate::http::Api;
 use crate::http::api::directory::{
-    Members, NewRole, SearchRequest, change_members, create_role_entry, search_entries,
+    Members, NewRole, SearchRequest, change_members, create_role_entry, references, search_entries,
 };
 use crate::http::api::{EntryJson, ListQuery, ROLES, get_kind, list_kind, read};
 use crate::http::console::accounts::{ListPage, ListParams, PAGE, Row, describe_role};
@@ -185,8 +185,14 @@ async fn detail_page(
     let entry = match found {
         Ok(e) => e,
         Err(p) => {
-            let frame = Frame::new("Role", "roles", Some(signed)).error(say(&p, "show this role"));
-            return render(status(&p), &crate::http::console::Refused { frame });
+            // A refusal to act is the news; the page it would have been shown on may be out of
+            // sight too.
+            let (text, code) = match message {
+                Some(Err(text)) => (text, code),
+                _ => (say(&p, "show this role"), status(&p)),
+            };
+            let frame = Frame::new("Role", "roles", Some(signed)).error(text);
+            return render(code, &crate::http::console::Refused { frame });
         }
     };
     let suffix = &api.state.config.suffix;
@@ -307,12 +313,28 @@ pub async fn see_as(
     if page.who.is_empty() {
         return render(StatusCode::OK, &page);
     }
+    // A bare name is a person, group or service account, as the API's references are.
+    let identity = if page.who.contains(':') || page.who.contains('=') {
+        page.who.clone()
+    } else {
+        match references(&api, vec![page.who.clone()]).await {
+            Ok(dns) => dns
+                .into_iter()
+                .next()
+                .map_or_else(|| page.who.clone(), |dn| format!("dn:{dn}")),
+            Err(p) => {
+                let action = format!("see the directory as {}", page.who);
+                page.frame = page.frame.error(say(&p, &action));
+                return render(status(&p), &page);
+            }
+        }
+    };
     let req = SearchRequest {
         base: Some(page.base.clone()).filter(|b| !b.is_empty()),
         scope: None,
         filter: Some(page.filter.clone()).filter(|f| !f.is_empty()),
         attributes: Vec::new(),
-        as_identity: Some(page.who.clone()),
+        as_identity: Some(identity),
         limit: Some(PAGE),
         cursor: q.cursor,
     };
