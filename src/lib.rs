@@ -46,6 +46,9 @@
 //!      the identity and its roles once, then the rules decide) -> encode
 //!   -> responses sent back through a channel with the request's msgid; a lapsed
 //!      identity's operation gets a Notice of Disconnection instead
+//! a write: op module -> State::submit(dit::command::Command: who, when, what, with
+//!   entryUUIDs and token hashes decided beforehand) -> dit::command::apply in one store
+//!   write transaction
 //! db import -> db::import (reading thread: dit::entry; writer: dit::posix, store) ->
 //!   dit::references once the file is in
 //! ```

@@ -13,7 +13,8 @@ use crate::config::Config;
 use crate::directory::dn::Dn;
 use crate::directory::schema::Schema;
 use crate::directory::time::{Clock, generalized};
-use crate::dit::caller::{Policy, RightsCache};
+use crate::dit::caller::{Policy, Principal, RightsCache};
+use crate::dit::command::{self, Command, Op, Outcome};
 use crate::dit::{DitError, credentials as token};
 use crate::identity::hashers::{Hashers, HashersError};
 use crate::identity::password;
@@ -103,6 +104,21 @@ impl State {
         })
     }
 
+    /// A command as `principal`, at the policy clock's now.
+    pub fn command(&self, principal: &Principal, op: Op) -> Command {
+        Command::new(principal, self.clock.now(), op)
+    }
+
+    /// Run a write: the one entry point every front end's writes go through. A single
+    /// server applies the command at once, in a write transaction on the store (no other
+    /// cost). The outcome, or why the rules refused it.
+    pub async fn submit(&self, command: Command) -> Result<Outcome, DitError> {
+        let policy = self.policy();
+        self.store
+            .write(move |w| command::apply(w, &policy, &command))
+            .await
+    }
+
     /// Note a use of the token: `tokenLastUsed` (and, for extend-on-use tokens, a later
     /// `tokenExpires`), written at most once a minute per token by the policy clock, in the
     /// background, so binds never wait on a write.
@@ -130,15 +146,11 @@ impl State {
             uses.insert(valid.id.clone(), now);
         }
         let state = self.clone();
-        let entry_id = valid.entry_id;
-        let max_lifetime = token::max_lifetime(&self.config);
+        let uses = vec![(valid.id.clone(), now.unix_timestamp_nanos())];
         tokio::spawn(async move {
-            let result = state
-                .store
-                .write(move |w| token::record_use(w, entry_id, now, max_lifetime))
-                .await;
-            if let Err(e) = result {
-                tracing::warn!(error = %e, "recording token use failed");
+            let command = Command::server(now, Op::RecordUses { uses });
+            if let Err(e) = state.submit(command).await {
+                tracing::warn!(error = %e.message, "recording token use failed");
             }
         });
     }
@@ -163,25 +175,38 @@ impl State {
         let revoke = self.config.tokens.revoke_on_cleartext;
         let now = self.clock.now();
         let password = password.to_string();
-        let marked = self
+        // Checked here, where the secret is: the write that follows carries the id only.
+        let valid = self
             .store
-            .write(move |w| {
+            .read(move |r| {
                 let Some(presented) = crate::identity::token::parse(&password) else {
                     return Ok::<_, StoreError>(None);
                 };
-                token::mark_exposed(w, &presented, target.as_ref(), now, revoke)
+                token::exposed_token(r, &presented, target.as_ref(), now)
             })
             .await;
-        match marked {
-            Ok(Some(valid)) => tracing::warn!(
+        let valid = match valid {
+            Ok(Some(valid)) => valid,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "checking an exposed token failed");
+                return;
+            }
+        };
+        let op = Op::MarkExposed {
+            token_id: valid.id.clone(),
+            revoke,
+        };
+        match self.submit(Command::server(now, op)).await {
+            Ok(Outcome::Marked(true)) => tracing::warn!(
                 event = "token-exposed",
                 token_id = %valid.id,
                 account = %valid.account,
                 revoked = revoke,
                 "a valid token was sent in a bind without TLS; rotate it"
             ),
-            Ok(None) => {}
-            Err(e) => tracing::warn!(error = %e, "marking an exposed token failed"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e.message, "marking an exposed token failed"),
         }
     }
 }

@@ -383,7 +383,13 @@ impl Reading<'_> {
             .filter_map(|a| new.get(a).map(|v| (a.to_string(), v.values.clone())))
             .collect();
         entry::derive_member_uid(&mut new);
-        entry::stamp_new_as(&mut new, "", self.now, structural.as_deref());
+        entry::stamp_new_as(
+            &mut new,
+            "",
+            self.now,
+            &entry::new_uuid(),
+            structural.as_deref(),
+        );
         for (name, values) in kept {
             new.set(&name, values);
         }

@@ -12,6 +12,7 @@ use ldap3_proto::proto::{LdapBindCred, LdapBindRequest, LdapResult, LdapResultCo
 use crate::config::AnonymousAccess;
 use crate::directory::dn::Dn;
 use crate::dit::caller::Principal;
+use crate::dit::command::{Command, Op};
 use crate::dit::credentials::TokenCheck;
 use crate::dit::names::SERVICE_CLASS;
 use crate::dit::{DitError, credentials};
@@ -302,20 +303,13 @@ async fn rehash(state: &State, dn: &Dn, password: &str) {
             return;
         }
     };
-    let dn = dn.clone();
-    let result = state
-        .store
-        .write(move |w| {
-            if let Some((id, old)) = w.entry_by_dn(&dn)? {
-                let mut entry = old.clone();
-                entry.set("userPassword", vec![hashed.into_bytes()]);
-                w.replace(id, &old, &entry)?;
-            }
-            Ok::<_, DitError>(())
-        })
-        .await;
+    let op = Op::Rehash {
+        dn: dn.to_string(),
+        hashed,
+    };
+    let result = state.submit(Command::server(state.clock.now(), op)).await;
     match result {
-        Ok(()) => tracing::info!(
+        Ok(_) => tracing::info!(
             event = "password-rehash",
             "legacy password hash upgraded to argon2id"
         ),

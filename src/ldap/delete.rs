@@ -2,8 +2,9 @@
 //! `dit::write::delete`. Deleting a token's entry revokes it.
 
 use crate::directory::dn::Dn;
-use crate::dit::write::{self, Attempt};
-use crate::dit::{DitError, caller};
+use crate::dit::DitError;
+use crate::dit::command::Op;
+use crate::dit::write::Attempt;
 use crate::ldap::OpContext;
 
 pub async fn delete(ctx: &OpContext, dn: &str) -> Result<(), DitError> {
@@ -11,13 +12,9 @@ pub async fn delete(ctx: &OpContext, dn: &str) -> Result<(), DitError> {
     // A token's managers may revoke it: the target decides.
     crate::ldap::may_attempt(ctx, Attempt::Delete, Dn::parse(dn).ok()).await?;
     let dn = Dn::parse(dn)?;
-    let policy = state.policy();
-    let principal = ctx.session.principal.clone();
+    let op = Op::Delete { dn: dn.to_string() };
     state
-        .store
-        .write(move |w| {
-            let caller = caller::caller(w, &principal, &policy)?;
-            write::delete(w, &caller, &dn).map(drop)
-        })
+        .submit(state.command(&ctx.session.principal, op))
         .await
+        .map(drop)
 }

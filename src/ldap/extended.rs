@@ -10,8 +10,9 @@ use ldap3_proto::proto::{
 use crate::directory::dn::Dn;
 use crate::directory::time::parse_duration;
 use crate::dit::caller::{self, Caller, Principal};
+use crate::dit::command::{Op, Outcome};
 use crate::dit::credentials::Intent;
-use crate::dit::token;
+use crate::dit::token::{self, Fresh, Minted};
 use crate::dit::{DitError, password};
 use crate::identity::password::{self as hashing, StoredPassword};
 use crate::ldap::result::success;
@@ -193,14 +194,12 @@ async fn password_modify(
             return Err(DitError::invalid_credentials());
         }
     }
-    let principal = ctx.session.principal.clone();
-    let policy = state.policy();
+    let op = Op::SetPassword {
+        dn: target.to_string(),
+        hashed,
+    };
     state
-        .store
-        .write(move |w| {
-            let caller = caller::caller(w, &principal, &policy)?;
-            password::set(w, &policy, &caller, &target, hashed)
-        })
+        .submit(state.command(&ctx.session.principal, op))
         .await?;
     Ok(generated.then(|| gen_passwd_value(&new_password)))
 }
@@ -214,18 +213,15 @@ fn gen_passwd_value(password: &str) -> Vec<u8> {
 async fn generate(ctx: &OpContext, value: Option<&[u8]>) -> Result<Vec<u8>, DitError> {
     let req = parse_generate(value.unwrap_or_default())
         .map_err(|why| DitError::protocol(format!("malformed token generation request: {why}")))?;
-    let principal = ctx.session.principal.clone();
-    let policy = ctx.state.policy();
-    let (minted, req, creator) = ctx
-        .state
-        .store
-        .write(move |w| {
-            let caller = caller::caller(w, &principal, &policy)?;
-            let minted = token::generate(w, &policy, &caller, &req)?;
-            let creator = caller.dn().map(ToString::to_string).unwrap_or_default();
-            Ok::<_, DitError>((minted, req, creator))
-        })
-        .await?;
+    let state = &ctx.state;
+    let principal = &ctx.session.principal;
+    let (fresh, secret) = Fresh::generate()?;
+    let command = state.command(principal, Op::generate_token(&req, fresh));
+    let Outcome::Issued(issued) = state.submit(command).await? else {
+        return Err(DitError::other("token generation gave no token"));
+    };
+    let minted = Minted::new(issued, secret);
+    let creator = principal.dn().map(ToString::to_string).unwrap_or_default();
     // Logged once committed, and never with the secret.
     tracing::info!(
         event = "token-generated",
@@ -256,28 +252,31 @@ async fn rotate(ctx: &OpContext, value: Option<&[u8]>) -> Result<Vec<u8>, DitErr
             .ok_or_else(|| malformed(format!("overlap '{d}' is not a duration (e.g. 24h)")))?,
         None => token::DEFAULT_OVERLAP,
     };
-    let principal = ctx.session.principal.clone();
-    let policy = ctx.state.policy();
-    let (rotated, creator, account, old) = ctx
-        .state
-        .store
-        .write(move |w| {
-            let caller = caller::caller(w, &principal, &policy)?;
-            let rotated = token::rotate(w, &policy, &caller, &account, &token_id, overlap)?;
-            let creator = caller.dn().map(ToString::to_string).unwrap_or_default();
-            Ok::<_, DitError>((rotated, creator, account, token_id))
-        })
-        .await?;
+    let state = &ctx.state;
+    let principal = &ctx.session.principal;
+    let (fresh, secret) = Fresh::generate()?;
+    let op = Op::RotateToken {
+        account: account.to_string(),
+        token_id: token_id.clone(),
+        overlap_secs: overlap.as_secs(),
+        fresh,
+    };
+    let Outcome::Rotated(rotated) = state.submit(state.command(principal, op)).await? else {
+        return Err(DitError::other("token rotation gave no token"));
+    };
+    let minted = Minted::new(rotated.issued, secret);
+    let creator = principal.dn().map(ToString::to_string).unwrap_or_default();
+    let old = token_id;
     tracing::info!(
         event = "token-rotated",
         account = %account,
         old_token_id = %old,
         old_expires = rotated.old_expires.as_deref().unwrap_or("never"),
-        token_id = %rotated.minted.id,
-        expires = rotated.minted.expires.as_deref().unwrap_or("never"),
+        token_id = %minted.id,
+        expires = minted.expires.as_deref().unwrap_or("never"),
         actor = %creator,
     );
-    Ok(minted_value(&rotated.minted))
+    Ok(minted_value(&minted))
 }
 
 /// The fields of a request value `SEQUENCE { [0] ..., [1] ..., ... }` of OCTET STRINGs, by
@@ -346,7 +345,7 @@ pub fn parse_generate(value: &[u8]) -> Result<token::Request, String> {
 }
 
 /// `SEQUENCE { tokenId [0], token [1], expires [2] OPTIONAL }`
-fn minted_value(minted: &token::Minted) -> Vec<u8> {
+fn minted_value(minted: &Minted) -> Vec<u8> {
     let mut body = ber::write(0x80, minted.id.as_bytes());
     body.extend(ber::write(0x81, minted.token.as_bytes()));
     if let Some(e) = &minted.expires {
