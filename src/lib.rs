@@ -16,6 +16,9 @@
 //!   match on `LdapOp`), results, and every OID (`ldap::oid`).
 //! - [`db`]: the offline commands (import, export, verify, backup) and the LDIF reader;
 //!   import takes every entry through the rules LDAP Add applies.
+//! - [`cluster`]: several servers holding the same directory through Raft (openraft):
+//!   every write a `dit::command` committed to the log and applied on every node;
+//!   node-to-node mutual TLS; forwarding writes to the leader; the staleness bound.
 //! - [`state`]: the shared server state, and the async services around the rules (the
 //!   password hashing pool, recording token use).
 //! - [`dit`]: the directory's rules, synchronous over a store transaction with the time
@@ -46,15 +49,18 @@
 //!      the identity and its roles once, then the rules decide) -> encode
 //!   -> responses sent back through a channel with the request's msgid; a lapsed
 //!      identity's operation gets a Notice of Disconnection instead
-//! a write: op module -> State::submit(dit::command::Command: who, when, what, with
-//!   entryUUIDs and token hashes decided beforehand) -> dit::command::apply in one store
-//!   write transaction
+//! a write: op module -> State::submit(dit::command::Command)
+//!   -> single server: dit::command::apply in one store write transaction
+//!   -> cluster: Raft log (forwarded to the leader) -> committed by a majority
+//!      -> every node: cluster::storage applies it (dit::command::apply, same transaction
+//!         records the log index) -> the answer once this node has applied it
 //! db import -> db::import (reading thread: dit::entry; writer: dit::posix, store) ->
 //!   dit::references once the file is in
 //! ```
 
 pub mod admin;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod db;
 pub mod directory;

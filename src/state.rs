@@ -48,6 +48,9 @@ pub struct State {
     pub throttle: Arc<crate::identity::throttle::Throttle>,
     /// Cancelled when the server shuts down, so nothing waits on a held answer then.
     pub shutdown: tokio_util::sync::CancellationToken,
+    /// This server's part in a cluster, when `[cluster]` is configured: writes then go
+    /// through its Raft log.
+    pub cluster: Option<crate::cluster::Cluster>,
 }
 
 pub type TokenUses = Arc<std::sync::Mutex<std::collections::HashMap<String, time::OffsetDateTime>>>;
@@ -56,6 +59,12 @@ pub type TokenUses = Arc<std::sync::Mutex<std::collections::HashMap<String, time
 const MAX_REMEMBERED_USES: usize = 100_000;
 
 impl State {
+    /// The refusal for binds and searches when this server is a cluster member cut off
+    /// from its cluster (52, so clients fail over to another server); None otherwise.
+    pub fn cut_off(&self) -> Option<DitError> {
+        self.cluster.as_ref().and_then(|c| c.refusal())
+    }
+
     /// Now, as generalizedTime, by the policy clock.
     pub fn now(&self) -> String {
         generalized(self.clock.now())
@@ -111,8 +120,13 @@ impl State {
 
     /// Run a write: the one entry point every front end's writes go through. A single
     /// server applies the command at once, in a write transaction on the store (no other
-    /// cost). The outcome, or why the rules refused it.
+    /// cost); a cluster member commits it through the Raft log first (forwarded to the
+    /// leader when this node is not), and answers once this node has applied it, so a
+    /// read here afterwards sees it. The outcome, or why the rules refused it.
     pub async fn submit(&self, command: Command) -> Result<Outcome, DitError> {
+        if let Some(cluster) = &self.cluster {
+            return cluster.submit(command).await;
+        }
         let policy = self.policy();
         self.store
             .write(move |w| command::apply(w, &policy, &command))
@@ -121,7 +135,8 @@ impl State {
 
     /// Note a use of the token: `tokenLastUsed` (and, for extend-on-use tokens, a later
     /// `tokenExpires`), written at most once a minute per token by the policy clock, in the
-    /// background, so binds never wait on a write.
+    /// background, so binds never wait on a write. A cluster member forwards them in
+    /// batches (`cluster.token_use_flush`), merged with the latest use winning.
     pub fn record_token_use(&self, valid: &token::Valid) {
         let now = self.clock.now();
         {
@@ -144,6 +159,11 @@ impl State {
                 return;
             }
             uses.insert(valid.id.clone(), now);
+        }
+        // A cluster member gathers uses and forwards them to the leader in batches.
+        if let Some(cluster) = &self.cluster {
+            cluster.record_token_use(&valid.id, now);
+            return;
         }
         let state = self.clone();
         let uses = vec![(valid.id.clone(), now.unix_timestamp_nanos())];

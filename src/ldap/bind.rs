@@ -136,6 +136,13 @@ async fn run(
     if req.version != 3 {
         return Err(DitError::protocol("historical protocol version requested, use LDAPv3").into());
     }
+    // A cluster member cut off from its cluster: 52, so the client fails over. The local
+    // administrator on LDAPI may still look.
+    if !matches!(session.transport, Transport::Ldapi { .. })
+        && let Some(refusal) = state.cut_off()
+    {
+        return Err(refusal.into());
+    }
     match &req.cred {
         LdapBindCred::Simple(password) => simple(state, session, &req.dn, password, readable).await,
         LdapBindCred::SASL(sasl) if sasl.mechanism.eq_ignore_ascii_case("EXTERNAL") => {

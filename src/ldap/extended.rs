@@ -32,6 +32,7 @@ pub async fn extended(ctx: &OpContext, req: &LdapExtendedRequest) {
         oid::TOKEN_ROTATE => rotate(ctx, value).await.map(Some),
         oid::THROTTLED => throttled(ctx).await,
         oid::BACKUP => backup(ctx, value).await,
+        oid::CLUSTER => cluster(ctx, value).await,
         oid::STARTTLS => Err(DitError::new(
             LdapResultCode::OperationsError,
             "StartTLS cannot be processed now",
@@ -59,6 +60,63 @@ async fn current_caller(ctx: &OpContext) -> Result<Caller, DitError> {
     ctx.state
         .store
         .read_inline(move |r| caller::caller(r, &principal, &policy))
+}
+
+/// What a cluster request asks for (see `oid::CLUSTER`).
+#[derive(serde::Deserialize)]
+struct ClusterRequest {
+    op: String,
+    id: Option<u64>,
+    address: Option<String>,
+}
+
+async fn cluster(ctx: &OpContext, value: Option<&[u8]>) -> Result<Option<Vec<u8>>, DitError> {
+    use crate::cluster::network::Manage;
+    let local_admin = matches!(ctx.session.principal, Principal::Local { admin: true, .. });
+    if !local_admin {
+        return Err(DitError::insufficient_access());
+    }
+    let Some(cluster) = &ctx.state.cluster else {
+        return Err(DitError::unwilling(
+            "this server is not a cluster member: configure [cluster] and restart it",
+        ));
+    };
+    let req: ClusterRequest = serde_json::from_slice(value.unwrap_or_default())
+        .map_err(|e| DitError::protocol(format!("malformed cluster request: {e}")))?;
+    let id = || {
+        req.id
+            .filter(|id| *id > 0)
+            .ok_or_else(|| DitError::protocol("the request needs a node id (1 or more)"))
+    };
+    let answer = match req.op.as_str() {
+        "status" => Ok(cluster.status().to_string()),
+        "init" => cluster.init().await,
+        "compact" => cluster.compact().await.map(|()| "snapshot taken".into()),
+        "add-replica" => {
+            let addr = req
+                .address
+                .clone()
+                .filter(|a| a.contains(':'))
+                .ok_or_else(|| DitError::protocol("the request needs the node's host:port"))?;
+            cluster.manage(Manage::AddReplica { id: id()?, addr }).await
+        }
+        "promote" => cluster.manage(Manage::Promote { id: id()? }).await,
+        "remove" => cluster.manage(Manage::Remove { id: id()? }).await,
+        other => {
+            return Err(DitError::protocol(format!(
+                "unknown cluster operation '{other}'"
+            )));
+        }
+    };
+    match answer {
+        Ok(text) => {
+            if req.op != "status" {
+                tracing::info!(event = "cluster-change", op = %req.op, outcome = %text);
+            }
+            Ok(Some(text.into_bytes()))
+        }
+        Err(why) => Err(DitError::unwilling(why)),
+    }
 }
 
 async fn backup(ctx: &OpContext, value: Option<&[u8]>) -> Result<Option<Vec<u8>>, DitError> {
