@@ -41,7 +41,7 @@ use crate::dit::DitError;
 use crate::dit::command::{Command, Op, Outcome};
 use crate::server::ca;
 use crate::store::{RaftLog, Store};
-use network::{Conn, Forwarded, Manage, Request, Response, Tls};
+use network::{Conn, Contacts, Forwarded, Manage, Request, Response, Tls};
 use storage::{LogStore, Rules, StateMachine};
 
 openraft::declare_raft_types!(
@@ -102,6 +102,8 @@ struct Inner {
     uses: Mutex<HashMap<String, OffsetDateTime>>,
     /// Open connections to other nodes for forwarded writes, by address.
     pool: Mutex<Vec<(String, Conn)>>,
+    /// When each other node last answered this one's appends (while it leads).
+    contacts: Contacts,
 }
 
 /// Why the cluster could not start.
@@ -151,7 +153,9 @@ impl Cluster {
         ca::ensure_ca(&generated, &config.tls.hostnames, now).map_err(|e| setup(&e))?;
         let (cert, key, ca_der) =
             ca::node_certificate(&generated, settings.node_id, now).map_err(|e| setup(&e))?;
-        let tls = Arc::new(Tls::new(cert, &key, ca_der).map_err(|e| setup(&e))?);
+        let source = Some(settings.listen.ip());
+        let tls = Arc::new(Tls::new(cert, &key, ca_der, source).map_err(|e| setup(&e))?);
+        let contacts = Contacts::default();
         let log = RaftLog::open(&dir.join("raft.redb")).map_err(|e| setup(&e))?;
         let raft_config = openraft::Config {
             cluster_name: "tessera".into(),
@@ -170,7 +174,10 @@ impl Cluster {
         let raft = Raft::new(
             settings.node_id,
             Arc::new(raft_config),
-            network::Network { tls: tls.clone() },
+            network::Network {
+                tls: tls.clone(),
+                contacts: contacts.clone(),
+            },
             LogStore::new(log),
             machine,
         )
@@ -185,6 +192,7 @@ impl Cluster {
             heard: AtomicU64::new(0),
             uses: Mutex::new(HashMap::new()),
             pool: Mutex::new(Vec::new()),
+            contacts,
         }));
         tracker.spawn(
             cluster
@@ -249,7 +257,12 @@ impl Cluster {
             match leader {
                 Some(id) if id == self.0.id => {
                     match self.0.raft.client_write(command.clone()).await {
-                        Ok(written) => return written.data.map_err(DitError::from),
+                        Ok(written) => {
+                            if command.restricts() {
+                                self.fence(written.log_id.index).await;
+                            }
+                            return written.data.map_err(DitError::from);
+                        }
                         Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => {}
                         Err(e) => {
                             tracing::warn!(error = %e, "a write failed on the leader");
@@ -287,6 +300,49 @@ impl Cluster {
         }
     }
 
+    /// On the leader, after a write that takes access away committed at `index`: wait
+    /// until every other member has applied it, or is certainly cut off (it has not
+    /// answered this leader for longer than the staleness bound and two election
+    /// timeouts, so it refuses binds by its own clock). Bounded by that same time.
+    async fn fence(&self, index: u64) {
+        let limit = self.0.settings.max_staleness + self.0.settings.election_timeout * 2;
+        let members: Vec<(u64, String)> = {
+            let metrics = self.0.raft.metrics();
+            let m = metrics.borrow();
+            m.membership_config
+                .membership()
+                .nodes()
+                .filter(|(id, _)| **id != self.0.id)
+                .map(|(id, n)| (*id, n.addr.clone()))
+                .collect()
+        };
+        let waits = members.into_iter().map(|(id, addr)| async move {
+            let start = Instant::now();
+            loop {
+                let last = self
+                    .0
+                    .contacts
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .get(&id)
+                    .copied();
+                // Silent since before this wait at worst: counted from its start.
+                let silent = last.map_or(start.elapsed(), |t| t.elapsed());
+                if silent > limit || start.elapsed() > limit {
+                    return;
+                }
+                let asked = self
+                    .forward_within(&addr, Request::Applied(index), Duration::from_millis(1500))
+                    .await;
+                if let Ok(Response::Applied(true)) = asked {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        });
+        futures_util::future::join_all(waits).await;
+    }
+
     /// Wait until this node has applied the log up to `index`.
     async fn wait_applied(&self, index: u64) -> Result<(), DitError> {
         self.0
@@ -306,6 +362,17 @@ impl Cluster {
     /// Send `req` to the node at `addr` on a pooled connection; the answer, or whether
     /// the request may have been acted on.
     async fn forward(&self, addr: &str, req: Request) -> Result<Response, Sent> {
+        self.forward_within(addr, req, self.0.settings.write_timeout)
+            .await
+    }
+
+    /// [`Cluster::forward`], giving up after `within`.
+    async fn forward_within(
+        &self,
+        addr: &str,
+        req: Request,
+        within: Duration,
+    ) -> Result<Response, Sent> {
         let pooled = {
             let mut pool = self.0.pool.lock().unwrap_or_else(PoisonError::into_inner);
             pool.iter()
@@ -313,7 +380,6 @@ impl Cluster {
                 .map(|at| pool.swap_remove(at).1)
         }
         .filter(Conn::is_open);
-        let within = self.0.settings.write_timeout;
         let mut conn = match pooled {
             Some(c) => c,
             None => self
@@ -450,9 +516,34 @@ impl Cluster {
         })
     }
 
-    fn heard_leader(&self) {
-        let ms = self.0.started.elapsed().as_millis() as u64;
-        self.0.heard.store(ms + 1, Ordering::Relaxed);
+    /// A leader was heard at `received` (since start), telling that the log is committed
+    /// up to `commit`: this node counts as in touch from then on once it has applied that
+    /// far, so a node that was paused or cut off serves again only when it has caught up
+    /// with what the leader had committed (a revocation included).
+    fn heard_leader(&self, received: Duration, commit: Option<u64>) {
+        let node = self.clone();
+        let mark = move || {
+            let ms = u64::try_from(received.as_millis()).unwrap_or(u64::MAX);
+            node.0
+                .heard
+                .fetch_max(ms.saturating_add(1), Ordering::Relaxed);
+        };
+        let applied = self.0.raft.metrics().borrow().last_applied.map(|l| l.index);
+        if commit.is_none_or(|c| applied.is_some_and(|a| a >= c)) {
+            mark();
+            return;
+        }
+        let raft = self.0.raft.clone();
+        tokio::spawn(async move {
+            let wait = raft.wait(Some(Duration::from_secs(10)));
+            if wait
+                .applied_index_at_least(commit, "caught up")
+                .await
+                .is_ok()
+            {
+                mark();
+            }
+        });
     }
 
     /// What this node is now.
@@ -708,34 +799,53 @@ impl Cluster {
         let raft = &self.0.raft;
         match req {
             Request::Append(rpc) => {
+                let received = self.0.started.elapsed();
+                let commit = rpc.leader_commit.map(|l| l.index);
                 let answer = raft.append_entries(rpc).await;
                 if let Ok(resp) = &answer
-                    && !matches!(resp, AppendEntriesResponse::HigherVote(_))
+                    && matches!(
+                        resp,
+                        AppendEntriesResponse::Success | AppendEntriesResponse::PartialSuccess(_)
+                    )
                 {
-                    self.heard_leader();
+                    self.heard_leader(received, commit);
                 }
                 Response::Append(answer)
             }
             Request::Vote(rpc) => Response::Vote(raft.vote(rpc).await),
             Request::Snapshot(rpc) => {
+                let received = self.0.started.elapsed();
                 let answer = raft.install_snapshot(rpc).await;
                 if answer.is_ok() {
-                    self.heard_leader();
+                    self.heard_leader(received, None);
                 }
                 Response::Snapshot(answer)
             }
-            Request::Write(command) => Response::Write(match raft.client_write(command).await {
-                Ok(written) => Forwarded::Applied {
-                    index: written.log_id.index,
-                    applied: written.data,
-                },
-                Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
-                    Forwarded::NotLeader {
-                        leader: f.leader_id.zip(f.leader_node.map(|n| n.addr)),
+            Request::Write(command) => {
+                let restricts = command.restricts();
+                Response::Write(match raft.client_write(command).await {
+                    Ok(written) => {
+                        if restricts {
+                            self.fence(written.log_id.index).await;
+                        }
+                        Forwarded::Applied {
+                            index: written.log_id.index,
+                            applied: written.data,
+                        }
                     }
-                }
-                Err(e) => Forwarded::Refused(e.to_string()),
-            }),
+                    Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+                        Forwarded::NotLeader {
+                            leader: f.leader_id.zip(f.leader_node.map(|n| n.addr)),
+                        }
+                    }
+                    Err(e) => Forwarded::Refused(e.to_string()),
+                })
+            }
+            Request::Applied(index) => {
+                let wait = raft.wait(Some(Duration::from_secs(1)));
+                let applied = wait.applied_index_at_least(Some(index), "fence").await;
+                Response::Applied(applied.is_ok())
+            }
             Request::Manage(change) => {
                 let leader = raft.current_leader().await;
                 Response::Manage(if leader == Some(self.0.id) {

@@ -44,6 +44,9 @@ pub enum Request {
     Write(Command),
     /// A membership change a node was asked for, for the leader to make.
     Manage(Manage),
+    /// Has the node applied the log up to this index? Answered once it has, or after a
+    /// second with false.
+    Applied(u64),
 }
 
 /// The answer to a [`Request`].
@@ -54,6 +57,7 @@ pub enum Response {
     Snapshot(Result<InstallSnapshotResponse<u64>, RaftError<u64, InstallSnapshotError>>),
     Write(Forwarded),
     Manage(Result<String, String>),
+    Applied(bool),
 }
 
 /// What became of a forwarded write.
@@ -82,10 +86,18 @@ pub enum Manage {
 pub struct Tls {
     client: TlsConnector,
     server: TlsAcceptor,
+    /// The address connections to other nodes leave from: the node's own cluster
+    /// address, when it listens on one (not on all addresses).
+    source: Option<std::net::IpAddr>,
 }
 
 impl Tls {
-    pub fn new(cert: Vec<u8>, key_pem: &str, ca: Vec<u8>) -> Result<Tls, String> {
+    pub fn new(
+        cert: Vec<u8>,
+        key_pem: &str,
+        ca: Vec<u8>,
+        source: Option<std::net::IpAddr>,
+    ) -> Result<Tls, String> {
         use rustls_pki_types::pem::PemObject;
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut roots = RootCertStore::empty();
@@ -117,6 +129,7 @@ impl Tls {
         Ok(Tls {
             client: TlsConnector::from(Arc::new(client)),
             server: TlsAcceptor::from(Arc::new(server)),
+            source: source.filter(|ip| !ip.is_unspecified()),
         })
     }
 
@@ -129,7 +142,22 @@ impl Tls {
         let name = ServerName::try_from(crate::server::ca::NODE_NAME)
             .map_err(|e| io::Error::other(e.to_string()))?;
         let connecting = async {
-            let tcp = TcpStream::connect(addr).await?;
+            let tcp = match self.source {
+                None => TcpStream::connect(addr).await?,
+                Some(source) => {
+                    let target = tokio::net::lookup_host(addr)
+                        .await?
+                        .find(|a| a.is_ipv4() == source.is_ipv4())
+                        .ok_or_else(|| io::Error::other("no address of the node's family"))?;
+                    let socket = if source.is_ipv4() {
+                        tokio::net::TcpSocket::new_v4()?
+                    } else {
+                        tokio::net::TcpSocket::new_v6()?
+                    };
+                    socket.bind(std::net::SocketAddr::new(source, 0))?;
+                    socket.connect(target).await?
+                }
+            };
             let _ = tcp.set_nodelay(true);
             self.client.connect(name, tcp).await
         };
@@ -191,10 +219,14 @@ pub async fn write_frame(w: &mut (impl AsyncWrite + Unpin), bytes: &[u8]) -> io:
     w.flush().await
 }
 
+/// When each other node last answered an append (a heartbeat or entries) from this one.
+pub type Contacts = Arc<std::sync::Mutex<std::collections::HashMap<u64, std::time::Instant>>>;
+
 /// Makes Raft's connection to each other node.
 #[derive(Clone)]
 pub struct Network {
     pub tls: Arc<Tls>,
+    pub contacts: Contacts,
 }
 
 impl RaftNetworkFactory<TypeConfig> for Network {
@@ -206,6 +238,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
             addr: node.addr.clone(),
             tls: self.tls.clone(),
             conn: None,
+            contacts: self.contacts.clone(),
         }
     }
 }
@@ -216,6 +249,7 @@ pub struct Peer {
     addr: String,
     tls: Arc<Tls>,
     conn: Option<Conn>,
+    contacts: Contacts,
 }
 
 type RpcResult<T, E = openraft::error::Infallible> =
@@ -268,7 +302,15 @@ impl RaftNetwork<TypeConfig> for Peer {
         option: RPCOption,
     ) -> RpcResult<AppendEntriesResponse<u64>> {
         match self.call(Request::Append(rpc), option.hard_ttl()).await? {
-            Response::Append(answer) => self.remote(answer),
+            Response::Append(answer) => {
+                if answer.is_ok() {
+                    self.contacts
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .insert(self.target, std::time::Instant::now());
+                }
+                self.remote(answer)
+            }
             _ => Err(unexpected()),
         }
     }

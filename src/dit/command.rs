@@ -178,6 +178,21 @@ impl Command {
         to_time(self.at)
     }
 
+    /// Does it take away access (a revocation, a deletion, a changed password or
+    /// entry)? A cluster acknowledges such a write only once every node that may still
+    /// answer binds has applied it (see `cluster`), so a revoked token or an old password
+    /// stops working everywhere at once.
+    pub fn restricts(&self) -> bool {
+        !matches!(
+            self.op,
+            Op::Add { .. }
+                | Op::GenerateToken { .. }
+                | Op::RecordUses { .. }
+                | Op::Rehash { .. }
+                | Op::Bootstrap { .. }
+        )
+    }
+
     /// The operation's name, for logs.
     pub fn name(&self) -> &'static str {
         self.op.name()

@@ -283,19 +283,35 @@ async fn three_nodes_replicate_every_write_and_answer_reads_locally() {
         )
         .await;
     }
-    // Revoked through another node: refused everywhere once the revocation is answered
-    // and applied.
+    // Its use on the followers reaches the leader's copy (and so every copy) in a batch.
     let token_dn = format!("tokenId={},{}", minted.id, service_dn("nas01"));
+    for node in &nodes {
+        wait_for(
+            || async {
+                let mut admin = node.admin().await;
+                let (found, _) = admin
+                    .search(&token_dn, Scope::Base, "(tokenLastUsed=*)", vec!["1.1"])
+                    .await
+                    .unwrap()
+                    .success()
+                    .unwrap();
+                found.len() == 1
+            },
+            "tokenLastUsed everywhere",
+        )
+        .await;
+    }
+    // Revoked through another node: refused everywhere as soon as the revocation is
+    // answered (a write that takes access away is answered once every node applied it).
     let mut other = nodes[2].admin().await;
     other.delete(&token_dn).await.unwrap().success().unwrap();
     for node in &nodes {
-        wait_for(
-            || async { !holds(node, &token_dn).await },
-            "the revocation everywhere",
-        )
-        .await;
         assert!(!bind_ok(node, "dn=token", &minted.token).await);
+        assert!(!holds(node, &token_dn).await);
     }
+
+    // Node-to-node traffic takes only certificates from the cluster's CA.
+    stranger_is_refused(&nodes[0]).await;
 
     // A fourth node joins as a replica: it starts from a snapshot and catches up.
     let ca = data_dir(&nodes[0]);
@@ -350,6 +366,34 @@ async fn three_nodes_replicate_every_write_and_answer_reads_locally() {
     for node in nodes.into_iter().chain([replica]) {
         node.stop().await;
     }
+}
+
+/// A node with a certificate from another CA cannot talk to `node`'s cluster port, in
+/// either direction: it does not trust the node, and the node does not take it.
+async fn stranger_is_refused(node: &TestServer) {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    use tessera::cluster::network::{Manage, Request, Tls};
+    use tessera::server::ca::{self, Generated};
+    let now = time::OffsetDateTime::now_utc();
+    let other = crate::private_tempdir();
+    let generated = Generated::new(&other.path().join("tls"));
+    ca::create_ca(&generated, &[], now).unwrap();
+    let (cert, key, other_ca) = ca::node_certificate(&generated, 9, now).unwrap();
+    let within = Duration::from_secs(2);
+    let stranger = Tls::new(cert.clone(), &key, other_ca, None).unwrap();
+    assert!(stranger.connect(&address(node), within).await.is_err());
+    // Trusting the cluster's CA, with its own certificate: the node refuses it.
+    let cluster_ca = CertificateDer::from_pem_file(data_dir(node).join("tls/ca.pem")).unwrap();
+    let trusting = Tls::new(cert, &key, cluster_ca.to_vec(), None).unwrap();
+    let refused = match trusting.connect(&address(node), within).await {
+        Err(_) => true,
+        Ok(mut conn) => conn
+            .call(&Request::Manage(Manage::Promote { id: 9 }), within)
+            .await
+            .is_err(),
+    };
+    assert!(refused, "a certificate from another CA was taken");
 }
 
 async fn futures_roles(nodes: &[TestServer]) -> Vec<String> {
