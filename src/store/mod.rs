@@ -334,16 +334,23 @@ impl Store {
         Ok((dest, entries))
     }
 
+    /// A backup: the directory without a cluster member's replication state, so it can
+    /// start a single server or a new cluster (`tessera cluster init`).
     fn copy_into(&self, path: &Path) -> Result<u64, StoreError> {
-        self.copy_with_state(path).map(|(entries, _)| entries)
+        self.copy_with_state(path, false)
+            .map(|(entries, _)| entries)
     }
 
-    /// Copy the store to a new file at `path`, as of one read transaction; the entry count
-    /// and the replication state the copy holds (see [`Writer::set_replicated`]).
-    fn copy_with_state(&self, path: &Path) -> Result<(u64, Replicated), StoreError> {
+    /// Copy the store to a new file at `path`, as of one read transaction, with the
+    /// replication state when `replicated` (a snapshot); the entry count and that state.
+    fn copy_with_state(
+        &self,
+        path: &Path,
+        replicated: bool,
+    ) -> Result<(u64, Replicated), StoreError> {
         let target = Database::create(path)?;
         let source = self.database()?.begin_read()?;
-        let replicated = replicated_in(&source)?;
+        let state = replicated_in(&source)?;
         let txn = target.begin_write()?;
         let entries = {
             let entries = copy_table(&source.open_table(ENTRIES)?, &mut txn.open_table(ENTRIES)?)?;
@@ -355,14 +362,16 @@ impl Store {
             copy_table(&source.open_table(INDEX)?, &mut txn.open_table(INDEX)?)?;
             copy_table(&source.open_table(INDEXED)?, &mut txn.open_table(INDEXED)?)?;
             copy_table(&source.open_table(META)?, &mut txn.open_table(META)?)?;
-            copy_table(
-                &source.open_table(REPLICATED)?,
-                &mut txn.open_table(REPLICATED)?,
-            )?;
+            if replicated {
+                copy_table(
+                    &source.open_table(REPLICATED)?,
+                    &mut txn.open_table(REPLICATED)?,
+                )?;
+            }
             entries
         };
         txn.commit()?;
-        Ok((entries, replicated))
+        Ok((entries, state))
     }
 
     /// A snapshot for a cluster: a consistent copy of the whole store in the new file
@@ -380,7 +389,7 @@ impl Store {
             .mode(0o600)
             .open(dest)
             .map_err(io)?;
-        let copied = self.copy_with_state(dest);
+        let copied = self.copy_with_state(dest, true);
         if copied.is_err() {
             let _ = std::fs::remove_file(dest);
         }
@@ -850,6 +859,46 @@ mod tests {
         assert_eq!(found(&s, "mail", b"alice@example.com"), None);
         assert_eq!(found(&s, "uid", b"alice"), Some(BTreeSet::from([alice])));
         assert_eq!(index_rows(&s), 1);
+    }
+
+    #[test]
+    fn snapshots_carry_the_replication_state_backups_do_not_and_installing_replaces_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, alice) = stored_alice(dir.path());
+        let s = open(&path, &["uid", "objectClass"]);
+        s.write_blocking(|w| w.set_replicated(b"applied 7", Some(b"members")))
+            .unwrap();
+        let snapshot = dir.path().join("data").join("snapshot.redb");
+        let state = s.snapshot_to(&snapshot).unwrap();
+        assert_eq!(state.applied.as_deref(), Some(&b"applied 7"[..]));
+        assert_eq!(state.membership.as_deref(), Some(&b"members"[..]));
+        let backup = dir.path().join("data").join("backup.redb");
+        s.backup_to(&backup).unwrap();
+        let restored = open(&backup, &["uid", "objectClass"]);
+        assert_eq!(restored.replicated().unwrap(), Replicated::default());
+        assert_eq!(
+            found(&restored, "uid", b"alice"),
+            Some(BTreeSet::from([alice]))
+        );
+        drop(restored);
+
+        // Another store takes the snapshot in place of its own file, and serves it.
+        let other_path = dir.path().join("data").join("other.redb");
+        let other = open(&other_path, &["uid", "objectClass"]);
+        assert_eq!(found(&other, "uid", b"alice"), Some(BTreeSet::new()));
+        let schema = Schema::shipped().unwrap();
+        let indexed = ["uid".to_string(), "objectClass".to_string()];
+        let installed = other.install(&snapshot, &schema, &indexed).unwrap();
+        assert_eq!(installed, state);
+        assert_eq!(
+            found(&other, "uid", b"alice"),
+            Some(BTreeSet::from([alice]))
+        );
+        assert_eq!(other.replicated().unwrap(), state);
+        assert!(!snapshot.exists(), "the snapshot file became the store's");
+        drop(other);
+        let reopened = open(&other_path, &["uid", "objectClass"]);
+        assert_eq!(reopened.replicated().unwrap(), state);
     }
 
     #[test]
