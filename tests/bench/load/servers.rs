@@ -95,7 +95,24 @@ pub struct Principals {
 impl Server {
     /// `limits`: lines for Tessera's `[limits]` section (none for slapd).
     pub fn prepare(kind: ServerKind, work: &Path, data: &DataSet, tls: &Tls, limits: &str) -> Self {
-        let dir = work.join(kind.name());
+        Server::prepare_in(kind, &work.join(kind.name()), data, tls, limits, "")
+    }
+
+    /// A Tessera server in `dir`, with `extra` (TOML tables, e.g. `[cluster]`) appended
+    /// to its configuration.
+    pub fn prepare_tessera(dir: &Path, data: &DataSet, tls: &Tls, extra: &str) -> Self {
+        Server::prepare_in(ServerKind::Tessera, dir, data, tls, "", extra)
+    }
+
+    fn prepare_in(
+        kind: ServerKind,
+        dir: &Path,
+        data: &DataSet,
+        tls: &Tls,
+        limits: &str,
+        extra: &str,
+    ) -> Self {
+        let dir = dir.to_path_buf();
         std::fs::create_dir_all(&dir).expect("server dir");
         let ldaps_port = free_port();
         let (config, ldif) = match kind {
@@ -106,7 +123,7 @@ impl Server {
                     "data_dir = \"{data}\"\nsuffix = \"{SUFFIX}\"\n\n[listen]\n\
                      ldaps = \"127.0.0.1:{ldaps_port}\"\nldap = \"127.0.0.1:{ldap_port}\"\n\
                      ldapi = \"ldapi.sock\"\n\n[tls]\ncert = \"{cert}\"\nkey = \"{key}\"\n\n\
-                     [limits]\n{limits}\n\n[log]\nlevel = \"warn\"\n",
+                     [limits]\n{limits}\n\n[log]\nlevel = \"warn\"\n{extra}\n",
                     data = dir.join("data").display(),
                     cert = tls.cert.display(),
                     key = tls.key.display(),
@@ -245,7 +262,8 @@ impl Server {
             return false;
         };
         ldap3::drive!(conn);
-        let ok = matches!(ldap.simple_bind("", "").await.map(|r| r.rc), Ok(0));
+        // 52: a cluster node that has not joined its cluster yet is up all the same.
+        let ok = matches!(ldap.simple_bind("", "").await.map(|r| r.rc), Ok(0 | 52));
         let _ = ldap.unbind().await;
         ok
     }
@@ -322,6 +340,18 @@ impl Server {
         Principals { reader, admin }
     }
 
+    pub fn config(&self) -> &Path {
+        &self.config
+    }
+
+    /// SIGKILL the server, as a crash would.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             // SIGTERM: both servers shut down cleanly on it.
@@ -385,13 +415,13 @@ fn write_slapd_rfc2307bis(path: &Path) {
     std::fs::write(path, out).expect("write slapd schema");
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
     l.local_addr().expect("local addr").port()
 }
 
 /// A SEQUENCE of context-tagged OCTET STRINGs (short values only: < 128 bytes each).
-fn ber_sequence(fields: &[(u8, &[u8])]) -> Vec<u8> {
+pub fn ber_sequence(fields: &[(u8, &[u8])]) -> Vec<u8> {
     let mut inner = Vec::new();
     for (tag, value) in fields {
         assert!(value.len() < 128);
@@ -406,7 +436,7 @@ fn ber_sequence(fields: &[(u8, &[u8])]) -> Vec<u8> {
 }
 
 /// The value of the field tagged `tag` in a SEQUENCE of short context-tagged strings.
-fn ber_field(seq: &[u8], tag: u8) -> Option<Vec<u8>> {
+pub fn ber_field(seq: &[u8], tag: u8) -> Option<Vec<u8>> {
     let (&first, rest) = seq.split_first()?;
     if first != 0x30 {
         return None;
