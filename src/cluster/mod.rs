@@ -104,6 +104,9 @@ struct Inner {
     pool: Mutex<Vec<(String, Conn)>>,
     /// When each other node last answered this one's appends (while it leads).
     contacts: Contacts,
+    /// The store, read (never written) to see whether the starting tree is complete.
+    store: Store,
+    suffix: crate::directory::dn::Dn,
 }
 
 /// Why the cluster could not start.
@@ -170,7 +173,7 @@ impl Cluster {
         }
         .validate()
         .map_err(|e| setup(&e))?;
-        let machine = StateMachine::new(store, rules, &dir).map_err(|e| setup(&e))?;
+        let machine = StateMachine::new(store.clone(), rules, &dir).map_err(|e| setup(&e))?;
         let raft = Raft::new(
             settings.node_id,
             Arc::new(raft_config),
@@ -193,6 +196,8 @@ impl Cluster {
             uses: Mutex::new(HashMap::new()),
             pool: Mutex::new(Vec::new()),
             contacts,
+            store,
+            suffix: config.suffix.clone(),
         }));
         tracker.spawn(
             cluster
@@ -470,6 +475,9 @@ impl Cluster {
                 let m = metrics.borrow_and_update();
                 (m.state, m.current_leader, m.current_term)
             };
+            if now.0 == ServerState::Leader && last.0 != ServerState::Leader {
+                tokio::spawn(self.clone().complete_tree());
+            }
             if now.0 != last.0 || now.1 != last.1 {
                 tracing::info!(
                     event = "cluster-role",
@@ -485,6 +493,27 @@ impl Cluster {
                 () = shutdown.cancelled() => return,
                 changed = metrics.changed() => if changed.is_err() { return },
             }
+        }
+    }
+
+    /// A new leader makes sure the tree every directory starts with is complete (a newer
+    /// version may bring a built-in role): what is missing is created through the log,
+    /// like any write, so every node gets the same entries.
+    async fn complete_tree(self) {
+        let (store, suffix) = (self.0.store.clone(), self.0.suffix.clone());
+        let incomplete = store
+            .read(move |r| crate::dit::tree::incomplete(r, &suffix))
+            .await;
+        if !matches!(incomplete, Ok(true)) {
+            return;
+        }
+        let command = Command::server(OffsetDateTime::now_utc(), Op::bootstrap());
+        match self.submit(command).await {
+            Ok(Outcome::Count(n)) if n > 0 => {
+                tracing::info!(created = n, "completed the directory tree through the log");
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e.message, "completing the directory tree failed"),
         }
     }
 

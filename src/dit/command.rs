@@ -559,6 +559,27 @@ mod tests {
     }
 
     #[test]
+    fn bootstrap_creates_what_is_missing_of_the_tree_and_only_that() {
+        let (store, policy) = directory();
+        let services = crate::dit::names::services(&policy.suffix);
+        store
+            .write_blocking(|w| {
+                let (id, old) = w.entry_by_dn(&services)?.unwrap();
+                w.delete(id, &old)
+            })
+            .unwrap();
+        let incomplete = |s: &crate::store::Store| {
+            s.read_blocking(|r| tree::incomplete(r, &policy.suffix))
+                .unwrap()
+        };
+        assert!(incomplete(&store));
+        let command = Command::server(policy.now, Op::bootstrap());
+        assert_eq!(run(&store, &policy, &command), Ok(Outcome::Count(1)));
+        assert!(!incomplete(&store));
+        assert_eq!(run(&store, &policy, &command), Ok(Outcome::Count(0)));
+    }
+
+    #[test]
     fn a_command_survives_serialization_and_applies_the_same_on_two_stores() {
         let (one, policy) = directory();
         let (two, _) = directory();
