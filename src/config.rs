@@ -1143,6 +1143,43 @@ mod tests {
     }
 
     #[test]
+    fn a_cluster_member_needs_an_id_and_an_address_and_sane_timeouts() {
+        let cluster = |table: &str| Config::parse(&format!("[cluster]\n{table}"));
+        let c = cluster("node_id = 2\nlisten = \"10.0.0.2:7389\"\n").unwrap();
+        let c = c.cluster.unwrap();
+        assert_eq!((c.node_id, c.advertise.as_str()), (2, "10.0.0.2:7389"));
+        assert_eq!(c.max_staleness, Duration::from_secs(30));
+        assert!(
+            Config::defaults().unwrap().cluster.is_none(),
+            "single by default"
+        );
+        for (table, key) in [
+            ("listen = \"127.0.0.1:7389\"\n", "cluster.node_id"),
+            (
+                "node_id = 0\nlisten = \"127.0.0.1:7389\"\n",
+                "cluster.node_id",
+            ),
+            ("node_id = 1\n", "cluster.listen"),
+            ("node_id = 1\nlisten = \"somewhere\"\n", "cluster.listen"),
+            (
+                "node_id = 1\nlisten = \"127.0.0.1:1\"\nelection_timeout = \"5s\"\nmax_staleness = \"6s\"\n",
+                "cluster.max_staleness",
+            ),
+            (
+                "node_id = 1\nlisten = \"127.0.0.1:1\"\nheartbeat = \"1s\"\n",
+                "cluster.election_timeout",
+            ),
+            (
+                "node_id = 1\nlisten = \"127.0.0.1:1\"\nvoters = 3\n",
+                "voters",
+            ),
+        ] {
+            let err = cluster(table).unwrap_err().to_string();
+            assert!(err.contains(key), "{table}: {err}");
+        }
+    }
+
+    #[test]
     fn durations() {
         let limits = |line: &str| Config::parse(&format!("[limits]\n{line}\n"));
         let config = limits("idle_timeout = \"1h30m\"").unwrap();

@@ -104,17 +104,15 @@ async fn run(args: Args) -> i32 {
     if !args.tessera_limits.is_empty() {
         report.note("tessera_limits", args.tessera_limits.clone());
     }
-    println!(
-        "Tessera vs slapd load benchmark: {} people, conns {:?}, {} rounds of warm-up {}s and {}s per server, {}",
-        args.people,
-        args.conns,
-        args.rounds,
-        args.warmup,
-        args.duration,
-        report::machine_line()
-    );
-
     if args.cluster {
+        println!(
+            "Tessera cluster against a single server: {} people, {} rounds of warm-up {}s and {}s, {}",
+            args.people,
+            args.rounds,
+            args.warmup,
+            args.duration,
+            report::machine_line()
+        );
         let data = Arc::new(DataSet::generate(args.people, &dir));
         let tls = servers::Tls::generate(&dir);
         let timing = cluster::Timing {
@@ -131,6 +129,16 @@ async fn run(args: Args) -> i32 {
         }
         return i32::from(failures > 0);
     }
+    println!(
+        "Tessera vs slapd load benchmark: {} people, conns {:?}, {} rounds of warm-up {}s and {}s per server, {}",
+        args.people,
+        args.conns,
+        args.rounds,
+        args.warmup,
+        args.duration,
+        report::machine_line()
+    );
+
     servers::ensure_slapd();
     let argon_rate =
         scenario::raw_argon2_rate(Duration::from_secs_f64(if args.quick { 0.5 } else { 3.0 }));
