@@ -18,7 +18,16 @@ const CLUSTER: &str = "2.25.235497813471364094925541187040296631981.4.5";
 /// A cluster member with node id `id`; its CA copied from `ca_from` (a member's data
 /// directory) when given, as `tessera cluster join` does.
 pub async fn node(id: u64, ca_from: Option<&std::path::Path>) -> TestServer {
-    let dir = tempfile::tempdir().unwrap();
+    node_at(id, ca_from, tempfile::tempdir().unwrap(), 0).await
+}
+
+/// [`node`] in `dir` (a new one, or a stopped node's), its cluster port `port` (0: any).
+pub async fn node_at(
+    id: u64,
+    ca_from: Option<&std::path::Path>,
+    dir: tempfile::TempDir,
+    port: u16,
+) -> TestServer {
     let data = dir.path().join("data");
     let toml = format!(
         r#"
@@ -32,7 +41,7 @@ iterations = 1
 parallelism = 1
 [cluster]
 node_id = {id}
-listen = "127.0.0.1:0"
+listen = "127.0.0.1:{port}"
 heartbeat = "100ms"
 election_timeout = "500ms"
 max_staleness = "2s"
@@ -42,7 +51,7 @@ snapshot_every = 50
         data = data.display(),
     );
     let config = Config::parse(&toml).unwrap();
-    if let Some(from) = ca_from {
+    if let Some(from) = ca_from.filter(|_| !data.join("tls").exists()) {
         let bundle = dir.path().join("join.json");
         let member = Config::parse(&format!(
             "data_dir = \"{}\"\n[cluster]\nnode_id = 1\nlisten = \"127.0.0.1:0\"\n",
@@ -443,4 +452,95 @@ async fn the_cluster_survives_the_loss_of_its_leader_and_a_cut_off_node_refuses(
     // The local administrator may still read.
     assert!(holds(&last, &person_dn("after")).await);
     last.stop().await;
+}
+
+/// A free port on 127.0.0.1, for a node that must come back at the same address.
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_node_restarted_catches_up_from_the_log_or_a_snapshot_and_the_log_is_compacted() {
+    // Three nodes at fixed cluster ports, so each can come back where the others expect it.
+    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let first = node_at(1, None, tempfile::tempdir().unwrap(), ports[0]).await;
+    manage(&first, serde_json::json!({"op": "init"}))
+        .await
+        .unwrap();
+    let ca = data_dir(&first);
+    let mut nodes = vec![first];
+    for id in 2..=3u64 {
+        let joined = node_at(
+            id,
+            Some(&ca),
+            tempfile::tempdir().unwrap(),
+            ports[id as usize - 1],
+        )
+        .await;
+        let addr = address(&joined);
+        manage(
+            &nodes[0],
+            serde_json::json!({"op": "add-replica", "id": id, "address": addr}),
+        )
+        .await
+        .unwrap();
+        manage(&nodes[0], serde_json::json!({"op": "promote", "id": id}))
+            .await
+            .unwrap();
+        nodes.push(joined);
+    }
+    // Node 3 stops; 120 writes go on without it (snapshots every 50 entries: its part of
+    // the log is dropped, so it must catch up from a snapshot over the store it has).
+    let third = nodes.pop().unwrap();
+    let dir = third.stop().await;
+    let mut admin = nodes[0].admin().await;
+    for i in 0..120 {
+        add_person(&mut admin, &format!("while-down-{i}"), "pw", false).await;
+    }
+    let status = status(&nodes[0]).await;
+    assert!(
+        status["snapshot"].as_u64().is_some_and(|s| s >= 50),
+        "{status}"
+    );
+    let back = node_at(3, Some(&ca), dir, ports[2]).await;
+    wait_holds(
+        &back,
+        &person_dn("while-down-119"),
+        "the restarted node's catch-up",
+    )
+    .await;
+    wait_for(
+        || async { role(&back).await == "follower" },
+        "the restarted node following",
+    )
+    .await;
+    nodes.push(back);
+    // The leader restarts too: a new one is elected, and it catches up on its return.
+    let leader = {
+        let mut found = None;
+        for (i, n) in nodes.iter().enumerate() {
+            if role(n).await == "leader" {
+                found = Some(i);
+            }
+        }
+        found.unwrap()
+    };
+    let old = nodes.remove(leader);
+    let id = leader as u64 + 1;
+    let dir = old.stop().await;
+    let mut admin = nodes[0].admin().await;
+    add_person(&mut admin, "after-leader-restart", "pw", false).await;
+    let back = node_at(id, Some(&ca), dir, ports[id as usize - 1]).await;
+    wait_holds(
+        &back,
+        &person_dn("after-leader-restart"),
+        "the old leader's catch-up",
+    )
+    .await;
+    wait_holds(&back, &person_dn("while-down-0"), "the old leader's store").await;
+    nodes.push(back);
+    for n in nodes {
+        n.stop().await;
+    }
 }
