@@ -106,6 +106,10 @@ struct Inner {
     contacts: Contacts,
     /// The store, read (never written) to see whether the starting tree is complete.
     store: Store,
+    /// This node's fingerprint of the rules' settings, sent with every command it
+    /// proposes, and whether a command came with another (`Rules::fingerprint`).
+    fingerprint: String,
+    differ: Arc<std::sync::atomic::AtomicBool>,
     suffix: crate::directory::dn::Dn,
 }
 
@@ -173,6 +177,8 @@ impl Cluster {
         }
         .validate()
         .map_err(|e| setup(&e))?;
+        let fingerprint = rules.fingerprint();
+        let differ = rules.differ.clone();
         let machine = StateMachine::new(store.clone(), rules, &dir).map_err(|e| setup(&e))?;
         let raft = Raft::new(
             settings.node_id,
@@ -198,6 +204,8 @@ impl Cluster {
             contacts,
             store,
             suffix: config.suffix.clone(),
+            fingerprint,
+            differ,
         }));
         tracker.spawn(
             cluster
@@ -232,7 +240,8 @@ impl Cluster {
     /// it) and wait until this node has applied it: its outcome, or why it was refused.
     /// A node cut off from the leader refuses at once with 52; a write not committed
     /// within `cluster.write_timeout` fails with 51 (it may yet be committed).
-    pub async fn submit(&self, command: Command) -> Result<Outcome, DitError> {
+    pub async fn submit(&self, mut command: Command) -> Result<Outcome, DitError> {
+        command.rules = self.0.fingerprint.clone();
         match self.role() {
             Role::Joining => {
                 return Err(unavailable(
@@ -604,6 +613,11 @@ impl Cluster {
 
     /// The refusal for binds and searches on a cut-off node, if this one is.
     pub fn refusal(&self) -> Option<DitError> {
+        if self.0.differ.load(Ordering::Relaxed) {
+            return Some(unavailable(
+                "this server's rules settings differ from its cluster's; use another server",
+            ));
+        }
         match self.role() {
             Role::CutOff => Some(unavailable(
                 "this server is cut off from its cluster; use another server",
@@ -771,6 +785,8 @@ impl Cluster {
             "last_applied": m.last_applied.map(|l| l.index),
             "snapshot": m.snapshot.map(|l| l.index),
             "ms_since_leader_heard": self.since_heard().map(|d| d.as_millis() as u64),
+            "rules": self.0.fingerprint,
+            "rules_differ": self.0.differ.load(Ordering::Relaxed),
             "nodes": nodes,
         })
     }

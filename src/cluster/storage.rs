@@ -190,9 +190,36 @@ pub struct Rules {
     pub config: Arc<crate::config::Config>,
     pub schema: Arc<crate::directory::schema::Schema>,
     pub rights: RightsCache,
+    /// Set when a command came from a node whose rules' settings differ from these.
+    pub differ: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Rules {
+    /// A fingerprint of every setting the rules read when they apply a write: the suffix,
+    /// the schema, `[posix]`, `[tokens]`, anonymous access and the indexed attributes.
+    /// Every member of a cluster must have the same, or their stores drift apart.
+    pub fn fingerprint(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let c = &self.config;
+        let mut h = Sha256::new();
+        h.update(c.suffix.norm().as_bytes());
+        h.update(format!("{:?}{:?}{:?}", c.posix, c.tokens, c.security.anonymous).as_bytes());
+        let mut index: Vec<String> = c.index.iter().map(|a| a.to_ascii_lowercase()).collect();
+        index.sort();
+        index.dedup();
+        h.update(index.join(",").as_bytes());
+        for (name, mut values) in self.schema.subschema_values() {
+            values.sort();
+            h.update(name.as_bytes());
+            h.update(values.join("\n").as_bytes());
+        }
+        h.finalize()
+            .iter()
+            .take(8)
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
     fn policy(&self) -> Policy {
         Policy::new(
             self.config.clone(),
@@ -207,6 +234,7 @@ impl Rules {
 pub struct StateMachine {
     store: Store,
     rules: Rules,
+    fingerprint: String,
     /// `<data_dir>/cluster`: the current snapshot and its description, and a snapshot
     /// being received.
     dir: PathBuf,
@@ -226,6 +254,7 @@ impl StateMachine {
         };
         Ok(StateMachine {
             store,
+            fingerprint: rules.fingerprint(),
             rules,
             dir: dir.to_path_buf(),
             current: Arc::new(Mutex::new(current)),
@@ -308,6 +337,27 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         I::IntoIter: Send,
     {
         let entries: Vec<Entry<TypeConfig>> = entries.into_iter().collect();
+        let foreign = entries.iter().find_map(|e| match &e.payload {
+            EntryPayload::Normal(c) if !c.rules.is_empty() && c.rules != self.fingerprint => {
+                Some(c.rules.clone())
+            }
+            _ => None,
+        });
+        if let Some(theirs) = foreign
+            && !self
+                .rules
+                .differ
+                .swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            tracing::error!(
+                event = "cluster-rules-differ",
+                ours = %self.fingerprint,
+                theirs = %theirs,
+                "this node's suffix, schema, [posix], [tokens], security.anonymous or index \
+                 settings differ from the node that proposed a write: its copy may drift, so \
+                 it refuses binds and searches until its configuration matches and it restarts"
+            );
+        }
         let store = self.store.clone();
         let policy = self.rules.policy();
         let joined = tokio::task::spawn_blocking(move || {

@@ -32,6 +32,11 @@ pub struct Command {
     /// Policy time as Unix nanoseconds (token expiry, timestamps the write sets).
     at: i128,
     pub op: Op,
+    /// A cluster's proposer's fingerprint of the rules' settings (suffix, schema,
+    /// `[posix]`, `[tokens]`, anonymous access, indexes): a node whose own differs applies
+    /// by other rules and says so (see `cluster`). Empty on a single server.
+    #[serde(default)]
+    pub rules: String,
 }
 
 /// Who a command runs as: the principal of the request, or the server itself (recording
@@ -161,6 +166,7 @@ impl Command {
             by: Who::from(principal),
             at: now.unix_timestamp_nanos(),
             op,
+            rules: String::new(),
         }
     }
 
@@ -170,6 +176,7 @@ impl Command {
             by: Who::Server,
             at: now.unix_timestamp_nanos(),
             op,
+            rules: String::new(),
         }
     }
 

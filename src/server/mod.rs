@@ -210,6 +210,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             config: config.clone(),
             schema: state.schema.clone(),
             rights: state.rights.clone(),
+            differ: Default::default(),
         };
         let cluster = crate::cluster::Cluster::start(
             &config,

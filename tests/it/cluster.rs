@@ -18,7 +18,7 @@ const CLUSTER: &str = "2.25.235497813471364094925541187040296631981.4.5";
 /// A cluster member with node id `id`; its CA copied from `ca_from` (a member's data
 /// directory) when given, as `tessera cluster join` does.
 pub async fn node(id: u64, ca_from: Option<&std::path::Path>) -> TestServer {
-    node_at(id, ca_from, tempfile::tempdir().unwrap(), 0).await
+    node_at(id, ca_from, tempfile::tempdir().unwrap(), 0, "").await
 }
 
 /// [`node`] in `dir` (a new one, or a stopped node's), its cluster port `port` (0: any).
@@ -27,6 +27,7 @@ pub async fn node_at(
     ca_from: Option<&std::path::Path>,
     dir: tempfile::TempDir,
     port: u16,
+    extra: &str,
 ) -> TestServer {
     let data = dir.path().join("data");
     let toml = format!(
@@ -47,6 +48,7 @@ election_timeout = "500ms"
 max_staleness = "2s"
 token_use_flush = "1s"
 snapshot_every = 50
+{extra}
 "#,
         data = data.display(),
     );
@@ -464,7 +466,7 @@ fn free_port() -> u16 {
 async fn a_node_restarted_catches_up_from_the_log_or_a_snapshot_and_the_log_is_compacted() {
     // Three nodes at fixed cluster ports, so each can come back where the others expect it.
     let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
-    let first = node_at(1, None, tempfile::tempdir().unwrap(), ports[0]).await;
+    let first = node_at(1, None, tempfile::tempdir().unwrap(), ports[0], "").await;
     manage(&first, serde_json::json!({"op": "init"}))
         .await
         .unwrap();
@@ -476,6 +478,7 @@ async fn a_node_restarted_catches_up_from_the_log_or_a_snapshot_and_the_log_is_c
             Some(&ca),
             tempfile::tempdir().unwrap(),
             ports[id as usize - 1],
+            "",
         )
         .await;
         let addr = address(&joined);
@@ -503,7 +506,7 @@ async fn a_node_restarted_catches_up_from_the_log_or_a_snapshot_and_the_log_is_c
         status["snapshot"].as_u64().is_some_and(|s| s >= 50),
         "{status}"
     );
-    let back = node_at(3, Some(&ca), dir, ports[2]).await;
+    let back = node_at(3, Some(&ca), dir, ports[2], "").await;
     wait_holds(
         &back,
         &person_dn("while-down-119"),
@@ -531,7 +534,7 @@ async fn a_node_restarted_catches_up_from_the_log_or_a_snapshot_and_the_log_is_c
     let dir = old.stop().await;
     let mut admin = nodes[0].admin().await;
     add_person(&mut admin, "after-leader-restart", "pw", false).await;
-    let back = node_at(id, Some(&ca), dir, ports[id as usize - 1]).await;
+    let back = node_at(id, Some(&ca), dir, ports[id as usize - 1], "").await;
     wait_holds(
         &back,
         &person_dn("after-leader-restart"),
@@ -543,4 +546,41 @@ async fn a_node_restarted_catches_up_from_the_log_or_a_snapshot_and_the_log_is_c
     for n in nodes {
         n.stop().await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_node_whose_rules_settings_differ_says_so_and_refuses() {
+    let first = node(1, None).await;
+    manage(&first, serde_json::json!({"op": "init"}))
+        .await
+        .unwrap();
+    let ca = data_dir(&first);
+    let other = node_at(
+        2,
+        Some(&ca),
+        tempfile::tempdir().unwrap(),
+        0,
+        "[posix]\nuid_min = 50000\n",
+    )
+    .await;
+    let addr = address(&other);
+    manage(
+        &first,
+        serde_json::json!({"op": "add-replica", "id": 2, "address": addr}),
+    )
+    .await
+    .unwrap();
+    let mut admin = first.admin().await;
+    add_person(&mut admin, "posix-numbered", "pw", true).await;
+    wait_for(
+        || async { status(&other).await["rules_differ"] == true },
+        "the difference noticed",
+    )
+    .await;
+    assert_eq!(status(&first).await["rules_differ"], false);
+    let mut ldap = other.ldaps().await;
+    let bind = ldap.simple_bind("", "").await.unwrap();
+    assert_eq!(bind.rc, 52, "{bind:?}");
+    other.stop().await;
+    first.stop().await;
 }
