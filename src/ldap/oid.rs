@@ -37,6 +37,13 @@ pub const THROTTLED: &str = "2.25.235497813471364094925541187040296631981.4.3";
 /// entries copied, a TAB, and the file written, as text.
 pub const BACKUP: &str = "2.25.235497813471364094925541187040296631981.4.4";
 
+/// `TesseraRoot.4.5`: the cluster this server is a member of. Local administrators on the
+/// LDAPI socket only. Request value: UTF-8 JSON `{"op": "init" | "status" | "add-replica"
+/// | "promote" | "remove" | "compact", "id": N, "address": "host:port"}`; response value:
+/// UTF-8 text (JSON for status). Membership changes are made by the leader, forwarded
+/// there from any member.
+pub const CLUSTER: &str = "2.25.235497813471364094925541187040296631981.4.5";
+
 /// Controls Tessera understands; any other one marked critical is refused with 12.
 pub const SUPPORTED_CONTROLS: &[&str] = &[PAGED_RESULTS, MANAGE_DSA_IT, PROXIED_AUTHZ];
 
@@ -49,4 +56,5 @@ pub const SUPPORTED_EXTENSIONS: &[&str] = &[
     TOKEN_ROTATE,
     THROTTLED,
     BACKUP,
+    CLUSTER,
 ];

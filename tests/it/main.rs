@@ -8,6 +8,7 @@ mod admin;
 mod bind;
 mod certs;
 mod cli;
+mod cluster;
 mod db;
 mod escalation;
 mod extended;
