@@ -18,6 +18,7 @@ use crate::audit::{Event, Kind, Origin};
 use crate::directory::dn::Dn;
 use crate::dit::DitError;
 use crate::dit::caller::Principal;
+use crate::dit::command::{Command, Op};
 use crate::dit::credentials::{self, Presentation, TokenCheck};
 use crate::identity::password::StoredPassword;
 use crate::identity::throttle::Source;
@@ -374,20 +375,13 @@ async fn rehash(state: &State, dn: &Dn, password: &str) {
             return;
         }
     };
-    let dn = dn.clone();
-    let result = state
-        .store
-        .write(move |w| {
-            if let Some((id, old)) = w.entry_by_dn(&dn)? {
-                let mut entry = old.clone();
-                entry.set("userPassword", vec![hashed.into_bytes()]);
-                w.replace(id, &old, &entry)?;
-            }
-            Ok::<_, DitError>(())
-        })
-        .await;
+    let op = Op::Rehash {
+        dn: dn.to_string(),
+        hashed,
+    };
+    let result = state.submit(Command::server(state.clock.now(), op)).await;
     match result {
-        Ok(()) => tracing::info!(
+        Ok(_) => tracing::info!(
             event = "password-rehash",
             "legacy password hash upgraded to argon2id"
         ),

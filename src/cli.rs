@@ -144,6 +144,26 @@ pub enum Command {
         #[command(subcommand)]
         command: DbCommand,
     },
+    /// The cluster this server is a member of (a `[cluster]` table in its config): form
+    /// one, add and remove nodes, see its state. Talks to the running server on its
+    /// LDAPI socket, as the local administrator; `bundle` and `join` work on files.
+    #[command(
+        after_help = "Examples:\n  tessera cluster init\n  tessera cluster bundle /root/join.json\n  tessera cluster join /root/join.json   # on the new node, before its first start\n  tessera cluster add-replica 2 ldap2.example.com:7389\n  tessera cluster promote 2\n  tessera cluster status"
+    )]
+    Cluster {
+        /// The server's configuration file, e.g. /etc/tessera/config.toml; default: the
+        /// embedded defaults.
+        #[arg(
+            long,
+            short,
+            global = true,
+            value_name = "FILE",
+            env = "TESSERA_CONFIG"
+        )]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        command: ClusterCommand,
+    },
     /// Print a shell completion script.
     #[command(after_help = "Example:\n  tessera completions bash > /etc/bash_completion.d/tessera")]
     Completions {
@@ -580,6 +600,55 @@ pub enum RoleCommand {
 }
 
 #[derive(Subcommand, Debug)]
+pub enum ClusterCommand {
+    /// Make this running server a cluster of one, its only voter, with the directory it
+    /// holds; other nodes then join it.
+    #[command(after_help = "Example:\n  tessera cluster init")]
+    Init,
+    /// Write the join bundle (the cluster's CA certificate and key) to a new owner-only
+    /// FILE, for `tessera cluster join` on a new node. Keep it as safe as the CA key.
+    #[command(after_help = "Example:\n  tessera cluster bundle /root/join.json")]
+    Bundle {
+        /// The file to write, e.g. /root/join.json.
+        file: PathBuf,
+    },
+    /// On a new node, before its first start: take the cluster's CA from the bundle
+    /// FILE into the data directory, so the node can prove it belongs.
+    #[command(after_help = "Example:\n  tessera cluster join /root/join.json")]
+    Join {
+        /// The bundle `tessera cluster bundle` wrote, e.g. /root/join.json.
+        file: PathBuf,
+    },
+    /// This node's view of the cluster: its role, the leader, the members, replication.
+    #[command(after_help = "Example:\n  tessera cluster status")]
+    Status,
+    /// Add node ID, listening at ADDRESS (its cluster.advertise), as a replica: it gets
+    /// every write and votes on none. Waits until it has caught up.
+    #[command(after_help = "Example:\n  tessera cluster add-replica 2 ldap2.example.com:7389")]
+    AddReplica {
+        /// The new node's cluster.node_id, e.g. 2.
+        id: u64,
+        /// Its cluster address (host:port), e.g. ldap2.example.com:7389.
+        address: String,
+    },
+    /// Make replica ID a voter.
+    #[command(after_help = "Example:\n  tessera cluster promote 2")]
+    Promote {
+        /// The node id, e.g. 2.
+        id: u64,
+    },
+    /// Take node ID out of the cluster (a dead node, or one to retire).
+    #[command(after_help = "Example:\n  tessera cluster remove 3")]
+    Remove {
+        /// The node id, e.g. 3.
+        id: u64,
+    },
+    /// Snapshot the store now and drop the log it covers.
+    #[command(after_help = "Example:\n  tessera cluster compact")]
+    Compact,
+}
+
+#[derive(Subcommand, Debug)]
 pub enum TlsCommand {
     /// Show the certificate in service: names, issuer, expiry, how it is renewed (the default).
     #[command(after_help = "Example:\n  tessera tls show --config /etc/tessera/config.toml")]
@@ -691,6 +760,10 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             let config = load(config)?;
             init_tracing(&config);
             tls(&config, command.unwrap_or(TlsCommand::Show))
+        }
+        Command::Cluster { config, command } => {
+            let config = load(config)?;
+            cluster(&config, command)
         }
         Command::Completions { shell } => {
             let mut command = <Cli as clap::CommandFactory>::command();
@@ -906,6 +979,60 @@ fn print_import_report(config: &Config, report: &crate::db::ImportReport) {
             eprintln!("  {dn}");
         }
     }
+}
+
+/// `tessera cluster`.
+fn cluster(config: &Config, command: ClusterCommand) -> Result<(), CliError> {
+    let request = match command {
+        ClusterCommand::Bundle { file } => {
+            return crate::cluster::bundle::write(config, &file)
+                .map_err(CliError::Usage)
+                .map(|()| {
+                    println!(
+                        "{}: the join bundle (keep it secret; delete it once used)",
+                        file.display()
+                    )
+                });
+        }
+        ClusterCommand::Join { file } => {
+            let text = crate::cluster::bundle::join(config, &file).map_err(CliError::Usage)?;
+            println!("{text}");
+            return Ok(());
+        }
+        ClusterCommand::Init => serde_json::json!({"op": "init"}),
+        ClusterCommand::Status => serde_json::json!({"op": "status"}),
+        ClusterCommand::Compact => serde_json::json!({"op": "compact"}),
+        ClusterCommand::AddReplica { id, address } => {
+            serde_json::json!({"op": "add-replica", "id": id, "address": address})
+        }
+        ClusterCommand::Promote { id } => serde_json::json!({"op": "promote", "id": id}),
+        ClusterCommand::Remove { id } => serde_json::json!({"op": "remove", "id": id}),
+    };
+    let Some(socket) = config.ldapi_path() else {
+        return Err(CliError::Usage(
+            "the cluster commands talk to the server's LDAPI socket, and listen.ldapi is off"
+                .into(),
+        ));
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let answer = runtime.block_on(async {
+        let target = crate::admin::client::Target::Local { socket };
+        let mut client = Client::connect(&target).await?;
+        let value = request.to_string().into_bytes();
+        client
+            .extended(crate::ldap::oid::CLUSTER, Some(value))
+            .await
+    })?;
+    let text = String::from_utf8_lossy(&answer.unwrap_or_default()).into_owned();
+    match serde_json::from_str::<serde_json::Value>(&text) {
+        Ok(value) if value.is_object() => {
+            println!("{}", serde_json::to_string_pretty(&value).unwrap_or(text));
+        }
+        _ => println!("{text}"),
+    }
+    Ok(())
 }
 
 /// Through the running server when there is one, else straight from the file.

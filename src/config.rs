@@ -49,6 +49,33 @@ pub struct Config {
     pub http: Http,
     pub console: Console,
     pub audit: crate::audit::Limits,
+    /// Set when this server is a member of a cluster (`[cluster]` with a `node_id`).
+    pub cluster: Option<Cluster>,
+}
+
+/// A cluster member's settings (`[cluster]`).
+#[derive(Debug, Clone)]
+pub struct Cluster {
+    /// This node's id, unique in the cluster, from 1.
+    pub node_id: u64,
+    /// Where node-to-node traffic (mutual TLS) is accepted.
+    pub listen: std::net::SocketAddr,
+    /// The address other nodes reach this one at (host:port); `listen` by default.
+    pub advertise: String,
+    /// How often the leader tells the others it is alive.
+    pub heartbeat: Duration,
+    /// A follower that hears nothing from the leader for this long (up to twice it)
+    /// calls an election.
+    pub election_timeout: Duration,
+    /// A node that has not heard from a leader (a leader: from a majority) for longer
+    /// than this answers binds and searches with 52 (unavailable), so clients fail over.
+    pub max_staleness: Duration,
+    /// Log entries applied between two snapshots; the log before a snapshot is dropped.
+    pub snapshot_every: u64,
+    /// How often a node forwards the token uses it gathered to the leader.
+    pub token_use_flush: Duration,
+    /// How long a write waits to be committed before it fails with 51 (busy).
+    pub write_timeout: Duration,
 }
 
 /// The web console, on the HTTPS listener under `/console`.
@@ -276,6 +303,21 @@ struct RawConfig {
     console: RawConsole,
     #[serde(default)]
     audit: RawAudit,
+    cluster: Option<RawCluster>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCluster {
+    node_id: Option<u64>,
+    listen: Option<String>,
+    advertise: Option<String>,
+    heartbeat: Option<String>,
+    election_timeout: Option<String>,
+    max_staleness: Option<String>,
+    snapshot_every: Option<u64>,
+    token_use_flush: Option<String>,
+    write_timeout: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -647,8 +689,67 @@ impl Config {
                     None => 100_000,
                 },
             },
+            cluster: raw.cluster.map(cluster).transpose()?,
         })
     }
+}
+
+/// `[cluster]`: given at all, it needs `node_id` and `listen`.
+fn cluster(raw: RawCluster) -> Result<Cluster, ConfigError> {
+    let node_id = match raw.node_id {
+        Some(0) => return Err(invalid("cluster.node_id", "must be 1 or more")),
+        Some(id) => id,
+        None => {
+            return Err(invalid(
+                "cluster.node_id",
+                "is required in [cluster] (remove the table to run a single server)",
+            ));
+        }
+    };
+    let Some(listen_text) = raw.listen else {
+        return Err(invalid(
+            "cluster.listen",
+            "is required in [cluster] (e.g. \"0.0.0.0:7389\")",
+        ));
+    };
+    let listen: std::net::SocketAddr = listen_text
+        .parse()
+        .map_err(|_| invalid("cluster.listen", "is not an IP address and port"))?;
+    let advertise = raw.advertise.unwrap_or_else(|| listen.to_string());
+    if !advertise.contains(':') {
+        return Err(invalid("cluster.advertise", "is not host:port"));
+    }
+    let heartbeat = duration("cluster.heartbeat", raw.heartbeat, "250ms")?;
+    let election_timeout = duration("cluster.election_timeout", raw.election_timeout, "1s")?;
+    if election_timeout < heartbeat * 3 {
+        return Err(invalid(
+            "cluster.election_timeout",
+            "must be at least three heartbeats",
+        ));
+    }
+    let max_staleness = duration("cluster.max_staleness", raw.max_staleness, "30s")?;
+    if max_staleness < election_timeout * 2 {
+        return Err(invalid(
+            "cluster.max_staleness",
+            "must be at least two election timeouts (an election must fit in it)",
+        ));
+    }
+    let snapshot_every = match raw.snapshot_every {
+        Some(0) => return Err(invalid("cluster.snapshot_every", "must be 1 or more")),
+        Some(n) => n,
+        None => 5000,
+    };
+    Ok(Cluster {
+        node_id,
+        listen,
+        advertise,
+        heartbeat,
+        election_timeout,
+        max_staleness,
+        snapshot_every,
+        token_use_flush: duration("cluster.token_use_flush", raw.token_use_flush, "10s")?,
+        write_timeout: duration("cluster.write_timeout", raw.write_timeout, "10s")?,
+    })
 }
 
 /// Indexes the server's own rules stand on: POSIX id uniqueness and allocation, group
@@ -896,7 +997,9 @@ mod tests {
         let mut keys = BTreeSet::new();
         for line in text.lines() {
             let line = line.trim();
-            if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            // A table may be documented commented out too (`# [cluster]`).
+            let bare = line.trim_start_matches('#').trim();
+            if let Some(name) = bare.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
                 table = format!("{name}.");
                 continue;
             }
@@ -1160,6 +1263,43 @@ mod tests {
                 err.contains("log.level") && err.contains("error, warn, info, debug, trace, off"),
                 "{bad}: {err}"
             );
+        }
+    }
+
+    #[test]
+    fn a_cluster_member_needs_an_id_and_an_address_and_sane_timeouts() {
+        let cluster = |table: &str| Config::parse(&format!("[cluster]\n{table}"));
+        let c = cluster("node_id = 2\nlisten = \"10.0.0.2:7389\"\n").unwrap();
+        let c = c.cluster.unwrap();
+        assert_eq!((c.node_id, c.advertise.as_str()), (2, "10.0.0.2:7389"));
+        assert_eq!(c.max_staleness, Duration::from_secs(30));
+        assert!(
+            Config::defaults().unwrap().cluster.is_none(),
+            "single by default"
+        );
+        for (table, key) in [
+            ("listen = \"127.0.0.1:7389\"\n", "cluster.node_id"),
+            (
+                "node_id = 0\nlisten = \"127.0.0.1:7389\"\n",
+                "cluster.node_id",
+            ),
+            ("node_id = 1\n", "cluster.listen"),
+            ("node_id = 1\nlisten = \"somewhere\"\n", "cluster.listen"),
+            (
+                "node_id = 1\nlisten = \"127.0.0.1:1\"\nelection_timeout = \"5s\"\nmax_staleness = \"6s\"\n",
+                "cluster.max_staleness",
+            ),
+            (
+                "node_id = 1\nlisten = \"127.0.0.1:1\"\nheartbeat = \"1s\"\n",
+                "cluster.election_timeout",
+            ),
+            (
+                "node_id = 1\nlisten = \"127.0.0.1:1\"\nvoters = 3\n",
+                "voters",
+            ),
+        ] {
+            let err = cluster(table).unwrap_err().to_string();
+            assert!(err.contains(key), "{table}: {err}");
         }
     }
 

@@ -22,6 +22,9 @@
 //!   throttled and recorded the same way for every front end.
 //! - [`audit`]: the audit trail, logged and kept in the store.
 //! - [`metrics`]: the Prometheus metrics.
+//! - [`cluster`]: several servers holding the same directory through Raft (openraft):
+//!   every write a `dit::command` committed to the log and applied on every node;
+//!   node-to-node mutual TLS; forwarding writes to the leader; the staleness bound.
 //! - [`state`]: the shared server state, and the async services around the rules (the
 //!   password hashing pool, recording token use).
 //! - [`dit`]: the directory's rules, synchronous over a store transaction with the time
@@ -52,6 +55,11 @@
 //!      the identity and its roles once, then the rules decide) -> encode
 //!   -> responses sent back through a channel with the request's msgid; a lapsed
 //!      identity's operation gets a Notice of Disconnection instead
+//! a write: op module -> State::submit(dit::command::Command)
+//!   -> single server: dit::command::apply in one store write transaction
+//!   -> cluster: Raft log (forwarded to the leader) -> committed by a majority
+//!      -> every node: cluster::storage applies it (dit::command::apply, same transaction
+//!         records the log index) -> the answer once this node has applied it
 //! db import -> db::import (reading thread: dit::entry; writer: dit::posix, store) ->
 //!   dit::references once the file is in
 //!
@@ -65,6 +73,7 @@ pub mod admin;
 pub mod audit;
 pub mod authn;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod db;
 pub mod directory;

@@ -13,7 +13,8 @@ use crate::config::Config;
 use crate::directory::dn::Dn;
 use crate::directory::schema::Schema;
 use crate::directory::time::{Clock, generalized};
-use crate::dit::caller::{Policy, RightsCache};
+use crate::dit::caller::{Policy, Principal, RightsCache};
+use crate::dit::command::{self, Command, Op, Outcome};
 use crate::dit::{DitError, credentials as token};
 use crate::identity::hashers::{Hashers, HashersError};
 use crate::identity::password;
@@ -50,6 +51,9 @@ pub struct State {
     /// Audit records of what writes nothing (binds), on their way to the store.
     pub audit: crate::audit::Journal,
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// This server's part in a cluster, when `[cluster]` is configured: writes then go
+    /// through its Raft log.
+    pub cluster: Option<crate::cluster::Cluster>,
     /// The web console's one-time sign-in links for local administrators (minted over
     /// LDAPI, redeemed over HTTPS), and the identity each signs in as.
     pub sign_in_links: Arc<crate::identity::ticket::Tickets<crate::dit::caller::Principal>>,
@@ -61,6 +65,12 @@ pub type TokenUses = Arc<std::sync::Mutex<std::collections::HashMap<String, time
 const MAX_REMEMBERED_USES: usize = 100_000;
 
 impl State {
+    /// The refusal for binds and searches when this server is a cluster member cut off
+    /// from its cluster (52, so clients fail over to another server); None otherwise.
+    pub fn cut_off(&self) -> Option<DitError> {
+        self.cluster.as_ref().and_then(|c| c.refusal())
+    }
+
     /// Now, as generalizedTime, by the policy clock.
     pub fn now(&self) -> String {
         generalized(self.clock.now())
@@ -109,9 +119,30 @@ impl State {
         })
     }
 
+    /// A command as `principal`, at the policy clock's now.
+    pub fn command(&self, principal: &Principal, op: Op) -> Command {
+        Command::new(principal, self.clock.now(), op)
+    }
+
+    /// Run a write: the one entry point every front end's writes go through. A single
+    /// server applies the command at once, in a write transaction on the store (no other
+    /// cost); a cluster member commits it through the Raft log first (forwarded to the
+    /// leader when this node is not), and answers once this node has applied it, so a
+    /// read here afterwards sees it. The outcome, or why the rules refused it.
+    pub async fn submit(&self, command: Command) -> Result<Outcome, DitError> {
+        if let Some(cluster) = &self.cluster {
+            return cluster.submit(command).await;
+        }
+        let policy = self.policy();
+        self.store
+            .write(move |w| command::apply(w, &policy, &command))
+            .await
+    }
+
     /// Note a use of the token: `tokenLastUsed` (and, for extend-on-use tokens, a later
     /// `tokenExpires`), written at most once a minute per token by the policy clock, in the
-    /// background, so binds never wait on a write.
+    /// background, so binds never wait on a write. A cluster member forwards them in
+    /// batches (`cluster.token_use_flush`), merged with the latest use winning.
     pub fn record_token_use(&self, valid: &token::Valid) {
         let now = self.clock.now();
         {
@@ -135,16 +166,17 @@ impl State {
             }
             uses.insert(valid.id.clone(), now);
         }
+        // A cluster member gathers uses and forwards them to the leader in batches.
+        if let Some(cluster) = &self.cluster {
+            cluster.record_token_use(&valid.id, now);
+            return;
+        }
         let state = self.clone();
-        let entry_id = valid.entry_id;
-        let max_lifetime = token::max_lifetime(&self.config);
+        let uses = vec![(valid.id.clone(), now.unix_timestamp_nanos())];
         tokio::spawn(async move {
-            let result = state
-                .store
-                .write(move |w| token::record_use(w, entry_id, now, max_lifetime))
-                .await;
-            if let Err(e) = result {
-                tracing::warn!(error = %e, "recording token use failed");
+            let command = Command::server(now, Op::RecordUses { uses });
+            if let Err(e) = state.submit(command).await {
+                tracing::warn!(error = %e.message, "recording token use failed");
             }
         });
     }
@@ -169,29 +201,38 @@ impl State {
         let revoke = self.config.tokens.revoke_on_cleartext;
         let now = self.clock.now();
         let password = password.to_string();
-        let origin = origin.clone();
-        let marked = self
+        // Checked here, where the secret is: the write that follows carries the id only.
+        let valid = self
             .store
-            .write(move |w| {
+            .read(move |r| {
                 let Some(presented) = crate::identity::token::parse(&password) else {
-                    return Ok::<_, StoreError>(());
+                    return Ok::<_, StoreError>(None);
                 };
-                if let Some(valid) = token::mark_exposed(w, &presented, &how, now, revoke)? {
-                    let event = crate::audit::Event::new(crate::audit::Kind::TokenExposed)
-                        .target(&valid.account)
-                        .token(&valid.id)
-                        .detail(if revoke {
-                            "revoked"
-                        } else {
-                            "marked tokenExposed"
-                        });
-                    crate::audit::write(w, now, &origin, event)?;
-                }
-                Ok(())
+                token::exposed_token(r, &presented, &how, now)
             })
             .await;
-        if let Err(e) = marked {
-            tracing::warn!(error = %e, "marking an exposed token failed");
+        let valid = match valid {
+            Ok(Some(valid)) => valid,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "checking an exposed token failed");
+                return;
+            }
+        };
+        let op = Op::MarkExposed {
+            token_id: valid.id.clone(),
+            revoke,
+        };
+        match self.submit(Command::server(now, op).from(origin)).await {
+            Ok(Outcome::Marked(true)) => tracing::warn!(
+                event = "token-exposed",
+                token_id = %valid.id,
+                account = %valid.account,
+                revoked = revoke,
+                "a valid token was sent in a bind without TLS; rotate it"
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e.message, "marking an exposed token failed"),
         }
     }
 }

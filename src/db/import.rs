@@ -127,6 +127,15 @@ const BATCH_BYTES: u64 = 1 << 18;
 /// Import `file` into the directory `config` names.
 pub fn import(config: &Config, file: &Path, options: &Options) -> Result<Report, DbError> {
     let (schema, store) = open_configured(config)?;
+    // A cluster member's store is written through the Raft log only: an import here would
+    // make it differ from the others' for good.
+    if store.replicated()?.applied.is_some() {
+        return Err(StoreError::Refused(format!(
+            "{} belongs to a cluster member: import into a single server's directory, then              form the cluster from it (`tessera cluster init`), or add the entries over LDAP",
+            config.db_path().display()
+        ))
+        .into());
+    }
     tree::bootstrap(&store, &schema, &config.suffix)?;
     let handle = std::fs::File::open(file).map_err(|source| DbError::Read {
         path: file.display().to_string(),
@@ -395,7 +404,13 @@ impl Reading<'_> {
             .filter_map(|a| new.get(a).map(|v| (a.to_string(), v.values.clone())))
             .collect();
         entry::derive_member_uid(&mut new);
-        entry::stamp_new_as(&mut new, "", self.now, structural.as_deref());
+        entry::stamp_new_as(
+            &mut new,
+            "",
+            self.now,
+            &entry::new_uuid(),
+            structural.as_deref(),
+        );
         for (name, values) in kept {
             new.set(&name, values);
         }

@@ -13,6 +13,7 @@
 //! under `ou=roles` but its members and description) are directory administrators' only.
 
 use ldap3_proto::proto::LdapResultCode;
+use serde::{Deserialize, Serialize};
 
 use crate::directory::dn::Dn;
 use crate::directory::entry::Entry;
@@ -58,15 +59,17 @@ pub fn require_cover(
     }
 }
 
-/// Why an actor does not cover a target: what the target has that the actor lacks.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Why an actor does not cover a target: what the target has that the actor lacks. Data,
+/// so it crosses a cluster with the refusal it explains.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Refusal {
+    #[serde(with = "dn_text")]
     pub target: Dn,
     pub why: Uncovered,
 }
 
 /// What a target has (or is) that the actor does not hold.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Uncovered {
     /// It holds the administrators' role (or is it).
     Admin,
@@ -76,7 +79,7 @@ pub enum Uncovered {
     IsRole(String),
     /// It manages this account, which the actor does not cover (why, when known: past
     /// the depth followed, not said).
-    Manages(Dn, Option<Box<Uncovered>>),
+    Manages(#[serde(with = "dn_text")] Dn, Option<Box<Uncovered>>),
 }
 
 impl Uncovered {
@@ -189,6 +192,22 @@ fn uncovered(
         }
     }
     Ok(None)
+}
+
+/// A DN as its text in serialized data.
+mod dn_text {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use crate::directory::dn::Dn;
+
+    pub fn serialize<S: Serializer>(dn: &Dn, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(dn.as_str())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Dn, D::Error> {
+        let text = String::deserialize(d)?;
+        Dn::parse(&text).map_err(serde::de::Error::custom)
+    }
 }
 
 #[cfg(test)]

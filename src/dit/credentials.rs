@@ -8,10 +8,12 @@
 
 use time::OffsetDateTime;
 
+use crate::audit::{self, Event, Kind};
 use crate::config::Config;
 use crate::directory::dn::Dn;
 use crate::directory::entry::Entry;
 use crate::directory::time::{generalized, parse_generalized};
+use crate::dit::caller::Policy;
 use crate::dit::names::{HASH_ATTR, TOKEN_CLASS};
 use crate::identity::token::Presented;
 use crate::store::{DirectoryRead, StoreError, Writer};
@@ -238,49 +240,93 @@ pub fn is_token_dn(dn: &str) -> bool {
 /// How often a token's use is written at most.
 pub const USE_RECORDED_EVERY: time::Duration = time::Duration::minutes(1);
 
-/// Write a use of token entry `entry_id` at `now`: `tokenLastUsed`, and for a sliding
-/// token a later `tokenExpires` (see [`extended_expiry`]).
-pub fn record_use(
+/// Write the uses of tokens `uses` (token id, when last used): `tokenLastUsed` moves to
+/// the later of the stored one and this one (uses merged from several nodes commute), and
+/// a sliding token gets a later `tokenExpires` (see [`extended_expiry`]). Tokens that are
+/// gone (revoked since) are passed over. The number of tokens written.
+pub fn record_uses(
     w: &mut Writer<'_>,
-    entry_id: u64,
-    now: OffsetDateTime,
+    uses: &[(String, OffsetDateTime)],
     max_lifetime: Option<time::Duration>,
-) -> Result<(), StoreError> {
-    let Some(old) = w.entry(entry_id)? else {
-        return Ok(());
-    };
-    let mut new = old.clone();
-    new.set_str("tokenLastUsed", &generalized(now));
-    if let Some(until) = extended_expiry(&new, now, max_lifetime) {
-        new.set_str("tokenExpires", &generalized(until));
+) -> Result<usize, StoreError> {
+    let mut written = 0;
+    for (id, at) in uses {
+        let Some((entry_id, old)) = token_entry(w, id)? else {
+            continue;
+        };
+        let stored = old.first_str("tokenLastUsed").and_then(parse_generalized);
+        if stored.is_some_and(|t| t >= *at) {
+            continue;
+        }
+        let mut new = old.clone();
+        new.set_str("tokenLastUsed", &generalized(*at));
+        if let Some(until) = extended_expiry(&new, *at, max_lifetime) {
+            new.set_str("tokenExpires", &generalized(until));
+        }
+        w.replace(entry_id, &old, &new)?;
+        written += 1;
     }
-    w.replace(entry_id, &old, &new)
+    Ok(written)
 }
 
-/// A token whose secret crossed the wire readable: if `presented` is valid for a bind as
-/// `target`, stamp it `tokenExposed` (or delete it when `revoke`). Only a token that
-/// verifies counts, so nobody can mark or revoke another's token by sending its public id.
+/// The entry of token `id`, if one is stored.
+fn token_entry(r: &impl DirectoryRead, id: &str) -> Result<Option<(u64, Entry)>, StoreError> {
+    let Some(ids) = r.lookup("tokenId", id.to_lowercase().as_bytes())? else {
+        return Ok(None);
+    };
+    for entry_id in ids {
+        if let Some(entry) = r.entry(entry_id)?
+            && entry.has_class(TOKEN_CLASS)
+        {
+            return Ok(Some((entry_id, entry)));
+        }
+    }
+    Ok(None)
+}
+
+/// A token whose secret crossed the wire readable, and which [`exposed_token`] found
+/// valid: stamp it `tokenExposed` (or delete it when `revoke`). False when it is gone.
 pub fn mark_exposed(
     w: &mut Writer<'_>,
+    policy: &Policy,
+    token_id: &str,
+    revoke: bool,
+) -> Result<bool, StoreError> {
+    let Some((entry_id, old)) = token_entry(w, token_id)? else {
+        return Ok(false);
+    };
+    if revoke {
+        w.delete(entry_id, &old)?;
+    } else {
+        let mut new = old.clone();
+        new.set_str("tokenExposed", &generalized(policy.now));
+        w.replace(entry_id, &old, &new)?;
+    }
+    let account = old.dn.parent().map(|d| d.to_string()).unwrap_or_default();
+    let event = Event::new(Kind::TokenExposed)
+        .target(&account)
+        .token(token_id)
+        .detail(if revoke {
+            "revoked"
+        } else {
+            "marked tokenExposed"
+        });
+    audit::write(w, policy.now, &policy.origin, event)?;
+    Ok(true)
+}
+
+/// Is `presented` valid for a bind as `target`? Only a token that verifies counts as
+/// exposed, so nobody can mark or revoke another's token by sending its public id.
+pub fn exposed_token(
+    r: &impl DirectoryRead,
     presented: &Presented<'_>,
     how: &Presentation,
     now: OffsetDateTime,
-    revoke: bool,
 ) -> Result<Option<Valid>, StoreError> {
-    let TokenCheck::Valid(valid) = verify_bind(w, presented, how, now)? else {
-        return Ok(None);
-    };
-    let Some(old) = w.entry(valid.entry_id)? else {
-        return Ok(None);
-    };
-    if revoke {
-        w.delete(valid.entry_id, &old)?;
-    } else {
-        let mut new = old.clone();
-        new.set_str("tokenExposed", &generalized(now));
-        w.replace(valid.entry_id, &old, &new)?;
+    match verify_bind(r, presented, how, now)? {
+        TokenCheck::Valid(valid) => Ok(Some(valid)),
+        _ => Ok(None),
     }
-    Ok(Some(valid))
 }
 
 /// The server's maximum token lifetime, if it sets one.
@@ -345,7 +391,7 @@ mod tests {
         let minted = store
             .write_blocking(|w| {
                 let admin = caller(w, &admin(), &policy)?;
-                token::generate(w, &policy, &admin, &req)
+                token::generate_now(w, &policy, &admin, &req)
             })
             .unwrap();
         let check = |secret: &str, dn: Option<&Dn>, now: OffsetDateTime| {

@@ -441,17 +441,27 @@ impl PeopleDns {
 }
 
 /// Set the server-maintained attributes of a new entry.
-pub fn stamp_new(schema: &Schema, entry: &mut Entry, actor: &str, now: &str) {
+pub fn stamp_new(schema: &Schema, entry: &mut Entry, actor: &str, now: &str, uuid: &str) {
     let structural = structural_class(schema, entry);
-    stamp_new_as(entry, actor, now, structural.as_deref());
+    stamp_new_as(entry, actor, now, uuid, structural.as_deref());
+}
+
+/// A new entry's `entryUUID`: time-ordered (version 7), so its index key goes at the end of
+/// that attribute's range, not on a random page of it. Decided before a write is logged
+/// (see `dit::command`), so every node of a cluster stamps the same one.
+pub fn new_uuid() -> String {
+    uuid::Uuid::now_v7().hyphenated().to_string()
 }
 
 /// [`stamp_new`] with the entry's structural class already known.
-pub fn stamp_new_as(entry: &mut Entry, actor: &str, now: &str, structural: Option<&str>) {
-    // Time-ordered (version 7): a new entry's entryUUID index key goes at the end of that
-    // attribute's range, not on a random page of it.
-    let uuid = uuid::Uuid::now_v7().hyphenated().to_string();
-    entry.set_str("entryUUID", &uuid);
+pub fn stamp_new_as(
+    entry: &mut Entry,
+    actor: &str,
+    now: &str,
+    uuid: &str,
+    structural: Option<&str>,
+) {
+    entry.set_str("entryUUID", uuid);
     entry.set_str("createTimestamp", now);
     entry.set_str("modifyTimestamp", now);
     entry.set_str("creatorsName", actor);

@@ -91,7 +91,7 @@ pub fn add_as(
     let new = write::new_entry(&policy.schema, &policy.suffix, at.clone(), attrs)?;
     store.write_blocking(|w| {
         let caller = caller::caller(w, principal, policy)?;
-        write::add(w, policy, &caller, new)
+        write::add(w, policy, &caller, new, &crate::dit::entry::new_uuid())
     })
 }
 

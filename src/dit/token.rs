@@ -49,34 +49,89 @@ impl std::fmt::Debug for Minted {
     }
 }
 
+impl Minted {
+    /// The client's answer: what the write issued, with the secret only the front end
+    /// that made [`Fresh`] holds.
+    pub fn new(issued: Issued, secret: Secret) -> Minted {
+        Minted {
+            id: issued.id,
+            token: secret.0,
+            expires: issued.expires,
+        }
+    }
+}
+
+/// A new token's public parts, decided before the write is logged (see `dit::command`):
+/// its id, the hash of its secret and its entry's `entryUUID`. Every node of a cluster
+/// stores these; the secret itself stays with the front end that returns it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Fresh {
+    pub id: String,
+    pub hash: String,
+    pub uuid: String,
+}
+
+/// A whole new token, as the client will present it; shown once, never logged.
+pub struct Secret(String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+impl Fresh {
+    /// A new random token: its public parts, and the secret to hand back.
+    pub fn generate() -> Result<(Fresh, Secret), DitError> {
+        let new = token::generate().map_err(|e| {
+            tracing::error!(error = %e, "minting a token failed");
+            DitError::other("the token could not be generated")
+        })?;
+        let fresh = Fresh {
+            id: new.id,
+            hash: new.hash,
+            uuid: entry::new_uuid(),
+        };
+        Ok((fresh, Secret(new.token)))
+    }
+}
+
+/// What a generation or rotation wrote: the new token's id and expiry (None: never).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Issued {
+    pub id: String,
+    pub expires: Option<String>,
+}
+
 /// A rotation: the new token, and when the old one now expires (None: never).
-#[derive(Debug)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Rotated {
-    pub minted: Minted,
+    pub issued: Issued,
     pub old_expires: Option<String>,
 }
 
 /// How long a rotated token keeps working beside its successor, unless asked otherwise.
 pub const DEFAULT_OVERLAP: Duration = Duration::from_secs(24 * 3600);
 
-/// Generate a token for `req.account`, as `caller`.
+/// Generate the token `fresh` for `req.account`, as `caller`.
 pub fn generate(
     w: &mut Writer<'_>,
     policy: &Policy,
     caller: &Caller,
     req: &Request,
-) -> Result<Minted, DitError> {
+    fresh: &Fresh,
+) -> Result<Issued, DitError> {
     check_label(&req.label)?;
     manageable(w, policy, caller, &req.account)?;
     let creator = caller.dn().map(ToString::to_string).unwrap_or_default();
-    let minted = mint(w, policy, req, &creator)?;
+    let issued = mint(w, policy, req, &creator, fresh)?;
     let event = Event::new(Kind::TokenGenerated)
         .actor(&creator)
         .target(&req.account)
-        .token(&minted.id)
-        .detail(describe(req, minted.expires.as_deref()));
+        .token(&issued.id)
+        .detail(describe(req, issued.expires.as_deref()));
     audit::write(w, policy.now, &policy.origin, event)?;
-    Ok(minted)
+    Ok(issued)
 }
 
 /// What a minted token is, for the audit trail.
@@ -93,9 +148,22 @@ fn describe(req: &Request, expires: Option<&str>) -> String {
     )
 }
 
+/// [`generate`] with a new random token, in one store (tests, fuzzing, and every caller
+/// that writes to its store directly): the secret comes back with it.
+pub fn generate_now(
+    w: &mut Writer<'_>,
+    policy: &Policy,
+    caller: &Caller,
+    req: &Request,
+) -> Result<Minted, DitError> {
+    let (fresh, secret) = Fresh::generate()?;
+    let issued = generate(w, policy, caller, req, &fresh)?;
+    Ok(Minted::new(issued, secret))
+}
+
 /// Rotate token `token_id` of `account`: a new token with the old one's label, scope and
 /// intent; the old one lives on for `overlap` (or until its own expiry, if sooner), then
-/// expires.
+/// expires. The new token is `fresh`.
 pub fn rotate(
     w: &mut Writer<'_>,
     policy: &Policy,
@@ -103,6 +171,7 @@ pub fn rotate(
     account: &Dn,
     token_id: &str,
     overlap: Duration,
+    fresh: &Fresh,
 ) -> Result<Rotated, DitError> {
     manageable(w, policy, caller, account)?;
     let old_dn = account.child(Rdn::single("tokenId", token_id));
@@ -125,7 +194,7 @@ pub fn rotate(
             .and_then(|s| s.parse().ok()),
     };
     let creator = caller.dn().map(ToString::to_string).unwrap_or_default();
-    let minted = mint(w, policy, &req, &creator)?;
+    let issued = mint(w, policy, &req, &creator, fresh)?;
     let too_far = || DitError::protocol("the overlap is too long");
     let overlap = time::Duration::try_from(overlap).map_err(|_| too_far())?;
     let until = policy.now.checked_add(overlap).ok_or_else(too_far)?;
@@ -144,16 +213,16 @@ pub fn rotate(
     let mut event = Event::new(Kind::TokenRotated)
         .actor(&creator)
         .target(account)
-        .token(&minted.id)
+        .token(&issued.id)
         .detail(format!(
             "{} old_expires={}",
-            describe(&req, minted.expires.as_deref()),
+            describe(&req, issued.expires.as_deref()),
             retiring.first_str("tokenExpires").unwrap_or("never")
         ));
     event.old_token_id = token_id.to_string();
     audit::write(w, policy.now, &policy.origin, event)?;
     Ok(Rotated {
-        minted,
+        issued,
         old_expires: retiring.first_str("tokenExpires").map(str::to_string),
     })
 }
@@ -236,14 +305,15 @@ pub fn may_manage(
     Ok(caller.may(Rights::MANAGE_TOKENS, &account))
 }
 
-/// Mint a token under `req.account`, in the caller's write transaction. The caller's right
-/// to do so was checked before.
+/// Mint the token `fresh` under `req.account`, in the caller's write transaction. The
+/// caller's right to do so was checked before.
 fn mint(
     w: &mut Writer<'_>,
     policy: &Policy,
     req: &Request,
     creator: &str,
-) -> Result<Minted, DitError> {
+    fresh: &Fresh,
+) -> Result<Issued, DitError> {
     let now = policy.now;
     let Some((_, account)) = w.entry_by_dn(&req.account)? else {
         return Err(DitError::no_such_object(String::new()));
@@ -292,16 +362,12 @@ fn mint(
             ));
         }
     }
-    let minted = token::generate().map_err(|e| {
-        tracing::error!(error = %e, "minting a token failed");
-        DitError::other("the token could not be generated")
-    })?;
-    let mut new = Entry::new(req.account.child(Rdn::single("tokenId", &minted.id)));
+    let mut new = Entry::new(req.account.child(Rdn::single("tokenId", &fresh.id)));
     new.set(
         "objectClass",
         vec![b"top".to_vec(), TOKEN_CLASS.as_bytes().to_vec()],
     );
-    new.set_str("tokenId", &minted.id);
+    new.set_str("tokenId", &fresh.id);
     new.set_str("tokenLabel", &req.label);
     new.set_str(
         "tokenScope",
@@ -323,13 +389,18 @@ fn mint(
     if let Some(secs) = req.extend_on_use {
         new.set_str("tokenExtendOnUse", &secs.to_string());
     }
-    new.set(HASH_ATTR, vec![minted.hash.as_bytes().to_vec()]);
-    entry::stamp_new(&policy.schema, &mut new, creator, &generalized(now));
+    new.set(HASH_ATTR, vec![fresh.hash.as_bytes().to_vec()]);
+    entry::stamp_new(
+        &policy.schema,
+        &mut new,
+        creator,
+        &generalized(now),
+        &fresh.uuid,
+    );
     entry::check_entry(&policy.schema, &new)?;
     w.add(&new)?;
-    Ok(Minted {
-        id: minted.id,
-        token: minted.token,
+    Ok(Issued {
+        id: fresh.id.clone(),
         expires,
     })
 }
@@ -359,7 +430,7 @@ mod tests {
         let mint = |who: &Principal, req: Request| {
             store.write_blocking(|w| {
                 let c = caller(w, who, &policy)?;
-                generate(w, &policy, &c, &req)
+                generate_now(w, &policy, &c, &req)
             })
         };
         let as_ann = Principal::Entry(ann);

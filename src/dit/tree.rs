@@ -8,7 +8,7 @@ use crate::directory::schema::Schema;
 use crate::directory::time::generalized;
 use crate::dit::entry;
 use crate::dit::names::{CONTAINERS, ROLE_CLASS, container, role};
-use crate::store::{DirectoryRead, Store, StoreError};
+use crate::store::{DirectoryRead, Store, StoreError, Writer};
 
 /// A built-in role: name, description, the containers it reaches (subtrees), rights, and
 /// the attributes it reads (none listed: all).
@@ -119,7 +119,29 @@ fn built_in(suffix: &Dn, def: &RoleDef) -> Entry {
     e
 }
 
+/// Create what is missing of the tree every directory starts with, in one write of its
+/// own; the number of entries created.
 pub fn bootstrap(store: &Store, schema: &Schema, suffix: &Dn) -> Result<usize, StoreError> {
+    let uuids: Vec<String> = (0..wanted_count()).map(|_| entry::new_uuid()).collect();
+    let now = time::OffsetDateTime::now_utc();
+    store.write_blocking(|w| create_missing(w, schema, suffix, now, &uuids))
+}
+
+/// How many entries the starting tree has: the `entryUUID`s [`create_missing`] takes.
+pub fn wanted_count() -> usize {
+    1 + CONTAINERS.len() + BUILT_IN_ROLES.len()
+}
+
+/// Create the entries of the starting tree that are missing, stamped at `now`, the n-th
+/// with the n-th of `uuids` (decided beforehand, so every node of a cluster stamps the
+/// same); the number created.
+pub fn create_missing(
+    w: &mut Writer<'_>,
+    schema: &Schema,
+    suffix: &Dn,
+    now: time::OffsetDateTime,
+    uuids: &[String],
+) -> Result<usize, StoreError> {
     let mut wanted = vec![suffix_entry(suffix)];
     for ou in CONTAINERS {
         let mut e = Entry::new(container(suffix, ou));
@@ -133,24 +155,41 @@ pub fn bootstrap(store: &Store, schema: &Schema, suffix: &Dn) -> Result<usize, S
     for def in BUILT_IN_ROLES {
         wanted.push(built_in(suffix, def));
     }
-
-    store.write_blocking(|w| {
-        let mut created = 0;
-        let now = generalized(time::OffsetDateTime::now_utc());
-        for mut new in wanted {
-            if w.id_of(&new.dn)?.is_some() {
-                continue;
-            }
-            entry::stamp_new(schema, &mut new, "", &now);
-            if &new.dn == suffix {
-                w.add_suffix(&new)?;
-            } else {
-                w.add(&new)?;
-            }
-            created += 1;
+    if uuids.len() < wanted.len() {
+        return Err(StoreError::Refused(format!(
+            "the starting tree needs {} entry UUIDs, {} given",
+            wanted.len(),
+            uuids.len()
+        )));
+    }
+    let mut created = 0;
+    let now = generalized(now);
+    for (mut new, uuid) in wanted.into_iter().zip(uuids) {
+        if w.id_of(&new.dn)?.is_some() {
+            continue;
         }
-        Ok(created)
-    })
+        entry::stamp_new(schema, &mut new, "", &now, uuid);
+        if &new.dn == suffix {
+            w.add_suffix(&new)?;
+        } else {
+            w.add(&new)?;
+        }
+        created += 1;
+    }
+    Ok(created)
+}
+
+/// Is anything of the starting tree missing?
+pub fn incomplete(r: &impl DirectoryRead, suffix: &Dn) -> Result<bool, StoreError> {
+    let mut wanted = vec![suffix.clone()];
+    wanted.extend(CONTAINERS.iter().map(|ou| container(suffix, ou)));
+    wanted.extend(built_in_role_dns(suffix));
+    for dn in wanted {
+        if r.id_of(&dn)?.is_none() {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 fn suffix_entry(suffix: &Dn) -> Entry {

@@ -93,12 +93,14 @@ pub fn new_entry(
     Ok(new)
 }
 
-/// Add `new` (from [`new_entry`], passwords hashed) as `caller`; the entry as stored.
+/// Add `new` (from [`new_entry`], passwords hashed) as `caller`, with the `entryUUID`
+/// decided beforehand (`entry::new_uuid`); the entry as stored.
 pub fn add(
     w: &mut Writer<'_>,
     policy: &Policy,
     caller: &Caller,
     mut new: Entry,
+    uuid: &str,
 ) -> Result<Entry, DitError> {
     let suffix = &policy.suffix;
     // The right is checked before existence, so only those who may add learn what is there.
@@ -122,7 +124,13 @@ pub fn add(
     control::require_role_definition(caller, policy, &new, &attrs)?;
     control::require_cover(w, caller, &dn, policy, "take its name")?;
     let actor = actor(caller);
-    entry::stamp_new(&policy.schema, &mut new, &actor, &generalized(policy.now));
+    entry::stamp_new(
+        &policy.schema,
+        &mut new,
+        &actor,
+        &generalized(policy.now),
+        uuid,
+    );
     check_new(w, policy, &mut new)?;
     if &dn == suffix {
         w.add_suffix(&new)?;

@@ -1,11 +1,12 @@
-//! Add (RFC 4511 §4.7): decoded here, decided and stored by `dit::write::add`, with
-//! passwords hashed on the hashing pool first.
+//! Add (RFC 4511 §4.7): decoded here, decided and stored by `dit::write::add` (as a
+//! command, `State::submit`), with passwords hashed on the hashing pool first.
 
 use ldap3_proto::proto::LdapAddRequest;
 
 use crate::directory::dn::Dn;
+use crate::dit::command::Op;
 use crate::dit::write::{self, Attempt};
-use crate::dit::{DitError, caller, entry};
+use crate::dit::{DitError, entry};
 use crate::ldap::OpContext;
 
 pub async fn add(ctx: &OpContext, req: &LdapAddRequest) -> Result<(), DitError> {
@@ -23,13 +24,6 @@ pub async fn add(ctx: &OpContext, req: &LdapAddRequest) -> Result<(), DitError> 
         let values = std::mem::take(&mut attr.values);
         attr.values = state.hash_passwords(values).await?;
     }
-    let policy = ctx.policy();
-    let principal = ctx.session.principal.clone();
-    state
-        .store
-        .write(move |w| {
-            let caller = caller::caller(w, &principal, &policy)?;
-            write::add(w, &policy, &caller, new).map(drop)
-        })
-        .await
+    let command = ctx.command(Op::add(&new));
+    state.submit(command).await.map(drop)
 }

@@ -29,9 +29,27 @@ pub async fn bind(
 ) -> LdapResult {
     // RFC 4513 §4: a bind, whatever its outcome, first drops the current identity.
     session.principal = Principal::Anonymous;
+    let cut_off = state
+        .cut_off()
+        .filter(|_| !matches!(session.transport, Transport::Ldapi { .. }));
     let result = match (&req.cred, req.version) {
         (_, version) if version != 3 => {
             let refused = DitError::protocol("historical protocol version requested, use LDAPv3");
+            authn::conclude(
+                state,
+                &session.origin,
+                session.peer,
+                &req.dn,
+                None,
+                "other",
+                Err(refused.into()),
+            )
+            .await
+        }
+        // A cluster member cut off from its cluster: 52, so the client fails over. The
+        // local administrator on LDAPI may still look.
+        (_, _) if cut_off.is_some() => {
+            let refused = cut_off.unwrap_or_else(|| DitError::other("cut off"));
             authn::conclude(
                 state,
                 &session.origin,

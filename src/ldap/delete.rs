@@ -2,8 +2,9 @@
 //! `dit::write::delete`. Deleting a token's entry revokes it.
 
 use crate::directory::dn::Dn;
-use crate::dit::write::{self, Attempt};
-use crate::dit::{DitError, caller};
+use crate::dit::DitError;
+use crate::dit::command::Op;
+use crate::dit::write::Attempt;
 use crate::ldap::OpContext;
 
 pub async fn delete(ctx: &OpContext, dn: &str) -> Result<(), DitError> {
@@ -11,13 +12,6 @@ pub async fn delete(ctx: &OpContext, dn: &str) -> Result<(), DitError> {
     // A token's managers may revoke it: the target decides.
     crate::ldap::may_attempt(ctx, Attempt::Delete, Dn::parse(dn).ok()).await?;
     let dn = Dn::parse(dn)?;
-    let policy = ctx.policy();
-    let principal = ctx.session.principal.clone();
-    state
-        .store
-        .write(move |w| {
-            let caller = caller::caller(w, &principal, &policy)?;
-            write::delete(w, &policy, &caller, &dn).map(drop)
-        })
-        .await
+    let op = Op::Delete { dn: dn.to_string() };
+    state.submit(ctx.command(op)).await.map(drop)
 }

@@ -10,8 +10,9 @@ use ldap3_proto::proto::{
 use crate::directory::dn::Dn;
 use crate::directory::time::parse_duration;
 use crate::dit::caller::{self, Caller, Principal};
+use crate::dit::command::{Op, Outcome};
 use crate::dit::credentials::Intent;
-use crate::dit::token;
+use crate::dit::token::{self, Fresh, Minted};
 use crate::dit::{DitError, password};
 use crate::identity::password::{self as hashing, StoredPassword};
 use crate::ldap::result::success;
@@ -31,6 +32,7 @@ pub async fn extended(ctx: &OpContext, req: &LdapExtendedRequest) {
         oid::TOKEN_ROTATE => rotate(ctx, value).await.map(Some),
         oid::THROTTLED => throttled(ctx).await,
         oid::BACKUP => backup(ctx, value).await,
+        oid::CLUSTER => cluster(ctx, value).await,
         oid::CONSOLE_SIGN_IN => sign_in_link(ctx),
         oid::STARTTLS => Err(DitError::new(
             LdapResultCode::OperationsError,
@@ -64,6 +66,63 @@ async fn current_caller(ctx: &OpContext) -> Result<Caller, DitError> {
     ctx.state
         .store
         .read_inline(move |r| caller::caller(r, &principal, &policy))
+}
+
+/// What a cluster request asks for (see `oid::CLUSTER`).
+#[derive(serde::Deserialize)]
+struct ClusterRequest {
+    op: String,
+    id: Option<u64>,
+    address: Option<String>,
+}
+
+async fn cluster(ctx: &OpContext, value: Option<&[u8]>) -> Result<Option<Vec<u8>>, DitError> {
+    use crate::cluster::network::Manage;
+    let local_admin = matches!(ctx.session.principal, Principal::Local { admin: true, .. });
+    if !local_admin {
+        return Err(DitError::insufficient_access());
+    }
+    let Some(cluster) = &ctx.state.cluster else {
+        return Err(DitError::unwilling(
+            "this server is not a cluster member: configure [cluster] and restart it",
+        ));
+    };
+    let req: ClusterRequest = serde_json::from_slice(value.unwrap_or_default())
+        .map_err(|e| DitError::protocol(format!("malformed cluster request: {e}")))?;
+    let id = || {
+        req.id
+            .filter(|id| *id > 0)
+            .ok_or_else(|| DitError::protocol("the request needs a node id (1 or more)"))
+    };
+    let answer = match req.op.as_str() {
+        "status" => Ok(cluster.status().to_string()),
+        "init" => cluster.init().await,
+        "compact" => cluster.compact().await.map(|()| "snapshot taken".into()),
+        "add-replica" => {
+            let addr = req
+                .address
+                .clone()
+                .filter(|a| a.contains(':'))
+                .ok_or_else(|| DitError::protocol("the request needs the node's host:port"))?;
+            cluster.manage(Manage::AddReplica { id: id()?, addr }).await
+        }
+        "promote" => cluster.manage(Manage::Promote { id: id()? }).await,
+        "remove" => cluster.manage(Manage::Remove { id: id()? }).await,
+        other => {
+            return Err(DitError::protocol(format!(
+                "unknown cluster operation '{other}'"
+            )));
+        }
+    };
+    match answer {
+        Ok(text) => {
+            if req.op != "status" {
+                tracing::info!(event = "cluster-change", op = %req.op, outcome = %text);
+            }
+            Ok(Some(text.into_bytes()))
+        }
+        Err(why) => Err(DitError::unwilling(why)),
+    }
 }
 
 async fn backup(ctx: &OpContext, value: Option<&[u8]>) -> Result<Option<Vec<u8>>, DitError> {
@@ -231,15 +290,11 @@ async fn password_modify(
             return Err(DitError::invalid_credentials());
         }
     }
-    let principal = ctx.session.principal.clone();
-    let policy = ctx.policy();
-    state
-        .store
-        .write(move |w| {
-            let caller = caller::caller(w, &principal, &policy)?;
-            password::set(w, &policy, &caller, &target, hashed)
-        })
-        .await?;
+    let op = Op::SetPassword {
+        dn: target.to_string(),
+        hashed,
+    };
+    state.submit(ctx.command(op)).await?;
     Ok(generated.then(|| gen_passwd_value(&new_password)))
 }
 
@@ -252,17 +307,13 @@ fn gen_passwd_value(password: &str) -> Vec<u8> {
 async fn generate(ctx: &OpContext, value: Option<&[u8]>) -> Result<Vec<u8>, DitError> {
     let req = parse_generate(value.unwrap_or_default())
         .map_err(|why| DitError::protocol(format!("malformed token generation request: {why}")))?;
-    let principal = ctx.session.principal.clone();
-    let policy = ctx.policy();
+    let (fresh, secret) = Fresh::generate()?;
     // Recorded (never with the secret) by the rules, once committed.
-    let minted = ctx
-        .state
-        .store
-        .write(move |w| {
-            let caller = caller::caller(w, &principal, &policy)?;
-            token::generate(w, &policy, &caller, &req)
-        })
-        .await?;
+    let command = ctx.command(Op::generate_token(&req, fresh));
+    let Outcome::Issued(issued) = ctx.state.submit(command).await? else {
+        return Err(DitError::other("token generation gave no token"));
+    };
+    let minted = Minted::new(issued, secret);
     Ok(minted_value(&minted))
 }
 
@@ -283,17 +334,18 @@ async fn rotate(ctx: &OpContext, value: Option<&[u8]>) -> Result<Vec<u8>, DitErr
             .ok_or_else(|| malformed(format!("overlap '{d}' is not a duration (e.g. 24h)")))?,
         None => token::DEFAULT_OVERLAP,
     };
-    let principal = ctx.session.principal.clone();
-    let policy = ctx.policy();
-    let rotated = ctx
-        .state
-        .store
-        .write(move |w| {
-            let caller = caller::caller(w, &principal, &policy)?;
-            token::rotate(w, &policy, &caller, &account, &token_id, overlap)
-        })
-        .await?;
-    Ok(minted_value(&rotated.minted))
+    let (fresh, secret) = Fresh::generate()?;
+    let op = Op::RotateToken {
+        account: account.to_string(),
+        token_id: token_id.clone(),
+        overlap_secs: overlap.as_secs(),
+        fresh,
+    };
+    let Outcome::Rotated(rotated) = ctx.state.submit(ctx.command(op)).await? else {
+        return Err(DitError::other("token rotation gave no token"));
+    };
+    let minted = Minted::new(rotated.issued, secret);
+    Ok(minted_value(&minted))
 }
 
 /// The fields of a request value `SEQUENCE { [0] ..., [1] ..., ... }` of OCTET STRINGs, by
@@ -362,7 +414,7 @@ pub fn parse_generate(value: &[u8]) -> Result<token::Request, String> {
 }
 
 /// `SEQUENCE { tokenId [0], token [1], expires [2] OPTIONAL }`
-fn minted_value(minted: &token::Minted) -> Vec<u8> {
+fn minted_value(minted: &Minted) -> Vec<u8> {
     let mut body = ber::write(0x80, minted.id.as_bytes());
     body.extend(ber::write(0x81, minted.token.as_bytes()));
     if let Some(e) = &minted.expires {

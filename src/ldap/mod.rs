@@ -73,6 +73,13 @@ impl OpContext {
         self.state.policy().from(&self.session.origin)
     }
 
+    /// A write as this operation's caller, from its connection's origin.
+    pub fn command(&self, op: crate::dit::command::Op) -> crate::dit::command::Command {
+        self.state
+            .command(&self.session.principal, op)
+            .from(&self.session.origin)
+    }
+
     /// Send one message for this operation; false if the connection is gone.
     pub async fn send(&self, op: LdapOp, ctrl: Vec<LdapControl>) -> bool {
         self.out

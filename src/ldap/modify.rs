@@ -4,8 +4,9 @@
 use ldap3_proto::proto::{LdapModifyRequest, LdapModifyType};
 
 use crate::directory::dn::Dn;
-use crate::dit::write::{self, Attempt, Change, ChangeKind};
-use crate::dit::{DitError, caller};
+use crate::dit::DitError;
+use crate::dit::command::Op;
+use crate::dit::write::{Attempt, Change, ChangeKind};
 use crate::ldap::OpContext;
 
 pub async fn modify(ctx: &OpContext, req: &LdapModifyRequest) -> Result<(), DitError> {
@@ -34,13 +35,6 @@ pub async fn modify(ctx: &OpContext, req: &LdapModifyRequest) -> Result<(), DitE
         }
         changes.push(change);
     }
-    let policy = ctx.policy();
-    let principal = ctx.session.principal.clone();
-    state
-        .store
-        .write(move |w| {
-            let caller = caller::caller(w, &principal, &policy)?;
-            write::modify(w, &policy, &caller, &dn, &changes).map(drop)
-        })
-        .await
+    let command = ctx.command(Op::modify(&dn, changes));
+    state.submit(command).await.map(drop)
 }

@@ -37,12 +37,19 @@ pub const THROTTLED: &str = "2.25.235497813471364094925541187040296631981.4.3";
 /// entries copied, a TAB, and the file written, as text.
 pub const BACKUP: &str = "2.25.235497813471364094925541187040296631981.4.4";
 
-/// `TesseraRoot.4.5`: a one-time sign-in link for the web console, for local
+/// `TesseraRoot.4.5`: the cluster this server is a member of. Local administrators on the
+/// LDAPI socket only. Request value: UTF-8 JSON `{"op": "init" | "status" | "add-replica"
+/// | "promote" | "remove" | "compact", "id": N, "address": "host:port"}`; response value:
+/// UTF-8 text (JSON for status). Membership changes are made by the leader, forwarded
+/// there from any member.
+pub const CLUSTER: &str = "2.25.235497813471364094925541187040296631981.4.5";
+
+/// `TesseraRoot.4.6`: a one-time sign-in link for the web console, for local
 /// administrators on the LDAPI socket only (they have no password to sign in with). No
 /// request value; the response value is the link's secret, a TAB, and when it lapses (RFC
 /// 3339), as text. The secret is good once, for `console.sign_in_link_lifetime`, and signs
 /// in as the identity that asked.
-pub const CONSOLE_SIGN_IN: &str = "2.25.235497813471364094925541187040296631981.4.5";
+pub const CONSOLE_SIGN_IN: &str = "2.25.235497813471364094925541187040296631981.4.6";
 
 /// Controls Tessera understands; any other one marked critical is refused with 12.
 pub const SUPPORTED_CONTROLS: &[&str] = &[PAGED_RESULTS, MANAGE_DSA_IT, PROXIED_AUTHZ];
@@ -56,5 +63,6 @@ pub const SUPPORTED_EXTENSIONS: &[&str] = &[
     TOKEN_ROTATE,
     THROTTLED,
     BACKUP,
+    CLUSTER,
     CONSOLE_SIGN_IN,
 ];

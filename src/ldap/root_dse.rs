@@ -46,6 +46,12 @@ pub fn root_dse(state: &State, session: &Session) -> Entry {
         "vendorVersion",
         concat!("Tessera ", env!("CARGO_PKG_VERSION")),
     );
+    // A cluster member says what it is now: leader, follower, learner, candidate,
+    // cut-off or joining.
+    if let Some(cluster) = &state.cluster {
+        e.set_str("tesseraClusterRole", cluster.role().as_str());
+        e.set_str("tesseraClusterNode", &cluster.id().to_string());
+    }
     e.set_str("entryDN", "");
     e.set_str("structuralObjectClass", "extensibleObject");
     e

@@ -25,7 +25,7 @@ use crate::dit::caller::{self, Caller, Policy, Principal};
 use crate::dit::search;
 use crate::ldap::result::success;
 use crate::ldap::root_dse;
-use crate::ldap::session::{PagedCookies, Remaining};
+use crate::ldap::session::{PagedCookies, Remaining, Transport};
 use crate::ldap::{OpContext, Outgoing, ber, reply};
 use crate::store::{DirectoryRead, Reader, StoreError};
 
@@ -72,6 +72,14 @@ async fn run(ctx: &OpContext, req: &LdapSearchRequest) -> Outcome {
     } else {
         None
     };
+    // A cluster member cut off from its cluster answers only the rootDSE (which says so)
+    // and the subschema, but to the local administrator on LDAPI.
+    if special.is_none()
+        && !matches!(ctx.session.transport, Transport::Ldapi { .. })
+        && let Some(refusal) = state.cut_off()
+    {
+        return Err(no_ctrl(refusal));
+    }
     if let Some(entry) = special {
         return special_search(ctx, req, &filter, &selection, entry, paged.is_some()).await;
     }

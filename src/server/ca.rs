@@ -90,6 +90,16 @@ pub fn ensure_material(
     let generated = Generated::new(dir);
     if generated.complete() {
         renew_if_due(&generated, hostnames, now)?;
+    } else if generated.ca().exists() && generated.ca_key().exists() {
+        // A CA and its key and no server certificate: a node that joined a cluster
+        // (`tessera cluster join`) serves one from the cluster's CA.
+        reissue(&generated, hostnames, now)?;
+        tracing::info!(
+            event = "tls-generated",
+            dir = %dir.display(),
+            "issued a server certificate from the CA in {}",
+            generated.ca().display()
+        );
     } else {
         create_ca(&generated, hostnames, now)?;
         tracing::info!(
@@ -276,6 +286,75 @@ pub fn reissue(
     write_file(&generated.key(), key_pem.as_bytes(), 0o600, owner)?;
     write_file(&generated.cert(), cert_pem.as_bytes(), 0o644, owner)?;
     inspect(&generated.cert())
+}
+
+/// The name every cluster node's certificate carries, and the name a node checks the
+/// node it connects to for: membership of the cluster is a certificate from its CA.
+pub const NODE_NAME: &str = "tessera-cluster-node";
+
+/// A certificate for cluster node `node_id`, signed by the CA in `generated` (which must
+/// keep its key): for both ends of node-to-node mutual TLS. Held in memory only, made
+/// again at every start. The certificate (DER) and its key (PEM).
+pub fn node_certificate(
+    generated: &Generated,
+    node_id: u64,
+    now: OffsetDateTime,
+) -> Result<(Vec<u8>, String, Vec<u8>), TlsError> {
+    let err = |e: rcgen::Error| TlsError::Generate(e.to_string());
+    let key_path = generated.ca_key();
+    if !key_path.exists() {
+        return Err(TlsError::NoCaKey {
+            path: key_path.display().to_string(),
+        });
+    }
+    crate::server::tls::check_key_mode(&key_path)?;
+    let no_key = || TlsError::NoKey {
+        path: key_path.display().to_string(),
+    };
+    let ca_key_pem = String::from_utf8(read(&key_path)?).map_err(|_| no_key())?;
+    let ca_key = KeyPair::from_pem(&ca_key_pem).map_err(|_| no_key())?;
+    let ca_info = inspect(&generated.ca())?;
+    let ca_der = CertificateDer::from_pem_slice(&read(&generated.ca())?)
+        .map_err(|e| TlsError::Generate(format!("{}: {e}", generated.ca().display())))?;
+    let issuer = Issuer::new(ca_params(now), ca_key);
+    let node_key = KeyPair::generate().map_err(err)?;
+    let mut node = CertificateParams::default();
+    node.distinguished_name = DistinguishedName::new();
+    node.distinguished_name
+        .push(DnType::CommonName, format!("tessera node {node_id}"));
+    node.subject_alt_names = vec![SanType::DnsName(NODE_NAME.try_into().map_err(err)?)];
+    node.extended_key_usages = vec![
+        ExtendedKeyUsagePurpose::ServerAuth,
+        ExtendedKeyUsagePurpose::ClientAuth,
+    ];
+    node.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    node.not_before = now - time::Duration::days(1);
+    node.not_after = (now + time::Duration::days(SERVER_DAYS)).min(ca_info.not_after);
+    let cert = node.signed_by(&node_key, &issuer).map_err(err)?;
+    Ok((
+        cert.der().to_vec(),
+        node_key.serialize_pem(),
+        ca_der.to_vec(),
+    ))
+}
+
+/// Make sure `generated` holds a CA with its key, for a cluster: made (with a server
+/// certificate) when the directory has none yet. A CA without its key is refused.
+pub fn ensure_ca(
+    generated: &Generated,
+    hostnames: &[String],
+    now: OffsetDateTime,
+) -> Result<(), TlsError> {
+    if !generated.ca().exists() {
+        create_ca(generated, hostnames, now)?;
+        return Ok(());
+    }
+    if !generated.ca_key().exists() {
+        return Err(TlsError::NoCaKey {
+            path: generated.ca_key().display().to_string(),
+        });
+    }
+    Ok(())
 }
 
 /// A new CA and server certificate, replacing whatever `generated` held. Clients must be

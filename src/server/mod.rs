@@ -55,6 +55,8 @@ pub enum StartError {
     #[error("cannot listen on {what}: {problem}")]
     Listen { what: String, problem: String },
     #[error("{0}")]
+    Cluster(#[from] crate::cluster::ClusterError),
+    #[error("{0}")]
     Other(String),
 }
 
@@ -106,6 +108,9 @@ impl Running {
         self.shutdown.cancel();
         self.tracker.close();
         self.tracker.wait().await;
+        if let Some(cluster) = &self.state.cluster {
+            cluster.shutdown().await;
+        }
         if let Some(path) = &self.ldapi {
             let _ = std::fs::remove_file(path);
         }
@@ -152,6 +157,7 @@ fn new_state(
         sign_in_links: Default::default(),
         shutdown,
         config,
+        cluster: None,
     })
 }
 
@@ -190,9 +196,13 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         None => Vec::new(),
     };
     let (schema, store) = open_configured(&config)?;
-    let created = tree::bootstrap(&store, &schema, &config.suffix)?;
-    if created > 0 {
-        tracing::info!(created, suffix = %config.suffix, "initialised the directory tree");
+    // A cluster member's tree comes through the log: its store is written by nothing else.
+    let member = config.cluster.is_some() && store.replicated()?.applied.is_some();
+    if !member {
+        let created = tree::bootstrap(&store, &schema, &config.suffix)?;
+        if created > 0 {
+            tracing::info!(created, suffix = %config.suffix, "initialised the directory tree");
+        }
     }
 
     let material = ca::ensure_material(
@@ -214,9 +224,26 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let https_acceptor = TlsAcceptor::from(Arc::new(https_tls));
 
     let shutdown = CancellationToken::new();
-    let state = new_state(config, schema, store, shutdown.clone())?;
+    let mut state = new_state(config, schema, store, shutdown.clone())?;
     let config = state.config.clone();
     let tracker = TaskTracker::new();
+    if config.cluster.is_some() {
+        let rules = crate::cluster::storage::Rules {
+            config: config.clone(),
+            schema: state.schema.clone(),
+            rights: state.rights.clone(),
+            differ: Default::default(),
+        };
+        let cluster = crate::cluster::Cluster::start(
+            &config,
+            state.store.clone(),
+            rules,
+            shutdown.clone(),
+            &tracker,
+        )
+        .await?;
+        state.cluster = Some(cluster);
+    }
     let shared = ConnShared {
         state: state.clone(),
         tls: Some(acceptor),

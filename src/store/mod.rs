@@ -11,13 +11,21 @@
 //! - `read`: `DirectoryRead`, what read and write transactions both offer, and `Reader`.
 //! - `write`: `Writer`, the changes a write transaction makes.
 //! - `keys`: the equality index's keys, and rebuilding the index.
+//! - `log`: a cluster member's Raft log, in a file of its own (`raft.redb`).
 
 mod file;
 mod keys;
+mod log;
 mod read;
 mod write;
 
 pub use keys::Prepared;
+pub use log::RaftLog;
+
+/// The keys of the Raft log file's state values.
+pub mod log_keys {
+    pub use super::log::{COMMITTED, PURGED, VOTE};
+}
 pub use read::{DirectoryRead, Reader};
 pub use write::Writer;
 
@@ -51,6 +59,9 @@ const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 /// only `crate::audit` reads.
 const AUDIT: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("audit");
 const AUDIT_SEQ: &str = "audit_seq";
+/// A cluster member's replication state, written in the transaction of each write it
+/// applies (see `Writer::set_replicated`): the last log entry applied and the membership.
+const REPLICATED: TableDefinition<&str, &[u8]> = TableDefinition::new("replicated");
 
 const NEXT_ID: &str = "next_id";
 const INDEX_FORMAT: &str = "index_format";
@@ -409,9 +420,23 @@ impl Store {
         Ok((dest, entries))
     }
 
+    /// A backup: the directory without a cluster member's replication state, so it can
+    /// start a single server or a new cluster (`tessera cluster init`).
     fn copy_into(&self, path: &Path) -> Result<u64, StoreError> {
+        self.copy_with_state(path, false)
+            .map(|(entries, _)| entries)
+    }
+
+    /// Copy the store to a new file at `path`, as of one read transaction, with the
+    /// replication state when `replicated` (a snapshot); the entry count and that state.
+    fn copy_with_state(
+        &self,
+        path: &Path,
+        replicated: bool,
+    ) -> Result<(u64, Replicated), StoreError> {
         let target = Database::create(path)?;
         let source = self.database()?.begin_read()?;
+        let state = replicated_in(&source)?;
         let txn = target.begin_write()?;
         let entries = {
             let entries = copy_table(&source.open_table(ENTRIES)?, &mut txn.open_table(ENTRIES)?)?;
@@ -424,10 +449,72 @@ impl Store {
             copy_table(&source.open_table(INDEXED)?, &mut txn.open_table(INDEXED)?)?;
             copy_table(&source.open_table(META)?, &mut txn.open_table(META)?)?;
             copy_table(&source.open_table(AUDIT)?, &mut txn.open_table(AUDIT)?)?;
+            if replicated {
+                copy_table(
+                    &source.open_table(REPLICATED)?,
+                    &mut txn.open_table(REPLICATED)?,
+                )?;
+            }
             entries
         };
         txn.commit()?;
-        Ok(entries)
+        Ok((entries, state))
+    }
+
+    /// A snapshot for a cluster: a consistent copy of the whole store in the new file
+    /// `dest` (owner-only), and the replication state it is as of.
+    pub fn snapshot_to(&self, dest: &Path) -> Result<Replicated, StoreError> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let io = |source: std::io::Error| StoreError::File {
+            path: dest.display().to_string(),
+            source,
+        };
+        let _ = std::fs::remove_file(dest);
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(dest)
+            .map_err(io)?;
+        let copied = self.copy_with_state(dest, true);
+        if copied.is_err() {
+            let _ = std::fs::remove_file(dest);
+        }
+        Ok(copied?.1)
+    }
+
+    /// The replication state as of now (see [`Writer::set_replicated`]).
+    pub fn replicated(&self) -> Result<Replicated, StoreError> {
+        let txn = self.database()?.begin_read()?;
+        replicated_in(&txn)
+    }
+
+    /// Replace the whole store with the file `src` (a snapshot from another node, made by
+    /// [`Store::snapshot_to`]): checked and opened as a store (its index rebuilt if it was
+    /// built for other attributes), renamed over this store's file, and served from then
+    /// on. Reads already running finish on the old one. Its replication state.
+    pub fn install(
+        &self,
+        src: &Path,
+        schema: &Schema,
+        indexed: &[String],
+    ) -> Result<Replicated, StoreError> {
+        let Some(path) = self.path.clone() else {
+            return Err(StoreError::Refused(
+                "a store in memory cannot take a snapshot".into(),
+            ));
+        };
+        let opened = Store::open(src, schema, indexed)?;
+        let db = opened.database()?;
+        drop(opened);
+        std::fs::rename(src, path.as_path()).map_err(|source| StoreError::File {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let replicated = replicated_in(&db.begin_read()?)?;
+        *self.db.write().unwrap_or_else(PoisonError::into_inner) = Some(db);
+        self.ctx.commits.fetch_add(1, Ordering::SeqCst);
+        Ok(replicated)
     }
 
     /// A store in memory, for tests and fuzzing.
@@ -469,6 +556,7 @@ impl Store {
             txn.open_table(INDEX)?;
             txn.open_table(META)?;
             txn.open_table(AUDIT)?;
+            txn.open_table(REPLICATED)?;
             if let Some(why) = index_outdated(&txn, &ctx)? {
                 rebuild_index(&txn, &ctx, why)?;
                 ctx.rebuilt = Some(why);
@@ -670,6 +758,32 @@ impl Store {
     pub fn verify(&self) -> Result<VerifyReport, StoreError> {
         self.read_blocking(|r| r.verify())
     }
+}
+
+/// A cluster member's replication state as its store holds it: the last log entry applied
+/// and the membership, each as its serialized form (the store does not know Raft's types).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Replicated {
+    pub applied: Option<Vec<u8>>,
+    pub membership: Option<Vec<u8>>,
+}
+
+const APPLIED: &str = "applied";
+const MEMBERSHIP: &str = "membership";
+
+fn replicated_in(txn: &redb::ReadTransaction) -> Result<Replicated, StoreError> {
+    let table = match txn.open_table(REPLICATED) {
+        Ok(t) => t,
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Replicated::default()),
+        Err(e) => return Err(e.into()),
+    };
+    let get = |key: &str| -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(table.get(key)?.map(|g| g.value().to_vec()))
+    };
+    Ok(Replicated {
+        applied: get(APPLIED)?,
+        membership: get(MEMBERSHIP)?,
+    })
 }
 
 #[derive(Debug, Default)]
@@ -895,6 +1009,46 @@ mod tests {
         assert_eq!(found(&s, "mail", b"alice@example.com"), None);
         assert_eq!(found(&s, "uid", b"alice"), Some(BTreeSet::from([alice])));
         assert_eq!(index_rows(&s), 1);
+    }
+
+    #[test]
+    fn snapshots_carry_the_replication_state_backups_do_not_and_installing_replaces_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, alice) = stored_alice(dir.path());
+        let s = open(&path, &["uid", "objectClass"]);
+        s.write_blocking(|w| w.set_replicated(b"applied 7", Some(b"members")))
+            .unwrap();
+        let snapshot = dir.path().join("data").join("snapshot.redb");
+        let state = s.snapshot_to(&snapshot).unwrap();
+        assert_eq!(state.applied.as_deref(), Some(&b"applied 7"[..]));
+        assert_eq!(state.membership.as_deref(), Some(&b"members"[..]));
+        let backup = dir.path().join("data").join("backup.redb");
+        s.backup_to(&backup).unwrap();
+        let restored = open(&backup, &["uid", "objectClass"]);
+        assert_eq!(restored.replicated().unwrap(), Replicated::default());
+        assert_eq!(
+            found(&restored, "uid", b"alice"),
+            Some(BTreeSet::from([alice]))
+        );
+        drop(restored);
+
+        // Another store takes the snapshot in place of its own file, and serves it.
+        let other_path = dir.path().join("data").join("other.redb");
+        let other = open(&other_path, &["uid", "objectClass"]);
+        assert_eq!(found(&other, "uid", b"alice"), Some(BTreeSet::new()));
+        let schema = Schema::shipped().unwrap();
+        let indexed = ["uid".to_string(), "objectClass".to_string()];
+        let installed = other.install(&snapshot, &schema, &indexed).unwrap();
+        assert_eq!(installed, state);
+        assert_eq!(
+            found(&other, "uid", b"alice"),
+            Some(BTreeSet::from([alice]))
+        );
+        assert_eq!(other.replicated().unwrap(), state);
+        assert!(!snapshot.exists(), "the snapshot file became the store's");
+        drop(other);
+        let reopened = open(&other_path, &["uid", "objectClass"]);
+        assert_eq!(reopened.replicated().unwrap(), state);
     }
 
     #[test]

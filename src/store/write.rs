@@ -7,7 +7,10 @@ use redb::{Database, ReadableTable, Table, WriteTransaction};
 
 use super::keys::{IndexKeys, Prepared, index_key, index_keys};
 use super::read::DirectoryRead;
-use super::{AUDIT, AUDIT_SEQ, CHILDREN, Ctx, DN2ID, ENTRIES, INDEX, META, NEXT_ID, StoreError};
+use super::{
+    APPLIED, AUDIT, AUDIT_SEQ, CHILDREN, Ctx, DN2ID, ENTRIES, INDEX, MEMBERSHIP, META, NEXT_ID,
+    REPLICATED, StoreError,
+};
 use crate::directory::dn::Dn;
 use crate::directory::entry::Entry;
 
@@ -49,6 +52,7 @@ pub struct Writer<'t> {
     children: Table<'t, (u64, u64), ()>,
     index: Table<'t, &'static [u8], ()>,
     meta: Table<'t, &'static str, u64>,
+    replicated: Table<'t, &'static str, &'static [u8]>,
     ctx: &'t Ctx,
     /// The next entry id, once read: kept here and written back once, at the end of the
     /// transaction, rather than read and rewritten for every entry an import adds.
@@ -68,6 +72,7 @@ impl<'t> Writer<'t> {
             children: txn.open_table(CHILDREN)?,
             index: txn.open_table(INDEX)?,
             meta: txn.open_table(META)?,
+            replicated: txn.open_table(REPLICATED)?,
             ctx,
             next_id: None,
             last_parent: None,
@@ -233,6 +238,21 @@ impl<'t> Writer<'t> {
             removed += 1;
         }
         Ok(removed)
+    }
+
+    /// Record, in this transaction, the log entry a cluster member applies with it (and the
+    /// membership, when the entry changes it): what it applied and its store commit
+    /// together, so a restart resumes exactly after it.
+    pub fn set_replicated(
+        &mut self,
+        applied: &[u8],
+        membership: Option<&[u8]>,
+    ) -> Result<(), StoreError> {
+        self.replicated.insert(APPLIED, applied)?;
+        if let Some(m) = membership {
+            self.replicated.insert(MEMBERSHIP, m)?;
+        }
+        Ok(())
     }
 
     pub fn set_meta(&mut self, key: &str, value: u64) -> Result<(), StoreError> {

@@ -17,7 +17,7 @@ use crate::http::{Reply, ldap_bind};
 use crate::tokens::{add_service, service_dn};
 use crate::{TestServer, add_group, add_person, grant, group_dn, person_dn};
 
-pub const SIGN_IN_LINK_OID: &str = "2.25.235497813471364094925541187040296631981.4.5";
+pub const SIGN_IN_LINK_OID: &str = "2.25.235497813471364094925541187040296631981.4.6";
 
 /// A browser of one console: its cookie and the session's form token.
 pub struct Browser {

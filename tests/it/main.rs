@@ -8,6 +8,7 @@ mod admin;
 mod bind;
 mod certs;
 mod cli;
+mod cluster;
 mod console;
 mod db;
 mod escalation;

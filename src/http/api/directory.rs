@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::directory::dn::Dn;
 use crate::directory::time::{Expiry, generalized, parse_expiry};
 use crate::dit::caller::{self, Principal};
+use crate::dit::command::Op;
 use crate::dit::search::Query as SearchQuery;
 use crate::dit::write::{self, Attempt, Change, ChangeKind};
 use crate::dit::{DitError, entry, proxy};
@@ -764,17 +765,19 @@ async fn create(
         let values = std::mem::take(&mut attr.values);
         attr.values = state.hash_passwords(values).await?;
     }
-    super::write(api, who, move |w, caller, policy| {
-        let added = write::add(w, policy, caller, new)?;
-        for group in &groups {
-            let change = Change {
-                kind: ChangeKind::Add,
-                name: "member".into(),
-                values: vec![added.dn.to_string().into_bytes()],
-            };
-            write::modify(w, policy, caller, group, &[change])?;
-        }
-        shown(w, caller, policy, &added.dn)
+    let added = new.dn.clone();
+    let mut ops = vec![Op::add(&new)];
+    for group in &groups {
+        let change = Change {
+            kind: ChangeKind::Add,
+            name: "member".into(),
+            values: vec![added.to_string().into_bytes()],
+        };
+        ops.push(Op::modify(group, vec![change]));
+    }
+    super::submit(api, who, Op::Batch { ops }).await?;
+    read(api, who, move |r, caller, policy| {
+        shown(r, caller, policy, &added)
     })
     .await
 }
@@ -833,10 +836,13 @@ pub async fn modify(
         }
         decoded.push(change);
     }
-    super::write(api, who, move |w, caller, policy| {
-        require_kind(w, kind, &dn)?;
-        write::modify(w, policy, caller, &dn, &decoded)?;
-        shown(w, caller, policy, &dn)
+    {
+        let dn = dn.clone();
+        read(api, who, move |r, _, _| require_kind(r, kind, &dn)).await?;
+    }
+    super::submit(api, who, Op::modify(&dn, decoded)).await?;
+    read(api, who, move |r, caller, policy| {
+        shown(r, caller, policy, &dn)
     })
     .await
 }
@@ -845,18 +851,29 @@ pub async fn modify(
 /// transaction.
 pub async fn delete(api: &Api, who: &Authenticated, kind: Kind, dn: Dn) -> Result<(), Problem> {
     may_attempt(api, who, Attempt::Delete, Some(dn.clone())).await?;
-    super::write(api, who, move |w, caller, policy| {
-        require_kind(w, kind, &dn)?;
-        if let Some(id) = w.id_of(&dn)? {
-            for child in w.children(id)? {
-                if let Some(token) = w.dn_of(child)? {
-                    write::delete(w, policy, caller, &token)?;
+    // Its tokens or app passwords first: the rules refuse to delete an entry with
+    // children. A token minted meanwhile makes the delete fail, and nothing is deleted.
+    let children = {
+        let dn = dn.clone();
+        read(api, who, move |r, _, _| {
+            require_kind(r, kind, &dn)?;
+            let mut ops = Vec::new();
+            if let Some(id) = r.id_of(&dn)? {
+                for child in r.children(id)? {
+                    if let Some(token) = r.dn_of(child)? {
+                        ops.push(Op::Delete {
+                            dn: token.to_string(),
+                        });
+                    }
                 }
             }
-        }
-        write::delete(w, policy, caller, &dn).map(drop)
-    })
-    .await
+            Ok(ops)
+        })
+        .await?
+    };
+    let mut ops = children;
+    ops.push(Op::Delete { dn: dn.to_string() });
+    super::submit(api, who, Op::Batch { ops }).await.map(drop)
 }
 
 /// 404 unless `dn` is an entry of `kind` (the caller's view is checked by the operation).

@@ -19,12 +19,13 @@ use crate::directory::entry::Entry;
 use crate::directory::filter::{Filter, FilterLimits};
 use crate::dit::DitError;
 use crate::dit::caller::{self, Caller, Policy};
+use crate::dit::command::{Op, Outcome};
 use crate::dit::names;
 use crate::dit::search::{self, Examiner, Query};
 use crate::http::Api;
 use crate::http::auth::Authenticated;
 use crate::http::problem::Problem;
-use crate::store::{DirectoryRead, Reader, Writer};
+use crate::store::{DirectoryRead, Reader};
 
 /// Run `f` in a read transaction as the request's caller.
 pub async fn read<R>(
@@ -47,26 +48,11 @@ where
         .map_err(Problem::from)
 }
 
-/// Run `f` in a write transaction as the request's caller; nothing is written unless it
-/// succeeds.
-pub async fn write<R>(
-    api: &Api,
-    who: &Authenticated,
-    f: impl FnOnce(&mut Writer<'_>, &Caller, &Policy) -> Result<R, DitError> + Send + 'static,
-) -> Result<R, Problem>
-where
-    R: Send + 'static,
-{
-    let principal = who.principal.clone();
-    let policy = api.state.policy().from(&who.origin);
-    api.state
-        .store
-        .write(move |w| {
-            let caller = caller::caller(w, &principal, &policy)?;
-            f(w, &caller, &policy)
-        })
-        .await
-        .map_err(Problem::from)
+/// Run a write as the request's caller: a `dit::command`, through `State::submit`, the
+/// one path every front end's writes take (and a cluster's log).
+pub async fn submit(api: &Api, who: &Authenticated, op: Op) -> Result<Outcome, Problem> {
+    let command = api.state.command(&who.principal, op).from(&who.origin);
+    api.state.submit(command).await.map_err(Problem::from)
 }
 
 /// An entry as the caller sees it: its DN, and its attributes with their values (UTF-8

@@ -11,13 +11,15 @@ use serde::{Deserialize, Serialize};
 use crate::directory::dn::{Dn, Rdn};
 use crate::directory::entry::Entry;
 use crate::directory::time::{parse_duration, parse_generalized, rfc3339};
+use crate::dit::command::{Op, Outcome};
 use crate::dit::credentials::{Intent, expired};
 use crate::dit::names::TOKEN_CLASS;
 use crate::dit::search::{self, Examiner, Query as SearchQuery};
+use crate::dit::token::{Fresh, Minted};
 use crate::dit::write::{self, Attempt};
 use crate::dit::{DitError, password, token};
 use crate::http::Api;
-use crate::http::api::{Kind, PEOPLE, SERVICES, parse_filter, read, write as write_as};
+use crate::http::api::{Kind, PEOPLE, SERVICES, parse_filter, read, submit};
 use crate::http::auth::Authenticated;
 use crate::http::problem::{Json, Path, Problem};
 use crate::store::DirectoryRead;
@@ -284,10 +286,11 @@ pub async fn set_person_password(
         ),
     };
     let hashed = state.hash_password(cleartext.as_bytes().to_vec()).await?;
-    write_as(api, who, move |w, caller, policy| {
-        password::set(w, policy, caller, &target, hashed)
-    })
-    .await?;
+    let op = Op::SetPassword {
+        dn: target.to_string(),
+        hashed,
+    };
+    submit(api, who, op).await?;
     Ok(generated.then_some(cleartext))
 }
 
@@ -376,11 +379,14 @@ pub async fn mint(
         intent,
         extend_on_use,
     };
-    let minted = write_as(api, who, move |w, caller, policy| {
-        require_account(w, kind, &account)?;
-        token::generate(w, policy, caller, &req)
-    })
-    .await?;
+    read(api, who, move |r, _, _| require_account(r, kind, &account)).await?;
+    let (fresh, secret) = Fresh::generate()?;
+    let Outcome::Issued(issued) = submit(api, who, Op::generate_token(&req, fresh)).await? else {
+        return Err(Problem::from(DitError::other(
+            "token generation gave no token",
+        )));
+    };
+    let minted = Minted::new(issued, secret);
     Ok(MintedJson {
         id: minted.id.clone(),
         token: minted.token.clone(),
@@ -404,15 +410,27 @@ pub async fn rotate(
         Some(text) => parse_duration(text)
             .ok_or_else(|| Problem::bad_request("overlap: not a duration (e.g. 1h)"))?,
     };
-    let rotated = write_as(api, who, move |w, caller, policy| {
-        require_account(w, kind, &account)?;
-        token::rotate(w, policy, caller, &account, &id, overlap)
-    })
-    .await?;
+    {
+        let account = account.clone();
+        read(api, who, move |r, _, _| require_account(r, kind, &account)).await?;
+    }
+    let (fresh, secret) = Fresh::generate()?;
+    let op = Op::RotateToken {
+        account: account.to_string(),
+        token_id: id,
+        overlap_secs: overlap.as_secs(),
+        fresh,
+    };
+    let Outcome::Rotated(rotated) = submit(api, who, op).await? else {
+        return Err(Problem::from(DitError::other(
+            "token rotation gave no token",
+        )));
+    };
+    let minted = Minted::new(rotated.issued, secret);
     Ok(MintedJson {
-        id: rotated.minted.id.clone(),
-        token: rotated.minted.token.clone(),
-        expires: rotated.minted.expires.as_deref().map(time_text),
+        id: minted.id.clone(),
+        token: minted.token.clone(),
+        expires: minted.expires.as_deref().map(time_text),
         old_expires: rotated.old_expires.as_deref().map(time_text),
     })
 }
@@ -429,18 +447,19 @@ pub async fn revoke(
     let token = account.child(Rdn::single("tokenId", id));
     let target = token.clone();
     read(api, who, move |r, caller, _| {
-        write::may_attempt(r, caller, Attempt::Delete, Some(&target))
+        write::may_attempt(r, caller, Attempt::Delete, Some(&target))?;
+        require_account(r, kind, &account)?;
+        match r.entry_by_dn(&target)? {
+            Some((_, e)) if e.has_class(TOKEN_CLASS) => Ok(()),
+            _ => Err(DitError::no_such_object(account.to_string())),
+        }
     })
     .await?;
-    write_as(api, who, move |w, caller, policy| {
-        require_account(w, kind, &account)?;
-        match w.entry_by_dn(&token)? {
-            Some((_, e)) if e.has_class(TOKEN_CLASS) => {}
-            _ => return Err(DitError::no_such_object(account.to_string())),
-        }
-        write::delete(w, policy, caller, &token).map(drop)
-    })
-    .await
+    let op = Op::Delete {
+        dn: token.to_string(),
+    };
+    submit(api, who, op).await?;
+    Ok(())
 }
 
 /// Every token and app password the caller sees, with the DN of the account it belongs

@@ -5,11 +5,13 @@
 //! loopback ports with their own temporary directories, runs every scenario against both,
 //! alternating, and prints a table, the Tessera/slapd ratios and JSON. `--quick` is the CI
 //! smoke run. The load generator shares the machine with the servers; the load average is
-//! printed with every figure. Timings belong here, never in tests.
+//! printed with every figure. Timings belong here, never in tests. `--cluster` measures a
+//! three-node cluster against a single server instead (`cluster`).
 
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
 mod api;
+mod cluster;
 mod data;
 mod report;
 mod scenario;
@@ -80,6 +82,10 @@ struct Args {
     /// Keep the temporary directory (data, configs, logs) for inspection.
     #[arg(long)]
     keep: bool,
+    /// Measure a three-node cluster against a single server instead (no slapd): getpwnam
+    /// on a follower, write latency, failover time.
+    #[arg(long)]
+    cluster: bool,
     /// Passed by `cargo bench`; ignored.
     #[arg(long, hide = true)]
     bench: bool,
@@ -118,6 +124,31 @@ async fn run(args: Args) -> i32 {
         "tessera_https",
         if args.https { "on" } else { "off" }.into(),
     );
+    if args.cluster {
+        println!(
+            "Tessera cluster against a single server: {} people, {} rounds of warm-up {}s and {}s, {}",
+            args.people,
+            args.rounds,
+            args.warmup,
+            args.duration,
+            report::machine_line()
+        );
+        let data = Arc::new(DataSet::generate(args.people, &dir));
+        let tls = servers::Tls::generate(&dir);
+        let timing = cluster::Timing {
+            quick: args.quick,
+            warmup: Duration::from_secs_f64(args.warmup),
+            duration: Duration::from_secs_f64(args.duration),
+            rounds: args.rounds,
+        };
+        let failures = cluster::run(&dir, &data, &tls, &mut report, timing).await;
+        report.write_json(&args.json);
+        println!("JSON: {}", args.json.display());
+        if args.keep {
+            println!("kept {}", work.keep().display());
+        }
+        return i32::from(failures > 0);
+    }
     println!(
         "Tessera vs slapd load benchmark: {} people, conns {:?}, {} rounds of warm-up {}s and {}s per server, {}",
         args.people,

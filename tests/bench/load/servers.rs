@@ -107,7 +107,25 @@ impl Server {
         limits: &str,
         https: bool,
     ) -> Self {
-        let dir = work.join(kind.name());
+        Server::prepare_in(kind, &work.join(kind.name()), data, tls, limits, https, "")
+    }
+
+    /// A Tessera server in `dir`, with `extra` (TOML tables, e.g. `[cluster]`) appended
+    /// to its configuration.
+    pub fn prepare_tessera(dir: &Path, data: &DataSet, tls: &Tls, extra: &str) -> Self {
+        Server::prepare_in(ServerKind::Tessera, dir, data, tls, "", false, extra)
+    }
+
+    fn prepare_in(
+        kind: ServerKind,
+        dir: &Path,
+        data: &DataSet,
+        tls: &Tls,
+        limits: &str,
+        https: bool,
+        extra: &str,
+    ) -> Self {
+        let dir = dir.to_path_buf();
         std::fs::create_dir_all(&dir).expect("server dir");
         let ldaps_port = free_port();
         let https_port = (https && kind == ServerKind::Tessera).then(free_port);
@@ -119,7 +137,7 @@ impl Server {
                     "data_dir = \"{data}\"\nsuffix = \"{SUFFIX}\"\n\n[listen]\n\
                      ldaps = \"127.0.0.1:{ldaps_port}\"\nldap = \"127.0.0.1:{ldap_port}\"\n\
                      ldapi = \"ldapi.sock\"\nhttps = \"{https}\"\n\n[tls]\ncert = \"{cert}\"\nkey = \"{key}\"\n\n\
-                     [limits]\n{limits}\n\n[log]\nlevel = \"warn\"\n",
+                     [limits]\n{limits}\n\n[log]\nlevel = \"warn\"\n{extra}\n",
                     data = dir.join("data").display(),
                     https = https_port.map_or(String::new(), |p| format!("127.0.0.1:{p}")),
                     cert = tls.cert.display(),
@@ -260,7 +278,8 @@ impl Server {
             return false;
         };
         ldap3::drive!(conn);
-        let ok = matches!(ldap.simple_bind("", "").await.map(|r| r.rc), Ok(0));
+        // 52: a cluster node that has not joined its cluster yet is up all the same.
+        let ok = matches!(ldap.simple_bind("", "").await.map(|r| r.rc), Ok(0 | 52));
         let _ = ldap.unbind().await;
         ok
     }
@@ -358,6 +377,18 @@ impl Server {
         }
     }
 
+    pub fn config(&self) -> &Path {
+        &self.config
+    }
+
+    /// SIGKILL the server, as a crash would.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             // SIGTERM: both servers shut down cleanly on it.
@@ -421,13 +452,13 @@ fn write_slapd_rfc2307bis(path: &Path) {
     std::fs::write(path, out).expect("write slapd schema");
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
     l.local_addr().expect("local addr").port()
 }
 
 /// A SEQUENCE of context-tagged OCTET STRINGs (short values only: < 128 bytes each).
-fn ber_sequence(fields: &[(u8, &[u8])]) -> Vec<u8> {
+pub fn ber_sequence(fields: &[(u8, &[u8])]) -> Vec<u8> {
     let mut inner = Vec::new();
     for (tag, value) in fields {
         assert!(value.len() < 128);
@@ -442,7 +473,7 @@ fn ber_sequence(fields: &[(u8, &[u8])]) -> Vec<u8> {
 }
 
 /// The value of the field tagged `tag` in a SEQUENCE of short context-tagged strings.
-fn ber_field(seq: &[u8], tag: u8) -> Option<Vec<u8>> {
+pub fn ber_field(seq: &[u8], tag: u8) -> Option<Vec<u8>> {
     let (&first, rest) = seq.split_first()?;
     if first != 0x30 {
         return None;

@@ -91,7 +91,7 @@ fn restricted_server() -> &'static (ConnShared, String) {
                     admin: true,
                 };
                 let caller = caller::caller(w, &admin, &policy).map_err(|e| StoreError::Refused(e.message))?;
-                token::generate(w, &policy, &caller, &req)
+                token::generate_now(w, &policy, &caller, &req)
                     .map_err(|e| StoreError::Refused(e.message))
             })
             .expect("a read-only token");
