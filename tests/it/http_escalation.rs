@@ -29,7 +29,7 @@ const ROLES: &str = "ou=roles,dc=example,dc=com";
 /// - Groups: `g-admins` (holds directory-admins), `g-pa` (holds people-admins), `g-hd`
 ///   (holds helpdesk), `g-plain` (holds nothing), `admin-owners` and `plain-owners` (manage
 ///   the accounts above).
-async fn directory() -> (TestServer, Ldap) {
+pub async fn directory() -> (TestServer, Ldap) {
     let server = TestServer::start().await;
     let mut admin = server.admin().await;
     for uid in [

@@ -10,6 +10,7 @@ mod certs;
 mod cli;
 mod cluster;
 mod console;
+mod console_escalation;
 mod db;
 mod escalation;
 mod extended;
