@@ -230,6 +230,8 @@ pub async fn create(State(api): State<Api>, posted: Posted) -> Response {
 pub struct Done {
     done: Option<String>,
     token: Option<String>,
+    /// The first token shown (the table is paged).
+    from: Option<usize>,
 }
 
 pub async fn detail(
@@ -246,8 +248,12 @@ pub async fn detail(
         ))),
         _ => None,
     };
-    detail_page(&api, &signed, &name, message, StatusCode::OK).await
+    let from = done.from.unwrap_or(0);
+    detail_page_from(&api, &signed, &name, message, StatusCode::OK, from).await
 }
+
+/// Tokens per page of an account's table.
+pub const TOKENS_PAGE: usize = 50;
 
 /// A role held and what it reaches, as the caller may read its definition.
 pub struct Held {
@@ -266,10 +272,30 @@ struct DetailPage {
     groups: Vec<(String, Option<String>)>,
     roles: Vec<Held>,
     tokens: Vec<TokenJson>,
+    /// Tokens in all, and the first shown.
+    total: usize,
+    from: usize,
     confirm: Option<&'static str>,
 }
 
 impl DetailPage {
+    /// The address of the tokens from `from` on, when there are any there.
+    fn tokens_at(&self, from: Option<usize>) -> Option<String> {
+        let from = from.filter(|f| *f < self.total && *f != self.from)?;
+        Some(format!(
+            "/console/service-accounts/{}?from={from}#tokens",
+            crate::http::console::path_segment(&self.name)
+        ))
+    }
+
+    fn previous_tokens(&self) -> Option<String> {
+        self.tokens_at(self.from.checked_sub(TOKENS_PAGE))
+    }
+
+    fn next_tokens(&self) -> Option<String> {
+        self.tokens_at(Some(self.from + TOKENS_PAGE))
+    }
+
     fn field(&self, attr: &str) -> String {
         first(&self.entry, attr)
     }
@@ -299,6 +325,18 @@ pub async fn detail_page(
     message: Option<Result<String, String>>,
     code: StatusCode,
 ) -> Response {
+    detail_page_from(api, signed, name, message, code, 0).await
+}
+
+/// The account's page with its tokens from the `from`th on.
+async fn detail_page_from(
+    api: &Api,
+    signed: &Signed,
+    name: &str,
+    message: Option<Result<String, String>>,
+    code: StatusCode,
+    from: usize,
+) -> Response {
     let account = name.to_string();
     let found = read(api, &signed.who, move |r, caller, policy| {
         let entry = get_kind(r, caller, policy, SERVICES, &account)?;
@@ -324,6 +362,9 @@ pub async fn detail_page(
         .await
         .map(|l| l.items)
         .unwrap_or_default();
+    let total = tokens.len();
+    let from = from.min(total.saturating_sub(1) / TOKENS_PAGE * TOKENS_PAGE);
+    let tokens = tokens.into_iter().skip(from).take(TOKENS_PAGE).collect();
     let suffix = &api.state.config.suffix;
     let linked = |dns: Vec<String>| {
         dns.iter()
@@ -344,6 +385,8 @@ pub async fn detail_page(
         entry,
         roles,
         tokens,
+        total,
+        from,
         confirm: confirm_prompt(api, signed),
     };
     render(code, &page)
