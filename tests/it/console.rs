@@ -320,6 +320,10 @@ async fn a_person_signs_in_with_a_host_cookie_and_signing_out_ends_the_session()
     assert!(htmx.header("content-type").starts_with("text/javascript"));
     b.get("/console/static/x/nothing.js").await.expect(404);
 
+    // The API takes no cookie: the console's session is no credential there.
+    let api = b.get("/api/v1/whoami").await;
+    api.expect(401);
+
     // Sign-out ends the session on the server: the old cookie is worth nothing.
     let old = b.cookie.clone();
     let out = b.post("/console/sign-out", &[]).await;
