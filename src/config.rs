@@ -47,7 +47,7 @@ pub struct Config {
     pub tokens: Tokens,
     pub throttle: crate::identity::throttle::ThrottleConfig,
     pub http: Http,
-    pub audit: crate::audit::Limits,
+    pub audit: AuditLimits,
     /// Set when this server is a member of a cluster (`[cluster]` with a `node_id`).
     pub cluster: Option<Cluster>,
 }
@@ -75,6 +75,15 @@ pub struct Cluster {
     pub token_use_flush: Duration,
     /// How long a write waits to be committed before it fails with 51 (busy).
     pub write_timeout: Duration,
+}
+
+/// How the audit trail is bounded (`[audit]`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AuditLimits {
+    /// Records older than this are dropped.
+    pub max_age: Duration,
+    /// Past this many records, the oldest are dropped.
+    pub max_records: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -645,7 +654,7 @@ impl Config {
                 request_timeout: duration("http.request_timeout", raw.http.request_timeout, "30s")?,
                 metrics_on_https: raw.http.metrics.unwrap_or(true),
             },
-            audit: crate::audit::Limits {
+            audit: AuditLimits {
                 max_age: duration("audit.max_age", raw.audit.max_age, "90d")?,
                 max_records: match raw.audit.max_records {
                     Some(0) => return Err(invalid("audit.max_records", "must be greater than 0")),
