@@ -21,6 +21,7 @@ use time::OffsetDateTime;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use crate::config::AuditLimits;
 use crate::directory::dn::Dn;
 use crate::directory::time::Clock;
 use crate::store::{Store, StoreError, Writer};
@@ -271,15 +272,6 @@ pub fn write(
     Ok(())
 }
 
-/// How the trail is bounded.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Limits {
-    /// Records older than this are dropped.
-    pub max_age: Duration,
-    /// Past this many records, the oldest are dropped.
-    pub max_records: u64,
-}
-
 /// Records of what no write stands behind (binds, throttling), on their way to the store.
 #[derive(Clone, Default)]
 pub struct Journal {
@@ -385,7 +377,7 @@ impl Journal {
     pub async fn run(
         self,
         store: Store,
-        limits: Limits,
+        limits: AuditLimits,
         clock: Clock,
         shutdown: CancellationToken,
     ) {

@@ -48,7 +48,7 @@ pub struct Config {
     pub throttle: crate::identity::throttle::ThrottleConfig,
     pub http: Http,
     pub console: Console,
-    pub audit: crate::audit::Limits,
+    pub audit: AuditLimits,
     /// Set when this server is a member of a cluster (`[cluster]` with a `node_id`).
     pub cluster: Option<Cluster>,
 }
@@ -96,6 +96,15 @@ pub struct Console {
     pub url: Option<String>,
     /// The overview lists service accounts none of whose tokens was used for this long.
     pub unused_after: Duration,
+}
+
+/// How the audit trail is bounded (`[audit]`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AuditLimits {
+    /// Records older than this are dropped.
+    pub max_age: Duration,
+    /// Past this many records, the oldest are dropped.
+    pub max_records: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -681,7 +690,7 @@ impl Config {
                 metrics_on_https: raw.http.metrics.unwrap_or(true),
             },
             console: console(raw.console)?,
-            audit: crate::audit::Limits {
+            audit: AuditLimits {
                 max_age: duration("audit.max_age", raw.audit.max_age, "90d")?,
                 max_records: match raw.audit.max_records {
                     Some(0) => return Err(invalid("audit.max_records", "must be greater than 0")),

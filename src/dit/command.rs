@@ -15,7 +15,7 @@ use ldap3_proto::proto::LdapResultCode;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::audit::Origin;
+use crate::audit::{self, Event, Kind, Origin};
 use crate::directory::dn::{Dn, Rdn};
 use crate::directory::entry::Entry;
 use crate::dit::caller::{self, Caller, Policy, Principal};
@@ -421,9 +421,21 @@ fn run(
             let max = credentials::max_lifetime(&policy.config);
             Ok(Outcome::Count(credentials::record_uses(w, &uses, max)?))
         }
-        Op::MarkExposed { token_id, revoke } => Ok(Outcome::Marked(credentials::mark_exposed(
-            w, policy, token_id, *revoke,
-        )?)),
+        Op::MarkExposed { token_id, revoke } => {
+            let Some(account) = credentials::mark_exposed(w, token_id, policy.now, *revoke)? else {
+                return Ok(Outcome::Marked(false));
+            };
+            let event = Event::new(Kind::TokenExposed)
+                .target(&account)
+                .token(token_id)
+                .detail(if *revoke {
+                    "revoked"
+                } else {
+                    "marked tokenExposed"
+                });
+            audit::write(w, policy.now, &policy.origin, event)?;
+            Ok(Outcome::Marked(true))
+        }
         Op::Rehash { dn, hashed } => {
             if let Some((id, old)) = w.entry_by_dn(&parse(dn)?)? {
                 let mut entry = old.clone();

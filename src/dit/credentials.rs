@@ -8,12 +8,10 @@
 
 use time::OffsetDateTime;
 
-use crate::audit::{self, Event, Kind};
 use crate::config::Config;
 use crate::directory::dn::Dn;
 use crate::directory::entry::Entry;
 use crate::directory::time::{generalized, parse_generalized};
-use crate::dit::caller::Policy;
 use crate::dit::names::{HASH_ATTR, TOKEN_CLASS};
 use crate::identity::token::Presented;
 use crate::store::{DirectoryRead, StoreError, Writer};
@@ -285,34 +283,25 @@ fn token_entry(r: &impl DirectoryRead, id: &str) -> Result<Option<(u64, Entry)>,
 }
 
 /// A token whose secret crossed the wire readable, and which [`exposed_token`] found
-/// valid: stamp it `tokenExposed` (or delete it when `revoke`). False when it is gone.
+/// valid: stamp it `tokenExposed` (or delete it when `revoke`). Its account, or None when
+/// it is gone.
 pub fn mark_exposed(
     w: &mut Writer<'_>,
-    policy: &Policy,
     token_id: &str,
+    now: OffsetDateTime,
     revoke: bool,
-) -> Result<bool, StoreError> {
+) -> Result<Option<Dn>, StoreError> {
     let Some((entry_id, old)) = token_entry(w, token_id)? else {
-        return Ok(false);
+        return Ok(None);
     };
     if revoke {
         w.delete(entry_id, &old)?;
     } else {
         let mut new = old.clone();
-        new.set_str("tokenExposed", &generalized(policy.now));
+        new.set_str("tokenExposed", &generalized(now));
         w.replace(entry_id, &old, &new)?;
     }
-    let account = old.dn.parent().map(|d| d.to_string()).unwrap_or_default();
-    let event = Event::new(Kind::TokenExposed)
-        .target(&account)
-        .token(token_id)
-        .detail(if revoke {
-            "revoked"
-        } else {
-            "marked tokenExposed"
-        });
-    audit::write(w, policy.now, &policy.origin, event)?;
-    Ok(true)
+    Ok(old.dn.parent())
 }
 
 /// Is `presented` valid for a bind as `target`? Only a token that verifies counts as

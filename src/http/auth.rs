@@ -35,6 +35,11 @@ impl FromRequestParts<Api> for Authenticated {
     async fn from_request_parts(parts: &mut Parts, api: &Api) -> Result<Self, Problem> {
         let peer = parts.extensions.get::<Peer>().map(|p| p.0.ip());
         let origin = Origin::new(peer, "https");
+        // A cluster member cut off from its cluster answers as its LDAP binds do (52 there,
+        // 503 here), so a revoked token cannot keep working on it.
+        if let Some(refusal) = api.state.cut_off() {
+            return Err(Problem::from(refusal));
+        }
         let Some(header) = parts.headers.get(AUTHORIZATION) else {
             return Err(Problem::unauthenticated(
                 "authentication required: send Authorization: Bearer <token> (an http-api token) or Basic (a person's name and password)",

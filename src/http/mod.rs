@@ -280,6 +280,14 @@ async fn readyz(State(api): State<Api>) -> Result<Response, Problem> {
             "the listeners are not all up yet",
         ));
     }
+    // A cluster member cut off from its cluster answers binds with 52: send no one here.
+    if let Some(refusal) = api.state.cut_off() {
+        return Err(Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "cut_off",
+            refusal.message,
+        ));
+    }
     api.state
         .store
         .read(|r| r.meta("next_id").map(drop))

@@ -497,6 +497,13 @@ async fn the_cluster_survives_the_loss_of_its_leader_and_a_cut_off_node_refuses(
     let mut admin = last.admin().await;
     let write = admin.delete(&person_dn("after")).await.unwrap();
     assert!(matches!(write.rc, 51 | 52), "{write:?}");
+    // Not ready for a load balancer either, and the API refuses as LDAP does.
+    let http = last.http();
+    let ready = http.get("/readyz", Auth::None).await;
+    ready.expect(503);
+    assert_eq!(ready.json()["code"], "cut_off", "{}", ready.text());
+    let basic = http.get("/api/v1/whoami", Auth::Basic("after", "pw")).await;
+    basic.expect(503);
     // The local administrator may still read.
     assert!(holds(&last, &person_dn("after")).await);
     last.stop().await;

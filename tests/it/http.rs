@@ -1252,6 +1252,22 @@ async fn the_audit_trail_is_kept_in_the_store_and_filtered() {
             .iter()
             .any(|e| e["kind"] == "token-generated" && e["target"] == service_dn("automation"))
     );
+    // A valid token sent without TLS: refused (13), stamped exposed, and recorded with its
+    // id and account, never the secret.
+    assert_eq!(add_service(&mut admin, "nas01", None).await, 0);
+    let ldap_token = generate(&mut admin, &service_dn("nas01"), "nas", None, None, None)
+        .await
+        .unwrap()
+        .token;
+    let mut plain = server.plain().await;
+    let rc = plain.simple_bind("dn=token", &ldap_token).await.unwrap().rc;
+    assert_eq!(rc, 13);
+    let exposed = http.get("/api/v1/audit?kind=token-exposed", root).await;
+    let exposed = items(&exposed);
+    assert_eq!(exposed.len(), 1, "{exposed:#?}");
+    assert_eq!(exposed[0]["target"], service_dn("nas01"));
+    assert_eq!(exposed[0]["transport"], "ldap");
+    assert!(!exposed[0]["token_id"].as_str().unwrap().is_empty());
     // Newest first, in pages.
     let first = http.get("/api/v1/audit?limit=1", root).await;
     let next = first.json()["next"].as_str().unwrap().to_string();

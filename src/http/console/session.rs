@@ -272,19 +272,40 @@ impl IntoResponse for SignInFirst {
     }
 }
 
-impl FromRequestParts<Api> for Signed {
-    type Rejection = SignInFirst;
+/// A cluster member cut off from its cluster serves no console (503, as the API's
+/// authentication and LDAP's binds refuse): its copy may be stale, a revocation missed.
+pub fn cut_off(api: &Api) -> Option<Response> {
+    let refusal = api.state.cut_off()?;
+    tracing::debug!(reason = %refusal.message, "console refused: cut off from the cluster");
+    Some(
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::response::Html(
+                "<!doctype html><title>Unavailable</title><p>This server is cut off from its \
+                 cluster and serves no console until it is back in touch. Use another member."
+                    .to_string(),
+            ),
+        )
+            .into_response(),
+    )
+}
 
-    async fn from_request_parts(parts: &mut Parts, api: &Api) -> Result<Self, SignInFirst> {
+impl FromRequestParts<Api> for Signed {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, api: &Api) -> Result<Self, Response> {
+        if let Some(refused) = cut_off(api) {
+            return Err(refused);
+        }
         let htmx = parts.headers.contains_key("hx-request");
         let Some(id) = cookie_id(&parts.headers) else {
-            return Err(SignInFirst(Gone::None, htmx));
+            return Err(SignInFirst(Gone::None, htmx).into_response());
         };
         let now = api.state.clock.now();
         let session = api
             .sessions
             .find(&id, now, &Limits::of(api))
-            .map_err(|gone| SignInFirst(gone, htmx))?;
+            .map_err(|gone| SignInFirst(gone, htmx).into_response())?;
         let who = Authenticated {
             principal: session.principal.clone(),
             origin: origin(parts),
@@ -385,9 +406,7 @@ impl FromRequest<Api> for Posted {
 
     async fn from_request(req: Request, api: &Api) -> Result<Self, Response> {
         let (mut parts, body) = req.into_parts();
-        let signed = Signed::from_request_parts(&mut parts, api)
-            .await
-            .map_err(IntoResponse::into_response)?;
+        let signed = Signed::from_request_parts(&mut parts, api).await?;
         let form = fields(Request::from_parts(parts, body), api).await?;
         let posted = form.raw("csrf").as_bytes();
         if !bool::from(posted.ct_eq(signed.session.csrf.as_bytes())) {

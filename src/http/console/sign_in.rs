@@ -69,6 +69,9 @@ pub async fn form(
 
 /// A person's password.
 pub async fn password(State(api): State<Api>, req: Request) -> Response {
+    if let Some(refused) = session::cut_off(&api) {
+        return refused;
+    }
     let peer = req.extensions().get::<Peer>().map(|p| p.0.ip());
     let origin = crate::audit::Origin::new(peer, "https");
     let form = match session::fields(req, &api).await {
@@ -125,6 +128,9 @@ pub async fn link_form(State(api): State<Api>) -> Response {
 
 /// A one-time link's code.
 pub async fn link(State(api): State<Api>, req: Request) -> Response {
+    if let Some(refused) = session::cut_off(&api) {
+        return refused;
+    }
     let peer = req.extensions().get::<Peer>().map(|p| p.0.ip());
     let origin = crate::audit::Origin::new(peer, "https");
     let form = match session::fields(req, &api).await {
