@@ -421,15 +421,15 @@ async fn guard(State(api): State<Api>, req: Request, next: Next) -> Response {
         .into_response(),
     };
     let headers = response.headers_mut();
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    // The console sets its own policies (its pages load its script and style, its forms
+    // must say their origin) and lets its versioned assets be cached; everything else gets
+    // these.
     for (name, value) in [
-        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
         (header::REFERRER_POLICY, "no-referrer"),
-    ] {
-        headers.insert(name, HeaderValue::from_static(value));
-    }
-    // The console sets its own policy (its pages load its script and style) and lets its
-    // versioned assets be cached; everything else gets these.
-    for (name, value) in [
         (header::CACHE_CONTROL, "no-store"),
         (
             header::CONTENT_SECURITY_POLICY,

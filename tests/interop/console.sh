@@ -59,6 +59,6 @@ CONSOLE="$API" LDAPS="$LDAPS" SHOTS="$SHOTS" TESSERA="$TESSERA" CONFIG="$WORK/te
 relay "$WORK/browser.out"
 shots=$(find "$SHOTS" -name '*.png' -newer "$WORK/tessera.toml" | wc -l)
 at_least "screenshots of the main screens saved in tests/console/" 6 "$shots"
-expect_absent "no secret or session id in the server's log" 'https' \
+expect_absent "no secret or session id in the server's log" 'console-sign-in-link' \
     "pw-dana"$'\n'"pw-bob"$'\n'"__Host-tessera-console=" log_text "$WORK/server.log"
 finish

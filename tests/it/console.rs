@@ -298,7 +298,7 @@ async fn a_person_signs_in_with_a_host_cookie_and_signing_out_ends_the_session()
     assert_eq!(overview.header("cache-control"), "no-store");
     assert_eq!(overview.header("x-frame-options"), "DENY");
     assert_eq!(overview.header("x-content-type-options"), "nosniff");
-    assert_eq!(overview.header("referrer-policy"), "no-referrer");
+    assert_eq!(overview.header("referrer-policy"), "same-origin");
     let html = overview.text();
     assert!(html.contains("alice"));
     assert!(!html.contains("<script>"), "no inline script");

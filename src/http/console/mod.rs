@@ -128,6 +128,12 @@ async fn headers(req: Request, next: Next) -> Response {
         HeaderValue::from_static(CSP),
     );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    // No referrer leaves the console; within it, a form's `Origin` is its own (under
+    // `no-referrer` a browser sends `Origin: null`, which the cross-site check refuses).
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
     h.insert(
         "cross-origin-opener-policy",
         HeaderValue::from_static("same-origin"),
