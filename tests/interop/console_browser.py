@@ -133,6 +133,16 @@ def main():
         page.goto(f"{CONSOLE}/console/audit?kind=token-revoked")
         check("the audit page lists the revocation", "token-revoked" in page.content())
         shot(page, "audit")
+        # The member picker: htmx fills the datalist as one types (under the strict policy).
+        page.goto(f"{CONSOLE}/console/groups/nas-owners")
+        page.locator("#pick").press_sequentially("bo", delay=50)
+        option = page.locator("#pick-list option").first
+        option.wait_for(state="attached", timeout=5000)
+        page.locator("#pick").fill(option.get_attribute("value"))
+        page.get_by_role("button", name="Change members").click()
+        check("the picker offers bob, who joins nas-owners",
+              page.locator('a[href="/console/people/bob"]').count() >= 1)
+        shot(page, "group")
         page.goto(f"{CONSOLE}/console/see-as?as=nas-01")
         shot(page, "see-as")
         sign_out(page)

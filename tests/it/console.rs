@@ -1040,6 +1040,29 @@ async fn groups_roles_see_as_and_audit_pages() {
         )
         .await;
     assert!(!removed.text().contains("/console/people/bob"));
+    // The picker offers what the caller sees, as <option>s, for htmx to put in a datalist.
+    let picks = b.get("/console/pick?pick=bo").await;
+    picks.expect(200);
+    assert!(
+        picks.text().contains(
+            "<option value=\"uid=bob,ou=people,dc=example,dc=com\">bob (person)</option>"
+        ),
+        "{}",
+        picks.text()
+    );
+    assert!(!picks.text().contains("<!doctype"), "a fragment");
+    let picked = b
+        .post(
+            "/console/groups/staff/members",
+            &[("pick", &person_dn("bob"))],
+        )
+        .await;
+    assert!(picked.text().contains("/console/people/bob"));
+    b.post(
+        "/console/groups/staff/members",
+        &[("remove", &person_dn("bob"))],
+    )
+    .await;
     let nothing = b.post("/console/groups/staff/members", &[]).await;
     nothing.expect(422);
     let unknown = b
@@ -1094,6 +1117,45 @@ async fn groups_roles_see_as_and_audit_pages() {
         .await;
     held.expect(200);
     assert!(held.text().contains("/console/service-accounts/nas"));
+    // Redefined: the rules check every value; the form keeps what was there.
+    assert!(role.text().contains("Redefine"));
+    let bad = b
+        .post(
+            "/console/roles/nas-readers",
+            &[
+                ("bases", "people"),
+                ("level", "sideways"),
+                ("rights", "read\nimpersonate"),
+            ],
+        )
+        .await;
+    assert!((400..500).contains(&bad.status), "{}", bad.status);
+    assert!(
+        bad.text().contains("Could not redefine this role"),
+        "{}",
+        bad.text()
+    );
+    let bad_filter = b
+        .post(
+            "/console/roles/nas-readers",
+            &[("bases", "people"), ("filter", "(uid="), ("rights", "read")],
+        )
+        .await;
+    assert!((400..500).contains(&bad_filter.status));
+    let redefined = b
+        .post(
+            "/console/roles/nas-readers",
+            &[
+                ("bases", "people"),
+                ("level", "one"),
+                ("rights", "read\nimpersonate"),
+                ("read_allow", "uid\ncn\nmail"),
+            ],
+        )
+        .await;
+    redefined.expect(200);
+    assert!(redefined.text().contains("The role is redefined."));
+    assert!(redefined.text().contains("mail"));
     let nas = b.get("/console/service-accounts/nas").await;
     assert!(nas.text().contains("nas-readers"));
 
@@ -1127,6 +1189,16 @@ async fn groups_roles_see_as_and_audit_pages() {
         "{}",
         refused.text()
     );
+
+    // Only administrators redefine roles.
+    let refused = alice
+        .post(
+            "/console/roles/nas-readers",
+            &[("bases", "people"), ("rights", "all")],
+        )
+        .await;
+    assert!(matches!(refused.status, 403 | 404), "{}", refused.status);
+    assert!(refused.text().contains("redefine this role"));
 
     // Audit: the membership changes are there, filterable.
     let audit = b.get("/console/audit?kind=membership-changed").await;

@@ -505,17 +505,7 @@ pub async fn create_role_entry(
     new: NewRole,
 ) -> Result<EntryJson, Problem> {
     let suffix = api.state.config.suffix.clone();
-    let bases = new
-        .bases
-        .iter()
-        .map(|b| {
-            if b.contains('=') {
-                b.clone()
-            } else {
-                crate::dit::names::container(&suffix, b).to_string()
-            }
-        })
-        .collect();
+    let bases = role_bases(&suffix, &new.bases);
     let mut attrs = vec![
         ("objectClass".to_string(), vec![ROLES.class.to_string()]),
         ("cn".to_string(), vec![new.cn.clone()]),
@@ -548,6 +538,20 @@ pub async fn create_role_entry(
         attrs.push(("member".into(), members));
     }
     create(api, who, ROLES.dn(&suffix, &new.cn), attrs, Vec::new()).await
+}
+
+/// A role's bases as given: container names (`people`) or DNs, as DNs.
+pub fn role_bases(suffix: &Dn, bases: &[String]) -> Vec<String> {
+    bases
+        .iter()
+        .map(|b| {
+            if b.contains('=') {
+                b.clone()
+            } else {
+                crate::dit::names::container(suffix, b).to_string()
+            }
+        })
+        .collect()
 }
 
 #[utoipa::path(patch, path = "/api/v1/groups/{cn}/members", tag = "groups",

@@ -186,8 +186,10 @@ impl DetailPage {
 /// Add (`add`, names or DNs one a line) and remove (`remove`, DNs) members.
 pub async fn members(State(api): State<Api>, Path(cn): Path<String>, posted: Posted) -> Response {
     let Posted { signed, form } = posted;
+    let mut add = form.lines("add");
+    add.extend(form.opt("pick"));
     let change = Members {
-        add: form.lines("add"),
+        add,
         remove: form.all("remove"),
     };
     if change.add.is_empty() && change.remove.is_empty() {
@@ -217,4 +219,65 @@ pub async fn members(State(api): State<Api>, Path(cn): Path<String>, posted: Pos
             detail_page(&api, &signed, &cn, Some(Err(text)), status(&p)).await
         }
     }
+}
+
+#[derive(serde::Deserialize, Default)]
+pub struct PickQuery {
+    #[serde(default)]
+    pick: String,
+}
+
+/// A choice in the member picker: the value to post (a DN) and what to show.
+pub struct Choice {
+    pub dn: String,
+    pub label: String,
+}
+
+#[derive(Template)]
+#[template(path = "pick.html", config = "src/http/console/askama.toml")]
+struct Picks {
+    choices: Vec<Choice>,
+}
+
+/// The member picker's choices for what was typed (an htmx fragment of `<option>`s): the
+/// people, service accounts and groups the caller sees whose name contains it.
+pub async fn pick(State(api): State<Api>, signed: Signed, Query(q): Query<PickQuery>) -> Response {
+    use crate::http::api::{PEOPLE, SERVICES};
+    let Some(filter) = search_filter(&q.pick, &["uid", "cn"]) else {
+        return render(
+            StatusCode::OK,
+            &Picks {
+                choices: Vec::new(),
+            },
+        );
+    };
+    let found = read(&api, &signed.who, move |r, caller, policy| {
+        let mut choices = Vec::new();
+        for (kind, noun) in [
+            (PEOPLE, "person"),
+            (SERVICES, "service account"),
+            (GROUPS, "group"),
+        ] {
+            let q = ListQuery {
+                limit: Some(10),
+                cursor: None,
+                filter: Some(filter.clone()),
+            };
+            // A container out of the caller's sight offers nothing.
+            let Ok(listing) = list_kind(r, caller, policy, kind, &q) else {
+                continue;
+            };
+            for e in listing.items {
+                let name = first(&e, kind.naming);
+                choices.push(Choice {
+                    label: format!("{name} ({noun})"),
+                    dn: e.dn,
+                });
+            }
+        }
+        Ok(choices)
+    })
+    .await;
+    let choices = found.unwrap_or_default();
+    render(StatusCode::OK, &Picks { choices })
 }

@@ -105,12 +105,16 @@ pub fn routes() -> Router<Api> {
         )
         .route("/console/groups/{cn}", get(groups::detail))
         .route("/console/groups/{cn}/members", post(groups::members))
+        .route("/console/pick", get(groups::pick))
         .route("/console/roles", get(roles::list))
         .route(
             "/console/roles/new",
             get(roles::new_form).post(roles::create),
         )
-        .route("/console/roles/{cn}", get(roles::detail))
+        .route(
+            "/console/roles/{cn}",
+            get(roles::detail).post(roles::redefine),
+        )
         .route("/console/roles/{cn}/members", post(roles::members))
         .route("/console/see-as", get(roles::see_as))
         .route("/console/audit", get(audit::page))

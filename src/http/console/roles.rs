@@ -12,7 +12,8 @@ use serde::Deserialize;
 
 use crate::http::Api;
 use crate::http::api::directory::{
-    Members, NewRole, SearchRequest, change_members, create_role_entry, references, search_entries,
+    ChangeJson, ChangeOp, Members, NewRole, SearchRequest, change_members, create_role_entry,
+    modify, references, role_bases, search_entries,
 };
 use crate::http::api::{EntryJson, ListQuery, ROLES, get_kind, list_kind, read};
 use crate::http::console::accounts::{ListPage, ListParams, PAGE, Row, describe_role};
@@ -164,6 +165,11 @@ impl DetailPage {
     fn all(&self, attr: &str) -> String {
         values(&self.entry, attr).join(", ")
     }
+
+    /// Values one a line, for a form's text area.
+    fn lines(&self, attr: &str) -> String {
+        values(&self.entry, attr).join("\n")
+    }
 }
 
 pub async fn detail(State(api): State<Api>, signed: Signed, Path(cn): Path<String>) -> Response {
@@ -213,6 +219,42 @@ async fn detail_page(
         entry,
     };
     render(code, &page)
+}
+
+/// Redefine a role: its bases, level, filter, rights, attribute lists and description as
+/// the form gives them (each replaced; an empty one removed), through the API's modify,
+/// so the rules validate it (and only administrators may).
+pub async fn redefine(State(api): State<Api>, Path(cn): Path<String>, posted: Posted) -> Response {
+    let Posted { signed, form } = posted;
+    let suffix = api.state.config.suffix.clone();
+    let replace = |attribute: &str, values: Vec<String>| ChangeJson {
+        op: ChangeOp::Replace,
+        attribute: attribute.to_string(),
+        values,
+    };
+    let one = |name: &str| form.opt(name).into_iter().collect::<Vec<_>>();
+    let changes = vec![
+        replace("roleScopeBase", role_bases(&suffix, &form.lines("bases"))),
+        replace("roleScopeLevel", one("level")),
+        replace("roleScopeFilter", one("filter")),
+        replace("roleRight", form.lines("rights")),
+        replace("roleReadAllow", form.lines("read_allow")),
+        replace("roleReadDeny", form.lines("read_deny")),
+        replace("roleWriteAllow", form.lines("write_allow")),
+        replace("roleWriteDeny", form.lines("write_deny")),
+        replace("description", one("description")),
+    ];
+    let dn = ROLES.dn(&suffix, &cn);
+    match modify(&api, &signed.who, ROLES, dn, changes).await {
+        Ok(_) => {
+            let text = "The role is redefined.".to_string();
+            detail_page(&api, &signed, &cn, Some(Ok(text)), StatusCode::OK).await
+        }
+        Err(p) => {
+            let text = say(&p, "redefine this role");
+            detail_page(&api, &signed, &cn, Some(Err(text)), status(&p)).await
+        }
+    }
 }
 
 /// Add (`add`, names or DNs one a line) and remove (`remove`, DNs) holders.
