@@ -17,7 +17,8 @@
 //! - [`db`]: the offline commands (import, export, verify, backup) and the LDIF reader;
 //!   import takes every entry through the rules LDAP Add applies.
 //! - [`http`]: the JSON API (`/api/v1`), its OpenAPI document, health and metrics
-//!   endpoints; its listeners are `server::https`'s.
+//!   endpoints, and the web console (`/console`: HTML pages that call the API's operation
+//!   functions); its listeners are `server::https`'s.
 //! - [`authn`]: checking a name and a secret (LDAP simple binds, HTTP Basic and Bearer),
 //!   throttled and recorded the same way for every front end.
 //! - [`audit`]: the audit trail, logged and kept in the store.
@@ -67,6 +68,10 @@
 //!   -> http router -> http::auth (Bearer or Basic, checked by authn on every request)
 //!   -> handler -> the same dit operation, as the caller, in one store transaction
 //!   -> JSON, or an RFC 9457 problem (http::problem maps DitError to a status, once)
+//!   /console -> cross-site check (Origin, Sec-Fetch-Site) -> http::console::session
+//!   (a server-side session from the cookie; a form's token on every post) -> the API's
+//!   operation function, as the signed-in identity -> an askama page (refusals worded
+//!   from the rules' reason)
 //! ```
 
 pub mod admin;
