@@ -30,6 +30,13 @@ cn: Pam People
 sn: People
 userPassword: pw-pam
 
+dn: uid=pat,ou=people,dc=example,dc=com
+objectClass: inetOrgPerson
+uid: pat
+cn: Pat Plain
+sn: Plain
+userPassword: pw-pat
+
 dn: uid=bob,ou=people,dc=example,dc=com
 objectClass: inetOrgPerson
 uid: bob

@@ -156,9 +156,23 @@ def main():
         page.get_by_role("link", name="People", exact=True).click()
         check("pam lists people", page.get_by_role("link", name="dana", exact=True).count() == 1)
         shot(page, "people")
-        page.get_by_role("link", name="dana", exact=True).click()
-        page.get_by_label(re.compile("New password")).fill("taken-over")
-        page.get_by_role("button", name="Set the password").click()
+        page.get_by_role("link", name="pat", exact=True).click()
+        check("pam is offered to reset pat's password",
+              page.get_by_role("button", name="Set the password").count() == 1)
+        page.goto(f"{CONSOLE}/console/people/dana")
+        check("pam is offered no reset of dana's password, and is told why",
+              page.get_by_role("button", name="Set the password").count() == 0
+              and "they hold directory-admins" in page.content())
+        # A form posted anyway (an old page, a crafted request) is refused the same way.
+        page.evaluate("""csrf => {
+            const f = document.createElement('form');
+            f.method = 'post'; f.action = '/console/people/dana/password';
+            for (const [k, v] of [['csrf', csrf], ['password', 'taken-over']]) {
+                const i = document.createElement('input'); i.type = 'hidden'; i.name = k; i.value = v; f.append(i);
+            }
+            document.body.append(f); f.submit();
+        }""", page.locator('input[name="csrf"]').first.get_attribute("value"))
+        page.wait_for_load_state()
         alert = page.get_by_role("alert").inner_text()
         check("pam may not reset dana's password, and is told why",
               "they hold directory-admins" in alert, alert)

@@ -818,7 +818,16 @@ async fn people_are_listed_made_and_refused_in_words() {
         dup.text()
     );
 
-    // Reset a directory administrator's password: refused, saying why.
+    // The reset form is offered where the rule allows, and where it does not, why not.
+    let bob = pam.get("/console/people/bob").await.text();
+    assert!(bob.contains("Set the password"));
+    let dana = pam.get("/console/people/dana").await.text();
+    assert!(!dana.contains("Set the password"));
+    assert!(
+        dana.contains("You may not reset this person&#39;s password: they hold directory-admins.")
+    );
+
+    // Reset a directory administrator's password anyway: refused, saying why.
     let refused = pam
         .post("/console/people/dana/password", &[("password", "mine-now")])
         .await;

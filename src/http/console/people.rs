@@ -24,6 +24,7 @@ use crate::http::console::{
     Frame, first, link_of, path_segment, render, render_secret, say, search_filter, short_name,
     status, values,
 };
+use crate::http::problem::Problem;
 
 pub async fn list(State(api): State<Api>, signed: Signed, Query(p): Query<ListParams>) -> Response {
     let q = ListQuery {
@@ -192,6 +193,8 @@ struct DetailPage {
     groups: Vec<(String, Option<String>)>,
     roles: Vec<Held>,
     tokens: Vec<TokenJson>,
+    /// Why the caller may not reset this person's password, when it may not.
+    reset_refused: Option<String>,
     confirm: Option<&'static str>,
 }
 
@@ -222,10 +225,12 @@ pub async fn detail_page(
         let entry = get_kind(r, caller, policy, PEOPLE, &person)?;
         let dn = Dn::parse(&entry.dn)?;
         let roles = held_roles(r, caller, policy, &dn)?;
-        Ok((entry, roles))
+        // The rule itself says whether the reset form is worth showing.
+        let reset = crate::dit::password::require_may_set(r, policy, caller, &dn).err();
+        Ok((entry, roles, reset))
     })
     .await;
-    let (entry, roles) = match found {
+    let (entry, roles, reset) = match found {
         Ok(found) => found,
         Err(p) => {
             // A refusal to act is the news; the page it would have been shown on may be out of
@@ -265,6 +270,7 @@ pub async fn detail_page(
         entry,
         roles,
         tokens,
+        reset_refused: reset.map(|e| say(&Problem::from(e), "reset this person's password")),
         confirm: confirm_prompt(api, signed),
     };
     render(code, &page)
