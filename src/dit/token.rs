@@ -254,6 +254,17 @@ fn check_label(label: &str) -> Result<(), DitError> {
     Ok(())
 }
 
+/// Refuse (as minting would) unless `caller` may mint or rotate the tokens of `dn`: for a
+/// front end deciding whether to offer the form, by the same rule.
+pub fn require_manageable(
+    r: &impl DirectoryRead,
+    policy: &Policy,
+    caller: &Caller,
+    dn: &Dn,
+) -> Result<(), DitError> {
+    manageable(r, policy, caller, dn).map(drop)
+}
+
 /// The account `dn`, if `caller` may manage its tokens. A missing or invisible account is
 /// refused with 50, as one the caller may not manage, so the answer tells nothing of what
 /// exists; administrators see 32.

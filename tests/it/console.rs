@@ -823,6 +823,13 @@ async fn people_are_listed_made_and_refused_in_words() {
     assert!(bob.contains("Set the password"));
     let dana = pam.get("/console/people/dana").await.text();
     assert!(!dana.contains("Set the password"));
+    assert!(!dana.contains("New app password"));
+    assert!(
+        dana.contains(
+            "You may not make an app password for this person: they hold directory-admins."
+        )
+    );
+    assert!(bob.contains("New app password"));
     assert!(
         dana.contains("You may not reset this person&#39;s password: they hold directory-admins.")
     );

@@ -195,6 +195,8 @@ struct DetailPage {
     tokens: Vec<TokenJson>,
     /// Why the caller may not reset this person's password, when it may not.
     reset_refused: Option<String>,
+    /// Why the caller may not make this person an app password, when it may not.
+    mint_refused: Option<String>,
     confirm: Option<&'static str>,
 }
 
@@ -227,10 +229,11 @@ pub async fn detail_page(
         let roles = held_roles(r, caller, policy, &dn)?;
         // The rule itself says whether the reset form is worth showing.
         let reset = crate::dit::password::require_may_set(r, policy, caller, &dn).err();
-        Ok((entry, roles, reset))
+        let mint = crate::dit::token::require_manageable(r, policy, caller, &dn).err();
+        Ok((entry, roles, reset, mint))
     })
     .await;
-    let (entry, roles, reset) = match found {
+    let (entry, roles, reset, mint) = match found {
         Ok(found) => found,
         Err(p) => {
             // A refusal to act is the news; the page it would have been shown on may be out of
@@ -271,6 +274,7 @@ pub async fn detail_page(
         roles,
         tokens,
         reset_refused: reset.map(|e| say(&Problem::from(e), "reset this person's password")),
+        mint_refused: mint.map(|e| say(&Problem::from(e), "make an app password for this person")),
         confirm: confirm_prompt(api, signed),
     };
     render(code, &page)
