@@ -266,3 +266,29 @@ async fn console_refusals_say_why() {
     );
     server.stop().await;
 }
+
+/// The forms are offered by the same rules: a service-account-admins holder is offered a
+/// token for an ordinary account, and for an administrators' account is told why not.
+#[tokio::test]
+async fn console_forms_are_offered_by_the_rules() {
+    let (server, _admin) = directory().await;
+    let mut sam = Browser::person(&server, "sam", "pw-sam").await;
+    let plain = sam.get("/console/service-accounts/svc-plain").await;
+    plain.expect(200);
+    assert!(plain.text().contains(">Generate</button>"));
+    let admin = sam.get("/console/service-accounts/svc-admin").await;
+    admin.expect(200);
+    let text = admin.text();
+    assert!(!text.contains(">Generate</button>"));
+    assert!(
+        text.contains(
+            "You may not generate a token for this service account: it holds directory-admins."
+        ),
+        "{text}"
+    );
+    let mut pam = Browser::person(&server, "pam", "pw-pam").await;
+    let hd = pam.get("/console/people/hd").await.text();
+    assert!(!hd.contains("Set the password"));
+    assert!(hd.contains("they hold the role helpdesk"));
+    server.stop().await;
+}

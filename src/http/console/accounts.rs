@@ -275,6 +275,8 @@ struct DetailPage {
     /// Tokens in all, and the first shown.
     total: usize,
     from: usize,
+    /// Why the caller may not mint or rotate this account's tokens, when it may not.
+    mint_refused: Option<String>,
     confirm: Option<&'static str>,
 }
 
@@ -313,7 +315,7 @@ impl DetailPage {
     }
 
     fn rotatable(&self) -> bool {
-        true
+        self.mint_refused.is_none()
     }
 }
 
@@ -342,10 +344,12 @@ async fn detail_page_from(
         let entry = get_kind(r, caller, policy, SERVICES, &account)?;
         let dn = Dn::parse(&entry.dn)?;
         let roles = held_roles(r, caller, policy, &dn)?;
-        Ok((entry, roles))
+        // The rule minting applies says whether the token forms are worth showing.
+        let mint = crate::dit::token::require_manageable(r, policy, caller, &dn).err();
+        Ok((entry, roles, mint))
     })
     .await;
-    let (entry, roles) = match found {
+    let (entry, roles, mint) = match found {
         Ok(found) => found,
         Err(p) => {
             // A refusal to act is the news; the page it would have been shown on may be out of
@@ -387,6 +391,12 @@ async fn detail_page_from(
         tokens,
         total,
         from,
+        mint_refused: mint.map(|e| {
+            say(
+                &crate::http::problem::Problem::from(e),
+                "generate a token for this service account",
+            )
+        }),
         confirm: confirm_prompt(api, signed),
     };
     render(code, &page)
