@@ -51,7 +51,7 @@ cp "$WORK/last.out" "$WORK/schemathesis.out"
 if [ "$LAST_RC" = 0 ]; then
     pass "schemathesis found no failure: $(grep -E 'passed|failed' "$WORK/schemathesis.out" | tail -1)"
 else
-    fail "schemathesis (exit $LAST_RC): $(sed -n '/= FAILURES =/,/= SUMMARY =/p' "$WORK/schemathesis.out" | head -200; tail -25 "$WORK/schemathesis.out")"
+    fail "schemathesis (exit $LAST_RC): $(sed -n '/= \(FAILURES\|ERRORS\) =/,/= SUMMARY =/p' "$WORK/schemathesis.out" | head -200; tail -25 "$WORK/schemathesis.out")"
 fi
 expect_contains "schemathesis tested every operation" "Tested: 36" cat "$WORK/schemathesis.out"
 expect_contains "the server is still there" '"status":"ready"' \

@@ -483,6 +483,47 @@ async fn sessions_end_when_idle_or_too_old() {
 }
 
 #[tokio::test]
+async fn a_session_ends_when_its_holders_password_changes_elsewhere_or_the_holder_goes() {
+    let server = TestServer::start().await;
+    let mut admin = server.admin().await;
+    add_person(&mut admin, "alice", "pw-alice", false).await;
+    add_person(&mut admin, "bob", "pw-bob", false).await;
+    let mut alice = Browser::person(&server, "alice", "pw-alice").await;
+    let mut bob = Browser::person(&server, "bob", "pw-bob").await;
+    alice.get("/console").await.expect(200);
+    // Another change to her entry leaves the session alone.
+    admin
+        .modify(
+            &person_dn("alice"),
+            vec![ldap3::Mod::Replace("mail", ["a@example.com"].into())],
+        )
+        .await
+        .unwrap()
+        .success()
+        .unwrap();
+    alice.get("/console").await.expect(200);
+    // Her password reset over LDAP (not through the console): her session ends.
+    let reset = ldap3::exop::PasswordModify {
+        user_id: Some(&person_dn("alice")),
+        old_pass: None,
+        new_pass: Some("pw-new"),
+    };
+    admin.extended(reset).await.unwrap().success().unwrap();
+    let ended = alice.get("/console").await;
+    redirects(&ended, "/console/sign-in?ended=lapsed");
+    assert!(ended.header("set-cookie").contains("Max-Age=0"));
+    let page = alice.get("/console/sign-in?ended=lapsed").await;
+    assert!(page.text().contains("your password was changed"));
+    // Gone for good: the old cookie does not come back to life.
+    redirects(&alice.get("/console").await, "/console/sign-in");
+    // Bob is removed: his session ends at his next request.
+    bob.get("/console").await.expect(200);
+    admin.delete(&person_dn("bob")).await.unwrap().success().unwrap();
+    redirects(&bob.get("/console").await, "/console/sign-in?ended=lapsed");
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn state_changing_requests_need_the_console_origin_and_the_form_token() {
     let server = TestServer::start().await;
     let mut admin = server.admin().await;

@@ -348,13 +348,6 @@ pub fn status(problem: &Problem) -> StatusCode {
     StatusCode::from_u16(problem.0.status).unwrap_or(StatusCode::BAD_REQUEST)
 }
 
-/// The lapsed-credentials problem ends the session: the identity behind it is gone.
-pub fn end_if_lapsed(api: &Api, signed: &Signed, problem: &Problem) {
-    if problem.0.status == 401 {
-        api.sessions.end(&signed.id);
-    }
-}
-
 /// An RFC 4515 assertion value: `*`, `(`, `)`, `\` and NUL escaped.
 pub fn filter_value(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -380,6 +373,54 @@ pub fn search_filter(q: &str, attrs: &[&str]) -> Option<String> {
     let v = filter_value(q);
     let any: String = attrs.iter().map(|a| format!("({a}=*{v}*)")).collect();
     Some(format!("(|{any})"))
+}
+
+/// A time in a table: RFC 3339 text shortened to the minute (`2027-01-31 09:30 UTC`);
+/// empty when there is none.
+pub fn when(value: Option<&str>) -> When {
+    let Some(text) = value.filter(|t| !t.is_empty()) else {
+        return When(String::new());
+    };
+    let short = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .ok()
+        .and_then(|t| {
+            let t = t.to_offset(time::UtcOffset::UTC);
+            let format =
+                time::macros::format_description!("[year]-[month]-[day] [hour]:[minute] UTC");
+            t.format(&format).ok()
+        });
+    When(short.unwrap_or_else(|| text.to_string()))
+}
+
+/// A shortened time, shown as it is or as "never".
+pub struct When(String);
+
+impl When {
+    pub fn or_never(&self) -> &str {
+        if self.0.is_empty() { "never" } else { &self.0 }
+    }
+}
+
+impl std::fmt::Display for When {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Who made something, for a table: "local administrator" for an LDAPI peer, else the
+/// value of the DN's RDN.
+pub fn who(dn: Option<&str>) -> String {
+    match dn {
+        None | Some("") => String::new(),
+        Some(dn)
+            if dn
+                .to_ascii_lowercase()
+                .ends_with("cn=peercred,cn=external,cn=auth") =>
+        {
+            "local administrator".into()
+        }
+        Some(dn) => short_name(dn),
+    }
 }
 
 /// The name an entry is shown by: the value of its RDN.

@@ -18,7 +18,7 @@ use crate::http::api::{EntryJson, ListQuery, PEOPLE, get_kind, list_kind, read};
 use crate::http::console::accounts::{
     Held, ListPage, ListParams, PAGE, RevokePage, Row, SecretPage, held_roles,
 };
-use crate::http::console::session::{Posted, Signed};
+use crate::http::console::session::{Posted, Signed, Standing, standing};
 use crate::http::console::sign_in::{confirm, confirm_prompt};
 use crate::http::console::{
     Frame, first, link_of, path_segment, render, render_secret, say, search_filter, short_name,
@@ -343,6 +343,9 @@ pub async fn change_own_password(State(api): State<Api>, posted: Posted) -> Resp
     }
     match set_person_password(&api, &signed.who, &uid, Some(new.to_string())).await {
         Ok(_) => {
+            if let Ok(Standing::Live(mark)) = standing(&api, &signed.session.principal).await {
+                api.sessions.remark(&signed.id, mark);
+            }
             api.sessions
                 .end_all_of(&signed.session.principal, &signed.id);
             let text = "Your password is changed; your other sessions are signed out.";

@@ -22,10 +22,13 @@ use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
 
 use crate::audit::Origin;
-use crate::dit::caller::Principal;
+use crate::dit::DitError;
+use crate::dit::caller::{self, Principal};
 use crate::dit::credentials::to_time;
 use crate::http::Api;
 use crate::http::auth::{Authenticated, Peer};
+use crate::http::problem::Problem;
+use crate::store::DirectoryRead;
 
 /// The session cookie: `__Host-` makes the browser insist on Secure, Path=/ and no Domain.
 pub const COOKIE: &str = "__Host-tessera-console";
@@ -54,6 +57,48 @@ pub struct Session {
     /// Signed in with a one-time link (a local administrator): confirming takes a new
     /// link's code, not a password.
     pub via_link: bool,
+    /// The holder's credentials as they stood at sign-in ([`standing`]): when they change
+    /// (a password reset over LDAP, the API or here), the session ends.
+    pub mark: Mark,
+}
+
+/// A digest of a person's stored password hashes; None for an identity without one.
+pub type Mark = Option<[u8; 32]>;
+
+/// Where a session's holder stands in the directory now.
+pub enum Standing {
+    /// Gone, expired, or otherwise no longer an identity (`DitError::lapsed`).
+    Lapsed,
+    Live(Mark),
+}
+
+/// Where `principal` stands now, by the same check every operation makes first
+/// (`dit::caller`), and its credentials' [`Mark`].
+pub async fn standing(api: &Api, principal: &Principal) -> Result<Standing, DitError> {
+    let principal = principal.clone();
+    let policy = api.state.policy();
+    api.state
+        .store
+        .read(move |r| {
+            match caller::caller(r, &principal, &policy) {
+                Err(e) if e.is_lapsed() => return Ok(Standing::Lapsed),
+                Err(e) => return Err(e),
+                Ok(_) => {}
+            }
+            let Principal::Entry(dn) = &principal else {
+                return Ok(Standing::Live(None));
+            };
+            let Some((_, entry)) = r.entry_by_dn(dn)? else {
+                return Ok(Standing::Lapsed);
+            };
+            let mut hash = Sha256::new();
+            for v in entry.values("userPassword") {
+                hash.update((v.len() as u64).to_be_bytes());
+                hash.update(v);
+            }
+            Ok(Standing::Live(Some(hash.finalize().into())))
+        })
+        .await
 }
 
 impl std::fmt::Debug for Session {
@@ -73,6 +118,8 @@ pub enum Gone {
     None,
     Idle,
     Lifetime,
+    /// The holder's credentials changed or lapsed since sign-in.
+    Lapsed,
 }
 
 impl Sessions {
@@ -82,6 +129,7 @@ impl Sessions {
         principal: Principal,
         name: String,
         via_link: bool,
+        mark: Mark,
         now: OffsetDateTime,
     ) -> Option<(String, Session)> {
         let id = random()?;
@@ -93,6 +141,7 @@ impl Sessions {
             last_seen: now,
             confirmed: now,
             via_link,
+            mark,
         };
         let mut map = self.lock();
         if map.len() >= MAX_SESSIONS
@@ -124,6 +173,13 @@ impl Sessions {
         }
         session.last_seen = now;
         Ok(session.clone())
+    }
+
+    /// The holder of `id` changed their own credentials here: the session goes on.
+    pub fn remark(&self, id: &str, mark: Mark) {
+        if let Some(s) = self.lock().get_mut(&digest(id)) {
+            s.mark = mark;
+        }
     }
 
     /// The holder of `id` proved who they are again, now.
@@ -254,6 +310,7 @@ impl IntoResponse for SignInFirst {
             Gone::None => "/console/sign-in",
             Gone::Idle => "/console/sign-in?ended=idle",
             Gone::Lifetime => "/console/sign-in?ended=lifetime",
+            Gone::Lapsed => "/console/sign-in?ended=lapsed",
         };
         let mut response = if self.1 {
             let mut r = StatusCode::UNAUTHORIZED.into_response();
@@ -306,6 +363,14 @@ impl FromRequestParts<Api> for Signed {
             .sessions
             .find(&id, now, &Limits::of(api))
             .map_err(|gone| SignInFirst(gone, htmx).into_response())?;
+        match standing(api, &session.principal).await {
+            Ok(Standing::Live(mark)) if mark == session.mark => {}
+            Ok(_) => {
+                api.sessions.end(&id);
+                return Err(SignInFirst(Gone::Lapsed, htmx).into_response());
+            }
+            Err(e) => return Err(Problem::from(e).into_response()),
+        }
         let who = Authenticated {
             principal: session.principal.clone(),
             origin: origin(parts),
@@ -434,7 +499,7 @@ mod tests {
             lifetime: time::Duration::hours(8),
         };
         let (id, s) = sessions
-            .start(Principal::Anonymous, "x".into(), false, now)
+            .start(Principal::Anonymous, "x".into(), false, None, now)
             .unwrap();
         assert!(!format!("{s:?}").contains(&s.csrf));
         assert_eq!(id.len(), 43);
@@ -451,13 +516,13 @@ mod tests {
             Some(Gone::Lifetime)
         );
         let (id, _) = sessions
-            .start(Principal::Anonymous, "x".into(), false, now)
+            .start(Principal::Anonymous, "x".into(), false, None, now)
             .unwrap();
         let later = now + time::Duration::minutes(15);
         assert_eq!(sessions.find(&id, later, &limits).err(), Some(Gone::Idle));
         assert_eq!(sessions.find(&id, now, &limits).err(), Some(Gone::None));
         let (id, _) = sessions
-            .start(Principal::Anonymous, "x".into(), false, now)
+            .start(Principal::Anonymous, "x".into(), false, None, now)
             .unwrap();
         sessions.end(&id);
         assert_eq!(sessions.find(&id, now, &limits).err(), Some(Gone::None));

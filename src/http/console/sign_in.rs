@@ -18,11 +18,13 @@ use serde::Deserialize;
 
 use crate::audit::{Event, Kind};
 use crate::authn::{self, Front, Simple};
+use crate::dit::DitError;
 use crate::dit::caller::Principal;
 use crate::http::Api;
 use crate::http::auth::{Peer, person_dn};
 use crate::http::console::session::{self, Fields, Posted, Signed};
 use crate::http::console::{Frame, render};
+use crate::http::problem::Problem;
 
 #[derive(Template)]
 #[template(path = "sign_in.html", config = "src/http/console/askama.toml")]
@@ -55,6 +57,9 @@ pub async fn form(
         Some("idle") => frame.ok("Your session ended after a while unused; sign in again."),
         Some("lifetime") => frame.ok("Your session reached its time limit; sign in again."),
         Some("signed-out") => frame.ok("You are signed out."),
+        Some("lapsed") => frame.ok(
+            "Your session ended: your password was changed, or your account expired or was removed; sign in again.",
+        ),
         _ => frame,
     };
     let _ = api;
@@ -111,7 +116,7 @@ pub async fn password(State(api): State<Api>, req: Request) -> Response {
         Principal::Entry(dn) => dn.rdn_value("uid").map_or(dn.to_string(), str::to_string),
         _ => name.clone(),
     };
-    start(&api, principal, shown, false)
+    start(&api, principal, shown, false).await
 }
 
 /// The page a sign-in link opens: a form for the code, which its script fills from the
@@ -156,13 +161,18 @@ pub async fn link(State(api): State<Api>, req: Request) -> Response {
     event.outcome = "success".into();
     event = event.actor(principal.dn().map(ToString::to_string).unwrap_or_default());
     api.state.audit.push(now, &origin, event);
-    start(&api, principal, "local administrator".into(), true)
+    start(&api, principal, "local administrator".into(), true).await
 }
 
 /// A new session for `principal`, its cookie set, and on to the overview.
-fn start(api: &Api, principal: Principal, name: String, via_link: bool) -> Response {
+async fn start(api: &Api, principal: Principal, name: String, via_link: bool) -> Response {
+    let mark = match session::standing(api, &principal).await {
+        Ok(session::Standing::Live(mark)) => mark,
+        Ok(session::Standing::Lapsed) => return Problem::from(DitError::lapsed()).into_response(),
+        Err(e) => return Problem::from(e).into_response(),
+    };
     let now = api.state.clock.now();
-    let Some((id, _)) = api.sessions.start(principal, name, via_link, now) else {
+    let Some((id, _)) = api.sessions.start(principal, name, via_link, mark, now) else {
         return (
             StatusCode::SERVICE_UNAVAILABLE,
             "no session could be made (the system's random number generator failed)",
