@@ -518,7 +518,12 @@ async fn a_session_ends_when_its_holders_password_changes_elsewhere_or_the_holde
     redirects(&alice.get("/console").await, "/console/sign-in");
     // Bob is removed: his session ends at his next request.
     bob.get("/console").await.expect(200);
-    admin.delete(&person_dn("bob")).await.unwrap().success().unwrap();
+    admin
+        .delete(&person_dn("bob"))
+        .await
+        .unwrap()
+        .success()
+        .unwrap();
     redirects(&bob.get("/console").await, "/console/sign-in?ended=lapsed");
     server.stop().await;
 }
