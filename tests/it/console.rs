@@ -869,6 +869,12 @@ async fn people_are_listed_made_and_refused_in_words() {
     assert!(bob.contains("Set the password"));
     let dana = pam.get("/console/people/dana").await.text();
     assert!(!dana.contains("Set the password"));
+    // The role it may not read is named, not linked to a page that would answer 404.
+    assert!(
+        dana.contains("directory-admins: (a role you may not read)"),
+        "{dana}"
+    );
+    assert!(!dana.contains("href=\"/console/roles/directory-admins\""));
     assert!(!dana.contains("New app password"));
     assert!(
         dana.contains(

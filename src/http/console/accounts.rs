@@ -418,15 +418,15 @@ pub fn held_roles(
     let mut out = Vec::new();
     for role in roles {
         let name = role.rdn_value("cn").unwrap_or_default().to_string();
-        let reach = match get(r, caller, policy, &role) {
-            Ok(e) => describe_role(&e),
-            Err(_) => "(a role you may not read)".to_string(),
+        // Linked only when the caller may read it: its page would answer 404.
+        let (reach, href) = match get(r, caller, policy, &role) {
+            Ok(e) => (
+                describe_role(&e),
+                link_of(&policy.suffix, role.as_str()).unwrap_or_default(),
+            ),
+            Err(_) => ("(a role you may not read)".to_string(), String::new()),
         };
-        out.push(Held {
-            href: link_of(&policy.suffix, role.as_str()).unwrap_or_default(),
-            name,
-            reach,
-        });
+        out.push(Held { href, name, reach });
     }
     Ok(out)
 }
