@@ -166,7 +166,7 @@ pub struct Refusal {
     pub message: String,
     /// For a refusal by the control rule: its reason, structured (front ends word it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub why: Option<Box<crate::dit::control::Refusal>>,
+    pub why: Option<Box<crate::dit::error::Refusal>>,
 }
 
 /// What applying a command gives: its outcome, or why the rules refused it.

@@ -13,12 +13,11 @@
 //! under `ou=roles` but its members and description) are directory administrators' only.
 
 use ldap3_proto::proto::LdapResultCode;
-use serde::{Deserialize, Serialize};
 
 use crate::directory::dn::Dn;
 use crate::directory::entry::Entry;
 use crate::dit::caller::{self, Caller, Policy};
-use crate::dit::error::DitError;
+use crate::dit::error::{DitError, Refusal, Uncovered};
 use crate::dit::names::{self, ROLE_CLASS};
 use crate::store::{DirectoryRead, StoreError};
 
@@ -55,59 +54,6 @@ pub fn require_cover(
                 why,
             }));
             Err(e)
-        }
-    }
-}
-
-/// Why an actor does not cover a target: what the target has that the actor lacks. Data,
-/// so it crosses a cluster with the refusal it explains.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Refusal {
-    #[serde(with = "dn_text")]
-    pub target: Dn,
-    pub why: Uncovered,
-}
-
-/// What a target has (or is) that the actor does not hold.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Uncovered {
-    /// It holds the administrators' role (or is it).
-    Admin,
-    /// It holds this role (by name).
-    HoldsRole(String),
-    /// It is this role (by name), which the actor does not hold.
-    IsRole(String),
-    /// It manages this account, which the actor does not cover (why, when known: past
-    /// the depth followed, not said).
-    Manages(#[serde(with = "dn_text")] Dn, Option<Box<Uncovered>>),
-}
-
-impl Uncovered {
-    /// "holds directory-admins", "manages uid=x,..., which holds the role y": the subject
-    /// named before it, in the singular.
-    pub fn third_person(&self) -> String {
-        self.phrase(false)
-    }
-
-    /// The same after "they": "hold directory-admins", "manage uid=x,..., which ...".
-    pub fn plural(&self) -> String {
-        self.phrase(true)
-    }
-
-    fn phrase(&self, plural: bool) -> String {
-        let verb = |one: &'static str, many: &'static str| if plural { many } else { one };
-        match self {
-            Uncovered::Admin => format!("{} directory-admins", verb("holds", "hold")),
-            Uncovered::HoldsRole(name) => format!("{} the role {name}", verb("holds", "hold")),
-            Uncovered::IsRole(name) => format!("{} the role {name}", verb("is", "are")),
-            Uncovered::Manages(account, None) => {
-                format!("{} {account}", verb("manages", "manage"))
-            }
-            Uncovered::Manages(account, Some(inner)) => format!(
-                "{} {account}, which {}",
-                verb("manages", "manage"),
-                inner.third_person()
-            ),
         }
     }
 }
@@ -195,21 +141,6 @@ fn uncovered(
 }
 
 /// A DN as its text in serialized data.
-mod dn_text {
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    use crate::directory::dn::Dn;
-
-    pub fn serialize<S: Serializer>(dn: &Dn, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(dn.as_str())
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Dn, D::Error> {
-        let text = String::deserialize(d)?;
-        Dn::parse(&text).map_err(serde::de::Error::custom)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

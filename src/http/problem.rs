@@ -45,7 +45,7 @@ pub struct ProblemBody {
     pub matched_dn: String,
     /// For a refusal by the control rule: its reason, structured (the console words it).
     #[serde(skip)]
-    pub refusal: Option<Box<crate::dit::control::Refusal>>,
+    pub refusal: Option<Box<crate::dit::error::Refusal>>,
 }
 
 impl Problem {
