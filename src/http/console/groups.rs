@@ -10,11 +10,11 @@ use axum::response::{IntoResponse, Redirect, Response};
 
 use crate::http::Api;
 use crate::http::api::directory::{Members, NewGroup, change_members, create_group_entry};
-use crate::http::api::{EntryJson, GROUPS, ListQuery, get_kind, list_kind, read};
+use crate::http::api::{EntryJson, GROUPS, ListQuery, list_kind, read};
 use crate::http::console::accounts::{ListPage, ListParams, PAGE, Row};
 use crate::http::console::session::{Posted, Signed};
 use crate::http::console::{
-    Frame, first, link_of, path_segment, render, say, search_filter, short_name, status, values,
+    Frame, detail_of, first, members_of, path_segment, render, say, search_filter, status, values,
 };
 
 pub async fn list(State(api): State<Api>, signed: Signed, Query(p): Query<ListParams>) -> Response {
@@ -139,39 +139,15 @@ async fn detail_page(
     message: Option<Result<String, String>>,
     code: StatusCode,
 ) -> Response {
-    let name = cn.to_string();
-    let found = read(api, &signed.who, move |r, caller, policy| {
-        get_kind(r, caller, policy, GROUPS, &name)
-    })
-    .await;
-    let entry = match found {
-        Ok(e) => e,
-        Err(p) => {
-            // A refusal to act is the news; the page it would have been shown on may be out of
-            // sight too.
-            let (text, code) = match message {
-                Some(Err(text)) => (text, code),
-                _ => (say(&p, "show this group"), status(&p)),
-            };
-            let frame = Frame::new("Group", "groups", Some(signed)).error(text);
-            return render(code, &crate::http::console::Refused { frame });
-        }
-    };
-    let suffix = &api.state.config.suffix;
-    let mut frame = Frame::new(cn.to_string(), "groups", Some(signed));
-    frame = match message {
-        Some(Ok(text)) => frame.ok(text),
-        Some(Err(text)) => frame.error(text),
-        None => frame,
-    };
+    let (entry, frame) =
+        match detail_of(api, signed, GROUPS, cn, "Group", "groups", message, code).await {
+            Ok(found) => found,
+            Err(page) => return page,
+        };
     let page = DetailPage {
         frame,
         cn: cn.to_string(),
-        members: values(&entry, "member")
-            .into_iter()
-            .map(|d| (short_name(&d), link_of(suffix, &d), d))
-            .map(|(n, l, d)| (n, d, l))
-            .collect(),
+        members: members_of(&api.state.config.suffix, &entry),
         entry,
     };
     render(code, &page)

@@ -423,6 +423,61 @@ pub fn who(dn: Option<&str>) -> String {
     }
 }
 
+/// The entry `name` of `kind` as the signed-in identity sees it, for its detail page
+/// (`title` and `section` its frame's), the frame carrying `message`; or, when it cannot
+/// be shown, the page saying why (a refusal to act being the news when there is one).
+#[allow(clippy::too_many_arguments)]
+pub async fn detail_of(
+    api: &Api,
+    signed: &Signed,
+    kind: crate::http::api::Kind,
+    name: &str,
+    title: &'static str,
+    section: &'static str,
+    message: Option<Result<String, String>>,
+    code: StatusCode,
+) -> Result<(crate::http::api::EntryJson, Frame), Response> {
+    let wanted = name.to_string();
+    let found = crate::http::api::read(api, &signed.who, move |r, caller, policy| {
+        crate::http::api::get_kind(r, caller, policy, kind, &wanted)
+    })
+    .await;
+    let entry = match found {
+        Ok(e) => e,
+        Err(p) => {
+            // The page the refusal would have been shown on may be out of sight too.
+            let (text, code) = match message {
+                Some(Err(text)) => (text, code),
+                _ => (
+                    say(&p, &format!("show this {}", title.to_lowercase())),
+                    status(&p),
+                ),
+            };
+            let frame = Frame::new(title, section, Some(signed)).error(text);
+            return Err(render(code, &Refused { frame }));
+        }
+    };
+    let frame = Frame::new(name.to_string(), section, Some(signed));
+    let frame = match message {
+        Some(Ok(text)) => frame.ok(text),
+        Some(Err(text)) => frame.error(text),
+        None => frame,
+    };
+    Ok((entry, frame))
+}
+
+/// An entry's `member` values for a page: (shown name, DN, link when it has a page).
+pub fn members_of(
+    suffix: &Dn,
+    entry: &crate::http::api::EntryJson,
+) -> Vec<(String, String, Option<String>)> {
+    values(entry, "member")
+        .into_iter()
+        .map(|d| (short_name(&d), link_of(suffix, &d), d))
+        .map(|(n, l, d)| (n, d, l))
+        .collect()
+}
+
 /// The name an entry is shown by: the value of its RDN.
 pub fn short_name(dn: &str) -> String {
     Dn::parse(dn)

@@ -15,11 +15,12 @@ use crate::http::api::directory::{
     ChangeJson, ChangeOp, Members, NewRole, SearchRequest, change_members, create_role_entry,
     modify, references, role_bases, search_entries,
 };
-use crate::http::api::{EntryJson, ListQuery, ROLES, get_kind, list_kind, read};
+use crate::http::api::{EntryJson, ListQuery, ROLES, list_kind, read};
 use crate::http::console::accounts::{ListPage, ListParams, PAGE, Row, describe_role};
 use crate::http::console::session::{Posted, Signed};
 use crate::http::console::{
-    Frame, first, link_of, path_segment, render, say, search_filter, short_name, status, values,
+    Frame, detail_of, first, link_of, members_of, path_segment, render, say, search_filter,
+    short_name, status, values,
 };
 
 pub async fn list(State(api): State<Api>, signed: Signed, Query(p): Query<ListParams>) -> Response {
@@ -183,39 +184,15 @@ async fn detail_page(
     message: Option<Result<String, String>>,
     code: StatusCode,
 ) -> Response {
-    let name = cn.to_string();
-    let found = read(api, &signed.who, move |r, caller, policy| {
-        get_kind(r, caller, policy, ROLES, &name)
-    })
-    .await;
-    let entry = match found {
-        Ok(e) => e,
-        Err(p) => {
-            // A refusal to act is the news; the page it would have been shown on may be out of
-            // sight too.
-            let (text, code) = match message {
-                Some(Err(text)) => (text, code),
-                _ => (say(&p, "show this role"), status(&p)),
-            };
-            let frame = Frame::new("Role", "roles", Some(signed)).error(text);
-            return render(code, &crate::http::console::Refused { frame });
-        }
-    };
-    let suffix = &api.state.config.suffix;
-    let mut frame = Frame::new(cn.to_string(), "roles", Some(signed));
-    frame = match message {
-        Some(Ok(text)) => frame.ok(text),
-        Some(Err(text)) => frame.error(text),
-        None => frame,
-    };
+    let (entry, frame) =
+        match detail_of(api, signed, ROLES, cn, "Role", "roles", message, code).await {
+            Ok(found) => found,
+            Err(page) => return page,
+        };
     let page = DetailPage {
         frame,
         cn: cn.to_string(),
-        holders: values(&entry, "member")
-            .into_iter()
-            .map(|d| (short_name(&d), link_of(suffix, &d), d))
-            .map(|(n, l, d)| (n, d, l))
-            .collect(),
+        holders: members_of(&api.state.config.suffix, &entry),
         entry,
     };
     render(code, &page)
