@@ -9,12 +9,13 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 
 use crate::http::Api;
-use crate::http::api::directory::{Members, NewGroup, change_members, create_group_entry};
+use crate::http::api::directory::{Members, NewGroup, create_group_entry};
 use crate::http::api::{EntryJson, GROUPS, ListQuery, list_kind, read};
 use crate::http::console::accounts::{ListPage, ListParams, PAGE, Row};
 use crate::http::console::session::{Posted, Signed};
 use crate::http::console::{
-    Frame, detail_of, first, members_of, path_segment, render, say, search_filter, status, values,
+    Frame, change_members_worded, detail_of, first, members_of, path_segment, render, say,
+    search_filter, status, values,
 };
 
 pub async fn list(State(api): State<Api>, signed: Signed, Query(p): Query<ListParams>) -> Response {
@@ -168,33 +169,13 @@ pub async fn members(State(api): State<Api>, Path(cn): Path<String>, posted: Pos
         add,
         remove: form.all("remove"),
     };
-    if change.add.is_empty() && change.remove.is_empty() {
-        let text = "Name a member to add, or choose one to remove.".to_string();
-        return detail_page(
-            &api,
-            &signed,
-            &cn,
-            Some(Err(text)),
-            StatusCode::UNPROCESSABLE_ENTITY,
-        )
-        .await;
-    }
-    match change_members(&api, &signed.who, GROUPS, &cn, change).await {
-        Ok(_) => {
-            detail_page(
-                &api,
-                &signed,
-                &cn,
-                Some(Ok("Members changed.".into())),
-                StatusCode::OK,
-            )
-            .await
-        }
-        Err(p) => {
-            let text = say(&p, "change this group's members");
-            detail_page(&api, &signed, &cn, Some(Err(text)), status(&p)).await
-        }
-    }
+    let words = (
+        "Name a member to add, or choose one to remove.",
+        "Members changed.",
+        "change this group's members",
+    );
+    let (message, code) = change_members_worded(&api, &signed, GROUPS, &cn, change, words).await;
+    detail_page(&api, &signed, &cn, Some(message), code).await
 }
 
 #[derive(serde::Deserialize, Default)]

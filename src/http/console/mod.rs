@@ -466,6 +466,26 @@ pub async fn detail_of(
     Ok((entry, frame))
 }
 
+/// Apply `change` to the members of `cn` of `kind` through the API's operation; the message
+/// for its page (`empty` when nothing was asked, `done` on success, else the refusal worded
+/// for `action`) and the status to answer with.
+pub async fn change_members_worded(
+    api: &Api,
+    signed: &Signed,
+    kind: crate::http::api::Kind,
+    cn: &str,
+    change: crate::http::api::directory::Members,
+    (empty, done, action): (&str, &str, &str),
+) -> (Result<String, String>, StatusCode) {
+    if change.add.is_empty() && change.remove.is_empty() {
+        return (Err(empty.to_string()), StatusCode::UNPROCESSABLE_ENTITY);
+    }
+    match crate::http::api::directory::change_members(api, &signed.who, kind, cn, change).await {
+        Ok(_) => (Ok(done.to_string()), StatusCode::OK),
+        Err(p) => (Err(say(&p, action)), status(&p)),
+    }
+}
+
 /// An entry's `member` values for a page: (shown name, DN, link when it has a page).
 pub fn members_of(
     suffix: &Dn,

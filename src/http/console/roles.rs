@@ -12,15 +12,15 @@ use serde::Deserialize;
 
 use crate::http::Api;
 use crate::http::api::directory::{
-    ChangeJson, ChangeOp, Members, NewRole, SearchRequest, change_members, create_role_entry,
-    modify, references, role_bases, search_entries,
+    ChangeJson, ChangeOp, Members, NewRole, SearchRequest, create_role_entry, modify, references,
+    role_bases, search_entries,
 };
 use crate::http::api::{EntryJson, ListQuery, ROLES, list_kind, read};
 use crate::http::console::accounts::{ListPage, ListParams, PAGE, Row, describe_role};
 use crate::http::console::session::{Posted, Signed};
 use crate::http::console::{
-    Frame, detail_of, first, link_of, members_of, path_segment, render, say, search_filter,
-    short_name, status, values,
+    Frame, change_members_worded, detail_of, first, link_of, members_of, path_segment, render, say,
+    search_filter, short_name, status, values,
 };
 
 pub async fn list(State(api): State<Api>, signed: Signed, Query(p): Query<ListParams>) -> Response {
@@ -241,33 +241,13 @@ pub async fn members(State(api): State<Api>, Path(cn): Path<String>, posted: Pos
         add: form.lines("add"),
         remove: form.all("remove"),
     };
-    if change.add.is_empty() && change.remove.is_empty() {
-        let text = "Name a holder to add, or choose one to remove.".to_string();
-        return detail_page(
-            &api,
-            &signed,
-            &cn,
-            Some(Err(text)),
-            StatusCode::UNPROCESSABLE_ENTITY,
-        )
-        .await;
-    }
-    match change_members(&api, &signed.who, ROLES, &cn, change).await {
-        Ok(_) => {
-            detail_page(
-                &api,
-                &signed,
-                &cn,
-                Some(Ok("Holders changed.".into())),
-                StatusCode::OK,
-            )
-            .await
-        }
-        Err(p) => {
-            let text = say(&p, "change who holds this role");
-            detail_page(&api, &signed, &cn, Some(Err(text)), status(&p)).await
-        }
-    }
+    let words = (
+        "Name a holder to add, or choose one to remove.",
+        "Holders changed.",
+        "change who holds this role",
+    );
+    let (message, code) = change_members_worded(&api, &signed, ROLES, &cn, change, words).await;
+    detail_page(&api, &signed, &cn, Some(message), code).await
 }
 
 #[derive(Deserialize, Default)]
