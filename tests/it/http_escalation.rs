@@ -399,3 +399,45 @@ async fn refusals_over_http_carry_the_reason() {
     );
     server.stop().await;
 }
+
+/// Creating an entry straight into groups is one command: a group the actor may not
+/// change refuses the whole request, and the entry it would have made is not left behind.
+#[tokio::test]
+async fn creating_into_a_group_that_confers_rights_is_refused_whole() {
+    let (server, mut admin) = directory().await;
+    let http = server.http();
+    let sam = Auth::Basic("sam", "pw-sam");
+    let new = |groups: Vec<&str>| {
+        json!({"name": "newsvc", "display_name": "New", "managed_by": "plain-owners",
+               "groups": groups})
+    };
+    let reply = http
+        .send(
+            "POST",
+            "/api/v1/service-accounts",
+            sam,
+            &new(vec!["g-admins"]),
+        )
+        .await;
+    // The groups are out of sam's sight: the group's change is refused as for an entry
+    // that is not there, and with it the whole request.
+    reply.expect(404);
+    let found = admin
+        .search(
+            &service_dn("newsvc"),
+            ldap3::Scope::Base,
+            "(objectClass=*)",
+            vec!["1.1"],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        found.1.rc, 32,
+        "the refused request left the account behind"
+    );
+    // Without the group, the same account is made: the refusal was the group's.
+    http.send("POST", "/api/v1/service-accounts", sam, &new(vec![]))
+        .await
+        .expect(201);
+    server.stop().await;
+}
