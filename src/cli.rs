@@ -957,10 +957,17 @@ fn print_import_report(config: &Config, report: &crate::db::ImportReport) {
         );
     }
     for s in &report.skipped {
-        eprintln!(
-            "skipped: {} (ending at line {}): {}",
-            s.dn, s.line, s.reason
-        );
+        if s.dn.is_empty() {
+            eprintln!(
+                "skipped: an unreadable record (line {}): {}",
+                s.line, s.reason
+            );
+        } else {
+            eprintln!(
+                "skipped: {} (ending at line {}): {}",
+                s.dn, s.line, s.reason
+            );
+        }
     }
     if !report.skipped.is_empty() {
         eprintln!("{} skipped; the rest was imported", report.skipped.len());

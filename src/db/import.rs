@@ -37,7 +37,7 @@ use crate::identity::password::{self, StoredPassword};
 use crate::store::{DirectoryRead, Prepared, Store, StoreError, Writer, open_configured};
 
 use super::DbError;
-use super::ldif::{ChangeKind, LdifReader, LdifRecord};
+use super::ldif::{ChangeKind, LdifError, LdifReader, LdifRecord, ParseProblem};
 
 /// How to import.
 #[derive(Debug, Clone, Copy, Default)]
@@ -70,6 +70,7 @@ pub struct Report {
 /// An entry (or one value of it) left out by `--continue`.
 #[derive(Debug)]
 pub struct Skipped {
+    /// Empty for a record that could not be read as LDIF.
     pub dn: String,
     pub line: usize,
     pub reason: String,
@@ -319,7 +320,25 @@ impl Reading<'_> {
             let line = reader.line();
             let bytes = reader.bytes_read().saturating_sub(*read_to);
             *read_to = reader.bytes_read();
-            let (dn, attrs) = match record? {
+            let record = match record {
+                Ok(record) => record,
+                // A record that cannot be read is skipped with --continue, as `slapadd -c`
+                // does: the reader goes on at the next blank line. A file that cannot be
+                // read at all (its version, an I/O error) still ends the import.
+                Err(LdifError::Parse { line, problem })
+                    if self.keep_going
+                        && !matches!(problem, ParseProblem::UnsupportedVersion(_)) =>
+                {
+                    self.batch.skipped.push(Skipped {
+                        dn: String::new(),
+                        line,
+                        reason: problem.to_string(),
+                    });
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
+            let (dn, attrs) = match record {
                 LdifRecord::Entry(e) => (e.dn, e.attrs),
                 LdifRecord::Change(c) => match c.kind {
                     ChangeKind::Add(attrs) => (c.dn, attrs),

@@ -456,4 +456,25 @@ expect_contains "auditors keeps the member that exists" "member: uid=alice,$PEOP
 expect_absent "and not the one that does not" "cn=auditors" "uid=ghost" \
     unfolded "$TESSERA" db export --config "$WORK/tessera-b.toml"
 
+# --- A damaged dump: a record that is not LDIF ------------------------------------------
+# The dump with a record mangled in transit (its base64 cut short) in front: without
+# --continue the import stops at that line; with it, the record is left out and named by
+# its line, and the import goes on at the next record.
+{
+    printf 'dn: uid=mangled,%s\nobjectClass: inetOrgPerson\ncn:: ***\nsn: x\n\n' "$PEOPLE"
+    cat "$WORK/dump2.ldif"
+} >"$WORK/dump3.ldif"
+bad_line=$(grep -n '^cn:: \*\*\*$' "$WORK/dump3.ldif" | cut -d: -f1)
+sed "s|data-b|data-c|" "$WORK/tessera-b.toml" >"$WORK/tessera-c.toml"
+expect_output "a damaged record stops the import at its line" 1 \
+    "line $bad_line: invalid base64 in value of 'cn'" \
+    "$TESSERA" db import --quiet --config "$WORK/tessera-c.toml" "$WORK/dump3.ldif"
+expect_contains "with --continue it is skipped with the others" "4 skipped; the rest was imported" \
+    "$TESSERA" db import --quiet --continue --config "$WORK/tessera-c.toml" "$WORK/dump3.ldif"
+expect_contains "and named by its line" \
+    "skipped: an unreadable record (line $bad_line): invalid base64 in value of 'cn'" cat "$WORK/last.out"
+run_captured "$TESSERA" db export --config "$WORK/tessera-c.toml"
+unfolded cat "$WORK/last.out" | sed -n 's/^dn: //p' | grep -vE "(ou=services|ou=roles),$SUFFIX\$" | sort >"$WORK/got-c"
+expect_same "everything else is in the store, as from the undamaged dump" "$WORK/want-b" "$WORK/got-c"
+
 finish

@@ -348,6 +348,73 @@ fn import_stops_at_the_first_problem_in_file_order_and_continue_skips_each() {
     );
 }
 
+#[test]
+fn continue_skips_records_that_cannot_be_read_and_goes_on_at_the_next() {
+    let fresh = crate::private_tempdir();
+    let file = tempfile::NamedTempFile::new().unwrap();
+    let person = |uid: &str, extra: &str| {
+        format!("dn: uid={uid},{PEOPLE}\nobjectClass: inetOrgPerson\ncn: {uid}\nsn: x\n{extra}\n")
+    };
+    // Lines 1-5, 6-11 (bad base64 on line 10), 12-16, 17-22 (no colon on line 21), 23-27.
+    let ldif = [
+        person("ok1", ""),
+        person("bad-base64", "description:: ***\n"),
+        person("ok2", ""),
+        person("no-colon", "just words\n"),
+        person("ok3", ""),
+    ]
+    .concat();
+    std::fs::write(file.path(), &ldif).unwrap();
+    let config = config_for(fresh.path());
+    let err = tessera::db::import(&config, file.path(), &Default::default()).unwrap_err();
+    assert!(err.to_string().contains("line 10"), "{err}");
+    let mut out = Vec::new();
+    tessera::db::export(&config, &mut out).unwrap();
+    assert!(
+        !String::from_utf8(out).unwrap().contains("uid=ok1"),
+        "a failed import leaves the store as it was"
+    );
+
+    let keep_going = tessera::db::ImportOptions {
+        progress: false,
+        keep_going: true,
+    };
+    let report = tessera::db::import(&config, file.path(), &keep_going).unwrap();
+    assert_eq!(report.imported, 3);
+    let skipped: Vec<(&str, usize)> = report
+        .skipped
+        .iter()
+        .map(|s| (s.dn.as_str(), s.line))
+        .collect();
+    assert_eq!(skipped, [("", 10), ("", 21)], "{:?}", report.skipped);
+    assert!(
+        report.skipped[0].reason.contains("base64"),
+        "{:?}",
+        report.skipped
+    );
+    assert!(
+        report.skipped[1].reason.contains("no ':'"),
+        "{:?}",
+        report.skipped
+    );
+    let mut out = Vec::new();
+    tessera::db::export(&config, &mut out).unwrap();
+    let text = String::from_utf8(out).unwrap();
+    for uid in ["ok1", "ok2", "ok3"] {
+        assert!(text.contains(&person_dn(uid)), "{uid} imported");
+    }
+    for uid in ["bad-base64", "no-colon"] {
+        assert!(!text.contains(&format!("uid={uid},")), "{uid} left out");
+    }
+
+    // A file in a version that does not exist is not LDIF this server reads: no --continue
+    // makes it one.
+    let other = crate::private_tempdir();
+    std::fs::write(file.path(), format!("version: 2\n\n{}", person("v", ""))).unwrap();
+    let err = tessera::db::import(&config_for(other.path()), file.path(), &keep_going).unwrap_err();
+    assert!(err.to_string().contains("version"), "{err}");
+}
+
 /// LDIF for people u0..u{n-1} under PEOPLE, with uidNumbers from 20000.
 fn numbered_people(n: u32) -> String {
     (0..n)
