@@ -799,6 +799,7 @@ impl Cluster {
         tracker: TaskTracker,
     ) {
         let acceptor = self.0.tls.acceptor();
+        let handshakes = network::Handshakes::default();
         loop {
             let accepted = tokio::select! {
                 () = shutdown.cancelled() => return,
@@ -808,11 +809,17 @@ impl Cluster {
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             };
+            let Some(slot) = handshakes.take(peer.ip()) else {
+                tracing::debug!(%peer, "a node connection was closed: too many handshakes from its address");
+                continue;
+            };
             let _ = tcp.set_nodelay(true);
             let (node, acceptor, shutdown) = (self.clone(), acceptor.clone(), shutdown.clone());
             tracker.spawn(async move {
-                let handshake = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp));
-                let mut tls = match handshake.await {
+                let handshake = tokio::time::timeout(network::HANDSHAKE, acceptor.accept(tcp));
+                let handshake = handshake.await;
+                drop(slot);
+                let mut tls = match handshake {
                     Ok(Ok(tls)) => tls,
                     Ok(Err(e)) => {
                         tracing::warn!(event = "cluster-handshake-refused", %peer, error = %e, "a node connection was refused");

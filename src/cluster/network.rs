@@ -7,8 +7,10 @@
 // openraft's error types are large, and its traits' signatures impose them.
 #![allow(clippy::result_large_err)]
 
+use std::collections::HashMap;
 use std::io;
-use std::sync::Arc;
+use std::net::IpAddr;
+use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
 use openraft::BasicNode;
@@ -32,7 +34,13 @@ use crate::dit::command::{Applied, Command};
 /// The largest frame a node reads: a snapshot chunk or a batch of log entries, in JSON.
 const MAX_FRAME: usize = 64 * 1024 * 1024;
 /// How long a TLS handshake between nodes may take.
-const HANDSHAKE: Duration = Duration::from_secs(10);
+pub const HANDSHAKE: Duration = Duration::from_secs(10);
+/// Connections still in their TLS handshake that one source address may hold, and that all
+/// sources together may hold. The port is reachable before anyone is authenticated: these
+/// bound what a stranger opening connections and never finishing them can take, while a
+/// node connecting from its own address still gets through.
+pub const HANDSHAKES_PER_PEER: usize = 16;
+const HANDSHAKES_TOTAL: usize = 256;
 
 /// A request from one node to another.
 #[derive(Serialize, Deserialize)]
@@ -195,6 +203,49 @@ impl Conn {
     }
 }
 
+/// The connections in their TLS handshake, counted by source address.
+#[derive(Clone, Default)]
+pub struct Handshakes(Arc<std::sync::Mutex<HashMap<IpAddr, usize>>>);
+
+/// A connection's place among [`Handshakes`], given back when dropped.
+pub struct HandshakeSlot {
+    of: Handshakes,
+    peer: IpAddr,
+}
+
+impl Handshakes {
+    /// A place for a connection from `peer`, or `None` when that address or all of them
+    /// together hold as many as they may: the connection is then closed unread.
+    pub fn take(&self, peer: IpAddr) -> Option<HandshakeSlot> {
+        let mut held = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let total: usize = held.values().sum();
+        let mine = held.entry(peer).or_default();
+        if *mine >= HANDSHAKES_PER_PEER || total >= HANDSHAKES_TOTAL {
+            if *mine == 0 {
+                held.remove(&peer);
+            }
+            return None;
+        }
+        *mine += 1;
+        Some(HandshakeSlot {
+            of: self.clone(),
+            peer,
+        })
+    }
+}
+
+impl Drop for HandshakeSlot {
+    fn drop(&mut self) {
+        let mut held = self.of.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(n) = held.get_mut(&self.peer) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                held.remove(&self.peer);
+            }
+        }
+    }
+}
+
 /// One length-prefixed frame from `r`; an error past [`MAX_FRAME`].
 pub async fn read_frame(r: &mut (impl AsyncRead + Unpin)) -> io::Result<Vec<u8>> {
     let len = r.read_u32().await? as usize;
@@ -339,5 +390,45 @@ impl RaftNetwork<TypeConfig> for Peer {
 
     fn backoff(&self) -> openraft::network::Backoff {
         openraft::network::Backoff::new(std::iter::repeat(Duration::from_millis(200)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_address_holds_its_share_of_handshakes_and_all_together_the_total() {
+        let handshakes = Handshakes::default();
+        let stranger: IpAddr = "192.0.2.1".parse().unwrap();
+        let node: IpAddr = "192.0.2.2".parse().unwrap();
+        let mut held: Vec<_> = (0..HANDSHAKES_PER_PEER)
+            .map(|_| handshakes.take(stranger).unwrap())
+            .collect();
+        assert!(handshakes.take(stranger).is_none());
+        let from_node = handshakes
+            .take(node)
+            .expect("another address still gets through");
+        held.pop();
+        assert!(
+            handshakes.take(stranger).is_some(),
+            "a finished handshake gives its place back"
+        );
+        drop((held, from_node));
+        assert!(
+            handshakes.0.lock().unwrap().is_empty(),
+            "nothing kept once all are given back"
+        );
+
+        let many: Vec<_> = (0..HANDSHAKES_TOTAL)
+            .map(|i| {
+                let ip = IpAddr::from([10, 0, (i / 256) as u8, (i % 256) as u8]);
+                handshakes.take(ip).unwrap()
+            })
+            .collect();
+        assert!(handshakes.take(node).is_none(), "no more than the total");
+        assert!(!handshakes.0.lock().unwrap().contains_key(&node));
+        drop(many);
+        assert!(handshakes.take(node).is_some());
     }
 }

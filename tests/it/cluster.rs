@@ -637,3 +637,45 @@ async fn a_node_whose_rules_settings_differ_says_so_and_refuses() {
     other.stop().await;
     first.stop().await;
 }
+
+/// The cluster port answers before anyone is authenticated: a stranger that opens
+/// connections and never finishes a handshake holds its share of them, the next is closed
+/// unread, and once they are gone a node joins through the same port.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn unfinished_handshakes_from_one_address_are_bounded() {
+    use tessera::cluster::network::HANDSHAKES_PER_PEER;
+    use tokio::io::AsyncReadExt;
+    let first = node(1, None).await;
+    manage(&first, serde_json::json!({"op": "init"}))
+        .await
+        .unwrap();
+    let addr = address(&first);
+    let mut stalled = Vec::new();
+    for _ in 0..HANDSHAKES_PER_PEER {
+        stalled.push(tokio::net::TcpStream::connect(&addr).await.unwrap());
+    }
+    let mut byte = [0u8; 1];
+    let mut over = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let closed = tokio::time::timeout(Duration::from_secs(5), over.read(&mut byte)).await;
+    assert!(
+        matches!(closed, Ok(Ok(0) | Err(_))),
+        "a connection past the share is closed at once: {closed:?}"
+    );
+    let waiting =
+        tokio::time::timeout(Duration::from_millis(300), stalled[0].read(&mut byte)).await;
+    assert!(
+        waiting.is_err(),
+        "one within the share waits for its handshake: {waiting:?}"
+    );
+    drop(stalled);
+
+    let joined = node(2, Some(&data_dir(&first))).await;
+    let added = manage(
+        &first,
+        serde_json::json!({"op": "add-replica", "id": 2, "address": address(&joined)}),
+    )
+    .await;
+    assert!(added.as_ref().unwrap().contains("caught up"), "{added:?}");
+    joined.stop().await;
+    first.stop().await;
+}
