@@ -19,11 +19,14 @@ use crate::http::api::directory::{
     Members, NewServiceAccount, change_members, create_service_account_entry,
 };
 use crate::http::api::tokens::{self, MintedJson, NewToken, Rotation, TokenJson};
-use crate::http::api::{EntryJson, ListQuery, ROLES, SERVICES, get, get_kind, list_kind, read};
+use crate::http::api::{
+    EntryJson, Kind, ListQuery, ROLES, SERVICES, get, get_kind, list_kind, read,
+};
 use crate::http::console::session::{Posted, Signed};
 use crate::http::console::sign_in::{confirm, confirm_prompt};
 use crate::http::console::{
-    Frame, first, link_of, render, render_secret, say, search_filter, short_name, status, values,
+    Frame, first, link_of, path_segment, render, render_secret, say, search_filter, short_name,
+    status, values,
 };
 
 /// Entries per page of a list.
@@ -72,23 +75,67 @@ impl ListPage {
 }
 
 pub async fn list(State(api): State<Api>, signed: Signed, Query(p): Query<ListParams>) -> Response {
+    let listed = ListOf {
+        kind: SERVICES,
+        section: "accounts",
+        path: "/console/service-accounts",
+        heading: "Service accounts",
+        new_label: "New service account",
+        searched: &["uid", "cn", "displayName", "description"],
+        placeholder: "name, display name or description",
+        columns: vec!["Display name", "Managed by", "Expires", "Description"],
+        cells: |e| {
+            vec![
+                first(e, "displayName"),
+                values(e, "entryManagedBy")
+                    .iter()
+                    .map(|m| short_name(m))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                time_of(&first(e, "accountExpires")),
+                first(e, "description"),
+            ]
+        },
+    };
+    list_page(&api, &signed, p, listed).await
+}
+
+/// What one kind's list page shows: its words, the attributes its search box looks in, and
+/// the columns after each entry's name.
+pub struct ListOf {
+    pub kind: Kind,
+    /// The navigation section it belongs to.
+    pub section: &'static str,
+    pub path: &'static str,
+    pub heading: &'static str,
+    pub new_label: &'static str,
+    pub searched: &'static [&'static str],
+    pub placeholder: &'static str,
+    pub columns: Vec<&'static str>,
+    pub cells: fn(&EntryJson) -> Vec<String>,
+}
+
+/// A page of `listed`'s entries as the signed-in identity sees them, those matching `p.q`,
+/// each linked to its own page; or the refusal, worded.
+pub async fn list_page(api: &Api, signed: &Signed, p: ListParams, listed: ListOf) -> Response {
     let q = ListQuery {
         limit: Some(PAGE),
         cursor: p.cursor.clone(),
-        filter: search_filter(&p.q, &["uid", "cn", "displayName", "description"]),
+        filter: search_filter(&p.q, listed.searched),
     };
-    let found = read(&api, &signed.who, move |r, caller, policy| {
-        list_kind(r, caller, policy, SERVICES, &q)
+    let kind = listed.kind;
+    let found = read(api, &signed.who, move |r, caller, policy| {
+        list_kind(r, caller, policy, kind, &q)
     })
     .await;
     let mut page = ListPage {
-        frame: Frame::new("Service accounts", "accounts", Some(&signed)),
-        heading: "Service accounts",
-        path: "/console/service-accounts",
-        new_label: "New service account",
-        placeholder: "name, display name or description",
+        frame: Frame::new(listed.heading, listed.section, Some(signed)),
+        heading: listed.heading,
+        path: listed.path,
+        new_label: listed.new_label,
+        placeholder: listed.placeholder,
         q: p.q,
-        columns: vec!["Display name", "Managed by", "Expires", "Description"],
+        columns: listed.columns,
         rows: Vec::new(),
         next: None,
     };
@@ -98,19 +145,10 @@ pub async fn list(State(api): State<Api>, signed: Signed, Query(p): Query<ListPa
                 .items
                 .iter()
                 .map(|e| {
-                    let name = first(e, "uid");
+                    let name = first(e, kind.naming);
                     Row {
-                        href: format!("/console/service-accounts/{name}"),
-                        cells: vec![
-                            first(e, "displayName"),
-                            values(e, "entryManagedBy")
-                                .iter()
-                                .map(|m| short_name(m))
-                                .collect::<Vec<_>>()
-                                .join(", "),
-                            time_of(&first(e, "accountExpires")),
-                            first(e, "description"),
-                        ],
+                        href: format!("{}/{}", listed.path, path_segment(&name)),
+                        cells: (listed.cells)(e),
                         name,
                     }
                 })
@@ -119,7 +157,8 @@ pub async fn list(State(api): State<Api>, signed: Signed, Query(p): Query<ListPa
             render(StatusCode::OK, &page)
         }
         Err(p) => {
-            page.frame = page.frame.error(say(&p, "list service accounts"));
+            let action = format!("list {}", listed.heading.to_lowercase());
+            page.frame = page.frame.error(say(&p, &action));
             render(status(&p), &page)
         }
     }

@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use crate::http::Api;
 use crate::http::api::directory::{Members, NewGroup, create_group_entry};
 use crate::http::api::{EntryJson, GROUPS, ListQuery, list_kind, read};
-use crate::http::console::accounts::{ListPage, ListParams, PAGE, Row};
+use crate::http::console::accounts::{ListOf, ListParams, list_page};
 use crate::http::console::session::{Posted, Signed};
 use crate::http::console::{
     Frame, change_members_worded, detail_of, first, members_of, path_segment, render, say,
@@ -19,51 +19,23 @@ use crate::http::console::{
 };
 
 pub async fn list(State(api): State<Api>, signed: Signed, Query(p): Query<ListParams>) -> Response {
-    let q = ListQuery {
-        limit: Some(PAGE),
-        cursor: p.cursor.clone(),
-        filter: search_filter(&p.q, &["cn", "description"]),
-    };
-    let found = read(&api, &signed.who, move |r, caller, policy| {
-        list_kind(r, caller, policy, GROUPS, &q)
-    })
-    .await;
-    let mut page = ListPage {
-        frame: Frame::new("Groups", "groups", Some(&signed)),
-        heading: "Groups",
+    let listed = ListOf {
+        kind: GROUPS,
+        section: "groups",
         path: "/console/groups",
+        heading: "Groups",
         new_label: "New group",
+        searched: &["cn", "description"],
         placeholder: "name or description",
-        q: p.q,
         columns: vec!["Members", "Description"],
-        rows: Vec::new(),
-        next: None,
+        cells: |e| {
+            vec![
+                values(e, "member").len().to_string(),
+                first(e, "description"),
+            ]
+        },
     };
-    match found {
-        Ok(listing) => {
-            page.rows = listing
-                .items
-                .iter()
-                .map(|e| {
-                    let name = first(e, "cn");
-                    Row {
-                        href: format!("/console/groups/{}", path_segment(&name)),
-                        cells: vec![
-                            values(e, "member").len().to_string(),
-                            first(e, "description"),
-                        ],
-                        name,
-                    }
-                })
-                .collect();
-            page.next = listing.next;
-            render(StatusCode::OK, &page)
-        }
-        Err(p) => {
-            page.frame = page.frame.error(say(&p, "list groups"));
-            render(status(&p), &page)
-        }
-    }
+    list_page(&api, &signed, p, listed).await
 }
 
 #[derive(Template)]

@@ -14,69 +14,40 @@ use crate::dit::credentials::Intent;
 use crate::http::Api;
 use crate::http::api::directory::{NewPerson, create_person_entry};
 use crate::http::api::tokens::{self, MintedJson, NewToken, TokenJson, set_person_password};
-use crate::http::api::{EntryJson, ListQuery, PEOPLE, get_kind, list_kind, read};
+use crate::http::api::{EntryJson, PEOPLE, get_kind, read};
 use crate::http::console::accounts::{
-    Held, ListPage, ListParams, PAGE, RevokePage, Row, SecretPage, held_roles,
+    Held, ListOf, ListParams, RevokePage, SecretPage, held_roles, list_page,
 };
 use crate::http::console::session::{Posted, Signed, Standing, standing};
 use crate::http::console::sign_in::{confirm, confirm_prompt};
 use crate::http::console::{
-    Frame, first, link_of, path_segment, render, render_secret, say, search_filter, short_name,
-    status, values,
+    Frame, first, link_of, path_segment, render, render_secret, say, short_name, status, values,
 };
 use crate::http::problem::Problem;
 
 pub async fn list(State(api): State<Api>, signed: Signed, Query(p): Query<ListParams>) -> Response {
-    let q = ListQuery {
-        limit: Some(PAGE),
-        cursor: p.cursor.clone(),
-        filter: search_filter(&p.q, &["uid", "cn", "mail"]),
-    };
-    let found = read(&api, &signed.who, move |r, caller, policy| {
-        list_kind(r, caller, policy, PEOPLE, &q)
-    })
-    .await;
-    let mut page = ListPage {
-        frame: Frame::new("People", "people", Some(&signed)),
-        heading: "People",
+    let listed = ListOf {
+        kind: PEOPLE,
+        section: "people",
         path: "/console/people",
+        heading: "People",
         new_label: "New person",
+        searched: &["uid", "cn", "mail"],
         placeholder: "id, name or mail",
-        q: p.q,
         columns: vec!["Name", "Mail", "Groups"],
-        rows: Vec::new(),
-        next: None,
+        cells: |e| {
+            vec![
+                first(e, "cn"),
+                first(e, "mail"),
+                values(e, "memberOf")
+                    .iter()
+                    .map(|m| short_name(m))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            ]
+        },
     };
-    match found {
-        Ok(listing) => {
-            page.rows = listing
-                .items
-                .iter()
-                .map(|e| {
-                    let name = first(e, "uid");
-                    Row {
-                        href: format!("/console/people/{}", path_segment(&name)),
-                        cells: vec![
-                            first(e, "cn"),
-                            first(e, "mail"),
-                            values(e, "memberOf")
-                                .iter()
-                                .map(|m| short_name(m))
-                                .collect::<Vec<_>>()
-                                .join(", "),
-                        ],
-                        name,
-                    }
-                })
-                .collect();
-            page.next = listing.next;
-            render(StatusCode::OK, &page)
-        }
-        Err(p) => {
-            page.frame = page.frame.error(say(&p, "list people"));
-            render(status(&p), &page)
-        }
-    }
+    list_page(&api, &signed, p, listed).await
 }
 
 #[derive(Template)]

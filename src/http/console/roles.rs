@@ -11,61 +11,32 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
 use crate::http::Api;
+use crate::http::api::EntryJson;
+use crate::http::api::ROLES;
 use crate::http::api::directory::{
     ChangeJson, ChangeOp, Members, NewRole, SearchRequest, create_role_entry, modify, references,
     role_bases, search_entries,
 };
-use crate::http::api::{EntryJson, ListQuery, ROLES, list_kind, read};
-use crate::http::console::accounts::{ListPage, ListParams, PAGE, Row, describe_role};
+use crate::http::console::accounts::{ListOf, ListParams, PAGE, describe_role, list_page};
 use crate::http::console::session::{Posted, Signed};
 use crate::http::console::{
     Frame, change_members_worded, detail_of, first, link_of, members_of, path_segment, render, say,
-    search_filter, short_name, status, values,
+    short_name, status, values,
 };
 
 pub async fn list(State(api): State<Api>, signed: Signed, Query(p): Query<ListParams>) -> Response {
-    let q = ListQuery {
-        limit: Some(PAGE),
-        cursor: p.cursor.clone(),
-        filter: search_filter(&p.q, &["cn", "description"]),
-    };
-    let found = read(&api, &signed.who, move |r, caller, policy| {
-        list_kind(r, caller, policy, ROLES, &q)
-    })
-    .await;
-    let mut page = ListPage {
-        frame: Frame::new("Roles", "roles", Some(&signed)),
-        heading: "Roles",
+    let listed = ListOf {
+        kind: ROLES,
+        section: "roles",
         path: "/console/roles",
+        heading: "Roles",
         new_label: "New role",
+        searched: &["cn", "description"],
         placeholder: "name or description",
-        q: p.q,
         columns: vec!["Reaches", "Holders"],
-        rows: Vec::new(),
-        next: None,
+        cells: |e| vec![describe_role(e), values(e, "member").len().to_string()],
     };
-    match found {
-        Ok(listing) => {
-            page.rows = listing
-                .items
-                .iter()
-                .map(|e| {
-                    let name = first(e, "cn");
-                    Row {
-                        href: format!("/console/roles/{}", path_segment(&name)),
-                        cells: vec![describe_role(e), values(e, "member").len().to_string()],
-                        name,
-                    }
-                })
-                .collect();
-            page.next = listing.next;
-            render(StatusCode::OK, &page)
-        }
-        Err(p) => {
-            page.frame = page.frame.error(say(&p, "list roles"));
-            render(status(&p), &page)
-        }
-    }
+    list_page(&api, &signed, p, listed).await
 }
 
 #[derive(Template)]
