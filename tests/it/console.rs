@@ -818,6 +818,58 @@ async fn minting_and_setting_passwords_ask_for_the_password_again_after_a_while(
     server.stop().await;
 }
 
+/// The local administrator has no password: it confirms with a new one-time code, which is
+/// then spent.
+#[tokio::test]
+async fn the_local_administrator_confirms_with_a_new_one_time_code() {
+    let server = TestServer::start().await;
+    let mut admin = server.admin().await;
+    add_person(&mut admin, "bob", "pw-bob", false).await;
+    let mut b = Browser::new(&server);
+    let code = sign_in_code(&server).await;
+    let r = b
+        .post_from("/console/sign-in/link", &[("code", &code)], From::Console)
+        .await;
+    redirects(&r, "/console");
+    b.refresh_csrf().await;
+    server
+        .running()
+        .state
+        .clock
+        .advance(std::time::Duration::from_secs(6 * 60));
+
+    let asked = b
+        .post("/console/people/bob/password", &[("password", "new-bob")])
+        .await;
+    asked.expect(403);
+    assert!(asked.text().contains("tessera console sign-in-link"));
+    let spent = b
+        .post(
+            "/console/people/bob/password",
+            &[("password", "new-bob"), ("confirm", &code)],
+        )
+        .await;
+    spent.expect(403);
+    assert!(spent.text().contains("not a valid one-time code"));
+    assert_eq!(ldap_bind(&server, &person_dn("bob"), "pw-bob").await, 0);
+
+    let fresh = sign_in_code(&server).await;
+    let ok = b
+        .post(
+            "/console/people/bob/password",
+            &[("password", "new-bob"), ("confirm", &fresh)],
+        )
+        .await;
+    redirects(&ok, "/console/people/bob?done=password");
+    assert_eq!(ldap_bind(&server, &person_dn("bob"), "new-bob").await, 0);
+    // Spent on the confirmation: it signs nobody in.
+    Browser::new(&server)
+        .post_from("/console/sign-in/link", &[("code", &fresh)], From::Console)
+        .await
+        .expect(401);
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn people_are_listed_made_and_refused_in_words() {
     let server = TestServer::start().await;
