@@ -715,6 +715,22 @@ impl Cluster {
         let raft = &self.0.raft;
         match change {
             Manage::AddReplica { id, addr } => {
+                // A node that would apply the log by other rules would drift from the
+                // rest: refused here, rather than noticed at its first write.
+                match self.forward(&addr, Request::Rules).await {
+                    Ok(Response::Rules(theirs)) if theirs == self.0.fingerprint => {}
+                    Ok(Response::Rules(_)) => {
+                        return Err(format!(
+                            "node {id} at {addr} has other rules settings than this cluster (its suffix, schema, [posix], [tokens], security.anonymous or indexes): make its configuration match, restart it, then add it"
+                        ));
+                    }
+                    Ok(_) => return Err(format!("node {id} at {addr} gave an unexpected answer")),
+                    Err(_) => {
+                        return Err(format!(
+                            "cannot reach node {id} at {addr}: start it (after `tessera cluster join`) and check the address"
+                        ));
+                    }
+                }
                 let node = BasicNode { addr: addr.clone() };
                 let adding = raft.add_learner(id, node, true);
                 match tokio::time::timeout(Duration::from_secs(300), adding).await {
@@ -893,6 +909,7 @@ impl Cluster {
                     Err(e) => Forwarded::Refused(e.to_string()),
                 })
             }
+            Request::Rules => Response::Rules(self.0.fingerprint.clone()),
             Request::Applied(index) => {
                 let wait = raft.wait(Some(Duration::from_secs(1)));
                 let applied = wait.applied_index_at_least(Some(index), "fence").await;

@@ -55,6 +55,8 @@ pub enum Request {
     /// Has the node applied the log up to this index? Answered once it has, or after a
     /// second with false.
     Applied(u64),
+    /// The fingerprint of the node's rules settings, asked before it is added.
+    Rules,
 }
 
 /// The answer to a [`Request`].
@@ -66,6 +68,7 @@ pub enum Response {
     Write(Forwarded),
     Manage(Result<String, String>),
     Applied(bool),
+    Rules(String),
 }
 
 /// What became of a forwarded write.

@@ -608,33 +608,58 @@ async fn a_node_whose_rules_settings_differ_says_so_and_refuses() {
         .await
         .unwrap();
     let ca = data_dir(&first);
-    let other = node_at(
-        2,
-        Some(&ca),
-        tempfile::tempdir().unwrap(),
-        0,
-        "[posix]\nuid_min = 50000\n",
+    let differ = "[posix]\nuid_min = 50000\n";
+
+    // Refused when it is added: it would apply the log by other rules.
+    let other = node_at(2, Some(&ca), tempfile::tempdir().unwrap(), 0, differ).await;
+    let refused = manage(
+        &first,
+        serde_json::json!({"op": "add-replica", "id": 2, "address": address(&other)}),
     )
     .await;
-    let addr = address(&other);
+    assert!(
+        refused
+            .as_ref()
+            .is_err_and(|e| e.contains("other rules settings")),
+        "{refused:?}"
+    );
+    // As is a node nobody answers for.
+    let nowhere = format!("127.0.0.1:{}", free_port());
+    let refused = manage(
+        &first,
+        serde_json::json!({"op": "add-replica", "id": 3, "address": nowhere}),
+    )
+    .await;
+    assert!(
+        refused.as_ref().is_err_and(|e| e.contains("cannot reach")),
+        "{refused:?}"
+    );
+    assert_eq!(status(&first).await["nodes"].as_array().unwrap().len(), 1);
+    other.stop().await;
+
+    // A member restarted with other settings notices at the next write, and refuses.
+    let port = free_port();
+    let third = node_at(3, Some(&ca), tempfile::tempdir().unwrap(), port, "").await;
     manage(
         &first,
-        serde_json::json!({"op": "add-replica", "id": 2, "address": addr}),
+        serde_json::json!({"op": "add-replica", "id": 3, "address": address(&third)}),
     )
     .await
     .unwrap();
+    let dir = third.stop().await;
+    let third = node_at(3, None, dir, port, differ).await;
     let mut admin = first.admin().await;
     add_person(&mut admin, "posix-numbered", "pw", true).await;
     wait_for(
-        || async { status(&other).await["rules_differ"] == true },
+        || async { status(&third).await["rules_differ"] == true },
         "the difference noticed",
     )
     .await;
     assert_eq!(status(&first).await["rules_differ"], false);
-    let mut ldap = other.ldaps().await;
+    let mut ldap = third.ldaps().await;
     let bind = ldap.simple_bind("", "").await.unwrap();
     assert_eq!(bind.rc, 52, "{bind:?}");
-    other.stop().await;
+    third.stop().await;
     first.stop().await;
 }
 
