@@ -10,6 +10,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 
 from playwright.sync_api import expect, sync_playwright
 
@@ -70,15 +71,41 @@ def sign_out(page):
     page.wait_for_url(re.compile(r".*/console/sign-in\?ended=signed-out$"))
 
 
+def chromium(p, home):
+    """Debian's chromium with `home` as its HOME, where it finds its NSS certificate store."""
+    return p.chromium.launch(
+        executable_path="/usr/bin/chromium", headless=True, args=["--no-sandbox"],
+        env={**os.environ, "HOME": home},
+    )
+
+
+def trust_ca(home):
+    """Make `home`'s NSS store trust the server's generated CA, as an admin's browser does
+    after importing ca.pem: the console's certificate is then checked, chain and name."""
+    store = os.path.join(home, ".pki", "nssdb")
+    os.makedirs(store)
+    subprocess.run(["certutil", "-N", "-d", f"sql:{store}", "--empty-password"], check=True)
+    subprocess.run(["certutil", "-A", "-d", f"sql:{store}", "-n", "tessera-ca", "-t", "C,,",
+                    "-i", os.environ["LDAPTLS_CACERT"]], check=True)
+
+
 def main():
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path="/usr/bin/chromium", headless=True, args=["--no-sandbox"]
-        )
+    with sync_playwright() as p, tempfile.TemporaryDirectory() as bare, \
+            tempfile.TemporaryDirectory() as home:
+        # Without the CA the browser refuses the console: the store below is what makes
+        # the difference.
+        stranger = chromium(p, bare)
+        try:
+            stranger.new_page().goto(f"{CONSOLE}/console/sign-in")
+            fail("a browser that does not trust the CA refuses the console")
+        except Exception as e:
+            check("a browser that does not trust the CA refuses the console",
+                  "ERR_CERT" in str(e), str(e)[:200])
+        stranger.close()
+        trust_ca(home)
+        browser = chromium(p, home)
         print(f"     browser {browser.version}")
-        # The server's certificate is from its own generated CA, which this browser
-        # profile does not hold; TLS is still on (the console's cookie is Secure).
-        context = browser.new_context(ignore_https_errors=True, viewport={"width": 1200, "height": 800})
+        context = browser.new_context(viewport={"width": 1200, "height": 800})
         page = context.new_page()
         errors = []
         # Refusals are 4xx pages (the browser logs "Failed to load resource" for them);
@@ -99,7 +126,7 @@ def main():
               and session[0]["sameSite"] == "Strict" and session[0]["path"] == "/",
               str(session and {k: session[0][k] for k in ("httpOnly", "secure", "sameSite", "path")}))
         shot(page, "overview")
-        other = browser.new_context(ignore_https_errors=True).new_page()
+        other = browser.new_context().new_page()
         other.goto(link)
         check("the link works once", "not valid" in other.content())
         other.context.close()
