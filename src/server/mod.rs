@@ -196,6 +196,12 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         None => Vec::new(),
     };
     let (schema, store) = open_configured(&config)?;
+    // LDAPI too (its socket lives in the data directory), before any listener serves:
+    // whoever sees LDAPS answer may go on to use the CLI.
+    let ldapi = match config.ldapi_path() {
+        Some(path) => Some((bind_unix(&path)?, path)),
+        None => None,
+    };
     // A cluster member's tree comes through the log: its store is written by nothing else.
     let member = config.cluster.is_some() && store.replicated()?.applied.is_some();
     if !member {
@@ -335,8 +341,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         running.state.clock.clone(),
         shutdown.clone(),
     ));
-    if let Some(path) = config.ldapi_path() {
-        let listener = bind_unix(&path)?;
+    if let Some((listener, path)) = ldapi {
         running.ldapi = Some(path);
         // A pool of its own: a flood on the network listeners must never lock out the
         // local administrator.
