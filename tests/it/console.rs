@@ -825,13 +825,7 @@ async fn the_local_administrator_confirms_with_a_new_one_time_code() {
     let server = TestServer::start().await;
     let mut admin = server.admin().await;
     add_person(&mut admin, "bob", "pw-bob", false).await;
-    let mut b = Browser::new(&server);
-    let code = sign_in_code(&server).await;
-    let r = b
-        .post_from("/console/sign-in/link", &[("code", &code)], From::Console)
-        .await;
-    redirects(&r, "/console");
-    b.refresh_csrf().await;
+    let mut b = Browser::admin(&server).await;
     server
         .running()
         .state
@@ -843,6 +837,12 @@ async fn the_local_administrator_confirms_with_a_new_one_time_code() {
         .await;
     asked.expect(403);
     assert!(asked.text().contains("tessera console sign-in-link"));
+    // A code another browser already signed in with.
+    let code = sign_in_code(&server).await;
+    Browser::new(&server)
+        .post_from("/console/sign-in/link", &[("code", &code)], From::Console)
+        .await
+        .expect(303);
     let spent = b
         .post(
             "/console/people/bob/password",
